@@ -1,0 +1,44 @@
+# Two commands set everything up: `make demo` and `make test`. Each creates or updates
+# .venv with a Python >= 3.12 found by scripts/find-python.sh (override: make PYTHON=...).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint format bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/find-python.sh
+	@set -e; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	    base=$$(sh scripts/find-python.sh); \
+	    echo "creating $(VENV) with $$base"; \
+	    rm -rf $(VENV); "$$base" -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m clvbayes demo --out reports/cdnow
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check clvbayes tests benchmarks
+	$(PY) -m ruff format --check clvbayes tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format clvbayes tests benchmarks
+	$(PY) -m ruff check --fix clvbayes tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache build *.egg-info

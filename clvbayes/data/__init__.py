@@ -1,0 +1,1 @@
+"""Data preparation: RFM summaries, validation, compression. Knows no model."""

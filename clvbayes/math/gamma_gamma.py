@@ -1,0 +1,65 @@
+"""Gamma-Gamma spend model (Fader & Hardie 2013) maths as plain functions of arrays.
+
+A customer's transaction values are Gamma(p, nu); the scale ``nu`` varies across
+customers as Gamma(q, v) (the papers' ``gamma`` is our ``v``, pymc-marketing's name).
+The observed data are ``x`` (number of repeat transactions) and ``z`` (their mean value);
+only customers with ``x > 0`` carry information about spend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clvbayes.math._ops import ops_for
+
+__all__ = ["frequency_terms", "loglik"]
+
+
+def frequency_terms(p: Any, q: Any, x: Any) -> Any:
+    """``log Γ(px+q) - log Γ(px) - log Γ(q) + px log x``: the part that depends on x only."""
+    ops = ops_for(p, q, x)
+    px = p * x
+    return ops.gammaln(px + q) - ops.gammaln(px) - ops.gammaln(q) + px * ops.log(x)
+
+
+def loglik(
+    p: Any,
+    q: Any,
+    v: Any,
+    x: Any,
+    z: Any,
+    *,
+    x_levels: Any = None,
+    x_index: Any = None,
+) -> Any:
+    """Log density of each customer's mean spend ``z`` given ``x > 0`` transactions.
+
+    .. math::
+
+        \\ell = \\log\\frac{\\Gamma(px+q)}{\\Gamma(px)\\Gamma(q)} + q\\log v
+        + (px-1)\\log z + px\\log x - (px+q)\\log(v + x z)
+
+    Parameters
+    ----------
+    p, q, v : array_like
+        Population parameters (positive).
+    x : array_like
+        Number of repeat transactions (must be > 0).
+    z : array_like
+        Mean value of those transactions (must be > 0).
+    x_levels, x_index : array_like, optional
+        Distinct frequencies and each row's index into them; the Gamma functions are then
+        computed once per distinct frequency.
+
+    Returns
+    -------
+    array
+        Log density of each row.
+    """
+    ops = ops_for(p, q, v, x, z)
+    if x_levels is None:
+        base = frequency_terms(p, q, x)
+    else:
+        base = frequency_terms(p, q, x_levels)[..., x_index]
+    px = p * x
+    return base + q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x * z)
