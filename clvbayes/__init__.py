@@ -1,3 +1,34 @@
-"""clvbayes: Bayesian customer-lifetime-value models with a posterior for every customer."""
+"""clvbayes: Bayesian customer-lifetime-value models with a posterior for every customer.
+
+Public names are loaded on first use, so ``import clvbayes`` is quick and has no side
+effects (PyMC is imported only when a model is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "BGNBD": "clvbayes.models",
+    "GammaGamma": "clvbayes.models",
+    "FittedModel": "clvbayes.models",
+    "compress": "clvbayes.data.compress",
+    "CompressedRFM": "clvbayes.data.compress",
+    "load": "clvbayes.io",
+    "save": "clvbayes.io",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clvbayes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -45,6 +45,12 @@ class CompressedRFM:
     x_levels: np.ndarray
     x_index: np.ndarray
 
+    def __repr__(self) -> str:
+        return (
+            f"CompressedRFM(columns={self.columns}, n_rows={self.n_rows}, "
+            f"n_customers={self.n_customers})"
+        )
+
     @property
     def n_rows(self) -> int:
         """Number of unique rows."""
@@ -89,9 +95,7 @@ class CompressedRFM:
         return cls(columns, rows, counts, inverse, x_levels, x_index.astype(np.int64))
 
 
-def compress(
-    rfm: Any, columns: Sequence[str] = ("frequency", "recency", "T")
-) -> CompressedRFM:
+def compress(rfm: Any, columns: Sequence[str] = ("frequency", "recency", "T")) -> CompressedRFM:
     """Compress an RFM table to its unique rows with customer counts.
 
     Parameters
