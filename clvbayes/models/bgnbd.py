@@ -45,7 +45,7 @@ class BGNBD(ModelSpec):
     params: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
     default_priors = BGNBD_PRIORS
     prior_names = frozenset({"r", "alpha", "a", "b", "phi_dropout", "kappa_dropout"})
-    prior_alternatives = {
+    prior_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {
         frozenset({"a", "b"}): frozenset({"phi_dropout", "kappa_dropout"}),
         frozenset({"phi_dropout", "kappa_dropout"}): frozenset({"a", "b"}),
     }
