@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from clvbayes.math._ops import Factor
+
 __all__ = ["CompressedRFM", "compress"]
 
 
@@ -33,17 +35,21 @@ class CompressedRFM:
         Number of customers sharing each unique row; ``counts.sum() == n_customers``.
     inverse : ndarray of int64
         For each customer (in the input order), the index of its unique row.
-    x_levels, x_index : ndarray
-        Distinct frequencies and each row's index into them (``rows["frequency"] ==
-        x_levels[x_index]``), so frequency-only likelihood terms are computed once each.
+    factors : dict of str to Factor
+        Each column as distinct levels plus each row's index into them, so likelihood
+        terms that depend on one column alone are computed once per distinct value
+        (see :class:`clvbayes.math._ops.Factor`).
     """
 
     columns: tuple[str, ...]
     rows: dict[str, np.ndarray]
     counts: np.ndarray
     inverse: np.ndarray
-    x_levels: np.ndarray
-    x_index: np.ndarray
+    factors: dict[str, Factor]
+
+    def factor(self, column: str) -> Factor:
+        """``column`` as a :class:`~clvbayes.math._ops.Factor` of the unique rows."""
+        return self.factors[column]
 
     def __repr__(self) -> str:
         return (
@@ -90,9 +96,8 @@ class CompressedRFM:
         counts: np.ndarray,
         inverse: np.ndarray,
     ) -> CompressedRFM:
-        freq = rows.get("frequency", np.zeros(counts.shape[0]))
-        x_levels, x_index = np.unique(freq, return_inverse=True)
-        return cls(columns, rows, counts, inverse, x_levels, x_index.astype(np.int64))
+        factors = {c: Factor.of(rows[c]) for c in columns}
+        return cls(columns, rows, counts, inverse, factors)
 
 
 def compress(rfm: Any, columns: Sequence[str] = ("frequency", "recency", "T")) -> CompressedRFM:

@@ -9,8 +9,9 @@ when a PyTensor variable is seen: ``import clvbayes.math`` loads neither PyMC no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special as sp
@@ -76,3 +77,44 @@ def ops_for(*args: Any) -> SimpleNamespace:
     if any(_is_tensor(a) for a in args):
         return _tensor_ops()
     return NUMPY_OPS
+
+
+class Factor(NamedTuple):
+    """A data column stored as its distinct ``levels`` and each row's ``index`` into them.
+
+    Passing a ``Factor`` instead of an array to a likelihood makes every term that depends
+    on that column alone be computed once per distinct value and then gathered: on CDNOW
+    master, 8,685 unique rows have only 37 distinct frequencies, 271 recencies and 84 ages.
+    """
+
+    levels: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, values: Any) -> Factor:
+        """Factorise an array."""
+        levels, index = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+        return cls(levels, index.reshape(-1).astype(np.int64))
+
+    @property
+    def values(self) -> np.ndarray:
+        """The column itself."""
+        return self.levels[self.index]
+
+
+def per_level(fn: Callable[[Any], Any], column: Any) -> Any:
+    """``fn(column)``, computed once per level when ``column`` is a :class:`Factor`.
+
+    ``fn`` may return a tuple of arrays; each is gathered.
+    """
+    if not isinstance(column, Factor):
+        return fn(column)
+    out = fn(column.levels)
+    if isinstance(out, tuple):
+        return tuple(o[..., column.index] for o in out)
+    return out[..., column.index]
+
+
+def values_of(column: Any) -> Any:
+    """The plain values of ``column`` (an array, a PyTensor variable or a Factor)."""
+    return column.values if isinstance(column, Factor) else column

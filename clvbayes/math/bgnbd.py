@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from clvbayes.math._ops import ops_for
+import numpy as np
+
+from clvbayes.math._ops import Factor, ops_for, per_level, values_of
 
 __all__ = ["frequency_terms", "loglik"]
 
@@ -73,28 +75,29 @@ def loglik(
     ----------
     r, alpha, a, b : array_like
         Population parameters, broadcast against the data.
-    x, t_x, T : array_like
-        Frequency, recency and age of each row, in the same time unit.
+    x, t_x, T : array_like or Factor
+        Frequency, recency and age of each row, in the same time unit. Each may be a
+        :class:`~clvbayes.math._ops.Factor` (distinct levels + row index): the terms that
+        depend on that column alone (the Γ and B functions for ``x``, the logarithms for
+        ``t_x`` and ``T``) are then computed once per level and gathered. This is what
+        makes the likelihood cost little more than one ``logaddexp`` per unique row.
     x_levels, x_index : array_like, optional
-        Distinct frequencies and, per row, the index of its frequency in ``x_levels``
-        (``x == x_levels[x_index]``). When given, the frequency-only terms (the
-        ``Γ`` and ``B`` functions) are computed once per distinct frequency and gathered,
-        which is the costly part of the likelihood. Omitted: computed per row.
+        Shorthand for ``x=Factor(x_levels, x_index)``.
 
     Returns
     -------
     array
         Log-likelihood of each row (not summed, not weighted).
     """
-    ops = ops_for(r, alpha, a, b, x, t_x, T)
-    if x_levels is None:
-        base, log_odds = frequency_terms(r, alpha, a, b, x)
-    else:
-        base_levels, odds_levels = frequency_terms(r, alpha, a, b, x_levels)
-        base, log_odds = base_levels[..., x_index], odds_levels[..., x_index]
-    log_alpha_T = ops.log(alpha + T)
-    alive_branch = r * ops.log(alpha) - (r + x) * log_alpha_T
+    if x_levels is not None:
+        x = Factor(np.asarray(x_levels), np.asarray(x_index))
+    x_values = values_of(x)
+    ops = ops_for(r, alpha, a, b, x_values, values_of(t_x), values_of(T))
+    base, log_odds = per_level(lambda lv: frequency_terms(r, alpha, a, b, lv), x)
+    log_alpha_T = per_level(lambda lv: ops.log(alpha + lv), T)
+    log_alpha_t = per_level(lambda lv: ops.log(alpha + lv), t_x)
+    alive_branch = r * ops.log(alpha) - (r + x_values) * log_alpha_T
     # log of [B(a+1,b+x-1)/B(a,b+x)] * ((alpha+T)/(alpha+t_x))^(r+x); ignored when x == 0.
-    log_ratio = log_odds + (r + x) * (log_alpha_T - ops.log(alpha + t_x))
-    dropout_term = ops.where(x > 0, ops.logaddexp(0.0, log_ratio), 0.0)
+    log_ratio = log_odds + (r + x_values) * (log_alpha_T - log_alpha_t)
+    dropout_term = ops.where(x_values > 0, ops.logaddexp(0.0, log_ratio), 0.0)
     return base + alive_branch + dropout_term

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from clvbayes.math._ops import ops_for
+import numpy as np
+
+from clvbayes.math._ops import Factor, ops_for, per_level, values_of
 
 __all__ = ["frequency_terms", "loglik"]
 
@@ -43,23 +45,23 @@ def loglik(
     ----------
     p, q, v : array_like
         Population parameters (positive).
-    x : array_like
-        Number of repeat transactions (must be > 0).
+    x : array_like or Factor
+        Number of repeat transactions (must be > 0); a
+        :class:`~clvbayes.math._ops.Factor` computes the Gamma functions once per level.
     z : array_like
         Mean value of those transactions (must be > 0).
     x_levels, x_index : array_like, optional
-        Distinct frequencies and each row's index into them; the Gamma functions are then
-        computed once per distinct frequency.
+        Shorthand for ``x=Factor(x_levels, x_index)``.
 
     Returns
     -------
     array
         Log density of each row.
     """
-    ops = ops_for(p, q, v, x, z)
-    if x_levels is None:
-        base = frequency_terms(p, q, x)
-    else:
-        base = frequency_terms(p, q, x_levels)[..., x_index]
-    px = p * x
-    return base + q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x * z)
+    if x_levels is not None:
+        x = Factor(np.asarray(x_levels), np.asarray(x_index))
+    x_values = values_of(x)
+    ops = ops_for(p, q, v, x_values, z)
+    base = per_level(lambda lv: frequency_terms(p, q, lv), x)
+    px = p * x_values
+    return base + q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x_values * z)

@@ -64,11 +64,9 @@ class BGNBD(ModelSpec):
                 v["alpha"],
                 a,
                 b,
-                data["frequency"],
-                data["recency"],
-                data["T"],
-                x_levels=data.x_levels,
-                x_index=data.x_index,
+                data.factor("frequency"),
+                data.factor("recency"),
+                data.factor("T"),
             )
             pm.Potential("loglik", (data.counts * ll).sum())
         return model
@@ -80,9 +78,7 @@ class BGNBD(ModelSpec):
             params["alpha"],
             params["a"],
             params["b"],
-            data["frequency"],
-            data["recency"],
-            data["T"],
-            x_levels=data.x_levels,
-            x_index=data.x_index,
+            data.factor("frequency"),
+            data.factor("recency"),
+            data.factor("T"),
         )

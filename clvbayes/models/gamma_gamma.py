@@ -53,10 +53,8 @@ class GammaGamma(ModelSpec):
                 v["p"],
                 v["q"],
                 v["v"],
-                data["frequency"],
+                data.factor("frequency"),
                 data["monetary_value"],
-                x_levels=data.x_levels,
-                x_index=data.x_index,
             )
             pm.Potential("loglik", (data.counts * ll).sum())
         return model
@@ -67,8 +65,6 @@ class GammaGamma(ModelSpec):
             params["p"],
             params["q"],
             params["v"],
-            data["frequency"],
+            data.factor("frequency"),
             data["monetary_value"],
-            x_levels=data.x_levels,
-            x_index=data.x_index,
         )
