@@ -14,7 +14,13 @@ import numpy as np
 
 from clvbayes.math._ops import Factor, ops_for, per_level, values_of
 
-__all__ = ["frequency_terms", "loglik"]
+__all__ = [
+    "expected_spend",
+    "expected_spend_new",
+    "frequency_terms",
+    "loglik",
+    "spend_scale_posterior",
+]
 
 
 def frequency_terms(p: Any, q: Any, x: Any) -> Any:
@@ -65,3 +71,42 @@ def loglik(
     base = per_level(lambda lv: frequency_terms(p, q, lv), x)
     px = p * x_values
     return base + q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x_values * z)
+
+
+def spend_scale_posterior(p: Any, q: Any, v: Any, x: Any, z: Any) -> tuple[Any, Any]:
+    """Conditional posterior of a customer's spend scale ``ν``: ``Gamma(px + q, v + xz)``.
+
+    With ``x`` transactions of mean ``z``, the values' Gamma(p, ν) likelihood is
+    ``∝ ν^(px) e^(-ν x z)``; times the prior ``Gamma(ν; q, v)`` this is
+    ``Gamma(ν; px + q, v + x z)`` (Fader & Hardie 2013, sec. 3). For ``x = 0`` it is the
+    prior ``Gamma(q, v)`` (``z`` is then ignored; pass 0).
+
+    Returns
+    -------
+    shape, rate : array
+        Gamma shape and *rate* of ``ν``, broadcast like the inputs.
+    """
+    ops = ops_for(p, q, v, x, z)
+    x_z = ops.where(x > 0, x * z, 0.0)
+    return p * x + q, v + x_z
+
+
+def expected_spend(p: Any, q: Any, v: Any, x: Any, z: Any) -> Any:
+    """Conditional expected average transaction value ``E[Z | x, z̄]``.
+
+    .. math::
+
+        E[Z \\mid p, q, v, x, \\bar z] = \\frac{p (v + x \\bar z)}{p x + q - 1}
+
+    (Fader & Hardie 2013, eq. 5): ``E[p/ν]`` under :func:`spend_scale_posterior`. A
+    weighted mean of the population mean ``p v/(q-1)`` and the observed ``z̄`` with
+    weight ``px/(px+q-1)`` on ``z̄``. For ``x = 0`` it is the population mean,
+    :func:`expected_spend_new`. Requires ``q > 1`` (the mean exists).
+    """
+    shape, rate = spend_scale_posterior(p, q, v, x, z)
+    return p * rate / (shape - 1)
+
+
+def expected_spend_new(p: Any, q: Any, v: Any) -> Any:
+    """Population mean transaction value ``p v / (q - 1)`` (``E[p/ν]``, ``ν ~ Gamma(q, v)``)."""
+    return expected_spend(p, q, v, 0.0, 0.0)

@@ -1,0 +1,95 @@
+"""Discounting arithmetic for customer lifetime value.
+
+An *annual effective* discount rate ``d`` (e.g. 0.10 for 10 % a year) is converted to a
+*continuous* rate per model time unit,
+
+.. math::
+
+    \\delta = \\ln(1 + d) \\cdot \\frac{\\text{days per unit}}{365.2425},
+
+so that a cash flow at time ``t`` (in model units) is worth ``exp(-δ t)`` today and one
+year later exactly ``1/(1+d)``. 365.2425 is the mean Gregorian year. Time units are
+given as a number of days or one of the names in :data:`DAYS_PER_UNIT`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DAYS_PER_UNIT",
+    "DAYS_PER_YEAR",
+    "continuous_rate",
+    "days_per_unit",
+    "discount_factor",
+    "discounted_sum",
+]
+
+DAYS_PER_YEAR = 365.2425
+"""Mean length of the Gregorian year in days."""
+
+DAYS_PER_UNIT: dict[str, float] = {
+    "day": 1.0,
+    "week": 7.0,
+    "month": DAYS_PER_YEAR / 12.0,
+    "quarter": DAYS_PER_YEAR / 4.0,
+    "year": DAYS_PER_YEAR,
+}
+"""Length of each named ``time_unit`` in days (months and quarters are mean lengths)."""
+
+
+def days_per_unit(time_unit: str | float) -> float:
+    """Number of days in one ``time_unit`` (a name in :data:`DAYS_PER_UNIT` or a number)."""
+    if isinstance(time_unit, str):
+        try:
+            return DAYS_PER_UNIT[time_unit]
+        except KeyError:
+            raise ValueError(
+                f"unknown time_unit {time_unit!r}; use one of {sorted(DAYS_PER_UNIT)} "
+                "or a number of days"
+            ) from None
+    days = float(time_unit)
+    if not days > 0:
+        raise ValueError(f"time_unit must be a positive number of days, got {time_unit!r}")
+    return days
+
+
+def continuous_rate(annual_rate: Any, time_unit: str | float = "week") -> Any:
+    """Continuous discount rate per time unit from an annual effective rate.
+
+    Parameters
+    ----------
+    annual_rate : float or array_like
+        Annual effective rate ``d > -1`` (0.1 = 10 % a year; 0 = no discounting).
+    time_unit : str or float
+        The model's time unit: ``"day"``, ``"week"``, ``"month"``, ``"quarter"``,
+        ``"year"`` or a number of days.
+
+    Returns
+    -------
+    float or ndarray
+        ``δ = log1p(d) · days_per_unit / 365.2425``.
+
+    Examples
+    --------
+    >>> round(float(continuous_rate(0.1, "year")), 12) == round(float(np.log(1.1)), 12)
+    True
+    """
+    d = np.asarray(annual_rate, dtype=float)
+    if np.any(d <= -1):
+        raise ValueError("annual_rate must be greater than -1")
+    return np.log1p(d) * (days_per_unit(time_unit) / DAYS_PER_YEAR)
+
+
+def discount_factor(t: Any, rate: Any) -> Any:
+    """Present value of one unit paid at time ``t``: ``exp(-δ t)`` (``rate`` is ``δ``)."""
+    return np.exp(-np.asarray(rate, dtype=float) * np.asarray(t, dtype=float))
+
+
+def discounted_sum(values: Any, times: Any, rate: Any, axis: int = -1) -> np.ndarray:
+    """``Σ values_j · exp(-δ t_j)`` along ``axis``; NaN times (padding) contribute 0."""
+    times = np.asarray(times, dtype=float)
+    terms = np.asarray(values, dtype=float) * discount_factor(times, rate)
+    return np.sum(np.where(np.isnan(times), 0.0, terms), axis=axis)
