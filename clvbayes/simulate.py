@@ -76,7 +76,8 @@ def simulate_bgnbd(
     idx = np.arange(n)
     now = np.zeros(n)
     while idx.size:
-        with np.errstate(divide="ignore"):
+        # a rate of 0 (or one so small the gap overflows) means no purchase: arrival = inf
+        with np.errstate(divide="ignore", over="ignore"):
             arrival = now + rng.standard_exponential(idx.size) / lam[idx]
         inside = arrival <= T[idx]
         idx, now = idx[inside], arrival[inside]

@@ -68,8 +68,8 @@ class ModelSpec(ABC):
         return np.ones(len(next(iter(values.values()))), dtype=bool)
 
     @abstractmethod
-    def build(self, data: CompressedRFM) -> pm.Model:
-        """The PyMC model on compressed data."""
+    def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
+        """The PyMC model on compressed data (priors only if ``likelihood`` is False)."""
 
     @abstractmethod
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:

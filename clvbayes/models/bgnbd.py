@@ -50,7 +50,7 @@ class BGNBD(ModelSpec):
         frozenset({"phi_dropout", "kappa_dropout"}): frozenset({"a", "b"}),
     }
 
-    def build(self, data: CompressedRFM) -> pm.Model:
+    def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""
         with pm.Model() as model:
             v = self._add_priors()
@@ -59,6 +59,8 @@ class BGNBD(ModelSpec):
             else:
                 a = pm.Deterministic("a", v["phi_dropout"] * v["kappa_dropout"])
                 b = pm.Deterministic("b", (1.0 - v["phi_dropout"]) * v["kappa_dropout"])
+            if not likelihood:
+                return model
             ll = bgnbd.loglik(
                 v["r"],
                 v["alpha"],

@@ -45,10 +45,12 @@ class GammaGamma(ModelSpec):
         """Customers with repeat purchases of positive mean value."""
         return (values["frequency"] > 0) & (values["monetary_value"] > 0)
 
-    def build(self, data: CompressedRFM) -> pm.Model:
+    def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""
         with pm.Model() as model:
             v = self._add_priors()
+            if not likelihood:
+                return model
             ll = gamma_gamma.loglik(
                 v["p"],
                 v["q"],
