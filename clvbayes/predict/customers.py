@@ -1,0 +1,713 @@
+"""Per-customer posteriors and posterior predictive draws of purchases and CLV.
+
+For every posterior draw ``s`` of the population parameters and every customer:
+
+1. **Analytic quantities** from :mod:`clvbayes.math`: ``P(alive)`` (FHL 2005, eq. 11),
+   the conditional expected purchases in ``(T, T+h]`` (eq. 10) and, with a spend fit,
+   the conditional-mean CLV ``margin x E[discounted purchases] x E[spend]`` (what
+   pymc-marketing's ``expected_customer_lifetime_value`` reports per draw).
+2. **Posterior predictive draws.** The customer's latent state is drawn from its exact
+   conditional posterior (:func:`clvbayes.math.bgnbd.customer_posterior`): alive with
+   probability ``P(alive)``, then ``λ ~ Gamma(r+x, α+T)`` and ``p ~ Beta(a, b+x)``; a
+   customer who dropped out after the last purchase buys nothing more, so that branch's
+   ``(λ, p)`` never matter. Future purchase *times* are simulated (Poisson arrivals,
+   dropout after each purchase with probability ``p``), so discounting is exact. With a
+   spend fit the spend scale is ``ν ~ Gamma(px+q, v+xz)``
+   (:func:`clvbayes.math.gamma_gamma.spend_scale_posterior`; the prior ``Gamma(q, v)``
+   for customers the Gamma-Gamma model does not use, i.e. ``x = 0`` or
+   ``monetary_value = 0``), and each future transaction is worth ``Gamma(p, rate ν)``,
+   independently of its timing. The draws carry both uncertainties: the population
+   parameters' and the customer's own.
+
+Discounting. ``annual_discount`` is an annual *effective* rate ``d``; it becomes the
+continuous rate ``δ = ln(1+d) x days_per_unit / 365.2425`` per model time unit
+(:func:`clvbayes.math.clv.continuous_rate`), and a purchase at time ``t`` after ``T`` is
+worth ``exp(-δ t)``.
+
+Memory and time. Customers are processed in chunks (and the draws of a chunk in blocks)
+sized from ``memory_limit_mb``; no ``draw x customer`` intermediate is formed beyond a
+chunk. Chunks follow the order of the distinct ``(frequency, recency, T, horizon)`` rows,
+so the analytic quantities are computed about once per distinct row and draw (CDNOW
+master: 8,685 distinct rows for 23,570 customers).
+What is kept for all customers is what the caller asks for in ``keep_draws`` (float32 /
+int32, ``4 x draws x customers`` bytes each) plus the CLV draws, which the ranks need.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvbayes.data.checks import check_rfm
+from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math.clv import continuous_rate, discount_factor
+from clvbayes.models.base import FittedModel
+from clvbayes.predict.summaries import customer_columns, rank_columns
+from clvbayes.simulate import simulate_future_purchases
+
+__all__ = [
+    "DRAW_VARIABLES",
+    "FutureValue",
+    "Result",
+    "expected_discounted_purchases",
+    "expected_purchases",
+    "p_alive",
+    "predict_customers",
+    "simulate_future_value",
+]
+
+DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
+"""Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
+
+_TINY = np.finfo(float).tiny
+# float64 temporaries per (draw, customer) element of a working block, and bytes held
+# per element of a customer chunk (outputs in float32/int32 plus the summaries' sorts).
+_WORK_BYTES = 640
+_CHUNK_BYTES = 64
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Per-customer predictions.
+
+    Attributes
+    ----------
+    summary : DataFrame
+        One row per customer (see :func:`predict_customers`).
+    draws : xarray.Dataset
+        Draws with dims ``(chain, draw, customer_id)``.
+    """
+
+    summary: pd.DataFrame
+    draws: xr.Dataset
+
+
+@dataclass(frozen=True, eq=False)
+class _Customers:
+    """The columns a prediction needs, as float arrays (copies of the caller's data)."""
+
+    ids: np.ndarray
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    z: np.ndarray
+    spend_informed: np.ndarray
+    horizon: np.ndarray
+
+    def __len__(self) -> int:
+        return self.x.size
+
+    def take(self, part: slice | np.ndarray) -> _Customers:
+        return _Customers(*(getattr(self, f)[part] for f in self.__dataclass_fields__))
+
+
+def _read_customers(rfm: Any, horizon: Any, *, need_spend: bool) -> _Customers:
+    columns = ("frequency", "recency", "T", *(("monetary_value",) if need_spend else ()))
+    values = check_rfm(rfm, columns)
+    n = values["frequency"].size
+    if "customer_id" in rfm:
+        ids = np.asarray(rfm["customer_id"]).copy()
+    else:
+        ids = np.asarray(getattr(rfm, "index", np.arange(n))).copy()
+    if pd.Index(ids).has_duplicates:
+        raise ValueError("customer_id has duplicates; predictions need one row per customer.")
+    h = np.asarray(horizon, dtype=float)
+    if h.ndim > 1 or (h.ndim == 1 and h.size != n):
+        raise ValueError(f"horizon must be a number or one value per customer ({n}).")
+    h = np.broadcast_to(h, (n,)).copy()
+    if not np.all(np.isfinite(h) & (h >= 0)):
+        raise ValueError("horizon must be finite and non-negative.")
+    x = values["frequency"]
+    z = values.get("monetary_value", np.zeros(n))
+    informed = (x > 0) & (z > 0)
+    return _Customers(ids, x, values["recency"], values["T"], z, informed, h)
+
+
+def _check_kind(fit: FittedModel, kind: str, argument: str) -> None:
+    if not isinstance(fit, FittedModel) or fit.kind != kind:
+        got = getattr(fit, "kind", type(fit).__name__)
+        raise TypeError(f"{argument} must be a fitted {kind} model, got {got}.")
+
+
+def _draw_index(available: int, wanted: int | None) -> np.ndarray:
+    """Draws to use: all, evenly thinned, or repeated cyclically when more are wanted.
+
+    Repeating lets a point estimate (MAP: one draw) still give a predictive distribution
+    of the customer-level randomness.
+    """
+    if wanted is None:
+        return np.arange(available)
+    if wanted < 1:
+        raise ValueError(f"n_draws must be positive, got {wanted}")
+    if wanted >= available:
+        return np.arange(wanted) % available
+    return (np.arange(wanted) * available) // wanted
+
+
+def _population_draws(
+    fit: FittedModel, n_draws: int | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Flat ``(chain*draw,)`` parameter draws and the ``chain``/``draw`` coordinates."""
+    params = fit.params()
+    n_chain, n_draw = next(iter(params.values())).shape
+    per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
+    index = _draw_index(n_draw, per_chain)
+    posterior = fit.posterior
+    coords = {
+        "chain": posterior["chain"].to_numpy(),
+        "draw": posterior["draw"].to_numpy() if n_draws is None else np.arange(index.size),
+    }
+    return {k: np.ascontiguousarray(v[:, index]).reshape(-1) for k, v in params.items()}, coords
+
+
+def _spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]:
+    """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors)."""
+    flat = {k: v.reshape(-1) for k, v in spend_fit.params().items()}
+    index = _draw_index(next(iter(flat.values())).size, n_samples)
+    return {k: v[index] for k, v in flat.items()}
+
+
+# --- maths composed from clvbayes.math (candidates for clvbayes.math / simulate) -------
+
+
+def expected_discounted_purchases(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    horizon: Any,
+    discount_rate: Any,
+    *,
+    nodes: int = 16,
+) -> np.ndarray:
+    """Expected discounted number of purchases in ``(T, T+h]``: ``E[Σ_j exp(-δ t_j)]``.
+
+    With ``E(t)`` the conditional expected purchases in ``(T, T+t]``
+    (:func:`clvbayes.math.bgnbd.expected_purchases`), integration by parts gives
+
+    .. math::
+
+        \\int_0^h e^{-δt}\\, dE(t) = e^{-δh} E(h) + δ \\int_0^h e^{-δt} E(t)\\, dt,
+
+    and the last integral is computed by ``nodes``-point Gauss-Legendre quadrature.
+    ``E`` is smooth (analytic for ``t > 0``, linear near 0), so the rule converges
+    geometrically: with the default 16 nodes it agrees with a 20,000-step Stieltjes sum
+    to 1e-6 relative (the sum's own error) up to ``δh = 20`` and ``h = 10 (α + T)``,
+    and to ~1e-9 against 48 nodes (``tests/test_predict.py``). Exact (no quadrature)
+    when ``δ = 0``.
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters, broadcast against the data.
+    x, t_x, T : array_like
+        Frequency, recency and age.
+    horizon : array_like
+        Length of the window ``h``.
+    discount_rate : float
+        Continuous rate ``δ`` per time unit.
+    nodes : int
+        Gauss-Legendre nodes.
+
+    Returns
+    -------
+    ndarray
+    """
+    args = (r, alpha, a, b, x, t_x, T)
+    h = np.asarray(horizon, dtype=float)
+    total = bgnbd.expected_purchases(*args, h)
+    delta = float(discount_rate)
+    if delta == 0:
+        return total
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    integral = 0.0
+    for ui, wi in zip(u, w, strict=True):
+        t = 0.5 * h * (ui + 1.0)
+        integral = integral + 0.5 * h * wi * discount_factor(t, delta) * (
+            bgnbd.expected_purchases(*args, t)
+        )
+    return discount_factor(h, delta) * total + delta * integral
+
+
+class FutureValue(NamedTuple):
+    """Simulated future purchases and their discounted value per element.
+
+    Attributes
+    ----------
+    count : ndarray of int64
+        Purchases in ``(0, horizon]``.
+    value : ndarray of float
+        ``Σ_j V_j exp(-δ t_j)`` over those purchases, ``V_j ~ Gamma(shape, rate)``.
+    """
+
+    count: np.ndarray
+    value: np.ndarray
+
+
+def simulate_future_value(
+    lam: Any,
+    p_drop: Any,
+    alive: Any,
+    horizon: Any,
+    value_shape: Any,
+    value_rate: Any,
+    *,
+    rng: np.random.Generator,
+    discount_rate: float = 0.0,
+    max_block_elements: int = 2**20,
+) -> FutureValue:
+    """Simulate future purchases *with their values* for customers of known latent state.
+
+    PROPOSED FOR :mod:`clvbayes.simulate` (a "marks" option of
+    :func:`clvbayes.simulate.simulate_future_purchases`, which returns only counts and
+    ``Σ exp(-δ t_j)``; a weighted sum of Gamma values is not Gamma, so the values must
+    be drawn per purchase to discount exactly).
+
+    Same process as ``simulate_future_purchases``: alive customers buy as a Poisson
+    process of rate ``lam`` and drop out after each purchase with probability
+    ``p_drop``. Each purchase is worth ``Gamma(value_shape, rate value_rate)``,
+    independent of its time. Without discounting the count comes from
+    ``simulate_future_purchases`` and the total value is drawn as one
+    ``Gamma(count x shape, rate)`` (exact: a sum of iid Gammas of equal rate). With
+    discounting the purchase times are simulated in blocks (memory bounded by
+    ``max_block_elements``) and each value is drawn.
+
+    Parameters
+    ----------
+    lam, p_drop, alive, horizon : array_like
+        Purchase rate, dropout probability, alive-at-0 flag, window length.
+    value_shape, value_rate : array_like
+        Gamma shape and rate of each transaction value (Gamma-Gamma ``p`` and ``ν``).
+    rng : numpy.random.Generator
+        Random generator.
+    discount_rate : float
+        Continuous rate ``δ`` per time unit.
+    max_block_elements : int
+        Bound on the temporary ``(element x purchase)`` block.
+
+    Returns
+    -------
+    FutureValue
+        Arrays of the broadcast shape of the inputs.
+    """
+    inputs = (lam, p_drop, alive, horizon, value_shape, value_rate)
+    arrays = np.broadcast_arrays(*(np.asarray(w, dtype=float) for w in inputs))
+    shape = arrays[0].shape
+    lam, p_drop, alive, horizon, v_shape, v_rate = (w.ravel() for w in arrays)
+    delta = float(discount_rate)
+    if delta == 0:
+        count = simulate_future_purchases(
+            lam, p_drop, alive, horizon, rng=rng, max_block_elements=max_block_elements
+        ).count
+        value = np.zeros(count.size)
+        has = count > 0
+        value[has] = rng.gamma(count[has] * v_shape[has], 1.0 / v_rate[has])
+        return FutureValue(count.reshape(shape), value.reshape(shape))
+    n = lam.size
+    count = np.zeros(n, dtype=np.int64)
+    value = np.zeros(n)
+    idx = np.flatnonzero((alive != 0) & (lam > 0) & (horizon > 0))
+    remaining = rng.geometric(np.clip(p_drop[idx], _TINY, 1.0))
+    now = np.zeros(idx.size)
+    while idx.size:
+        block = int(np.clip(max_block_elements // idx.size, 1, 4096))
+        gaps = rng.standard_exponential((idx.size, block)) / lam[idx, None]
+        times = now[:, None] + np.cumsum(gaps, axis=1)
+        position = np.arange(1, block + 1)
+        valid = (times <= horizon[idx, None]) & (position <= remaining[:, None])
+        rows, cols = np.nonzero(valid)
+        draws = rng.gamma(v_shape[idx[rows]], 1.0 / v_rate[idx[rows]])
+        worth = draws * discount_factor(times[rows, cols], delta)
+        bought = valid.sum(axis=1)
+        count[idx] += bought
+        value[idx] += np.bincount(rows, weights=worth, minlength=idx.size)
+        remaining = remaining - bought
+        keep = (bought == block) & (remaining > 0)
+        idx, now, remaining = idx[keep], times[keep, -1], remaining[keep]
+    return FutureValue(count.reshape(shape), value.reshape(shape))
+
+
+# --- one block of draws x one chunk of customers -------------------------------------
+
+
+def _unique_rows(c: _Customers) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Distinct ``(x, t_x, T, h)`` of a chunk and each customer's row."""
+    stacked = np.column_stack([c.x, c.t_x, c.T, c.horizon])
+    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    names = ("x", "t_x", "T", "h")
+    return {k: rows[:, i] for i, k in enumerate(names)}, inverse.reshape(-1)
+
+
+def _row_order(c: _Customers) -> np.ndarray:
+    """Customers sorted by their ``(x, t_x, T, h)`` row, so that customers sharing a row
+    fall in the same chunk and the analytic quantities (the costly hypergeometric
+    functions) are evaluated about once per distinct row and draw overall."""
+    _, inverse = _unique_rows(c)
+    return np.argsort(inverse, kind="stable")
+
+
+def _block(
+    theta: dict[str, np.ndarray],
+    spend: dict[str, np.ndarray] | None,
+    c: _Customers,
+    *,
+    delta: float,
+    margin: float,
+    rng: np.random.Generator,
+    nodes: int,
+    max_block_elements: int,
+) -> dict[str, np.ndarray]:
+    """All draws-level quantities for a block of draws (rows) and customers (columns)."""
+    r, alpha, a, b = (theta[k][:, None] for k in ("r", "alpha", "a", "b"))
+    rows, inv = _unique_rows(c)
+    data = (rows["x"], rows["t_x"], rows["T"])
+    state = bgnbd.customer_posterior(r, alpha, a, b, *data)
+    out = {
+        "p_alive": state.p_alive[:, inv],
+        "expected_purchases": bgnbd.expected_purchases(r, alpha, a, b, *data, rows["h"])[:, inv],
+    }
+    shape = out["p_alive"].shape
+    alive = rng.random(shape) < out["p_alive"]
+    lam = np.zeros(shape)
+    p_drop = np.ones(shape)
+    lam[alive] = rng.gamma(state.alive_shape[:, inv][alive], 1.0 / state.alive_rate[:, inv][alive])
+    p_drop[alive] = rng.beta(state.alive_a[:, inv][alive], state.alive_b[:, inv][alive])
+    horizon = np.broadcast_to(c.horizon, shape)
+    if spend is None:
+        out["purchases"] = simulate_future_purchases(
+            lam, p_drop, alive, horizon, rng=rng, max_block_elements=max_block_elements
+        ).count
+        return out
+    p, q, v = (spend[k][:, None] for k in ("p", "q", "v"))
+    x_spend = np.where(c.spend_informed, c.x, 0.0)
+    z_spend = np.where(c.spend_informed, c.z, 0.0)
+    nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
+    nu = rng.gamma(nu_shape, 1.0 / nu_rate)
+    future = simulate_future_value(
+        lam,
+        p_drop,
+        alive,
+        horizon,
+        p,
+        nu,
+        rng=rng,
+        discount_rate=delta,
+        max_block_elements=max_block_elements,
+    )
+    out["purchases"] = future.count
+    out["clv"] = margin * future.value
+    if delta == 0:
+        discounted = out["expected_purchases"]
+    else:
+        discounted = expected_discounted_purchases(
+            r, alpha, a, b, *data, rows["h"], delta, nodes=nodes
+        )[:, inv]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
+    out["clv_conditional"] = margin * discounted * np.where(nu_shape > 1, spend_mean, np.nan)
+    return out
+
+
+_DTYPES = {
+    "p_alive": np.float32,
+    "expected_purchases": np.float32,
+    "purchases": np.int32,
+    "clv": np.float32,
+    "clv_conditional": np.float64,
+}
+
+
+def _chunk(
+    theta: dict[str, np.ndarray],
+    spend: dict[str, np.ndarray] | None,
+    c: _Customers,
+    *,
+    block_draws: int,
+    **options: Any,
+) -> dict[str, np.ndarray]:
+    """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block."""
+    n_samples = next(iter(theta.values())).size
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, n_samples, block_draws):
+        part = slice(start, start + block_draws)
+        block = _block(
+            {k: v[part] for k, v in theta.items()},
+            None if spend is None else {k: v[part] for k, v in spend.items()},
+            c,
+            **options,
+        )
+        for name, values in block.items():
+            if name not in out:
+                out[name] = np.empty((n_samples, len(c)), dtype=_DTYPES[name])
+            out[name][part] = values
+    return out
+
+
+def _plan(
+    n_samples: int, n_customers: int, memory_limit_mb: float, chunk_customers: int | None
+) -> tuple[int, int]:
+    """Customers per chunk and draws per block under the memory cap."""
+    budget = memory_limit_mb * 2**20
+    if chunk_customers is None:
+        chunk_customers = int(budget // (n_samples * (_CHUNK_BYTES + _WORK_BYTES)))
+    chunk_customers = int(np.clip(chunk_customers, 1, n_customers))
+    block_draws = int(np.clip(budget // (chunk_customers * _WORK_BYTES), 1, n_samples))
+    return chunk_customers, block_draws
+
+
+class _ParquetSink:
+    """Appends long-format draws (chain, draw, customer_id, variables) chunk by chunk."""
+
+    def __init__(self, path: str | Path, coords: dict[str, np.ndarray]) -> None:
+        self.path = Path(path)
+        self.coords = coords
+        self.writer: Any = None
+
+    def write(self, ids: np.ndarray, draws: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        n_chain, n_draw = self.coords["chain"].size, self.coords["draw"].size
+        columns = {
+            "chain": np.repeat(self.coords["chain"], n_draw * ids.size),
+            "draw": np.tile(np.repeat(self.coords["draw"], ids.size), n_chain),
+            "customer_id": np.tile(ids, n_chain * n_draw),
+        }
+        columns.update({k: v.reshape(-1) for k, v in draws.items()})
+        table = pa.table(columns)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def predict_customers(
+    bgnbd_fit: FittedModel,
+    rfm: Any,
+    *,
+    horizon: Any,
+    spend_fit: FittedModel | None = None,
+    time_unit: str | float = "week",
+    annual_discount: float = 0.0,
+    margin: float = 1.0,
+    thresholds: Iterable[float] = (),
+    top: Iterable[float] = (0.1,),
+    ranks: bool = True,
+    hdi_prob: float = 0.9,
+    n_draws: int | None = None,
+    seed: int | np.random.SeedSequence | None = None,
+    chunk_customers: int | None = None,
+    memory_limit_mb: float = 1024.0,
+    keep_draws: Sequence[str] = DRAW_VARIABLES,
+    stream_to: str | Path | None = None,
+    discount_nodes: int = 16,
+) -> Result:
+    """Posterior of P(alive), expected purchases, and predictive purchases and CLV.
+
+    Parameters
+    ----------
+    bgnbd_fit : FittedModel
+        A fitted :class:`~clvbayes.models.BGNBD`.
+    rfm : DataFrame
+        One row per customer: ``customer_id`` (else the index is used), ``frequency``,
+        ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``; in the fit's
+        time unit. Not modified.
+    horizon : float or array_like
+        Prediction window ``(T, T + horizon]`` in the model's time unit; one number or
+        one per customer (e.g. a holdout duration).
+    spend_fit : FittedModel, optional
+        A fitted :class:`~clvbayes.models.GammaGamma`. Without it, only P(alive) and
+        purchases are predicted (no CLV, threshold or rank columns).
+    time_unit : str or float
+        The model's time unit (``"day"``, ``"week"``, ... or days), for discounting.
+    annual_discount : float
+        Annual effective discount rate (0.1 = 10 %/year); 0 = no discounting.
+    margin : float
+        Profit margin applied to spend.
+    thresholds : iterable of float
+        CLV thresholds: adds ``p_clv_gt_<t>``.
+    top : iterable of float
+        Shares (0.1 = top 10 %): adds ``p_top_<k>pct`` (with a spend fit).
+    ranks : bool
+        Add ``expected_rank`` and ``p_top_<k>pct`` (with a spend fit). They need all
+        customers' CLV draws at once; False skips that pass.
+    hdi_prob : float
+        Mass of the HDI columns (0.9 gives ``*_hdi90_low/high``).
+    n_draws : int, optional
+        Number of posterior draws to use (spread evenly over chains, thinned evenly
+        within each). More than available repeats the draws cyclically, so a MAP fit
+        (one draw) still gives the customer-level predictive distribution.
+    seed : int or SeedSequence, optional
+        Seed of the simulation. The same seed, data and chunking (``chunk_customers``
+        / ``memory_limit_mb``) give identical output.
+    chunk_customers : int, optional
+        Customers per chunk; by default as many as ``memory_limit_mb`` allows.
+    memory_limit_mb : float
+        Cap on the working memory of a chunk (the kept draws come on top: 4 bytes per
+        draw, customer and kept variable, plus the CLV draws for the ranks).
+    keep_draws : sequence of str
+        Variables of :data:`DRAW_VARIABLES` to return in ``Result.draws``.
+    stream_to : str or Path, optional
+        Also write all draws, chunk by chunk, to this Parquet file (long format:
+        ``chain, draw, customer_id`` and one column per variable).
+    discount_nodes : int
+        Quadrature nodes of :func:`expected_discounted_purchases` (conditional-mean CLV).
+
+    Returns
+    -------
+    Result
+        ``summary`` has one row per customer: ``customer_id, p_alive,
+        expected_purchases, purchases_{mean, sd, q05, q50, q95, hdi90_low, hdi90_high}``
+        and with a spend fit ``clv_{...same...}, clv_conditional_mean,
+        p_clv_gt_<t>..., expected_rank, p_top_<k>pct...``. ``p_alive`` and
+        ``expected_purchases`` are posterior means of the analytic values;
+        ``clv_conditional_mean`` is the posterior mean of ``margin x E[discounted
+        purchases] x E[spend]`` (NaN in draws with ``q <= 1``, where the expected spend
+        of a customer without spend data is infinite). ``draws`` holds ``keep_draws``
+        with dims ``(chain, draw, customer_id)``.
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg,
+    ...                         annual_discount=0.1, thresholds=[100], seed=1)  # doctest: +SKIP
+    >>> res.summary.sort_values("expected_rank").head()  # doctest: +SKIP
+    """
+    _check_kind(bgnbd_fit, "BGNBD", "bgnbd_fit")
+    if spend_fit is not None:
+        _check_kind(spend_fit, "GammaGamma", "spend_fit")
+    thresholds, top = tuple(thresholds), tuple(top)
+    if thresholds and spend_fit is None:
+        raise ValueError("CLV thresholds need a spend_fit (a fitted GammaGamma).")
+    unknown = set(keep_draws) - set(DRAW_VARIABLES)
+    if unknown:
+        raise ValueError(f"unknown keep_draws {sorted(unknown)}; choose from {DRAW_VARIABLES}")
+    customers = _read_customers(rfm, horizon, need_spend=spend_fit is not None)
+    theta, coords = _population_draws(bgnbd_fit, n_draws)
+    n_samples, n = theta["r"].size, len(customers)
+    spend = None if spend_fit is None else _spend_draws(spend_fit, n_samples)
+    size, block_draws = _plan(n_samples, n, memory_limit_mb, chunk_customers)
+    options = {
+        "delta": float(continuous_rate(annual_discount, time_unit)),
+        "margin": float(margin),
+        "rng": np.random.default_rng(seed),
+        "nodes": discount_nodes,
+        "block_draws": block_draws,
+        # the simulators' (element x purchase) blocks (~6 float64 each): a quarter of the cap
+        "max_block_elements": int(max(4096, memory_limit_mb * 2**20 // 192)),
+    }
+    names = [k for k in DRAW_VARIABLES if k != "clv" or spend is not None]
+    kept = {k: np.empty((n_samples, n), dtype=_DTYPES[k]) for k in names if k in keep_draws}
+    want_ranks = ranks and spend is not None
+    clv_all = np.empty((n_samples, n), dtype=np.float32) if want_ranks else None
+    pieces: list[pd.DataFrame] = []
+    sink = None if stream_to is None else _ParquetSink(stream_to, coords)
+    order = _row_order(customers)
+    try:
+        for start in range(0, n, size):
+            part = order[start : start + size]
+            chunk = customers.take(part)
+            draws = _chunk(theta, spend, chunk, **options)
+            extra = None
+            if clv_all is not None:
+                clv_all[:, part] = draws["clv"]
+            if spend is not None:
+                extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
+            for k, values in kept.items():
+                values[:, part] = draws[k]
+            columns = {"customer_id": chunk.ids}
+            columns.update(
+                customer_columns(draws, thresholds=thresholds, hdi_prob=hdi_prob, extra=extra)
+            )
+            pieces.append(pd.DataFrame(columns, index=part))
+            if sink is not None:
+                sink.write(chunk.ids, draws)
+    finally:
+        if sink is not None:
+            sink.close()
+    summary = pd.concat(pieces).sort_index().reset_index(drop=True)
+    if clv_all is not None:
+        for name, values in rank_columns(clv_all, top).items():
+            summary[name] = values
+    return Result(summary, _dataset(kept, coords, customers.ids))
+
+
+def _dataset(
+    draws: dict[str, np.ndarray], coords: dict[str, np.ndarray], ids: np.ndarray
+) -> xr.Dataset:
+    n_chain, n_draw = coords["chain"].size, coords["draw"].size
+    dims = ("chain", "draw", "customer_id")
+    return xr.Dataset(
+        {k: (dims, v.reshape(n_chain, n_draw, ids.size)) for k, v in draws.items()},
+        coords={**coords, "customer_id": ids},
+    )
+
+
+def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArray:
+    _check_kind(fit, "BGNBD", "fit")
+    customers = _read_customers(rfm, horizon, need_spend=False)
+    rows, inv = _unique_rows(customers)
+    params = {k: v[..., None] for k, v in fit.params().items()}
+    data = (rows["x"], rows["t_x"], rows["T"])
+    if what == "p_alive":
+        values = bgnbd.p_alive(params["r"], params["alpha"], params["a"], params["b"], *data)
+    else:
+        values = bgnbd.expected_purchases(
+            params["r"], params["alpha"], params["a"], params["b"], *data, rows["h"]
+        )
+    posterior = fit.posterior
+    return xr.DataArray(
+        np.asarray(values)[..., inv],
+        dims=("chain", "draw", "customer_id"),
+        coords={
+            "chain": posterior["chain"].to_numpy(),
+            "draw": posterior["draw"].to_numpy(),
+            "customer_id": customers.ids,
+        },
+        name=what,
+    )
+
+
+def p_alive(fit: FittedModel, rfm: Any) -> xr.DataArray:
+    """Posterior of each customer's P(alive): dims ``(chain, draw, customer_id)``.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted BG/NBD.
+    rfm : DataFrame
+        ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
+    """
+    return _analytic(fit, rfm, 0.0, "p_alive")
+
+
+def expected_purchases(fit: FittedModel, rfm: Any, horizon: Any) -> xr.DataArray:
+    """Posterior of the expected purchases in ``(T, T+horizon]`` per customer.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted BG/NBD.
+    rfm : DataFrame
+        ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
+    horizon : float or array_like
+        Window length, one number or one per customer.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, customer_id)``.
+    """
+    return _analytic(fit, rfm, horizon, "expected_purchases")

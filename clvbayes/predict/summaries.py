@@ -1,0 +1,258 @@
+"""Per-customer summaries of posterior (predictive) draws: moments, intervals, P(> x), ranks.
+
+Every function takes plain arrays of shape ``(draw, customer)`` (chains stacked into
+draws) and returns one value per customer, so :func:`clvbayes.predict.predict_customers`
+can call them chunk by chunk; :func:`summary_table` does the same from a draws Dataset.
+
+Intervals. ``q05, q50, q95`` are equal-tailed quantiles (``numpy.quantile``'s default
+linear interpolation, so a discrete quantity can have a fractional quantile).
+``hdi90_low/high`` is the narrowest interval holding ``ceil(0.9 S)`` of the ``S`` draws;
+for counts its ends are draws, hence integers.
+
+Ranks. Within each draw customers are ranked by CLV, 1 = most valuable; tied customers
+share the average of their positions (so the ranks of a draw always sum to
+``n (n + 1) / 2``). ``p_top_<k>pct`` gives each draw's top ``k n`` positions weight 1
+(the last one fractionally when ``k n`` is not whole) and spreads the weight of tied
+positions evenly over the tied customers, so in every draw the probabilities sum to
+exactly ``k n``: many customers have a CLV of exactly 0 in a draw, and a tie straddling
+the cut must not be broken by customer order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "customer_columns",
+    "describe",
+    "exceedance",
+    "hdi",
+    "percent_label",
+    "rank_columns",
+    "summary_table",
+    "threshold_label",
+]
+
+_QUANTILES = (0.05, 0.5, 0.95)
+
+
+def percent_label(fraction: float) -> str:
+    """``0.1`` -> ``"10"``, ``0.025`` -> ``"2.5"`` (for column names)."""
+    return f"{100 * fraction:g}"
+
+
+def threshold_label(threshold: float) -> str:
+    """``100.0`` -> ``"100"``, ``0.5`` -> ``"0.5"`` (for column names)."""
+    return f"{threshold:g}"
+
+
+def hdi(samples: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Narrowest interval holding ``ceil(prob * S)`` of the draws, per customer.
+
+    Parameters
+    ----------
+    samples : ndarray, shape (draw, customer)
+        Draws of one quantity.
+    prob : float
+        Probability mass of the interval, in ``(0, 1]``.
+
+    Returns
+    -------
+    low, high : ndarray, shape (customer,)
+        Ends of the interval (the lowest one among equally narrow intervals).
+    """
+    if not 0 < prob <= 1:
+        raise ValueError(f"prob must be in (0, 1], got {prob}")
+    ordered = np.sort(samples, axis=0)
+    n = ordered.shape[0]
+    k = min(n, int(np.ceil(prob * n)))
+    widths = ordered[k - 1 :] - ordered[: n - k + 1]
+    start = np.argmin(widths, axis=0)
+    columns = np.arange(ordered.shape[1])
+    return ordered[start, columns], ordered[start + k - 1, columns]
+
+
+def describe(
+    name: str,
+    samples: np.ndarray,
+    *,
+    hdi_prob: float = 0.9,
+    quantiles: Sequence[float] = _QUANTILES,
+) -> dict[str, np.ndarray]:
+    """Mean, sd, quantiles and HDI of ``samples`` (draw, customer) as named columns.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``<name>_mean``, ``<name>_sd``, ``<name>_q05`` ... and
+        ``<name>_hdi90_low`` / ``<name>_hdi90_high`` (for ``hdi_prob=0.9``).
+    """
+    values = np.asarray(samples, dtype=float)
+    out = {f"{name}_mean": values.mean(axis=0), f"{name}_sd": values.std(axis=0, ddof=1)}
+    if values.shape[0] < 2:
+        out[f"{name}_sd"] = np.full(values.shape[1], np.nan)
+    for q, row in zip(quantiles, np.quantile(values, quantiles, axis=0), strict=True):
+        out[f"{name}_q{round(100 * q):02d}"] = row
+    low, high = hdi(values, hdi_prob)
+    label = percent_label(hdi_prob)
+    out[f"{name}_hdi{label}_low"] = low
+    out[f"{name}_hdi{label}_high"] = high
+    return out
+
+
+def exceedance(
+    name: str, samples: np.ndarray, thresholds: Iterable[float]
+) -> dict[str, np.ndarray]:
+    """``p_<name>_gt_<t>``: share of draws strictly above each threshold, per customer."""
+    return {f"p_{name}_gt_{threshold_label(t)}": (samples > t).mean(axis=0) for t in thresholds}
+
+
+def _tie_groups(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start index of each run of equal values, and each position's run number."""
+    new = np.empty(sorted_values.size, dtype=bool)
+    new[:1] = True
+    new[1:] = sorted_values[1:] != sorted_values[:-1]
+    return np.flatnonzero(new), np.cumsum(new) - 1
+
+
+def _group_mean(weights: np.ndarray, starts: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Mean of ``weights`` over each tie group, broadcast back to the positions."""
+    sums = np.add.reduceat(weights, starts)
+    sizes = np.diff(np.append(starts, weights.size))
+    return (sums / sizes)[group]
+
+
+def rank_columns(
+    clv: np.ndarray, top: Iterable[float] = (0.1,), *, block_draws: int = 64
+) -> dict[str, np.ndarray]:
+    """Expected CLV rank and probability of being in the top ``k`` share, per customer.
+
+    Parameters
+    ----------
+    clv : ndarray, shape (draw, customer)
+        CLV draws of *all* customers (ranks are relative to everyone).
+    top : iterable of float
+        Shares in ``(0, 1]``, e.g. ``0.1`` for the top 10 %.
+    block_draws : int
+        Draws handled per pass (memory: a few float64 ``(block_draws, customer)``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``expected_rank`` (1 = most valuable) and ``p_top_<k>pct`` for each share.
+    """
+    top = tuple(top)
+    for k in top:
+        if not 0 < k <= 1:
+            raise ValueError(f"top shares must be in (0, 1], got {k}")
+    n_draws, n = clv.shape
+    positions = np.arange(1, n + 1, dtype=float)
+    top_weights = {k: np.clip(k * n - (positions - 1), 0.0, 1.0) for k in top}
+    rank_sum = np.zeros(n)
+    top_sum = {k: np.zeros(n) for k in top}
+    for start in range(0, n_draws, block_draws):
+        block = np.asarray(clv[start : start + block_draws], dtype=float)
+        for row in block:
+            order = np.argsort(-row, kind="stable")
+            starts, group = _tie_groups(row[order])
+            rank_sum[order] += _group_mean(positions, starts, group)
+            for k in top:
+                top_sum[k][order] += _group_mean(top_weights[k], starts, group)
+    out = {"expected_rank": rank_sum / n_draws}
+    out.update({f"p_top_{percent_label(k)}pct": top_sum[k] / n_draws for k in top})
+    return out
+
+
+def _stacked(draws: xr.Dataset, name: str) -> np.ndarray:
+    """``draws[name]`` as a ``(chain*draw, customer)`` array."""
+    da = draws[name]
+    sample_dims = [d for d in da.dims if d != "customer_id"]
+    return da.transpose(*sample_dims, "customer_id").to_numpy().reshape(-1, da.sizes["customer_id"])
+
+
+def customer_columns(
+    samples: Mapping[str, np.ndarray],
+    *,
+    thresholds: Iterable[float] = (),
+    hdi_prob: float = 0.9,
+    extra: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every per-customer column that needs only that customer's draws.
+
+    Parameters
+    ----------
+    samples : mapping of str to ndarray, each of shape (draw, customer)
+        Any of ``p_alive``, ``expected_purchases``, ``purchases``, ``clv``.
+    thresholds : iterable of float
+        CLV thresholds for ``p_clv_gt_<t>``.
+    hdi_prob : float
+        Mass of the HDI columns.
+    extra : mapping, optional
+        Columns placed as they are right after the CLV description (e.g.
+        ``clv_conditional_mean``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Columns in the table's order (without ``customer_id`` and the rank columns).
+    """
+    columns: dict[str, np.ndarray] = {}
+    for name in ("p_alive", "expected_purchases"):
+        if name in samples:
+            columns[name] = np.asarray(samples[name], dtype=float).mean(axis=0)
+    if "purchases" in samples:
+        columns.update(describe("purchases", samples["purchases"], hdi_prob=hdi_prob))
+    if "clv" in samples:
+        columns.update(describe("clv", samples["clv"], hdi_prob=hdi_prob))
+        columns.update(extra or {})
+        columns.update(exceedance("clv", samples["clv"], thresholds))
+    return columns
+
+
+def _stacked(draws: xr.Dataset, name: str) -> np.ndarray:
+    """``draws[name]`` as a ``(chain*draw, customer)`` array."""
+    da = draws[name]
+    sample_dims = [d for d in da.dims if d != "customer_id"]
+    n = da.sizes["customer_id"]
+    return da.transpose(*sample_dims, "customer_id").to_numpy().reshape(-1, n)
+
+
+def summary_table(
+    draws: xr.Dataset,
+    *,
+    thresholds: Iterable[float] = (),
+    top: Iterable[float] = (0.1,),
+    hdi_prob: float = 0.9,
+) -> pd.DataFrame:
+    """The tidy per-customer table from a Dataset of draws.
+
+    Parameters
+    ----------
+    draws : xarray.Dataset
+        Variables with dims ``(chain, draw, customer_id)`` among ``p_alive``,
+        ``expected_purchases``, ``purchases`` and ``clv`` (e.g.
+        ``predict_customers(...).draws``).
+    thresholds : iterable of float
+        CLV thresholds for ``p_clv_gt_<t>``.
+    top : iterable of float
+        Shares for ``p_top_<k>pct``.
+    hdi_prob : float
+        Mass of the HDI columns.
+
+    Returns
+    -------
+    DataFrame
+        One row per customer; the columns of
+        :func:`clvbayes.predict.predict_customers` except ``clv_conditional_mean``.
+    """
+    names = [n for n in ("p_alive", "expected_purchases", "purchases", "clv") if n in draws]
+    samples = {n: _stacked(draws, n) for n in names}
+    columns = {"customer_id": draws["customer_id"].to_numpy()}
+    columns.update(customer_columns(samples, thresholds=thresholds, hdi_prob=hdi_prob))
+    if "clv" in samples:
+        columns.update(rank_columns(samples["clv"], top))
+    return pd.DataFrame(columns)
