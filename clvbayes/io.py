@@ -28,9 +28,9 @@ _KEEP_STATS = ("diverging", "energy", "step_size", "n_steps", "depth", "mean_tre
 
 
 def _model_registry() -> dict[str, type]:
-    from clvbayes.models import BGNBD, GammaGamma
+    from clvbayes.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 
-    return {cls.kind: cls for cls in (BGNBD, GammaGamma)}
+    return {cls.kind: cls for cls in (BGNBD, GammaGamma, ParetoNBD, MBGNBD)}
 
 
 def _to_node(fitted: Any, include_data: bool) -> dict[str, xr.Dataset]:

@@ -40,6 +40,7 @@ NUMPY_OPS = SimpleNamespace(
     maximum=np.maximum,
     minimum=np.minimum,
     asarray=np.asarray,
+    concatenate=np.concatenate,
 )
 
 
@@ -65,6 +66,7 @@ def _tensor_ops() -> SimpleNamespace:
         maximum=pt.maximum,
         minimum=pt.minimum,
         asarray=pt.as_tensor_variable,
+        concatenate=pt.concatenate,
     )
 
 

@@ -1,0 +1,310 @@
+"""Pareto/NBD (Schmittlein, Morrison & Colombo 1987) maths as plain functions of arrays.
+
+Notation follows Fader, Hardie & Lee (2005, "A note on implementing the Pareto/NBD
+model in MATLAB"): ``x`` repeat purchases, ``t_x`` time of the last one, ``T`` age, in
+one time unit; purchase rates ``λ ~ Gamma(r, α)``, dropout rates ``μ ~ Gamma(s, β)``.
+
+Why no Gauss hypergeometric function
+------------------------------------
+The published likelihood contains ``2F1(r+s+x, s+1; r+s+x+1; z)``; its series diverges as
+``z → 1`` and overflows for large ``r+s+x``, which is where other implementations return
+NaN or -inf. Here the same quantity is written as an expectation of a *bounded* function
+and integrated by a fixed double-exponential rule:
+
+Given rates, the customer is alive at ``T`` (purchases only) or died at some
+``τ ∈ (t_x, T]``. Integrating ``λ`` and ``μ`` out,
+
+.. math::
+
+    L = \\frac{\\Gamma(r+x)\\alpha^r\\beta^s}{\\Gamma(r)}
+        \\left[\\psi(T) + s\\int_{t_x}^{T} \\frac{\\psi(\\tau)}{\\beta+\\tau}d\\tau\\right],
+    \\qquad \\psi(\\tau) = (\\alpha+\\tau)^{-(r+x)}(\\beta+\\tau)^{-s}.
+
+``ψ`` is a survival function (up to a constant) with hazard
+``h(τ) = (r+x)/(α+τ) + s/(β+τ)``; writing ``w(τ) = [s/(β+τ)] / h(τ) ∈ (0, 1)`` (the
+share of the hazard that is dropout) gives
+``s ∫_t^∞ ψ(τ)/(β+τ) dτ = ψ(t) W(t)`` with ``W(t) = E[w(τ) | τ > t]`` under that
+survival law, and therefore, with no subtraction anywhere,
+
+.. math::
+
+    L = \\frac{\\Gamma(r+x)\\alpha^r\\beta^s}{\\Gamma(r)}
+        \\left[\\psi(T)\\,(1 - W(T)) + \\psi(t_x)\\,W(t_x)\\right].
+
+``W`` and ``1 - W`` are averages of numbers in ``(0, 1)``, computed as ratios of two
+positive quadrature sums, so ``log L`` is finite for every positive parameter and every
+data value (``α = β``, ``x = 10^4``, ``T = 10^4``, parameters from 1e-4 to 1e4). In the
+variable ``ℓ = log((min(α,β) + τ)/(min(α,β) + t))`` the integrands are smooth and
+decay exponentially, and a fixed rule (exp-exp / sinh double-exponential map, Takahasi &
+Mori 1974) reaches ~1e-13 relative accuracy for ``x > 0`` and ~1e-10 for ``x = 0``.
+The same expression is the analytic continuation of FHL's ``A_0`` term through Euler's
+and Pfaff's transformations, so no ``α ≥ β`` case split is needed.
+
+Every function accepts numpy arrays or PyTensor variables (see :mod:`clvbayes.math._ops`).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from clvbayes.math._ops import Factor, _is_tensor, ops_for, per_level, values_of
+
+__all__ = ["expected_purchases", "log_dropout_shares", "loglik", "p_alive"]
+
+# numpy evaluation is chunked so that (draws x rows x nodes) temporaries stay small
+_CHUNK_ELEMENTS = 4_000_000
+
+
+@cache
+def _rule(fine: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of a rule for ``∫_0^∞ f(ℓ) dℓ`` with ``f`` decaying like ``e^{-ℓ}``.
+
+    ``fine=False``: exp-exp map ``ℓ = exp(u - e^{-u})``, step 0.12, 62 nodes (enough when
+    the decay rate varies little, i.e. ``x ≥ 1``). ``fine=True``: sinh map
+    ``ℓ = exp(π/2 sinh u)``, step 0.05, 151 nodes (``x = 0``, where ``r + s`` may be small
+    and the decay rate changes by orders of magnitude). Returns ``(nodes, weights)``
+    including the Jacobian; the trapezoidal rule in ``u`` converges exponentially.
+    """
+    if fine:
+        u = np.arange(-4.0, 3.5 + 1e-9, 0.05)
+        nodes = np.exp(np.pi / 2 * np.sinh(u))
+        return nodes, nodes * np.pi / 2 * np.cosh(u) * 0.05
+    u = np.arange(-3.6, 3.7 + 1e-9, 0.12)
+    nodes = np.exp(u - np.exp(-u))
+    return nodes, nodes * (1.0 + np.exp(-u)) * 0.12
+
+
+def log_dropout_shares(
+    m: Any, s: Any, alpha: Any, beta: Any, t: Any, *, fine: bool = True
+) -> tuple[Any, Any]:
+    """``log W(t)`` and ``log(1 - W(t))``: the expected dropout share of the hazard.
+
+    Let ``A = α + t``, ``B = β + t``, ``c = min(A, B)``, ``δ = |A - B| / c`` and
+    ``ℓ = log(1 + (τ - t)/c)``. The survival law ``ψ(τ)/ψ(t)`` is ``exp(-Φ(ℓ))`` with
+
+    .. math::
+
+        \\Phi(\\ell) = (m + s)\\ell - e_{hi}\\left[\\log(1+\\delta) - \\log(1+\\delta e^{-\\ell})\\right],
+
+    where ``e_hi`` is the exponent (``m = r + x`` or ``s``) of the larger of ``A, B`` and
+    ``e_lo`` the other. Its hazard in ``ℓ`` splits as ``e_lo + e_hi / (1 + δ e^{-ℓ})``;
+    ``W`` is the mean share of the dropout part (``s``'s), ``1 - W`` that of the purchase
+    part. Both are ratios of positive sums over the same nodes, so they lie in ``(0, 1)``
+    and the rule's scale (``ℓ = node / Φ'(0)``) cancels.
+
+    Parameters
+    ----------
+    m : array_like
+        ``r + x``.
+    s, alpha, beta : array_like
+        Population parameters.
+    t : array_like
+        Time from which the expectation runs (``t_x`` or ``T``).
+    fine : bool
+        Use the 151-node rule (needed when ``m + s`` can be small, i.e. ``x = 0``).
+
+    Returns
+    -------
+    log_w, log_1mw : arrays
+        Broadcast shape of the inputs.
+    """
+    ops = ops_for(m, s, alpha, beta, t)
+    if ops.name == "numpy":
+        m, s, alpha, beta, t = np.broadcast_arrays(
+            *(np.asarray(v, dtype=float) for v in (m, s, alpha, beta, t))
+        )
+    nodes, weights = _rule(fine)
+    A, B = alpha + t, beta + t
+    # one switch decides which scale is the lower one, so that at alpha == beta the
+    # gradient is a consistent one-sided derivative of this (smooth) function
+    dropout_is_low = beta <= alpha
+    low = ops.where(dropout_is_low, B, A)
+    delta = ops.where(dropout_is_low, A - B, B - A) / low
+    e_lo = ops.where(dropout_is_low, s, m)
+    e_hi = ops.where(dropout_is_low, m, s)
+    kappa = e_lo + e_hi / (1.0 + delta)  # Φ'(0)
+    ell = nodes / kappa[..., None]
+    q = delta[..., None] * ops.exp(-ell)
+    phi = (m + s)[..., None] * ell - e_hi[..., None] * (ops.log1p(delta)[..., None] - ops.log1p(q))
+    weight = weights * ops.exp(-phi)
+    hazard_lo = e_lo[..., None] + 0.0 * q
+    hazard_hi = e_hi[..., None] / (1.0 + q)
+    low_sum = (weight * hazard_lo).sum(axis=-1)
+    high_sum = (weight * hazard_hi).sum(axis=-1)
+    log_total = ops.log(low_sum + high_sum)
+    log_w = ops.where(dropout_is_low, ops.log(low_sum), ops.log(high_sum)) - log_total
+    log_1mw = ops.where(dropout_is_low, ops.log(high_sum), ops.log(low_sum)) - log_total
+    return log_w, log_1mw
+
+
+def _pairs(x: Any, t: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distinct ``(x, t)`` pairs of concrete data and each row's index into them."""
+    xv, tv = values_of(x), values_of(t)
+    if _is_tensor(xv) or _is_tensor(tv):
+        return None
+    xv, tv = np.broadcast_arrays(np.asarray(xv, dtype=float), np.asarray(tv, dtype=float))
+    if xv.ndim != 1:
+        return None
+    stacked = np.column_stack([xv, tv])
+    levels, index = np.unique(stacked, axis=0, return_inverse=True)
+    return levels[:, 0], levels[:, 1], index.reshape(-1)
+
+
+def _shares_by_pair(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tuple[Any, Any]:
+    """:func:`log_dropout_shares` at each row's ``(x, t)``, computed once per distinct pair.
+
+    Pairs with ``x = 0`` use the fine rule, the others the coarse one; for symbolic data
+    every row uses the fine rule.
+    """
+    pairs = _pairs(x, t)
+    if pairs is None:
+        return log_dropout_shares(r + values_of(x), s, alpha, beta, values_of(t), fine=True)
+    px, pt, index = pairs
+    zero = px == 0
+    ops = ops_for(r, s, alpha, beta)
+    parts_w, parts_v, order = [], [], []
+    for mask, fine in ((zero, True), (~zero, False)):
+        if mask.any():
+            w, v = log_dropout_shares(r + px[mask], s, alpha, beta, pt[mask], fine=fine)
+            parts_w.append(w)
+            parts_v.append(v)
+            order.append(np.flatnonzero(mask))
+    position = np.empty(px.size, dtype=np.int64)
+    position[np.concatenate(order)] = np.arange(px.size)
+    gather = position[index]
+    log_w = ops.concatenate(parts_w, axis=-1)
+    log_v = ops.concatenate(parts_v, axis=-1)
+    return log_w[..., gather], log_v[..., gather]
+
+
+def _bracket_terms(
+    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any
+) -> tuple[Any, Any, Any]:
+    """The two branches of the bracket, on the log scale.
+
+    ``alive = log ψ(T) + log(1 - W(T))`` and ``dead = log ψ(t_x) + log W(t_x)``; their
+    ``logaddexp`` is the bracket of the likelihood and ``exp(log ψ(T) - logaddexp)`` is
+    ``P(alive)``.
+    """
+    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
+    x_values = values_of(x)
+    log_w_tx, _ = _shares_by_pair(r, s, alpha, beta, x, t_x)
+    _, log_v_T = _shares_by_pair(r, s, alpha, beta, x, T)
+    log_psi_T = _log_psi(ops, r + x_values, s, alpha, beta, T)
+    log_psi_tx = _log_psi(ops, r + x_values, s, alpha, beta, t_x)
+    return log_psi_T + log_v_T, log_psi_tx + log_w_tx, log_psi_T
+
+
+def _log_psi(ops: Any, m: Any, s: Any, alpha: Any, beta: Any, t: Any) -> Any:
+    """``log ψ(t) = -(r+x) log(α+t) - s log(β+t)`` (logs once per level of a Factor)."""
+    log_a = per_level(lambda lv: ops.log(alpha + lv), t)
+    log_b = per_level(lambda lv: ops.log(beta + lv), t)
+    return -m * log_a - s * log_b
+
+
+def _numpy_chunked(fn: Any, params: tuple[Any, ...], *data: Any) -> np.ndarray:
+    """``fn(*params, *data)`` in numpy, chunked over the leading parameter axes.
+
+    Parameters shaped e.g. ``(chain, draw, 1)`` against ``n`` rows would otherwise need
+    ``chain x draw x n x nodes`` temporaries.
+    """
+    params = np.broadcast_arrays(*(np.asarray(p, dtype=float) for p in params))
+    shape = params[0].shape
+    n_rows = max(np.size(values_of(d)) for d in data)
+    if params[0].ndim < 2 or params[0].size * n_rows * 151 <= _CHUNK_ELEMENTS:
+        return fn(*params, *data)
+    lead = int(np.prod(shape[:-1]))
+    flat = [p.reshape(lead, shape[-1]) for p in params]
+    step = max(1, _CHUNK_ELEMENTS // (shape[-1] * n_rows * 151))
+    out = [fn(*(p[i : i + step] for p in flat), *data) for i in range(0, lead, step)]
+    result = np.concatenate(out, axis=0)
+    return result.reshape(*shape[:-1], result.shape[-1])
+
+
+def loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
+    """Pareto/NBD log-likelihood of each customer's ``(x, t_x, T)``.
+
+    .. math::
+
+        \\ell = \\log\\frac{\\Gamma(r+x)}{\\Gamma(r)} + r\\log\\alpha + s\\log\\beta
+        + \\operatorname{logaddexp}\\left(\\log\\psi(T) + \\log(1 - W(T)),
+          \\log\\psi(t_x) + \\log W(t_x)\\right)
+
+    (see the module docstring; equal to FHL 2005's eq. with the ``A_0`` term).
+
+    Parameters
+    ----------
+    r, alpha, s, beta : array_like
+        Population parameters, broadcast against the data (e.g. ``(chain, draw, 1)``).
+    x, t_x, T : array_like or Factor
+        Frequency, recency and age of each row. Factors make the Γ and log terms be
+        computed once per level; the integral terms are computed once per distinct
+        ``(x, t_x)`` and ``(x, T)`` pair whenever the data are concrete.
+
+    Returns
+    -------
+    array
+        Log-likelihood of each row (not summed, not weighted).
+    """
+    args = (r, alpha, s, beta)
+    if not any(_is_tensor(a) for a in args) and not _is_tensor(values_of(x)):
+        return _numpy_chunked(_loglik, args, x, t_x, T)
+    return _loglik(r, alpha, s, beta, x, t_x, T)
+
+
+def _loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
+    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
+    alive, dead, _ = _bracket_terms(r, alpha, s, beta, x, t_x, T)
+    gamma_ratio = per_level(lambda lv: ops.gammaln(r + lv) - ops.gammaln(r), x)
+    return gamma_ratio + r * ops.log(alpha) + s * ops.log(beta) + ops.logaddexp(alive, dead)
+
+
+def p_alive(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
+    """Probability that a customer with history ``(x, t_x, T)`` is alive at ``T``.
+
+    .. math::
+
+        P(\\text{alive}) = \\frac{\\psi(T)}{\\psi(T)(1 - W(T)) + \\psi(t_x) W(t_x)}
+
+    i.e. the "alive" term of the likelihood bracket over the whole bracket (FHL 2005,
+    eq. 19, without its 2F1). Numpy arrays only need to broadcast.
+    """
+
+    def fn(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
+        ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
+        alive, dead, log_psi_T = _bracket_terms(r, alpha, s, beta, x, t_x, T)
+        return ops.exp(log_psi_T - ops.logaddexp(alive, dead))
+
+    args = (r, alpha, s, beta)
+    if not any(_is_tensor(a) for a in args) and not _is_tensor(values_of(x)):
+        x, t_x, T = (Factor.of(v) if not isinstance(v, Factor) else v for v in (x, t_x, T))
+        return _numpy_chunked(fn, args, x, t_x, T)
+    return fn(r, alpha, s, beta, x, t_x, T)
+
+
+def expected_purchases(
+    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, t: Any
+) -> Any:
+    """Expected number of purchases in ``(T, T+t]`` given the history ``(x, t_x, T)``.
+
+    Schmittlein et al. (1987), eq. 22 (FHL 2005, eq. 21):
+
+    .. math::
+
+        E[Y(t)\\mid x, t_x, T] = P(\\text{alive})\\,\\frac{r+x}{\\alpha+T}\\,
+        \\frac{\\beta+T}{s-1}\\left[1 - \\left(\\frac{\\beta+T}{\\beta+T+t}\\right)^{s-1}\\right]
+
+    The last factor is evaluated as ``(β+T) (-expm1(-(s-1) L)) / (s-1)`` with
+    ``L = log1p(t/(β+T))``, and as its limit ``(β+T) L`` within 1e-8 of ``s = 1``.
+    """
+    ops = ops_for(r, alpha, s, beta, x, t_x, T, t)
+    alive = p_alive(r, alpha, s, beta, x, t_x, T)
+    L = ops.log1p(t / (beta + T))
+    sm1 = s - 1.0
+    near_one = ops.where(sm1 > 0, sm1, -sm1) < 1e-8
+    safe = ops.where(near_one, 1.0, sm1)
+    horizon = ops.where(near_one, L, -ops.expm1(-sm1 * L) / safe)
+    return alive * (r + x) / (alpha + T) * (beta + T) * horizon
