@@ -14,7 +14,16 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "BGNBD": "clvbayes.models",
     "GammaGamma": "clvbayes.models",
+    "ParetoNBD": "clvbayes.models",
+    "MBGNBD": "clvbayes.models",
     "FittedModel": "clvbayes.models",
+    "rfm_summary": "clvbayes.data.rfm",
+    "validate_transactions": "clvbayes.data.validate",
+    "predict_customers": "clvbayes.predict",
+    "validate_holdout": "clvbayes.predict",
+    "p_alive": "clvbayes.predict",
+    "expected_purchases": "clvbayes.predict",
+    "compare": "clvbayes.compare",
     "compress": "clvbayes.data.compress",
     "CompressedRFM": "clvbayes.data.compress",
     "load": "clvbayes.io",
@@ -24,11 +33,16 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
+_SUBMODULES = ("datasets",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"clvbayes.{name}")
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'clvbayes' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
