@@ -178,10 +178,14 @@ class FuturePurchases(NamedTuple):
         Number of purchases in ``(0, horizon]``.
     discounted : ndarray of float
         ``Σ_j exp(-δ t_j)`` over those purchases (equal to ``count`` when ``δ = 0``).
+    value : ndarray of float or None
+        ``Σ_j V_j exp(-δ t_j)`` with ``V_j ~ Gamma(value_shape, rate value_rate)``, when
+        transaction values were asked for; else None.
     """
 
     count: np.ndarray
     discounted: np.ndarray
+    value: np.ndarray | None = None
 
 
 def simulate_future_purchases(
@@ -192,19 +196,26 @@ def simulate_future_purchases(
     *,
     rng: np.random.Generator | int,
     discount_rate: Any = 0.0,
+    value_shape: Any = None,
+    value_rate: Any = None,
     max_block_elements: int = 2**22,
 ) -> FuturePurchases:
     """Simulate purchases in ``(0, horizon]`` for customers with known latent state.
 
     A customer alive at time 0 buys as a Poisson process of rate ``lam`` and drops out
     right after each purchase with probability ``p_drop``; a dead one never buys. The
-    purchase after which a customer drops is ``K ~ Geometric(p_drop)``.
+    purchase after which a customer drops is ``K ~ Geometric(p_drop)``. With
+    ``value_shape`` and ``value_rate`` each purchase is also worth ``V_j ~
+    Gamma(value_shape, rate value_rate)``, independent of its timing (Gamma-Gamma).
 
     Without discounting the count is exactly ``min(K, N)`` with ``N ~ Poisson(lam
-    horizon)``, drawn without simulating times. With discounting the purchase times are
-    simulated (cumulative exponential gaps, in blocks of several purchases per pass) so
-    ``Σ exp(-δ t_j)`` is exact. Memory is bounded by ``max_block_elements`` floats per
-    pass whatever the number of elements; the passes handle only customers still buying.
+    horizon)``, drawn without simulating times, and the total value is one ``Gamma(count
+    x shape, rate)`` draw (a sum of iid Gammas of equal rate). With discounting the
+    purchase times are simulated (cumulative exponential gaps, in blocks of several
+    purchases per pass) so ``Σ exp(-δ t_j)`` and ``Σ V_j exp(-δ t_j)`` are exact (a
+    weighted sum of Gammas is not Gamma, so values are drawn per purchase). Memory is
+    bounded by ``max_block_elements`` floats per pass whatever the number of elements;
+    the passes handle only customers still buying.
 
     Parameters
     ----------
@@ -220,6 +231,9 @@ def simulate_future_purchases(
     discount_rate : float or array_like
         Continuous discount rate ``δ`` per time unit (see
         :func:`clvbayes.math.clv.continuous_rate`); 0 for no discounting.
+    value_shape, value_rate : array_like, optional
+        Gamma shape and rate of each transaction's value (Gamma-Gamma ``p`` and the
+        customer's ``ν``); both or neither.
     max_block_elements : int
         Upper bound on the size of the temporary ``(elements x purchases)`` block.
 
@@ -229,19 +243,30 @@ def simulate_future_purchases(
         Arrays of the broadcast shape of the inputs.
     """
     rng = _generator(rng)
-    arrays = np.broadcast_arrays(
-        *(np.asarray(w, dtype=float) for w in (lam, p_drop, alive, horizon, discount_rate))
-    )
+    marks = value_shape is not None
+    if marks != (value_rate is not None):
+        raise ValueError("pass both value_shape and value_rate, or neither")
+    inputs = [lam, p_drop, alive, horizon, discount_rate]
+    if marks:
+        inputs += [value_shape, value_rate]
+    arrays = np.broadcast_arrays(*(np.asarray(w, dtype=float) for w in inputs))
     shape = arrays[0].shape
-    lam, p_drop, alive, horizon, delta = (w.ravel() for w in arrays)
+    flat = [w.ravel() for w in arrays]
+    lam, p_drop, alive, horizon, delta = flat[:5]
+    v_shape, v_rate = flat[5:] if marks else (None, None)
     n = lam.size
     count = np.zeros(n, dtype=np.int64)
     discounted = np.zeros(n)
+    value = np.zeros(n) if marks else None
     idx = np.flatnonzero((alive != 0) & (lam > 0) & (horizon > 0))
     churn_after = rng.geometric(np.clip(p_drop[idx], _TINY, 1.0))
     if not np.any(delta[idx]):
         count[idx] = np.minimum(churn_after, rng.poisson(lam[idx] * horizon[idx]))
-        return FuturePurchases(count.reshape(shape), count.astype(float).reshape(shape))
+        if marks:
+            has = np.flatnonzero(count > 0)
+            value[has] = rng.gamma(count[has] * v_shape[has], 1.0 / v_rate[has])
+            value = value.reshape(shape)
+        return FuturePurchases(count.reshape(shape), count.astype(float).reshape(shape), value)
     now = np.zeros(idx.size)
     remaining = churn_after
     while idx.size:
@@ -252,9 +277,17 @@ def simulate_future_purchases(
         valid = (times <= horizon[idx, None]) & (position <= remaining[:, None])
         bought = valid.sum(axis=1)
         count[idx] += bought
-        factors = discount_factor(times, delta[idx, None])
-        discounted[idx] += np.where(valid, factors, 0.0).sum(axis=1)
+        factors = np.where(valid, discount_factor(times, delta[idx, None]), 0.0)
+        discounted[idx] += factors.sum(axis=1)
+        if marks:
+            rows, cols = np.nonzero(valid)
+            worth = rng.gamma(v_shape[idx[rows]], 1.0 / v_rate[idx[rows]]) * factors[rows, cols]
+            value[idx] += np.bincount(rows, weights=worth, minlength=idx.size)
         remaining = remaining - bought
         keep = (bought == block) & (remaining > 0)
         idx, now, remaining = idx[keep], times[keep, -1], remaining[keep]
-    return FuturePurchases(count.reshape(shape), discounted.reshape(shape))
+    return FuturePurchases(
+        count.reshape(shape),
+        discounted.reshape(shape),
+        None if value is None else value.reshape(shape),
+    )

@@ -17,17 +17,17 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math.bgnbd import expected_discounted_purchases
 from clvbayes.math.clv import continuous_rate
 from clvbayes.models import BGNBD, FittedModel, GammaGamma
 from clvbayes.predict import (
-    expected_discounted_purchases,
     expected_purchases,
     p_alive,
     predict_customers,
-    simulate_future_value,
     summary_table,
 )
 from clvbayes.predict.summaries import hdi, rank_columns
+from clvbayes.simulate import simulate_future_purchases
 
 FHL_MLE = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 GG_MLE = {"p": 6.25, "q": 3.74, "v": 15.44}
@@ -140,17 +140,28 @@ def test_discounted_value_of_known_alive_customer_matches_hand_computation():
     and E[Σ V_j exp(-δ t_j)] = (shape/rate) x that; with δ = 0 the count is Poisson(λh)."""
     n, lam, h, delta, shape, rate = 100_000, 0.4, 52.0, 0.02, 3.0, 0.5
     rng = np.random.default_rng(3)
-    out = simulate_future_value(
-        np.full(n, lam), 0.0, True, h, shape, rate, rng=rng, discount_rate=delta
+    out = simulate_future_purchases(
+        np.full(n, lam),
+        0.0,
+        True,
+        h,
+        rng=rng,
+        discount_rate=delta,
+        value_shape=shape,
+        value_rate=rate,
     )
     count_mean = lam * -np.expm1(-delta * h) / delta
     want = shape / rate * count_mean
     assert abs(out.value.mean() - want) < 4 * out.value.std() / np.sqrt(n)
     assert abs(out.count.mean() - lam * h) < 4 * np.sqrt(lam * h / n)
-    plain = simulate_future_value(np.full(n, lam), 0.0, True, h, shape, rate, rng=rng)
+    plain = simulate_future_purchases(
+        np.full(n, lam), 0.0, True, h, rng=rng, value_shape=shape, value_rate=rate
+    )
     assert abs(plain.count.var() - lam * h) < 0.05 * lam * h
     assert abs(plain.value.mean() - shape / rate * lam * h) < 4 * plain.value.std() / np.sqrt(n)
-    dead = simulate_future_value(np.full(10, lam), 0.0, False, h, shape, rate, rng=rng)
+    dead = simulate_future_purchases(
+        np.full(10, lam), 0.0, False, h, rng=rng, value_shape=shape, value_rate=rate
+    )
     assert not dead.count.any() and not dead.value.any()
 
 

@@ -16,10 +16,12 @@ from scipy import integrate
 from scipy import special as sp
 
 from clvbayes.math._ops import Factor, _is_tensor, ops_for, per_level, values_of
+from clvbayes.math.clv import discounted_expectation
 
 __all__ = [
     "CustomerPosterior",
     "customer_posterior",
+    "expected_discounted_purchases",
     "expected_purchases",
     "expected_purchases_new",
     "frequency_terms",
@@ -421,3 +423,46 @@ def customer_posterior(
     if ops.name == "numpy":
         fields = np.broadcast_arrays(*(np.asarray(f, dtype=float) for f in fields))
     return CustomerPosterior(*fields)
+
+
+def expected_discounted_purchases(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    horizon: Any,
+    discount_rate: float,
+    *,
+    nodes: int = 16,
+) -> np.ndarray:
+    """Expected discounted purchases in ``(T, T+h]``: ``E[Σ_j exp(-δ t_j) | x, t_x, T]``.
+
+    :func:`clvbayes.math.clv.discounted_expectation` applied to
+    :func:`expected_purchases` (numpy only).
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters, broadcast against the data.
+    x, t_x, T : array_like
+        Frequency, recency and age.
+    horizon : array_like
+        Length of the window ``h``.
+    discount_rate : float
+        Continuous rate ``δ`` per time unit.
+    nodes : int
+        Gauss-Legendre nodes.
+
+    Returns
+    -------
+    ndarray
+    """
+    return discounted_expectation(
+        lambda t: expected_purchases(r, alpha, a, b, x, t_x, T, t),
+        horizon,
+        discount_rate,
+        nodes=nodes,
+    )

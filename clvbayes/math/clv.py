@@ -14,6 +14,7 @@ given as a number of days or one of the names in :data:`DAYS_PER_UNIT`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,11 @@ import numpy as np
 __all__ = [
     "DAYS_PER_UNIT",
     "DAYS_PER_YEAR",
+    "UNIT_CODES",
     "continuous_rate",
     "days_per_unit",
     "discount_factor",
+    "discounted_expectation",
     "discounted_sum",
 ]
 
@@ -40,14 +43,23 @@ DAYS_PER_UNIT: dict[str, float] = {
 """Length of each named ``time_unit`` in days (months and quarters are mean lengths)."""
 
 
+#: The one-letter codes of :func:`clvbayes.rfm_summary` (``time_unit="W"``) for the names.
+UNIT_CODES: dict[str, str] = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
+
+
 def days_per_unit(time_unit: str | float) -> float:
-    """Number of days in one ``time_unit`` (a name in :data:`DAYS_PER_UNIT` or a number)."""
+    """Number of days in one ``time_unit``.
+
+    ``time_unit`` is a name in :data:`DAYS_PER_UNIT`, one of the codes ``rfm_summary``
+    takes (``"D"``, ``"W"``, ``"M"``, ``"Q"``, ``"Y"``) or a number of days.
+    """
     if isinstance(time_unit, str):
         try:
-            return DAYS_PER_UNIT[time_unit]
+            return DAYS_PER_UNIT[UNIT_CODES.get(time_unit, time_unit)]
         except KeyError:
             raise ValueError(
-                f"unknown time_unit {time_unit!r}; use one of {sorted(DAYS_PER_UNIT)} "
+                f"unknown time_unit {time_unit!r}; use one of {sorted(DAYS_PER_UNIT)}, "
+                f"{sorted(UNIT_CODES)} "
                 "or a number of days"
             ) from None
     days = float(time_unit)
@@ -93,3 +105,49 @@ def discounted_sum(values: Any, times: Any, rate: Any, axis: int = -1) -> np.nda
     times = np.asarray(times, dtype=float)
     terms = np.asarray(values, dtype=float) * discount_factor(times, rate)
     return np.sum(np.where(np.isnan(times), 0.0, terms), axis=axis)
+
+
+def discounted_expectation(
+    expected: Callable[[Any], Any], horizon: Any, rate: float, *, nodes: int = 16
+) -> Any:
+    """Expected discounted count ``E[Σ_j exp(-δ t_j)]`` of events in ``(0, h]``.
+
+    With ``E(t)`` the expected number of events in ``(0, t]`` (a conditional expected
+    purchases function), integration by parts gives
+
+    .. math::
+
+        \\int_0^h e^{-δt}\\, dE(t) = e^{-δh} E(h) + δ \\int_0^h e^{-δt} E(t)\\, dt,
+
+    and the last integral is computed by ``nodes``-point Gauss-Legendre quadrature.
+    The models' ``E`` are smooth (analytic for ``t > 0``, linear near 0), so the rule
+    converges geometrically: with 16 nodes the BG/NBD value agrees with a 20,000-step
+    Stieltjes sum to 1e-6 relative up to ``δh = 20`` (``tests/test_predict.py``).
+    Exact (no quadrature) when ``δ = 0``.
+
+    Parameters
+    ----------
+    expected : callable
+        ``t -> E(t)``, broadcasting over ``t`` like over ``horizon``.
+    horizon : array_like
+        Window length ``h``.
+    rate : float
+        Continuous discount rate ``δ`` per time unit.
+    nodes : int
+        Gauss-Legendre nodes.
+
+    Returns
+    -------
+    ndarray
+    """
+    h = np.asarray(horizon, dtype=float)
+    total = expected(h)
+    delta = float(rate)
+    if delta == 0:
+        return total
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    integral = 0.0
+    for ui, wi in zip(u, w, strict=True):
+        t = 0.5 * h * (ui + 1.0)
+        integral = integral + 0.5 * h * wi * discount_factor(t, delta) * expected(t)
+    return discount_factor(h, delta) * total + delta * integral

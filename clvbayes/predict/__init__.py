@@ -3,11 +3,9 @@
 from clvbayes.predict.customers import (
     DRAW_VARIABLES,
     Result,
-    expected_discounted_purchases,
     expected_purchases,
     p_alive,
     predict_customers,
-    simulate_future_value,
 )
 from clvbayes.predict.holdout import HoldoutReport, validate_holdout
 from clvbayes.predict.summaries import summary_table
@@ -16,11 +14,9 @@ __all__ = [
     "DRAW_VARIABLES",
     "HoldoutReport",
     "Result",
-    "expected_discounted_purchases",
     "expected_purchases",
     "p_alive",
     "predict_customers",
-    "simulate_future_value",
     "summary_table",
     "validate_holdout",
 ]

@@ -39,7 +39,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,26 +47,22 @@ import xarray as xr
 
 from clvbayes.data.checks import check_rfm
 from clvbayes.math import bgnbd, gamma_gamma
-from clvbayes.math.clv import continuous_rate, discount_factor
+from clvbayes.math.clv import continuous_rate
 from clvbayes.models.base import FittedModel
 from clvbayes.predict.summaries import customer_columns, rank_columns
 from clvbayes.simulate import simulate_future_purchases
 
 __all__ = [
     "DRAW_VARIABLES",
-    "FutureValue",
     "Result",
-    "expected_discounted_purchases",
     "expected_purchases",
     "p_alive",
     "predict_customers",
-    "simulate_future_value",
 ]
 
 DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 """Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
 
-_TINY = np.finfo(float).tiny
 # float64 temporaries per (draw, customer) element of a working block, and bytes held
 # per element of a customer chunk (outputs in float32/int32 plus the summaries' sorts).
 _WORK_BYTES = 640
@@ -174,169 +170,6 @@ def _spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray
     return {k: v[index] for k, v in flat.items()}
 
 
-# --- maths composed from clvbayes.math (candidates for clvbayes.math / simulate) -------
-
-
-def expected_discounted_purchases(
-    r: Any,
-    alpha: Any,
-    a: Any,
-    b: Any,
-    x: Any,
-    t_x: Any,
-    T: Any,
-    horizon: Any,
-    discount_rate: Any,
-    *,
-    nodes: int = 16,
-) -> np.ndarray:
-    """Expected discounted number of purchases in ``(T, T+h]``: ``E[Σ_j exp(-δ t_j)]``.
-
-    With ``E(t)`` the conditional expected purchases in ``(T, T+t]``
-    (:func:`clvbayes.math.bgnbd.expected_purchases`), integration by parts gives
-
-    .. math::
-
-        \\int_0^h e^{-δt}\\, dE(t) = e^{-δh} E(h) + δ \\int_0^h e^{-δt} E(t)\\, dt,
-
-    and the last integral is computed by ``nodes``-point Gauss-Legendre quadrature.
-    ``E`` is smooth (analytic for ``t > 0``, linear near 0), so the rule converges
-    geometrically: with the default 16 nodes it agrees with a 20,000-step Stieltjes sum
-    to 1e-6 relative (the sum's own error) up to ``δh = 20`` and ``h = 10 (α + T)``,
-    and to ~1e-9 against 48 nodes (``tests/test_predict.py``). Exact (no quadrature)
-    when ``δ = 0``.
-
-    Parameters
-    ----------
-    r, alpha, a, b : array_like
-        Population parameters, broadcast against the data.
-    x, t_x, T : array_like
-        Frequency, recency and age.
-    horizon : array_like
-        Length of the window ``h``.
-    discount_rate : float
-        Continuous rate ``δ`` per time unit.
-    nodes : int
-        Gauss-Legendre nodes.
-
-    Returns
-    -------
-    ndarray
-    """
-    args = (r, alpha, a, b, x, t_x, T)
-    h = np.asarray(horizon, dtype=float)
-    total = bgnbd.expected_purchases(*args, h)
-    delta = float(discount_rate)
-    if delta == 0:
-        return total
-    u, w = np.polynomial.legendre.leggauss(nodes)
-    integral = 0.0
-    for ui, wi in zip(u, w, strict=True):
-        t = 0.5 * h * (ui + 1.0)
-        integral = integral + 0.5 * h * wi * discount_factor(t, delta) * (
-            bgnbd.expected_purchases(*args, t)
-        )
-    return discount_factor(h, delta) * total + delta * integral
-
-
-class FutureValue(NamedTuple):
-    """Simulated future purchases and their discounted value per element.
-
-    Attributes
-    ----------
-    count : ndarray of int64
-        Purchases in ``(0, horizon]``.
-    value : ndarray of float
-        ``Σ_j V_j exp(-δ t_j)`` over those purchases, ``V_j ~ Gamma(shape, rate)``.
-    """
-
-    count: np.ndarray
-    value: np.ndarray
-
-
-def simulate_future_value(
-    lam: Any,
-    p_drop: Any,
-    alive: Any,
-    horizon: Any,
-    value_shape: Any,
-    value_rate: Any,
-    *,
-    rng: np.random.Generator,
-    discount_rate: float = 0.0,
-    max_block_elements: int = 2**20,
-) -> FutureValue:
-    """Simulate future purchases *with their values* for customers of known latent state.
-
-    PROPOSED FOR :mod:`clvbayes.simulate` (a "marks" option of
-    :func:`clvbayes.simulate.simulate_future_purchases`, which returns only counts and
-    ``Σ exp(-δ t_j)``; a weighted sum of Gamma values is not Gamma, so the values must
-    be drawn per purchase to discount exactly).
-
-    Same process as ``simulate_future_purchases``: alive customers buy as a Poisson
-    process of rate ``lam`` and drop out after each purchase with probability
-    ``p_drop``. Each purchase is worth ``Gamma(value_shape, rate value_rate)``,
-    independent of its time. Without discounting the count comes from
-    ``simulate_future_purchases`` and the total value is drawn as one
-    ``Gamma(count x shape, rate)`` (exact: a sum of iid Gammas of equal rate). With
-    discounting the purchase times are simulated in blocks (memory bounded by
-    ``max_block_elements``) and each value is drawn.
-
-    Parameters
-    ----------
-    lam, p_drop, alive, horizon : array_like
-        Purchase rate, dropout probability, alive-at-0 flag, window length.
-    value_shape, value_rate : array_like
-        Gamma shape and rate of each transaction value (Gamma-Gamma ``p`` and ``ν``).
-    rng : numpy.random.Generator
-        Random generator.
-    discount_rate : float
-        Continuous rate ``δ`` per time unit.
-    max_block_elements : int
-        Bound on the temporary ``(element x purchase)`` block.
-
-    Returns
-    -------
-    FutureValue
-        Arrays of the broadcast shape of the inputs.
-    """
-    inputs = (lam, p_drop, alive, horizon, value_shape, value_rate)
-    arrays = np.broadcast_arrays(*(np.asarray(w, dtype=float) for w in inputs))
-    shape = arrays[0].shape
-    lam, p_drop, alive, horizon, v_shape, v_rate = (w.ravel() for w in arrays)
-    delta = float(discount_rate)
-    if delta == 0:
-        count = simulate_future_purchases(
-            lam, p_drop, alive, horizon, rng=rng, max_block_elements=max_block_elements
-        ).count
-        value = np.zeros(count.size)
-        has = count > 0
-        value[has] = rng.gamma(count[has] * v_shape[has], 1.0 / v_rate[has])
-        return FutureValue(count.reshape(shape), value.reshape(shape))
-    n = lam.size
-    count = np.zeros(n, dtype=np.int64)
-    value = np.zeros(n)
-    idx = np.flatnonzero((alive != 0) & (lam > 0) & (horizon > 0))
-    remaining = rng.geometric(np.clip(p_drop[idx], _TINY, 1.0))
-    now = np.zeros(idx.size)
-    while idx.size:
-        block = int(np.clip(max_block_elements // idx.size, 1, 4096))
-        gaps = rng.standard_exponential((idx.size, block)) / lam[idx, None]
-        times = now[:, None] + np.cumsum(gaps, axis=1)
-        position = np.arange(1, block + 1)
-        valid = (times <= horizon[idx, None]) & (position <= remaining[:, None])
-        rows, cols = np.nonzero(valid)
-        draws = rng.gamma(v_shape[idx[rows]], 1.0 / v_rate[idx[rows]])
-        worth = draws * discount_factor(times[rows, cols], delta)
-        bought = valid.sum(axis=1)
-        count[idx] += bought
-        value[idx] += np.bincount(rows, weights=worth, minlength=idx.size)
-        remaining = remaining - bought
-        keep = (bought == block) & (remaining > 0)
-        idx, now, remaining = idx[keep], times[keep, -1], remaining[keep]
-    return FutureValue(count.reshape(shape), value.reshape(shape))
-
-
 # --- one block of draws x one chunk of customers -------------------------------------
 
 
@@ -393,15 +226,15 @@ def _block(
     z_spend = np.where(c.spend_informed, c.z, 0.0)
     nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
     nu = rng.gamma(nu_shape, 1.0 / nu_rate)
-    future = simulate_future_value(
+    future = simulate_future_purchases(
         lam,
         p_drop,
         alive,
         horizon,
-        p,
-        nu,
         rng=rng,
         discount_rate=delta,
+        value_shape=p,
+        value_rate=nu,
         max_block_elements=max_block_elements,
     )
     out["purchases"] = future.count
@@ -409,7 +242,7 @@ def _block(
     if delta == 0:
         discounted = out["expected_purchases"]
     else:
-        discounted = expected_discounted_purchases(
+        discounted = bgnbd.expected_discounted_purchases(
             r, alpha, a, b, *data, rows["h"], delta, nodes=nodes
         )[:, inv]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -564,7 +397,7 @@ def predict_customers(
         Also write all draws, chunk by chunk, to this Parquet file (long format:
         ``chain, draw, customer_id`` and one column per variable).
     discount_nodes : int
-        Quadrature nodes of :func:`expected_discounted_purchases` (conditional-mean CLV).
+        Quadrature nodes of :func:`clvbayes.math.bgnbd.expected_discounted_purchases` (conditional-mean CLV).
 
     Returns
     -------
