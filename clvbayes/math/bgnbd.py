@@ -425,6 +425,21 @@ def customer_posterior(
     return CustomerPosterior(*fields)
 
 
+def _discount_nodes(alpha: Any, T: Any, horizon: Any, rate: float) -> np.ndarray:
+    """Gauss-Legendre nodes per customer that give ~1e-8 relative accuracy or better.
+
+    The integrand ``e^{-δt} E(t)`` varies on the scales ``α + T`` and ``1/δ``; measured
+    against 64 nodes on CDNOW-like histories (``tests/test_predict.py``): 8 nodes give
+    < 3e-10 while ``h <= 3 (α+T)`` and ``δh <= 1.5``, 16 nodes < 2e-8 while ``h <= 10
+    (α+T)`` and ``δh <= 20``; beyond that 48 nodes.
+    """
+    scale = np.min(np.asarray(alpha, dtype=float)) + np.asarray(T, dtype=float)
+    h = np.asarray(horizon, dtype=float)
+    q = h / scale
+    d = rate * h
+    return np.where((q <= 3) & (d <= 1.5), 8, np.where((q <= 10) & (d <= 20), 16, 48))
+
+
 def expected_discounted_purchases(
     r: Any,
     alpha: Any,
@@ -436,33 +451,57 @@ def expected_discounted_purchases(
     horizon: Any,
     discount_rate: float,
     *,
-    nodes: int = 16,
+    nodes: int | None = None,
 ) -> np.ndarray:
     """Expected discounted purchases in ``(T, T+h]``: ``E[Σ_j exp(-δ t_j) | x, t_x, T]``.
 
-    :func:`clvbayes.math.clv.discounted_expectation` applied to
-    :func:`expected_purchases` (numpy only).
+    ``P(alive)`` times :func:`clvbayes.math.clv.discounted_expectation` of the alive
+    customer's expected purchases (the hypergeometric part of :func:`expected_purchases`;
+    ``P(alive)`` does not depend on the window, so it is computed once). numpy only.
 
     Parameters
     ----------
     r, alpha, a, b : array_like
-        Population parameters, broadcast against the data.
+        Population parameters, broadcast against the data (e.g. shape ``(draws, 1)``).
     x, t_x, T : array_like
-        Frequency, recency and age.
+        Frequency, recency and age; the customer axis is the last one.
     horizon : array_like
         Length of the window ``h``.
     discount_rate : float
         Continuous rate ``δ`` per time unit.
-    nodes : int
-        Gauss-Legendre nodes.
+    nodes : int, optional
+        Gauss-Legendre nodes. By default chosen per customer from ``h / (α+T)`` and
+        ``δh`` for ~1e-8 relative accuracy (see :func:`_discount_nodes`), customers with
+        the same count evaluated together.
 
     Returns
     -------
     ndarray
     """
-    return discounted_expectation(
-        lambda t: expected_purchases(r, alpha, a, b, x, t_x, T, t),
-        horizon,
-        discount_rate,
-        nodes=nodes,
-    )
+    alive = p_alive(r, alpha, a, b, x, t_x, T)
+    n, beta = np.add(r, x), np.add(b, x)
+    m = np.add(alpha, T)
+    shape = np.broadcast_shapes(np.shape(alive), np.shape(horizon))
+
+    def part(sel: Any, count: int) -> np.ndarray:
+        def pick(v: Any) -> Any:
+            v = np.broadcast_to(np.asarray(v, dtype=float), np.broadcast_shapes(np.shape(v), (1,)))
+            return v[..., sel] if v.shape[-1] > 1 else v
+
+        h_sel, n_sel, beta_sel, a_sel, m_sel = (pick(v) for v in (horizon, n, beta, a, m))
+        inner = discounted_expectation(
+            lambda t: _mean_if_alive(n_sel, beta_sel, a_sel, t / m_sel),
+            h_sel,
+            discount_rate,
+            nodes=count,
+        )
+        return pick(alive) * inner
+
+    if nodes is not None or float(discount_rate) == 0 or len(shape) == 0:
+        return np.broadcast_to(part(slice(None), nodes or 16), shape).copy()
+    counts = np.broadcast_to(_discount_nodes(alpha, T, horizon, float(discount_rate)), shape[-1:])
+    out = np.empty(shape)
+    for count in np.unique(counts):
+        sel = np.flatnonzero(counts == count)
+        out[..., sel] = part(sel, int(count))
+    return out
