@@ -1,0 +1,188 @@
+"""Full-NUTS fitting speed: clvbayes vs pymc-marketing 1.3, side by side in one run.
+
+Each (tool, model, data) case runs in a fresh interpreter so that compilation is
+included and no cache is shared; all cases use 4 chains x 1000 draws after 1000 tuning
+steps with nutpie. Reported: wall time (import + build + compile + sample), minimum bulk
+ESS over the population parameters, ESS per second, posterior means, and the ratio
+pymc-marketing / clvbayes.
+
+    python benchmarks/bench_fit.py                      # CDNOW master + synthetic 100k, 1M
+    python benchmarks/bench_fit.py --sizes 100000       # choose synthetic sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+TIMEOUT = 600  # seconds: an anchor that takes longer is reported as not finishing
+PARAMS = {"bgnbd": ["r", "alpha", "a", "b"], "gg": ["p", "q", "v"]}
+# simulation truth for synthetic data (CDNOW-like, weeks; spend in dollars)
+TRUTH = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5, "p": 6.0, "q": 3.8, "v": 15.0}
+
+
+def load_rfm(dataset: str):
+    """RFM table for 'cdnow' (master, calibration to 1997-09-30) or a synthetic size."""
+    import numpy as np
+    import pandas as pd
+
+    if dataset == "cdnow":
+        import clvbayes
+        from clvbayes.datasets import load_cdnow
+
+        tx = load_cdnow("master")
+        return clvbayes.rfm_summary(
+            tx,
+            customer_col="customer_id",
+            date_col="date",
+            value_col="value",
+            calibration_end="1997-09-30",
+        )
+    from clvbayes.simulate import simulate_bgnbd, simulate_gamma_gamma
+
+    n = int(dataset)
+    rng = np.random.default_rng(2024)
+    T = rng.uniform(27, 39, size=n).round(1)  # 12 weeks of acquisition, 39-week window
+    sim = simulate_bgnbd(TRUTH["r"], TRUTH["alpha"], TRUTH["a"], TRUTH["b"], T, rng=rng)
+    spend = simulate_gamma_gamma(TRUTH["p"], TRUTH["q"], TRUTH["v"], sim["frequency"], rng=rng)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "frequency": sim["frequency"],
+            "recency": sim["recency"],
+            "T": sim["T"],
+            "monetary_value": spend,
+        }
+    )
+
+
+def worker(tool: str, model: str, dataset: str) -> dict:
+    """Fit one case and return timings and results (runs in a fresh process)."""
+    start = time.perf_counter()
+    rfm = load_rfm(dataset)
+    if model == "gg":
+        rfm = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)]
+    data_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    kw = {"draws": 1000, "tune": 1000, "chains": 4}
+    if tool == "clvbayes":
+        from clvbayes.models import BGNBD, GammaGamma
+
+        spec = BGNBD() if model == "bgnbd" else GammaGamma()
+        fitted = spec.fit(rfm, seed=1, progressbar=False, **kw)
+        posterior = fitted.posterior
+    else:
+        from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
+
+        if model == "bgnbd":
+            m = BetaGeoModel()
+            cols = ["customer_id", "frequency", "recency", "T"]
+        else:
+            m = GammaGammaModel()
+            cols = ["customer_id", "frequency", "monetary_value"]
+        m.fit(rfm[cols], nuts_sampler="nutpie", random_seed=1, progressbar=False, **kw)
+        posterior = (
+            m.idata["posterior"].to_dataset() if hasattr(m.idata, "children") else m.idata.posterior
+        )
+    seconds = time.perf_counter() - start
+    import arviz as az
+
+    names = PARAMS[model]
+    ess = az.ess(posterior[names], method="bulk")
+    min_ess = min(float(ess[n]) for n in names)
+    return {
+        "tool": tool,
+        "model": model,
+        "dataset": dataset,
+        "customers": len(rfm),
+        "data_seconds": round(data_seconds, 2),
+        "fit_seconds": round(seconds, 2),
+        "min_ess_bulk": round(min_ess),
+        "ess_per_second": round(min_ess / seconds, 1),
+        "means": {n: round(float(posterior[n].mean()), 4) for n in names},
+    }
+
+
+def run_case(tool: str, model: str, dataset: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", tool, model, dataset]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=True)
+    except subprocess.TimeoutExpired:
+        return {"tool": tool, "model": model, "dataset": dataset, "error": f"> {TIMEOUT} s"}
+    except subprocess.CalledProcessError as err:
+        tail = (err.stderr or "").strip().splitlines()[-1:] or ["?"]
+        return {"tool": tool, "model": model, "dataset": dataset, "error": tail[0][:120]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| data | model | customers | clvbayes s | pymc-marketing s | speed-up | "
+        "clvbayes ESS/s | pymc-marketing ESS/s | ESS/s ratio | posterior means (ours / theirs) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keyed = {(r["tool"], r["model"], r["dataset"]): r for r in results}
+    cases = sorted(
+        {(r["model"], r["dataset"]) for r in results}, key=lambda c: (c[1] != "cdnow", c)
+    )
+    for model, dataset in cases:
+        ours = keyed.get(("clvbayes", model, dataset), {})
+        theirs = keyed.get(("pymc-marketing", model, dataset), {})
+        if "fit_seconds" in ours and "fit_seconds" in theirs:
+            speed = f"**{theirs['fit_seconds'] / ours['fit_seconds']:.1f}x**"
+            ess_ratio = f"{ours['ess_per_second'] / theirs['ess_per_second']:.1f}x"
+        else:
+            speed = ess_ratio = "n/a"
+        means = " ".join(
+            f"{k}={ours.get('means', {}).get(k, '-')}/{theirs.get('means', {}).get(k, '-')}"
+            for k in PARAMS[model]
+        )
+        lines.append(
+            f"| {dataset} | {model} | {ours.get('customers', theirs.get('customers', '?'))} "
+            f"| {ours.get('fit_seconds', ours.get('error'))} "
+            f"| {theirs.get('fit_seconds', theirs.get('error'))} | {speed} "
+            f"| {ours.get('ess_per_second', '-')} | {theirs.get('ess_per_second', '-')} "
+            f"| {ess_ratio} | {means} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=3, metavar=("TOOL", "MODEL", "DATA"))
+    parser.add_argument("--sizes", nargs="*", default=["100000", "1000000"])
+    parser.add_argument("--models", nargs="*", default=["bgnbd", "gg"])
+    parser.add_argument("--json", default=None, help="also write raw results here")
+    parser.add_argument(
+        "--anchor-max",
+        type=int,
+        default=None,
+        help="skip pymc-marketing above this many customers (after it timed out below)",
+    )
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return
+    results = []
+    for dataset in ["cdnow", *args.sizes]:
+        for model in args.models:
+            for tool in ("clvbayes", "pymc-marketing"):
+                too_big = dataset != "cdnow" and args.anchor_max and int(dataset) > args.anchor_max
+                if tool == "pymc-marketing" and too_big:
+                    res = {"tool": tool, "model": model, "dataset": dataset}
+                    res["error"] = f"not run (> {args.anchor_max} customers)"
+                else:
+                    res = run_case(tool, model, dataset)
+                print(json.dumps(res), file=sys.stderr, flush=True)
+                results.append(res)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
