@@ -277,7 +277,15 @@ def test_chunking_and_memory_cap_keep_analytic_draws_and_predictive_law(bg_fit, 
     analytic draws identical and the simulated means within Monte-Carlo error."""
     kw = {"horizon": 52, "spend_fit": gg_fit, "n_draws": 300}
     whole = predict_customers(bg_fit, rfm, seed=1, **kw)
-    parts = predict_customers(bg_fit, rfm, seed=1, chunk_customers=7, memory_limit_mb=0.2, **kw)
+    parts = predict_customers(
+        bg_fit,
+        rfm,
+        seed=1,
+        chunk_customers=7,
+        memory_limit_mb=0.2,
+        keep_draws=("p_alive", "expected_purchases", "purchases"),
+        **kw,
+    )
     for name in ("p_alive", "expected_purchases"):
         np.testing.assert_array_equal(whole.draws[name], parts.draws[name])
     a = whole.draws["purchases"].sum("customer_id").to_numpy().ravel()
@@ -379,3 +387,44 @@ def test_automatic_discount_nodes_match_64_point_rule_to_1e8():
         want = expected_discounted_purchases(*params, x, t_x, T, h, delta, nodes=64)
         got = expected_discounted_purchases(*params, x, t_x, T, h, delta)
         np.testing.assert_allclose(got, want, rtol=1e-8)
+
+
+def test_draw_matrix_on_disk_reads_back_what_was_written(tmp_path):
+    from clvbayes.predict.spill import DrawMatrix
+
+    values = np.random.default_rng(5).gamma(1.0, 50.0, size=(37, 101)).astype(np.float32)
+    with DrawMatrix(37, 101, max_memory_mb=0.001, directory=tmp_path) as disk:
+        assert disk.on_disk and len(list(tmp_path.iterdir())) == 1
+        for start in range(0, 101, 17):
+            disk.write_columns(start, values[:, start : start + 17])
+        np.testing.assert_array_equal(disk[5:30], values[5:30])
+        assert rank_columns(disk, (0.1,), block_draws=8).keys() == {"expected_rank", "p_top_10pct"}
+        for k, v in rank_columns(values, (0.1, 0.5)).items():
+            np.testing.assert_array_equal(rank_columns(disk, (0.1, 0.5), block_draws=8)[k], v)
+    assert not list(tmp_path.iterdir())  # the temporary file is gone
+
+
+def test_ranks_spilled_to_disk_match_ranks_of_the_returned_draws(bg_fit, gg_fit, rfm, tmp_path):
+    """A memory cap below the CLV draws (1000 x 150 x 4 B) moves them to a file; the ranks
+    must still be those of exactly the draws returned, customer by customer."""
+    res = predict_customers(
+        bg_fit,
+        rfm,
+        horizon=39,
+        spend_fit=gg_fit,
+        keep_draws=("clv",),
+        memory_limit_mb=0.4,
+        spill_dir=tmp_path,
+        seed=4,
+    )
+    clv = res.draws["clv"].to_numpy().reshape(-1, len(rfm))
+    want = rank_columns(clv, (0.1,))
+    np.testing.assert_allclose(res.summary["expected_rank"], want["expected_rank"])
+    np.testing.assert_allclose(res.summary["p_top_10pct"], want["p_top_10pct"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_large_runs_return_the_summary_only_and_say_so(bg_fit, rfm):
+    with pytest.warns(UserWarning, match="keep_draws"):
+        res = predict_customers(bg_fit, rfm, horizon=10, memory_limit_mb=0.5, seed=1)
+    assert len(res.draws.data_vars) == 0 and len(res.summary) == len(rfm)

@@ -36,6 +36,7 @@ int32, ``4 x draws x customers`` bytes each) plus the CLV draws, which the ranks
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +47,12 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.data.checks import check_rfm
-from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import continuous_rate
 from clvbayes.models.base import FittedModel
+from clvbayes.predict.spill import DrawMatrix
 from clvbayes.predict.summaries import customer_columns, rank_columns
-from clvbayes.simulate import simulate_future_purchases
+from clvbayes.predict.transaction_models import transaction_model
 
 __all__ = [
     "DRAW_VARIABLES",
@@ -126,6 +128,16 @@ def _read_customers(rfm: Any, horizon: Any, *, need_spend: bool) -> _Customers:
     return _Customers(ids, x, values["recency"], values["T"], z, informed, h)
 
 
+def _check_transaction_model(fit: FittedModel, argument: str) -> None:
+    """``fit`` must be a fitted BG/NBD, MBG/NBD or Pareto/NBD (clear TypeError if not)."""
+    if not isinstance(fit, FittedModel):
+        raise TypeError(f"{argument} must be a fitted transaction model, got {type(fit).__name__}.")
+    try:
+        transaction_model(fit.kind)
+    except TypeError as error:
+        raise TypeError(f"{argument}: {error}") from None
+
+
 def _check_kind(fit: FittedModel, kind: str, argument: str) -> None:
     if not isinstance(fit, FittedModel) or fit.kind != kind:
         got = getattr(fit, "kind", type(fit).__name__)
@@ -199,26 +211,26 @@ def _block(
     rng: np.random.Generator,
     nodes: int | None,
     max_block_elements: int,
+    model: str = "BGNBD",
 ) -> dict[str, np.ndarray]:
     """All draws-level quantities for a block of draws (rows) and customers (columns)."""
-    r, alpha, a, b = (theta[k][:, None] for k in ("r", "alpha", "a", "b"))
+    maths = transaction_model(model)  # per-model maths and simulator
+    params = tuple(v[:, None] for v in maths.parameters(theta))
     rows, inv = _unique_rows(c)
     data = (rows["x"], rows["t_x"], rows["T"])
-    state = bgnbd.customer_posterior(r, alpha, a, b, *data)
+    alive_rows = maths.p_alive(params, data)
     out = {
-        "p_alive": state.p_alive[:, inv],
-        "expected_purchases": bgnbd.expected_purchases(r, alpha, a, b, *data, rows["h"])[:, inv],
+        "p_alive": alive_rows[:, inv],
+        "expected_purchases": maths.expected_purchases(params, data, rows["h"], alive_rows)[
+            :, inv
+        ],
     }
     shape = out["p_alive"].shape
-    alive = rng.random(shape) < out["p_alive"]
-    lam = np.zeros(shape)
-    p_drop = np.ones(shape)
-    lam[alive] = rng.gamma(state.alive_shape[:, inv][alive], 1.0 / state.alive_rate[:, inv][alive])
-    p_drop[alive] = rng.beta(state.alive_a[:, inv][alive], state.alive_b[:, inv][alive])
     horizon = np.broadcast_to(c.horizon, shape)
+    simulate = {"max_block_elements": max_block_elements}
     if spend is None:
-        out["purchases"] = simulate_future_purchases(
-            lam, p_drop, alive, horizon, rng=rng, max_block_elements=max_block_elements
+        out["purchases"] = maths.simulate_future(
+            params, data, alive_rows, inv, horizon, rng, simulate
         ).count
         return out
     p, q, v = (spend[k][:, None] for k in ("p", "q", "v"))
@@ -226,24 +238,15 @@ def _block(
     z_spend = np.where(c.spend_informed, c.z, 0.0)
     nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
     nu = rng.gamma(nu_shape, 1.0 / nu_rate)
-    future = simulate_future_purchases(
-        lam,
-        p_drop,
-        alive,
-        horizon,
-        rng=rng,
-        discount_rate=delta,
-        value_shape=p,
-        value_rate=nu,
-        max_block_elements=max_block_elements,
-    )
+    simulate.update(discount_rate=delta, value_shape=p, value_rate=nu)
+    future = maths.simulate_future(params, data, alive_rows, inv, horizon, rng, simulate)
     out["purchases"] = future.count
     out["clv"] = margin * future.value
     if delta == 0:
         discounted = out["expected_purchases"]
     else:
-        discounted = bgnbd.expected_discounted_purchases(
-            r, alpha, a, b, *data, rows["h"], delta, nodes=nodes
+        discounted = maths.expected_discounted(
+            params, data, rows["h"], delta, nodes, alive_rows
         )[:, inv]
     with np.errstate(divide="ignore", invalid="ignore"):
         spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
@@ -344,16 +347,19 @@ def predict_customers(
     seed: int | np.random.SeedSequence | None = None,
     chunk_customers: int | None = None,
     memory_limit_mb: float = 1024.0,
-    keep_draws: Sequence[str] = DRAW_VARIABLES,
+    keep_draws: Sequence[str] | None = None,
     stream_to: str | Path | None = None,
     discount_nodes: int | None = None,
+    spill_dir: str | Path | None = None,
 ) -> Result:
     """Posterior of P(alive), expected purchases, and predictive purchases and CLV.
 
     Parameters
     ----------
     bgnbd_fit : FittedModel
-        A fitted :class:`~clvbayes.models.BGNBD`.
+        A fitted transaction model: :class:`~clvbayes.models.BGNBD`,
+        :class:`~clvbayes.models.MBGNBD` or :class:`~clvbayes.models.ParetoNBD` (the
+        per-model maths and simulators are in :mod:`clvbayes.predict.transaction_models`).
     rfm : DataFrame
         One row per customer: ``customer_id`` (else the index is used), ``frequency``,
         ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``; in the fit's
@@ -389,16 +395,23 @@ def predict_customers(
     chunk_customers : int, optional
         Customers per chunk; by default as many as ``memory_limit_mb`` allows.
     memory_limit_mb : float
-        Cap on the working memory of a chunk (the kept draws come on top: 4 bytes per
-        draw, customer and kept variable, plus the CLV draws for the ranks).
-    keep_draws : sequence of str
-        Variables of :data:`DRAW_VARIABLES` to return in ``Result.draws``.
+        Cap on the working memory of a chunk. The kept draws come on top (4 bytes per
+        draw, customer and kept variable). The CLV draws the ranks need (4 bytes per
+        draw and customer) stay in memory up to this size and above it go to a
+        temporary file in ``spill_dir``, read back in blocks.
+    keep_draws : sequence of str, optional
+        Variables of :data:`DRAW_VARIABLES` to return in ``Result.draws``. By default
+        all of them when they fit in ``memory_limit_mb``; otherwise none, with a warning
+        (pass ``keep_draws`` explicitly, or ``stream_to``, to get them).
     stream_to : str or Path, optional
         Also write all draws, chunk by chunk, to this Parquet file (long format:
         ``chain, draw, customer_id`` and one column per variable).
     discount_nodes : int, optional
         Quadrature nodes of :func:`clvbayes.math.bgnbd.expected_discounted_purchases`
         (conditional-mean CLV); by default chosen per customer for ~1e-8 accuracy.
+    spill_dir : str or Path, optional
+        Directory of the temporary CLV-draw file for large runs (default: the system's
+        temporary directory).
 
     Returns
     -------
@@ -419,12 +432,14 @@ def predict_customers(
     ...                         annual_discount=0.1, thresholds=[100], seed=1)  # doctest: +SKIP
     >>> res.summary.sort_values("expected_rank").head()  # doctest: +SKIP
     """
-    _check_kind(bgnbd_fit, "BGNBD", "bgnbd_fit")
+    _check_transaction_model(bgnbd_fit, "bgnbd_fit")
     if spend_fit is not None:
         _check_kind(spend_fit, "GammaGamma", "spend_fit")
     thresholds, top = tuple(thresholds), tuple(top)
     if thresholds and spend_fit is None:
         raise ValueError("CLV thresholds need a spend_fit (a fitted GammaGamma).")
+    customers_n = len(rfm)
+    keep_draws = _default_keep(keep_draws, customers_n, n_draws, bgnbd_fit, memory_limit_mb)
     unknown = set(keep_draws) - set(DRAW_VARIABLES)
     if unknown:
         raise ValueError(f"unknown keep_draws {sorted(unknown)}; choose from {DRAW_VARIABLES}")
@@ -438,6 +453,7 @@ def predict_customers(
         "margin": float(margin),
         "rng": np.random.default_rng(seed),
         "nodes": discount_nodes,
+        "model": bgnbd_fit.kind,
         "block_draws": block_draws,
         # the simulators' (element x purchase) blocks (~6 float64 each): a quarter of the cap
         "max_block_elements": int(max(4096, memory_limit_mb * 2**20 // 192)),
@@ -445,7 +461,11 @@ def predict_customers(
     names = [k for k in DRAW_VARIABLES if k != "clv" or spend is not None]
     kept = {k: np.empty((n_samples, n), dtype=_DTYPES[k]) for k in names if k in keep_draws}
     want_ranks = ranks and spend is not None
-    clv_all = np.empty((n_samples, n), dtype=np.float32) if want_ranks else None
+    clv_all = (
+        DrawMatrix(n_samples, n, max_memory_mb=memory_limit_mb, directory=spill_dir)
+        if want_ranks
+        else None
+    )
     pieces: list[pd.DataFrame] = []
     sink = None if stream_to is None else _ParquetSink(stream_to, coords)
     order = _row_order(customers)
@@ -456,7 +476,7 @@ def predict_customers(
             draws = _chunk(theta, spend, chunk, **options)
             extra = None
             if clv_all is not None:
-                clv_all[:, part] = draws["clv"]
+                clv_all.write_columns(start, draws["clv"])
             if spend is not None:
                 extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
             for k, values in kept.items():
@@ -468,14 +488,47 @@ def predict_customers(
             pieces.append(pd.DataFrame(columns, index=part))
             if sink is not None:
                 sink.write(chunk.ids, draws)
+    except BaseException:
+        if clv_all is not None:
+            clv_all.close()
+        raise
     finally:
         if sink is not None:
             sink.close()
     summary = pd.concat(pieces).sort_index().reset_index(drop=True)
     if clv_all is not None:
-        for name, values in rank_columns(clv_all, top).items():
-            summary[name] = values
+        with clv_all:  # columns are in the scoring order: map the results back
+            for name, values in rank_columns(clv_all, top).items():
+                column = np.empty(n)
+                column[order] = values
+                summary[name] = column
     return Result(summary, _dataset(kept, coords, customers.ids))
+
+
+def _default_keep(
+    keep_draws: Sequence[str] | None,
+    n_customers: int,
+    n_draws: int | None,
+    fit: FittedModel,
+    memory_limit_mb: float,
+) -> tuple[str, ...]:
+    """``keep_draws`` as given, or all variables when they fit in the memory cap."""
+    if keep_draws is not None:
+        return tuple(keep_draws)
+    if n_draws is None:
+        n_draws = int(fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"])
+    size_mb = len(DRAW_VARIABLES) * 4 * n_draws * n_customers / 2**20
+    if size_mb <= memory_limit_mb:
+        return DRAW_VARIABLES
+    warnings.warn(
+        f"predict_customers: the draws of {n_customers:,} customers x {n_draws:,} samples "
+        f"would take {size_mb:,.0f} MB (memory_limit_mb={memory_limit_mb:,.0f}), so only "
+        "the summary is returned; pass keep_draws=[...] to keep some anyway, or "
+        "stream_to='draws.parquet' to write them all to disk.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return ()
 
 
 def _dataset(
@@ -490,17 +543,15 @@ def _dataset(
 
 
 def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArray:
-    _check_kind(fit, "BGNBD", "fit")
+    _check_transaction_model(fit, "fit")
+    maths = transaction_model(fit.kind)
     customers = _read_customers(rfm, horizon, need_spend=False)
     rows, inv = _unique_rows(customers)
-    params = {k: v[..., None] for k, v in fit.params().items()}
+    params = tuple(v[..., None] for v in maths.parameters(fit.params()))
     data = (rows["x"], rows["t_x"], rows["T"])
-    if what == "p_alive":
-        values = bgnbd.p_alive(params["r"], params["alpha"], params["a"], params["b"], *data)
-    else:
-        values = bgnbd.expected_purchases(
-            params["r"], params["alpha"], params["a"], params["b"], *data, rows["h"]
-        )
+    values = maths.p_alive(params, data)
+    if what != "p_alive":
+        values = maths.expected_purchases(params, data, rows["h"], values)
     posterior = fit.posterior
     return xr.DataArray(
         np.asarray(values)[..., inv],
@@ -520,7 +571,7 @@ def p_alive(fit: FittedModel, rfm: Any) -> xr.DataArray:
     Parameters
     ----------
     fit : FittedModel
-        A fitted BG/NBD.
+        A fitted BG/NBD, MBG/NBD or Pareto/NBD.
     rfm : DataFrame
         ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
     """
@@ -533,7 +584,7 @@ def expected_purchases(fit: FittedModel, rfm: Any, horizon: Any) -> xr.DataArray
     Parameters
     ----------
     fit : FittedModel
-        A fitted BG/NBD.
+        A fitted BG/NBD, MBG/NBD or Pareto/NBD.
     rfm : DataFrame
         ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
     horizon : float or array_like

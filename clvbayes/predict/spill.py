@@ -1,0 +1,94 @@
+"""A ``(draw, customer)`` float32 matrix held in memory or, when large, in a temporary file.
+
+Ranks need every customer's CLV draws at once (a customer's rank is relative to everyone
+in the same draw), so :func:`clvbayes.predict.predict_customers` must keep ``draws x
+customers`` values until the last chunk is scored: 4 GB at a million customers and 1,000
+draws. Above a size cap the matrix lives in a temporary file instead, written column
+block by column block with ``os.pwrite`` and read back row block by row block with
+``numpy.fromfile``: no file page is mapped into the process, so the resident memory stays
+at one block (the kernel's page cache is not counted against the process).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DrawMatrix"]
+
+_ITEM = np.dtype(np.float32).itemsize
+
+
+class DrawMatrix:
+    """Write-by-column-block, read-by-row-block ``(n_rows, n_cols)`` float32 matrix.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+        Shape (draws, customers).
+    max_memory_mb : float
+        Largest size kept in memory; above it the values go to a temporary file.
+    directory : str or Path, optional
+        Where the temporary file goes (default: the system's temporary directory).
+    """
+
+    def __init__(
+        self, n_rows: int, n_cols: int, *, max_memory_mb: float, directory: str | Path | None = None
+    ) -> None:
+        self.shape = (int(n_rows), int(n_cols))
+        self._array: np.ndarray | None = None
+        self._fd: int | None = None
+        self._path: str | None = None
+        if n_rows * n_cols * _ITEM <= max_memory_mb * 2**20:
+            self._array = np.empty(self.shape, dtype=np.float32)
+        else:
+            fd, self._path = tempfile.mkstemp(prefix="clvbayes-draws-", dir=directory)
+            self._fd = fd
+            os.ftruncate(fd, n_rows * n_cols * _ITEM)
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the values are in a temporary file."""
+        return self._fd is not None
+
+    def write_columns(self, start: int, values: np.ndarray) -> None:
+        """Store ``values`` (``n_rows x k``) as columns ``start .. start+k-1``."""
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        if values.shape[0] != self.shape[0] or start + values.shape[1] > self.shape[1]:
+            raise ValueError(f"block of shape {values.shape} does not fit at column {start}")
+        if self._array is not None:
+            self._array[:, start : start + values.shape[1]] = values
+            return
+        row_bytes = self.shape[1] * _ITEM
+        for i, row in enumerate(values):
+            os.pwrite(self._fd, row.tobytes(), i * row_bytes + start * _ITEM)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        """Rows ``rows`` (a slice with step 1) as an in-memory array."""
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise ValueError("only contiguous row slices can be read")
+        if self._array is not None:
+            return self._array[start:stop]
+        count = max(stop - start, 0) * self.shape[1]
+        with open(self._fd, "rb", closefd=False) as fh:
+            fh.seek(start * self.shape[1] * _ITEM)
+            flat = np.fromfile(fh, dtype=np.float32, count=count)
+        return flat.reshape(-1, self.shape[1])
+
+    def close(self) -> None:
+        """Release the memory or delete the temporary file."""
+        self._array = None
+        if self._fd is not None:
+            os.close(self._fd)
+            os.unlink(self._path)
+            self._fd = None
+
+    def __enter__(self) -> DrawMatrix:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
