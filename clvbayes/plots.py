@@ -6,12 +6,29 @@ None) and returns the matplotlib Axes, so it works on its own in Jupyter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_frequency_check", "plot_parameter_posteriors"]
+__all__ = [
+    "plot_clv_cac",
+    "plot_clv_distribution",
+    "plot_conditional_expectations",
+    "plot_coverage",
+    "plot_frequency_check",
+    "plot_p_alive",
+    "plot_parameter_draws",
+    "plot_parameter_posteriors",
+    "plot_retention",
+    "plot_segments",
+    "plot_top_customers",
+    "plot_tracking",
+    "plot_value_tiers",
+]
+
+_BLUE, _ORANGE, _RED, _GREY = "#4c72b0", "#dd8452", "#c44e52", "#7f7f7f"
 
 
 def _axes(ax: Any, figsize: tuple[float, float] = (7, 4)) -> Any:
@@ -72,17 +89,300 @@ def plot_parameter_posteriors(
     axes : array of Axes, optional
         One per parameter.
     """
+    return plot_parameter_draws(fitted.params(), reference, axes=axes)
+
+
+def plot_parameter_draws(
+    draws: Mapping[str, np.ndarray],
+    reference: Mapping[str, float] | None = None,
+    *,
+    axes: Any = None,
+) -> Any:
+    """Histogram of each parameter's draws, with optional reference lines.
+
+    Parameters
+    ----------
+    draws : mapping of str to ndarray
+        Draws per parameter, any shape (e.g. ``fitted.params()``: ``(chain, draw)``).
+    reference : mapping, optional
+        Values to mark (e.g. published maximum-likelihood estimates).
+    axes : array of Axes, optional
+        One per parameter.
+    """
     import matplotlib.pyplot as plt
 
-    params = fitted.params()
     if axes is None:
-        _, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3))
-    for ax, (name, draws) in zip(np.atleast_1d(axes), params.items(), strict=True):
-        ax.hist(draws.ravel(), bins=40, color="#4c72b0", alpha=0.8)
-        ax.axvline(draws.mean(), color="k", lw=1, label="posterior mean")
+        _, axes = plt.subplots(1, len(draws), figsize=(3.2 * len(draws), 3))
+    for ax, (name, values) in zip(np.atleast_1d(axes), draws.items(), strict=True):
+        values = np.asarray(values).ravel()
+        ax.hist(values, bins=40 if values.size > 1 else 1, color=_BLUE, alpha=0.8)
+        ax.axvline(values.mean(), color="k", lw=1, label="posterior mean")
         if reference and name in reference:
-            ax.axvline(reference[name], color="#c44e52", lw=2, ls="--", label="reference")
+            ax.axvline(reference[name], color=_RED, lw=2, ls="--", label="reference")
         ax.set_title(name)
         ax.set_yticks([])
     np.atleast_1d(axes)[0].legend(fontsize=8)
     return axes
+
+
+def plot_p_alive(customers: pd.DataFrame, *, ax: Any = None, bins: int = 20) -> Any:
+    """Histogram of the customers' P(alive) (posterior means).
+
+    Parameters
+    ----------
+    customers : DataFrame
+        A ``p_alive`` column, e.g. the report's ``customers.csv`` or
+        ``predict_customers(...).summary``.
+    ax : matplotlib Axes, optional
+    bins : int
+    """
+    ax = _axes(ax)
+    ax.hist(customers["p_alive"], bins=np.linspace(0, 1, bins + 1), color=_BLUE)
+    ax.set_xlabel("P(alive) at the end of calibration")
+    ax.set_ylabel("customers")
+    return ax
+
+
+def plot_clv_distribution(customers: pd.DataFrame, *, ax: Any = None, bins: int = 50) -> Any:
+    """Histogram of the customers' expected CLV, with the median and the top-decile cut.
+
+    Parameters
+    ----------
+    customers : DataFrame
+        A ``clv_mean`` column.
+    ax : matplotlib Axes, optional
+    bins : int
+    """
+    ax = _axes(ax)
+    values = customers["clv_mean"].to_numpy(float)
+    ax.hist(values, bins=bins, color=_BLUE)
+    ax.set_yscale("log")
+    for q, style, label in ((0.5, ":", "median"), (0.9, "--", "top-10% cut")):
+        ax.axvline(np.quantile(values, q), color="k", ls=style, lw=1, label=label)
+    ax.set_xlabel("expected CLV over the horizon")
+    ax.set_ylabel("customers (log scale)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_top_customers(top: pd.DataFrame, *, ax: Any = None) -> Any:
+    """The most valuable customers' CLV: mean and 90 % interval (``clv_q05``-``clv_q95``).
+
+    Parameters
+    ----------
+    top : DataFrame
+        ``customer_id, clv_mean, clv_q05, clv_q95``, most valuable first.
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, (7, max(3.0, 0.28 * len(top) + 1)))
+    pos = np.arange(len(top))[::-1]
+    mean = top["clv_mean"].to_numpy(float)
+    err = np.vstack([mean - top["clv_q05"].to_numpy(float), top["clv_q95"].to_numpy(float) - mean])
+    ax.errorbar(mean, pos, xerr=np.clip(err, 0, None), fmt="o", color=_BLUE, ecolor=_GREY)
+    ax.set_yticks(pos, [str(c) for c in top["customer_id"]])
+    ax.set_xlabel("CLV: mean and 90% interval")
+    ax.set_ylabel("customer")
+    return ax
+
+
+def plot_retention(retention: pd.DataFrame, *, ax: Any = None, time_label: str = "time") -> Any:
+    """Expected share of customers still alive over time, one line (and band) per segment.
+
+    Parameters
+    ----------
+    retention : DataFrame
+        ``segment, time, share_alive_mean, share_alive_low, share_alive_high``
+        (:func:`clvbayes.report.crm.retention_curve`).
+    ax : matplotlib Axes, optional
+    time_label : str
+        Label of the time axis.
+    """
+    ax = _axes(ax)
+    for segment, part in retention.groupby("segment", sort=False):
+        line = ax.plot(part["time"], part["share_alive_mean"], label=str(segment))[0]
+        ax.fill_between(
+            part["time"],
+            part["share_alive_low"],
+            part["share_alive_high"],
+            color=line.get_color(),
+            alpha=0.2,
+        )
+    ax.set_ylim(0, None)
+    ax.set_xlabel(time_label)
+    ax.set_ylabel("share of customers alive")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_tracking(tracking: pd.DataFrame, *, ax: Any = None, time_label: str = "time") -> Any:
+    """Cumulative repeat purchases, actual vs predicted with a band (the tracking plot).
+
+    Parameters
+    ----------
+    tracking : DataFrame
+        ``time, predicted_mean, predicted_low, predicted_high, actual``
+        (:func:`clvbayes.ppc.tracking_curve`); time 0 is the end of calibration.
+    ax : matplotlib Axes, optional
+    time_label : str
+        Label of the time axis.
+    """
+    ax = _axes(ax)
+    ax.fill_between(
+        tracking["time"],
+        tracking["predicted_low"],
+        tracking["predicted_high"],
+        color=_ORANGE,
+        alpha=0.3,
+        label="predicted, 90% band",
+    )
+    ax.plot(tracking["time"], tracking["predicted_mean"], color=_ORANGE, ls="--", label="predicted")
+    if tracking["actual"].notna().any():
+        ax.plot(tracking["time"], tracking["actual"], color=_BLUE, label="actual")
+    ax.axvline(0, color=_GREY, ls=":", lw=1)
+    ax.annotate("end of calibration", (0, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
+    ax.set_xlabel(time_label)
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_coverage(coverage: pd.DataFrame, *, ax: Any = None) -> Any:
+    """Holdout coverage: share of customers inside their central predictive intervals,
+    observed against what the model expects, per interval level and quantity.
+
+    Parameters
+    ----------
+    coverage : DataFrame
+        ``quantity, level, observed, expected`` (``HoldoutReport.coverage``).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, (5, 4))
+    for quantity, part in coverage.groupby("quantity", sort=False):
+        ax.plot(part["expected"], part["observed"], "o-", label=str(quantity))
+        for level, x, y in zip(part["level"], part["expected"], part["observed"], strict=True):
+            ax.annotate(f"{level:.0%}", (x, y), textcoords="offset points", xytext=(4, -10))
+    low = float(np.nanmin(coverage[["observed", "expected"]].to_numpy(float), initial=1.0))
+    low = max(0.0, np.floor(20 * low) / 20 - 0.05)  # zoom on the points, keep the diagonal
+    ax.plot([low, 1], [low, 1], color=_GREY, ls=":", lw=1)
+    ax.set_xlim(low, 1)
+    ax.set_ylim(low, 1)
+    ax.set_xlabel("expected share inside the interval")
+    ax.set_ylabel("observed share inside the interval")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_value_tiers(tiers: pd.DataFrame, *, ax: Any = None) -> Any:
+    """Share of customers and share of expected CLV per value tier.
+
+    Parameters
+    ----------
+    tiers : DataFrame
+        ``tier, n_customers, clv_share`` (:func:`clvbayes.report.crm.value_tiers`).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, (5, 3.5))
+    pos = np.arange(len(tiers))
+    customers = tiers["n_customers"] / tiers["n_customers"].sum()
+    ax.bar(pos - 0.2, customers, width=0.4, color=_GREY, label="share of customers")
+    ax.bar(pos + 0.2, tiers["clv_share"], width=0.4, color=_BLUE, label="share of CLV")
+    ax.set_xticks(pos, tiers["tier"])
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_segments(
+    segments: pd.DataFrame, quantity: str = "clv", *, ax: Any = None, label: str | None = None
+) -> Any:
+    """Segment means of a quantity with their intervals.
+
+    Parameters
+    ----------
+    segments : DataFrame
+        ``segment, <quantity>_mean, <quantity>_low, <quantity>_high``
+        (:func:`clvbayes.report.crm.segment_summary`).
+    quantity : str
+        E.g. ``"clv"`` or ``"p_alive"``.
+    ax : matplotlib Axes, optional
+    label : str, optional
+        Axis label (default: "mean <quantity> per customer").
+    """
+    ax = _axes(ax, (6, max(2.5, 0.35 * len(segments) + 1)))
+    pos = np.arange(len(segments))[::-1]
+    mean = segments[f"{quantity}_mean"].to_numpy(float)
+    low = segments[f"{quantity}_low"].to_numpy(float)
+    high = segments[f"{quantity}_high"].to_numpy(float)
+    err = np.clip(np.vstack([mean - low, high - mean]), 0, None)
+    ax.errorbar(mean, pos, xerr=err, fmt="o", color=_BLUE, ecolor=_GREY)
+    ax.set_yticks(pos, [str(s) for s in segments["segment"]])
+    ax.set_xlabel(label or f"mean {quantity} per customer (90% interval)")
+    return ax
+
+
+def plot_clv_cac(cac: pd.DataFrame, *, ax: Any = None) -> Any:
+    """CLV : CAC ratio per segment with its interval, and the 1 and 3 reference lines.
+
+    Parameters
+    ----------
+    cac : DataFrame
+        ``segment, ratio_mean, ratio_low, ratio_high`` (:func:`clvbayes.report.crm.clv_cac`).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, (6, max(2.5, 0.35 * len(cac) + 1)))
+    pos = np.arange(len(cac))[::-1]
+    mean = cac["ratio_mean"].to_numpy(float)
+    err = np.vstack([mean - cac["ratio_low"].to_numpy(float), cac["ratio_high"] - mean])
+    ax.errorbar(mean, pos, xerr=np.clip(err, 0, None), fmt="o", color=_BLUE, ecolor=_GREY)
+    for ref in (1, 3):
+        ax.axvline(ref, color=_RED if ref == 1 else _GREY, ls="--", lw=1)
+    ax.set_yticks(pos, [str(s) for s in cac["segment"]])
+    ax.set_xlabel("CLV : CAC (90% interval)")
+    return ax
+
+
+def plot_conditional_expectations(by_frequency: pd.DataFrame, *, ax: Any = None) -> Any:
+    """Mean holdout purchases by calibration frequency: actual and each model's prediction.
+
+    Parameters
+    ----------
+    by_frequency : DataFrame
+        :attr:`clvbayes.validation.HoldoutComparison.by_frequency` (columns
+        ``calibration_frequency, actual, predicted, predicted_low, predicted_high, model``)
+        or one model's :func:`clvbayes.validation.conditional_expectations` (reset index).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax)
+    frame = by_frequency if "model" in by_frequency else by_frequency.assign(model="model")
+    models = list(dict.fromkeys(frame["model"]))
+    labels = list(dict.fromkeys(frame["calibration_frequency"]))
+    pos = {label: i for i, label in enumerate(labels)}
+    first = frame[frame["model"] == models[0]]
+    ax.plot(
+        [pos[v] for v in first["calibration_frequency"]],
+        first["actual"],
+        color="black",
+        marker="o",
+        label="actual",
+    )
+    width = 0.5 / max(len(models), 1)
+    for i, name in enumerate(models):
+        part = frame[frame["model"] == name]
+        x = (
+            np.array([pos[v] for v in part["calibration_frequency"]])
+            + (i - (len(models) - 1) / 2) * width
+        )
+        err = None
+        if "predicted_low" in part:
+            err = np.vstack(
+                [
+                    part["predicted"] - part["predicted_low"],
+                    part["predicted_high"] - part["predicted"],
+                ]
+            )
+        ax.errorbar(x, part["predicted"], yerr=err, fmt="s", capsize=3, ms=4, label=name)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("mean purchases in the holdout")
+    ax.legend(fontsize=8)
+    return ax

@@ -17,7 +17,13 @@ import pandas as pd
 from clvbayes.data.checks import check_rfm
 from clvbayes.simulate import simulate_bgnbd
 
-__all__ = ["frequency_histogram_check", "prior_draws"]
+__all__ = [
+    "frequency_histogram_check",
+    "predictive_histogram_check",
+    "prior_draws",
+    "repeat_purchase_times",
+    "tracking_curve",
+]
 
 
 def _bins(max_count: int) -> list[str]:
@@ -118,4 +124,299 @@ def frequency_histogram_check(
             "p_observed_below": (sims < observed).mean(axis=0),
         },
         index=pd.Index(_bins(max_count), name="repeat_purchases"),
+    )
+
+
+# --- tracking: cumulative repeat purchases over calendar time -------------------------
+
+
+def _unconditional_purchases(fitted: Any) -> Any:
+    """``f(params, t) -> E[X(t)]`` for a new customer, by model kind."""
+    from clvbayes.math import bgnbd, pareto_nbd
+
+    kind = getattr(fitted, "kind", type(fitted).__name__)
+    if kind == "BGNBD":
+        return lambda p, t: bgnbd.expected_purchases_new(p["r"], p["alpha"], p["a"], p["b"], t)
+    if kind == "ParetoNBD":
+        # a customer observed for no time (x = t_x = T = 0) is alive: eq. 22 at T = 0 is
+        # the unconditional expectation.
+        return lambda p, t: pareto_nbd.expected_purchases(
+            p["r"], p["alpha"], p["s"], p["beta"], 0.0, 0.0, 0.0, t
+        )
+    if kind == "MBGNBD":
+        from clvbayes.math import mbgnbd
+
+        return lambda p, t: mbgnbd.expected_purchases_new(p["r"], p["alpha"], p["a"], p["b"], t)
+    raise ValueError(
+        f"tracking_curve supports fitted BGNBD, MBGNBD and ParetoNBD models, not {kind}; "
+        "its unconditional expected purchases are not in clvbayes.math yet."
+    )
+
+
+def repeat_purchase_times(
+    transactions: Any,
+    *,
+    customer_col: str,
+    date_col: str,
+    calibration_end: Any,
+    observation_end: Any = None,
+    time_unit: str = "W",
+) -> pd.Series:
+    """Repeat purchases per day, timed relative to the end of the calibration period.
+
+    The same conventions as :func:`clvbayes.rfm_summary` (same-day transactions are one
+    purchase; only customers whose first purchase is on or before ``calibration_end``;
+    nothing after ``observation_end``), so the counts up to time 0 sum to the table's
+    ``frequency`` and those in ``(0, holdout_duration]`` to ``holdout_frequency``.
+
+    Parameters
+    ----------
+    transactions : DataFrame or str or Path
+        The log (frame, or CSV/Parquet path read in place by DuckDB).
+    customer_col, date_col : str
+        Customer id and transaction date columns.
+    calibration_end, observation_end : date-like
+        Inclusive period ends (``observation_end`` defaults to ``calibration_end``).
+    time_unit : {"D", "W", "M", "Y"}
+        Unit of the times.
+
+    Returns
+    -------
+    pandas.Series
+        Number of repeat purchases (int64) indexed by ``time`` (float: days since
+        ``calibration_end`` in ``time_unit``; <= 0 in the calibration period), sorted.
+    """
+    from clvbayes.data.rfm import TIME_UNITS, _open_source, _scan
+    from clvbayes.data.validate import check_period, parse_day
+
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit={time_unit!r} is not one of {sorted(TIME_UNITS)}.")
+    cal = parse_day(calibration_end, "calibration_end")
+    obs = cal if observation_end is None else parse_day(observation_end, "observation_end")
+    check_period(cal, obs)
+    with _open_source(transactions, customer_col, date_col, None) as source:
+        _scan(source, allow_negative=False)
+        rows = source.con.execute(
+            f"""
+            WITH days AS (
+                SELECT DISTINCT {source.customer} AS c, {source.day} AS day
+                FROM src WHERE {source.day} <= $obs
+            ),
+            firsts AS (
+                SELECT c, min(day) AS first_day FROM days GROUP BY c
+                HAVING min(day) <= $cal
+            )
+            SELECT date_diff('day', $cal, d.day) AS day_offset, count(*) AS n
+            FROM days AS d JOIN firsts AS f ON d.c = f.c
+            WHERE d.day > f.first_day
+            GROUP BY day_offset ORDER BY day_offset
+            """,
+            {"cal": cal, "obs": obs},
+        ).fetchall()
+    offsets = np.array([r[0] for r in rows], dtype=float)
+    counts = np.array([r[1] for r in rows], dtype=np.int64)
+    return pd.Series(
+        counts,
+        index=pd.Index(offsets / TIME_UNITS[time_unit], name="time"),
+        name="repeat_purchases",
+    )
+
+
+def tracking_curve(
+    fitted: Any,
+    rfm: Any,
+    *,
+    times: Any = None,
+    actual: pd.Series | None = None,
+    n_draws: int | None = 200,
+    interval: float = 0.9,
+) -> pd.DataFrame:
+    """Cumulative repeat purchases of a cohort over time: predicted (with bands) vs actual.
+
+    The papers' tracking plot (Fader, Hardie & Lee 2005, fig. 3). Time 0 is the end of
+    the calibration period; a customer of age ``T`` there was born at ``-T``. The
+    predicted cumulative repeat purchases at time ``t`` are, for each posterior draw,
+    ``sum_i E[X(t + T_i)]`` over the customers born by then, with ``E[X(t)]`` the
+    model's *unconditional* expected repeat purchases of a new customer (it uses the
+    birth dates only, not the customers' histories, so the calibration part is a fit
+    check and the holdout part an out-of-sample forecast). The band is the central
+    ``interval`` of that expectation over the posterior (parameter uncertainty).
+
+    Parameters
+    ----------
+    fitted : FittedModel
+        A fitted transaction model (``BGNBD`` or ``ParetoNBD``).
+    rfm : DataFrame
+        The customers with their age ``T`` at the end of calibration (e.g.
+        :func:`clvbayes.rfm_summary`); ``holdout_duration`` sets the default end.
+    times : array_like, optional
+        Times (relative to the end of calibration, model units) at which to evaluate.
+        Default: whole units from the first birth to the end of the holdout (or 0),
+        plus 0 and the end.
+    actual : Series, optional
+        Repeat purchases indexed by time (:func:`repeat_purchase_times`): adds their
+        cumulative count.
+    n_draws : int, optional
+        Posterior draws used (thinned evenly); None uses all.
+    interval : float
+        Mass of the band.
+
+    Returns
+    -------
+    DataFrame
+        One row per time: ``time``, ``period`` (``"calibration"`` for ``time <= 0``, else
+        ``"holdout"``), ``predicted_mean``, ``predicted_low``, ``predicted_high`` and
+        ``actual`` (NaN without ``actual``).
+    """
+    expected_new = _unconditional_purchases(fitted)
+    T = check_rfm(rfm, ("T",))["T"]
+    if times is None:
+        end = 0.0
+        if "holdout_duration" in rfm:
+            end = float(np.max(np.asarray(rfm["holdout_duration"], dtype=float), initial=0.0))
+        start = -float(T.max())
+        grid = np.arange(np.ceil(start), np.floor(end) + 1.0)
+        times = np.unique(np.concatenate([grid, [0.0, end]]))
+    times = np.asarray(times, dtype=float).reshape(-1)
+    ages, counts = np.unique(T, return_counts=True)
+    params = {k: np.asarray(v).reshape(-1) for k, v in fitted.params().items()}
+    total = next(iter(params.values())).size
+    take = (
+        np.arange(total)
+        if n_draws is None or n_draws >= total
+        else np.linspace(0, total - 1, n_draws).round().astype(int)
+    )
+    theta = {k: v[take][:, None, None] for k, v in params.items()}
+    age_at = np.maximum(times[:, None] + ages[None, :], 0.0)  # (time, birth)
+    per_birth = np.asarray(expected_new(theta, age_at[None]), dtype=float)
+    totals = per_birth @ counts.astype(float)  # (draw, time)
+    tail = (1.0 - interval) / 2.0
+    out = pd.DataFrame(
+        {
+            "time": times,
+            "period": np.where(times <= 0, "calibration", "holdout"),
+            "predicted_mean": totals.mean(axis=0),
+            "predicted_low": np.quantile(totals, tail, axis=0),
+            "predicted_high": np.quantile(totals, 1.0 - tail, axis=0),
+            "actual": np.nan,
+        }
+    )
+    if actual is not None:
+        order = np.argsort(np.asarray(actual.index, dtype=float), kind="stable")
+        when = np.asarray(actual.index, dtype=float)[order]
+        cumulative = np.cumsum(np.asarray(actual, dtype=float)[order])
+        position = np.searchsorted(when, times, side="right")
+        out["actual"] = np.where(position > 0, cumulative[np.maximum(position - 1, 0)], 0.0)
+    return out
+
+
+# --- histogram checks of frequency, recency and inactivity for any transaction model ----
+
+STATISTICS = ("frequency", "recency", "inactivity")
+
+
+def _statistic_bins(statistic: str, T: np.ndarray, max_count: int, n_bins: int) -> Any:
+    """Bin labels and a function ``(x, t_x) -> bin index`` for one summary statistic."""
+    if statistic == "frequency":
+        return _bins(max_count), lambda x, t_x: np.minimum(x.astype(np.int64), max_count)
+    edges = np.linspace(0.0, float(T.max()), n_bins + 1)
+    spans = [f"{edges[i]:.4g}-{edges[i + 1]:.4g}" for i in range(n_bins)]
+
+    def which(values: np.ndarray) -> np.ndarray:
+        return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, n_bins - 1)
+
+    if statistic == "recency":
+        # customers without a repeat purchase have no recency: a bin of their own
+        return ["no repeat", *spans], lambda x, t_x: np.where(x > 0, 1 + which(t_x), 0)
+    return spans, lambda x, t_x: which(T - t_x)
+
+
+def predictive_histogram_check(
+    params: dict[str, np.ndarray],
+    rfm: Any,
+    *,
+    model: str = "BGNBD",
+    statistic: str = "frequency",
+    max_count: int = 7,
+    n_bins: int = 10,
+    n_draws: int | None = 200,
+    interval: float = 0.9,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Observed versus predicted histogram of frequency, recency or inactivity, any model.
+
+    For each parameter draw a data set with the customers' own ages ``T`` is simulated
+    from the model (:func:`clvbayes.simulate.simulate_transaction_model`) and binned like
+    the data. The ages are conditioned on, so their distribution is reproduced by
+    construction and is not a check; what the model must reproduce is how the repeat
+    purchases fall within each customer's window:
+
+    - ``"frequency"``: repeat purchases 0, 1, ..., ``max_count``+ (the papers' figure);
+    - ``"recency"``: time of the last repeat purchase ``t_x`` in ``n_bins`` equal bins of
+      ``[0, max T]``, after a bin for customers with no repeat purchase;
+    - ``"inactivity"``: time since the last purchase, ``T - t_x`` (``T`` without a
+      repeat purchase), in ``n_bins`` equal bins of ``[0, max T]``; dropout models differ
+      most here.
+
+    Parameters
+    ----------
+    params : dict
+        Parameter draws shaped ``(chain, draw)`` (``fitted.params()`` or
+        :func:`prior_draws`).
+    rfm : DataFrame
+        Customers with ``frequency``, ``recency`` and ``T``.
+    model : {"BGNBD", "MBGNBD", "ParetoNBD"}
+        Model kind (``fitted.kind``).
+    statistic : {"frequency", "recency", "inactivity"}
+        What to bin.
+    max_count : int
+        Pooled frequency (``"frequency"``).
+    n_bins : int
+        Number of time bins (``"recency"``, ``"inactivity"``).
+    n_draws : int, optional
+        Number of simulated data sets: parameter draws thinned evenly, or repeated
+        cyclically when fewer draws are available (e.g. one MAP draw); None: one per draw.
+    interval : float
+        Central interval of the predicted counts.
+    seed : int, optional
+        Random seed.
+
+    Returns
+    -------
+    DataFrame
+        One row per bin: ``observed``, ``predicted_mean``, ``predicted_low``,
+        ``predicted_high`` (numbers of customers) and ``p_observed_below``.
+    """
+    from clvbayes.simulate import simulate_transaction_model
+
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}.")
+    values = check_rfm(rfm, ("frequency", "recency", "T"))
+    T = values["T"]
+    labels, binning = _statistic_bins(statistic, T, max_count, n_bins)
+    size = len(labels)
+    flat = {k: np.asarray(v).reshape(-1) for k, v in params.items()}
+    total = next(iter(flat.values())).size
+    if n_draws is None:
+        take = np.arange(total)
+    elif n_draws < total:
+        take = np.linspace(0, total - 1, n_draws).round().astype(int)
+    else:  # cyclically: a point estimate still gets n_draws simulated data sets
+        take = np.arange(n_draws) % total
+    rng = np.random.default_rng(seed)
+    sims = np.empty((take.size, size))
+    for row, i in enumerate(take):
+        sim = simulate_transaction_model(model, {k: v[i] for k, v in flat.items()}, T, rng=rng)
+        sims[row] = np.bincount(binning(sim["frequency"], sim["recency"]), minlength=size)
+    observed = np.bincount(binning(values["frequency"], values["recency"]), minlength=size)
+    tail = (1 - interval) / 2
+    return pd.DataFrame(
+        {
+            "observed": observed,
+            "predicted_mean": sims.mean(axis=0),
+            "predicted_low": np.quantile(sims, tail, axis=0),
+            "predicted_high": np.quantile(sims, 1 - tail, axis=0),
+            "p_observed_below": (sims < observed).mean(axis=0),
+        },
+        index=pd.Index(labels, name=statistic),
     )

@@ -62,6 +62,10 @@ class HoldoutReport:
     customers : DataFrame
         Per customer: ``customer_id, purchases_actual, purchases_mean, purchases_pit,
         p_zero`` and, with a spend fit, ``spend_actual, spend_mean, spend_pit``.
+    predictions : DataFrame
+        The :func:`~clvbayes.predict.predict_customers` summary over each customer's
+        holdout window (purchase quantiles and intervals, P(alive), ...), so callers need
+        not simulate the window a second time.
     """
 
     totals: pd.DataFrame
@@ -69,6 +73,7 @@ class HoldoutReport:
     pit: pd.DataFrame
     p_zero: pd.DataFrame
     customers: pd.DataFrame
+    predictions: pd.DataFrame
 
 
 def _holdout_values(rfm: Any, column: str) -> np.ndarray:
@@ -265,4 +270,5 @@ def validate_holdout(
         pit=pd.concat(pit, ignore_index=True),
         p_zero=p_zero_table(p_zero, actual["purchases"] == 0),
         customers=pd.DataFrame(customers),
+        predictions=result.summary,
     )

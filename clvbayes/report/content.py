@@ -1,0 +1,331 @@
+"""What the report says, as pure data: tidy frames and plain values, no HTML.
+
+:class:`ReportContent` holds one entry per section of the page; the renderer
+(:mod:`clvbayes.report.html`) only formats it, and :meth:`ReportContent.summary` is the
+deterministic part of ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CUSTOMER_COLUMNS", "ReportContent", "build_content", "versions"]
+
+CUSTOMER_COLUMNS = (
+    "customer_id",
+    "segment",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "p_alive",
+    "expected_purchases",
+    "purchases_q05",
+    "purchases_q50",
+    "purchases_q95",
+    "clv_mean",
+    "clv_sd",
+    "clv_q05",
+    "clv_q50",
+    "clv_q95",
+    "p_top_decile",
+    "holdout_frequency",
+    "holdout_value",
+)
+"""Columns of ``customers.csv`` in order (``segment`` only with segments, the last two
+only with a holdout)."""
+
+MODEL_LABELS = {"bgnbd": "BG/NBD (purchases and dropout)", "gamma_gamma": "Gamma-Gamma (spend)"}
+TOP_N = 20
+AT_RISK_N = 25
+
+_PACKAGES = (
+    "clvbayes",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xarray",
+    "pymc",
+    "pytensor",
+    "nutpie",
+    "arviz",
+    "duckdb",
+    "matplotlib",
+    "jinja2",
+)
+
+
+def versions() -> dict[str, str]:
+    """Python and package versions (``"not installed"`` for a missing one)."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class ReportContent:
+    """Everything the report shows.
+
+    Attributes
+    ----------
+    title : str
+    overview : DataFrame
+        ``item, value`` rows describing the data and the settings.
+    arguments : dict
+        The options the report was built with.
+    period : dict
+        ``first_day, last_day, calibration_end, holdout_end`` (ISO dates or None).
+    problems : tuple of str
+        Failed convergence checks (the page's banner), prefixed with the model.
+    notes : tuple of str
+        Caveats (e.g. a point-estimate fit has no diagnostics).
+    parameters : dict of str to DataFrame
+        Per model: the parameter table (``FittedModel.summary()``).
+    diagnostics : dict of str to DataFrame
+        Per NUTS model: ``r_hat, ess_bulk, ess_tail`` per parameter.
+    sampler : dict of str to dict
+        Per model: settings (method, draws, ...; no timing), divergences, E-BFMI.
+    parameter_draws : dict of str to dict of str to ndarray
+        Per model: the posterior draws of each parameter ``(chain, draw)``.
+    customers : DataFrame
+        ``customers.csv``.
+    customer_details : DataFrame
+        ``customer_id, tier, p_in_tier, aov_mean, aov_low, aov_high, past_value``.
+    top_customers, at_risk : DataFrame
+        The most valuable customers; the valuable customers who probably lapsed.
+    n_at_risk : int
+        All customers flagged at risk (``at_risk`` shows the first :data:`AT_RISK_N`).
+    retention, aov_segments, tiers : DataFrame
+        See :mod:`clvbayes.report.crm`.
+    segments, contrasts, cac : DataFrame or None
+        Segment comparison, pairwise contrasts, CLV:CAC (when asked for).
+    holdout_totals, holdout_coverage, tracking : DataFrame or None
+        Holdout validation (when a holdout period is given).
+    versions : dict of str to str
+    fingerprint : str
+        Hash of the RFM table the models were fitted on.
+    """
+
+    title: str
+    overview: pd.DataFrame
+    arguments: dict[str, Any]
+    period: dict[str, str | None]
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+    parameters: dict[str, pd.DataFrame]
+    diagnostics: dict[str, pd.DataFrame]
+    sampler: dict[str, dict[str, Any]]
+    parameter_draws: dict[str, dict[str, np.ndarray]]
+    customers: pd.DataFrame
+    customer_details: pd.DataFrame
+    top_customers: pd.DataFrame
+    at_risk: pd.DataFrame
+    n_at_risk: int
+    retention: pd.DataFrame
+    aov_segments: pd.DataFrame
+    tiers: pd.DataFrame
+    segments: pd.DataFrame | None
+    contrasts: pd.DataFrame | None
+    cac: pd.DataFrame | None
+    holdout_totals: pd.DataFrame | None
+    holdout_coverage: pd.DataFrame | None
+    tracking: pd.DataFrame | None
+    versions: dict[str, str]
+    fingerprint: str
+    model_fingerprints: dict[str, str]
+
+    @property
+    def time_unit_name(self) -> str:
+        """``"week"`` for ``"W"`` and so on."""
+        return {"D": "day", "W": "week", "M": "month", "Y": "year"}[self.arguments["time_unit"]]
+
+    def summary(self) -> dict[str, Any]:
+        """The deterministic content of ``summary.json`` (everything but the timings)."""
+        out: dict[str, Any] = {
+            "title": self.title,
+            "versions": self.versions,
+            "arguments": self.arguments,
+            "seed": self.arguments["seed"],
+            "data": {
+                "fingerprint": self.fingerprint,
+                "model_fingerprints": self.model_fingerprints,
+                "period": self.period,
+                **dict(zip(self.overview["item"], self.overview["value"], strict=True)),
+            },
+            "models": {
+                name: {
+                    "parameters": _records(table, index="parameter"),
+                    "diagnostics": _records(self.diagnostics[name], index="parameter")
+                    if name in self.diagnostics
+                    else None,
+                    **self.sampler[name],
+                }
+                for name, table in self.parameters.items()
+            },
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+            "tiers": _records(self.tiers),
+            "average_order_value": _records(self.aov_segments),
+            "n_at_risk": self.n_at_risk,
+        }
+        if self.segments is not None:
+            out["segments"] = _records(self.segments)
+            out["segment_contrasts"] = _records(self.contrasts)
+        if self.cac is not None:
+            out["clv_cac"] = _records(self.cac)
+        if self.holdout_totals is not None:
+            out["validation"] = {
+                "totals": _records(self.holdout_totals),
+                "coverage": _records(self.holdout_coverage),
+                "tracking_end": _records(self.tracking.tail(1)),
+            }
+        return jsonable(out)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN/inf as None (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _records(frame: pd.DataFrame | None, index: str | None = None) -> Any:
+    if frame is None:
+        return None
+    table = frame.reset_index() if index is not None else frame
+    return [dict(zip(table.columns, row, strict=True)) for row in table.itertuples(index=False)]
+
+
+def _sampler_info(fitted: Any) -> tuple[dict[str, Any], pd.DataFrame | None, list[str]]:
+    settings = {k: v for k, v in fitted.settings.items() if k != "seconds"}
+    info: dict[str, Any] = {"settings": settings}
+    if "sample_stats" not in fitted.idata.children:
+        return info, None, []
+    diagnosis = fitted.diagnostics()
+    info["divergences"] = diagnosis.divergences
+    info["bfmi"] = list(diagnosis.bfmi)
+    return info, diagnosis.table, list(diagnosis.problems)
+
+
+def build_content(
+    *,
+    options: dict[str, Any],
+    source: str,
+    scan: dict[str, Any],
+    calibration_end: dt.date,
+    holdout_end: dt.date | None,
+    rfm: pd.DataFrame,
+    fits: dict[str, Any],
+    customers: pd.DataFrame,
+    fingerprint: str,
+    retention: pd.DataFrame,
+    aov_customers: pd.DataFrame,
+    aov_segments: pd.DataFrame,
+    tier_customers: pd.DataFrame,
+    tiers: pd.DataFrame,
+    segments: pd.DataFrame | None,
+    contrasts: pd.DataFrame | None,
+    cac: pd.DataFrame | None,
+    holdout: Any,
+    tracking: pd.DataFrame | None,
+) -> ReportContent:
+    """Assemble the report's content from the pipeline's results (no computation of
+    model quantities here: selection, sorting and labelling only)."""
+    from clvbayes.report import crm
+
+    parameters, diagnostics, sampler, draws = {}, {}, {}, {}
+    problems: list[str] = []
+    notes: list[str] = []
+    for name, fitted in fits.items():
+        label = MODEL_LABELS.get(name, name)
+        parameters[name] = fitted.summary()
+        draws[name] = fitted.params()
+        info, table, found = _sampler_info(fitted)
+        sampler[name] = info
+        if table is not None:
+            diagnostics[name] = table
+        else:
+            notes.append(
+                f"{label}: fitted with method={fitted.settings.get('method')!r}, which has no "
+                "convergence diagnostics; use --method nuts for the full posterior."
+            )
+        problems += [f"{label}: {p}" for p in found]
+    details = tier_customers.merge(aov_customers, on="customer_id", validate="one_to_one")
+    past = customers["frequency"].to_numpy(float) * customers["monetary_value"].to_numpy(float)
+    details["past_value"] = past
+    enriched = customers.merge(details, on="customer_id", validate="one_to_one")
+    top = enriched.sort_values(["clv_mean", "customer_id"], ascending=[False, True]).head(TOP_N)
+    risky = crm.at_risk(enriched)
+    n_repeat = int((rfm["frequency"] > 0).sum())
+    unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}[options["time_unit"]]
+    overview_rows = [
+        ("transactions file", source),
+        ("transactions", int(scan["n"])),
+        ("first transaction", scan["first_day"].isoformat()),
+        ("last transaction", scan["last_day"].isoformat()),
+        ("calibration period ends", calibration_end.isoformat()),
+        ("holdout period ends", holdout_end.isoformat() if holdout_end else "no holdout"),
+        ("customers (first purchase in calibration)", len(rfm)),
+        ("repeat customers in calibration", n_repeat),
+        ("repeat purchases in calibration", int(rfm["frequency"].sum())),
+        ("time unit", unit),
+        ("CLV horizon", f"{options['horizon']:g} {unit}"),
+        ("annual discount rate", f"{options['annual_discount']:.1%}"),
+        ("margin", f"{options['margin']:g}"),
+        ("expected total CLV over the horizon", float(customers["clv_mean"].sum())),
+    ]
+    overview = pd.DataFrame(overview_rows, columns=["item", "value"])
+    return ReportContent(
+        title="Customer lifetime value report",
+        overview=overview,
+        arguments=jsonable(options),
+        period={
+            "first_day": scan["first_day"].isoformat(),
+            "last_day": scan["last_day"].isoformat(),
+            "calibration_end": calibration_end.isoformat(),
+            "holdout_end": holdout_end.isoformat() if holdout_end else None,
+        },
+        problems=tuple(problems),
+        notes=tuple(notes),
+        parameters=parameters,
+        diagnostics=diagnostics,
+        sampler=sampler,
+        parameter_draws=draws,
+        customers=customers,
+        customer_details=details,
+        top_customers=top.reset_index(drop=True),
+        at_risk=risky.head(AT_RISK_N),
+        n_at_risk=len(risky),
+        retention=retention,
+        aov_segments=aov_segments,
+        tiers=tiers,
+        segments=segments,
+        contrasts=contrasts,
+        cac=cac,
+        holdout_totals=None if holdout is None else holdout.totals,
+        holdout_coverage=None if holdout is None else holdout.coverage,
+        tracking=tracking,
+        versions=versions(),
+        fingerprint=fingerprint,
+        model_fingerprints={name: fitted.fingerprint for name, fitted in fits.items()},
+    )

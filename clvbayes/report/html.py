@@ -1,0 +1,346 @@
+"""Render a report as one self-contained HTML page.
+
+Figures come from :mod:`clvbayes.plots`, drawn on matplotlib ``Figure`` objects (no
+pyplot state, no display needed) and embedded as base64 PNG ``data:`` URIs; the page has
+no scripts and loads nothing. Text is rendered by an autoescaping jinja2 template, so a
+customer id or segment name from the data is always shown as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from clvbayes import plots
+from clvbayes.report.content import MODEL_LABELS, ReportContent
+
+__all__ = ["figures", "render_html"]
+
+Column = tuple[str, str, str]  # (column, header, format: "text", "int", "money", ...)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("clvbayes.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _format(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float | np.floating) and not np.isfinite(value)):
+        return "–"
+    if kind == "text":
+        return str(value)
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "money":
+        return f"{float(value):,.2f}"
+    if kind == "pct":
+        return f"{float(value):.1%}"
+    if kind == "prob":
+        return f"{float(value):.3f}"
+    if kind == "auto":
+        if isinstance(value, int | np.integer):
+            return f"{int(value):,}"
+        if isinstance(value, float | np.floating):
+            return f"{float(value):,.2f}" if abs(value) >= 100 else f"{float(value):.4g}"
+        return str(value)
+    return f"{float(value):{kind}}"
+
+
+def _table(frame: pd.DataFrame, columns: Sequence[Column], table_id: str = "") -> dict[str, Any]:
+    """Headers and formatted cells of the chosen columns (those present)."""
+    present = [c for c in columns if c[0] in frame.columns]
+    rows = [
+        [_format(value, kind) for value, (_, _, kind) in zip(row, present, strict=True)]
+        for row in frame[[c[0] for c in present]].itertuples(index=False)
+    ]
+    return {
+        "id": table_id,
+        "headers": [c[1] for c in present],
+        "rows": rows,
+        "text": {i for i, c in enumerate(present) if c[2] == "text"},
+    }
+
+
+def _png(draw: Callable[[Any], Any], figsize: tuple[float, float], *, ncols: int = 1) -> str:
+    """Draw with ``draw(ax)`` on a fresh Figure; return the PNG as base64 text."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
+    axes = fig.subplots(1, ncols)
+    draw(axes)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def figures(content: ReportContent) -> dict[str, Any]:
+    """Every figure of the page, as base64 PNG text (``posteriors`` is per model)."""
+    unit = content.time_unit_name
+    out: dict[str, Any] = {"posteriors": {}}
+    for name, draws in content.parameter_draws.items():
+        if next(iter(draws.values())).size < 2:
+            continue  # a point estimate: the table says it all
+        out["posteriors"][name] = _png(
+            lambda axes, d=draws: plots.plot_parameter_draws(d, axes=axes),
+            (2.6 * len(draws), 2.4),
+            ncols=len(draws),
+        )
+    customers = content.customers
+    out["p_alive"] = _png(lambda ax: plots.plot_p_alive(customers, ax=ax), (5.2, 3.4))
+    out["clv"] = _png(lambda ax: plots.plot_clv_distribution(customers, ax=ax), (5.2, 3.4))
+    top = content.top_customers
+    out["top"] = _png(lambda ax: plots.plot_top_customers(top, ax=ax), (8, 0.28 * len(top) + 1.2))
+    out["retention"] = _png(
+        lambda ax: plots.plot_retention(
+            content.retention, ax=ax, time_label=f"{unit}s after the end of calibration"
+        ),
+        (8, 3.8),
+    )
+    out["tiers"] = _png(lambda ax: plots.plot_value_tiers(content.tiers, ax=ax), (5, 3.2))
+    if content.cac is not None:
+        out["cac"] = _png(
+            lambda ax: plots.plot_clv_cac(content.cac, ax=ax),
+            (7, 0.4 * len(content.cac) + 1.2),
+        )
+    if content.segments is not None:
+        seg = content.segments
+        size = (5.2, 0.4 * len(seg) + 1.2)
+        out["segments_clv"] = _png(lambda ax: plots.plot_segments(seg, "clv", ax=ax), size)
+        out["segments_alive"] = _png(
+            lambda ax: plots.plot_segments(
+                seg, "p_alive", ax=ax, label="mean P(alive) (90% interval)"
+            ),
+            size,
+        )
+    if content.tracking is not None:
+        out["tracking"] = _png(
+            lambda ax: plots.plot_tracking(
+                content.tracking, ax=ax, time_label=f"{unit}s from the end of calibration"
+            ),
+            (9, 4),
+        )
+        out["coverage"] = _png(
+            lambda ax: plots.plot_coverage(content.holdout_coverage, ax=ax), (4.6, 4)
+        )
+    return out
+
+
+_PARAMS: list[Column] = [
+    ("parameter", "parameter", "text"),
+    ("mean", "mean", ".4g"),
+    ("sd", "sd", ".3g"),
+    ("eti90_lb", "5%", ".4g"),
+    ("eti90_ub", "95%", ".4g"),
+    ("ess_bulk", "ESS bulk", ".0f"),
+    ("ess_tail", "ESS tail", ".0f"),
+    ("r_hat", "R-hat", ".3f"),
+]
+_CUSTOMER: list[Column] = [
+    ("customer_id", "customer", "text"),
+    ("segment", "segment", "text"),
+    ("frequency", "repeat purchases", "int"),
+    ("recency", "recency", ".1f"),
+    ("T", "T", ".1f"),
+    ("monetary_value", "avg repeat value", "money"),
+]
+
+
+def _tables(content: ReportContent, timings: dict[str, float]) -> dict[str, Any]:
+    t: dict[str, Any] = {}
+    t["overview"] = _table(content.overview, [("item", "item", "text"), ("value", "value", "auto")])
+    t["parameters"] = {
+        name: {
+            "label": MODEL_LABELS.get(name, name),
+            "table": _table(table.reset_index(), _PARAMS),
+        }
+        for name, table in content.parameters.items()
+    }
+    t["diagnostics"] = {}
+    for name, table in content.diagnostics.items():
+        info = content.sampler[name]
+        frame = table.reset_index().assign(
+            divergences=info.get("divergences"),
+            bfmi=", ".join(f"{b:.2f}" for b in info.get("bfmi", [])),
+        )
+        t["diagnostics"][name] = _table(
+            frame,
+            [
+                ("parameter", "parameter", "text"),
+                ("r_hat", "R-hat", ".3f"),
+                ("ess_bulk", "ESS bulk", ".0f"),
+                ("ess_tail", "ESS tail", ".0f"),
+                ("divergences", "divergences (all)", "int"),
+                ("bfmi", "E-BFMI per chain", "text"),
+            ],
+        )
+    t["top"] = _table(
+        content.top_customers,
+        [
+            *_CUSTOMER,
+            ("p_alive", "P(alive)", "prob"),
+            ("clv_mean", "CLV mean", "money"),
+            ("clv_q05", "CLV 5%", "money"),
+            ("clv_q95", "CLV 95%", "money"),
+            ("p_top_decile", "P(top 10%)", "prob"),
+            ("tier", "tier", "text"),
+            ("p_in_tier", "P(in tier)", "prob"),
+        ],
+        "top-customers",
+    )
+    ret = content.retention
+    horizon = ret["time"].max()
+    shown = ret[np.isclose(ret["time"], 0) | np.isclose(ret["time"], horizon)]
+    t["retention"] = _table(
+        shown,
+        [
+            ("segment", "group", "text"),
+            ("time", "time", ".0f"),
+            ("share_alive_mean", "share alive", "pct"),
+            ("share_alive_low", "5%", "pct"),
+            ("share_alive_high", "95%", "pct"),
+        ],
+    )
+    t["aov"] = _table(
+        content.aov_segments,
+        [
+            ("segment", "group", "text"),
+            ("n_customers", "customers", "int"),
+            ("aov_mean", "expected order value", "money"),
+            ("aov_low", "5%", "money"),
+            ("aov_high", "95%", "money"),
+        ],
+    )
+    t["tiers"] = _table(
+        content.tiers,
+        [
+            ("tier", "tier", "text"),
+            ("n_customers", "customers", "int"),
+            ("clv_mean_total", "expected CLV", "money"),
+            ("clv_share", "share of CLV", "pct"),
+            ("mean_p_in_tier", "mean P(in tier)", "prob"),
+        ],
+    )
+    t["risk"] = _table(
+        content.at_risk,
+        [
+            *_CUSTOMER,
+            ("past_value", "past repeat spend", "money"),
+            ("p_alive", "P(alive)", "prob"),
+            ("clv_mean", "CLV mean", "money"),
+        ],
+        "at-risk",
+    )
+    if content.cac is not None:
+        t["cac"] = _table(
+            content.cac,
+            [
+                ("segment", "group", "text"),
+                ("n_customers", "customers", "int"),
+                ("cac", "CAC", "money"),
+                ("clv_mean", "mean CLV", "money"),
+                ("ratio_mean", "CLV:CAC", ".2f"),
+                ("ratio_low", "5%", ".2f"),
+                ("ratio_high", "95%", ".2f"),
+                ("p_ratio_gt_1", "P(> 1)", "prob"),
+                ("p_ratio_gt_3", "P(> 3)", "prob"),
+            ],
+        )
+    if content.segments is not None:
+        t["segments"] = _table(
+            content.segments.merge(content.aov_segments[["segment", "aov_mean"]], on="segment"),
+            [
+                ("segment", "segment", "text"),
+                ("n_customers", "customers", "int"),
+                ("clv_mean", "mean CLV", "money"),
+                ("clv_low", "5%", "money"),
+                ("clv_high", "95%", "money"),
+                ("p_alive_mean", "mean P(alive)", "prob"),
+                ("aov_mean", "order value", "money"),
+            ],
+        )
+        t["contrasts"] = _table(
+            content.contrasts,
+            [
+                ("segment_a", "segment A", "text"),
+                ("segment_b", "segment B", "text"),
+                ("difference_mean", "mean CLV A - B", "money"),
+                ("difference_low", "5%", "money"),
+                ("difference_high", "95%", "money"),
+                ("p_a_greater", "P(A > B)", "prob"),
+            ],
+        )
+    if content.holdout_totals is not None:
+        t["totals"] = _table(
+            content.holdout_totals,
+            [
+                ("quantity", "holdout total", "text"),
+                ("actual", "actual", "money"),
+                ("predicted_mean", "predicted", "money"),
+                ("predicted_q05", "5%", "money"),
+                ("predicted_q95", "95%", "money"),
+                ("error_pct", "error %", ".1f"),
+                ("in_interval", "inside 90%", "text"),
+            ],
+        )
+        t["coverage"] = _table(
+            content.holdout_coverage,
+            [
+                ("quantity", "quantity", "text"),
+                ("level", "interval", "pct"),
+                ("observed", "observed inside", "pct"),
+                ("expected", "expected inside", "pct"),
+            ],
+        )
+    args = pd.DataFrame(
+        {"item": list(content.arguments), "value": [str(v) for v in content.arguments.values()]}
+    )
+    t["arguments"] = _table(args, [("item", "argument", "text"), ("value", "value", "text")])
+    t["versions"] = _table(
+        pd.DataFrame({"item": list(content.versions), "value": list(content.versions.values())}),
+        [("item", "package", "text"), ("value", "version", "text")],
+    )
+    t["timings"] = _table(
+        pd.DataFrame({"item": list(timings), "value": list(timings.values())}),
+        [("item", "stage", "text"), ("value", "seconds", ".1f")],
+    )
+    return t
+
+
+def render_html(report: Any, *, timings: dict[str, float] | None = None) -> str:
+    """The report as one self-contained HTML page.
+
+    Parameters
+    ----------
+    report : Report or ReportContent
+        What :func:`clvbayes.report.build_report` returned (or its ``content``).
+    timings : dict, optional
+        Stage timings to show (default: the report's).
+
+    Returns
+    -------
+    str
+        The HTML document.
+    """
+    content = getattr(report, "content", report)
+    if timings is None:
+        timings = dict(getattr(report, "timings", {}))
+    source = getattr(report, "source", content.overview["value"].iloc[0])
+    unit = content.time_unit_name
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        c=content,
+        source=source,
+        horizon=f"{content.arguments['horizon']:g} {unit}s",
+        tables=_tables(content, timings),
+        images=figures(content),
+    )

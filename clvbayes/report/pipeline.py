@@ -1,0 +1,482 @@
+"""The report pipeline: transactions in, fitted models, predictions and report content out.
+
+Stages (each logged with its time): **read** (validate the log, find its period),
+**summarize** (RFM table, segments, repeat-purchase days), **fit** the BG/NBD and the
+Gamma-Gamma models, **score** the customers (CLV over the horizon; with a holdout, the
+purchases over the holdout window and the holdout validation) and **analyse** (the CRM
+tables). :func:`build_report` returns a :class:`Report`; :func:`write_report` renders
+and writes it (``index.html``, ``customers.csv``, ``posterior.nc``, ``summary.json``).
+
+Every random step gets its own seed spawned from ``ReportOptions.seed``, so the same
+options and data give the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clvbayes.report import crm
+from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
+
+__all__ = ["Report", "ReportOptions", "build_report"]
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What the report is built from (the command line's options).
+
+    Attributes
+    ----------
+    customer_col, date_col, value_col : str
+        Columns of the transaction log.
+    calibration_end : str, optional
+        Last day of the calibration period (default: the last transaction day).
+    holdout_end : str, optional
+        Last day of the holdout period: adds the holdout validation.
+    segment_col : str, optional
+        Segment column; a customer's segment is the one of their first transaction.
+    time_unit : {"D", "W", "M", "Y"}
+        Model time unit.
+    horizon : float
+        CLV horizon, in ``time_unit``.
+    annual_discount : float
+        Annual effective discount rate.
+    margin : float
+        Profit margin applied to spend.
+    draws, tune, chains : int
+        Posterior draws per chain, tuning steps and chains of each fit; the predictions
+        use ``draws`` posterior draws in all (thinned evenly over the chains).
+    seed : int
+        Seed of everything random.
+    method : {"nuts", "map", "advi", "pathfinder"}
+        Inference method.
+    cac : float or mapping of str to float, optional
+        Acquisition cost per customer, one number or one per segment.
+    """
+
+    customer_col: str
+    date_col: str
+    value_col: str
+    calibration_end: str | None = None
+    holdout_end: str | None = None
+    segment_col: str | None = None
+    time_unit: str = "W"
+    horizon: float = 52.0
+    annual_discount: float = 0.10
+    margin: float = 1.0
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    seed: int = 0
+    method: str = "nuts"
+    cac: float | Mapping[str, float] | None = None
+
+    def check(self) -> None:
+        """Raise ``ValueError`` on an impossible option."""
+        from clvbayes.data.rfm import TIME_UNITS
+        from clvbayes.inference import METHODS
+
+        if self.time_unit not in TIME_UNITS:
+            raise ValueError(f"--time-unit {self.time_unit!r}: use one of {list(TIME_UNITS)}.")
+        if self.method not in METHODS:
+            raise ValueError(f"--method {self.method!r}: use one of {list(METHODS)}.")
+        for name in ("horizon", "draws", "chains"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        if self.tune < 0:
+            raise ValueError(f"--tune must be >= 0, got {self.tune}.")
+        if not 0 <= self.annual_discount < 10:
+            raise ValueError(
+                f"--annual-discount {self.annual_discount}: give a yearly rate such as 0.10."
+            )
+        if not self.margin > 0:
+            raise ValueError(f"--margin must be positive, got {self.margin}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """A built report: its content, the fitted models and how long each stage took.
+
+    Attributes
+    ----------
+    options : ReportOptions
+    content : ReportContent
+        Everything the page shows, as tidy frames (see :mod:`clvbayes.report.content`).
+    fits : dict of str to FittedModel
+        ``{"bgnbd": ..., "gamma_gamma": ...}``.
+    source : str
+        What the transactions were (a path, or a description of a frame).
+    timings : dict of str to float
+        Seconds per stage.
+    """
+
+    options: ReportOptions
+    content: ReportContent
+    fits: dict[str, Any]
+    source: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        """The per-customer table (``customers.csv``)."""
+        return self.content.customers
+
+
+class _Stages:
+    """Times each stage and logs a line when it starts and ends."""
+
+    def __init__(self, log: Log | None) -> None:
+        self.log = log
+        self.timings: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        if self.log is not None:
+            self.log(f"[{time.perf_counter() - self.start:7.1f}s] {text}")
+
+    @contextmanager
+    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
+        self.say(f"{name}{': ' + detail if detail else ''} ...")
+        t0 = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - t0
+        self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
+        self.say(f"{name} done in {seconds:.1f} s")
+
+
+def stderr_log(line: str) -> None:
+    """Write one progress line to standard error."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent integer seeds from one."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def _scan(transactions: Any, options: ReportOptions) -> dict[str, Any]:
+    """Validate the log (same checks as ``rfm_summary``); counts and first/last day."""
+    import duckdb
+
+    from clvbayes.data.rfm import _open_source
+    from clvbayes.data.rfm import _scan as scan_source
+
+    try:
+        with _open_source(
+            transactions, options.customer_col, options.date_col, options.value_col
+        ) as source:
+            return scan_source(source, allow_negative=False)
+    except duckdb.Error as err:
+        raise ValueError(f"could not read the transactions: {str(err).splitlines()[0]}") from err
+
+
+def _customer_segments(
+    transactions: Any, options: ReportOptions, calibration_end: dt.date
+) -> pd.DataFrame:
+    """Each customer's segment: the segment of their first transaction (DuckDB)."""
+    import duckdb
+
+    from clvbayes.data import validate
+    from clvbayes.data.rfm import _day_expr, _quote, _register_file, _register_frame
+
+    c, d, s = options.customer_col, options.date_col, options.segment_col
+    con = duckdb.connect()
+    try:
+        if isinstance(transactions, str | Path):
+            _register_file(con, Path(transactions), d)
+        else:
+            _register_frame(con, transactions, [c, d, s])
+        types = {row[0]: row[1] for row in con.execute("DESCRIBE src").fetchall()}
+        validate.check_columns(types, [c, d, s])
+        day, _ = _day_expr(_quote(d), types[d], d)
+        seg = f"CAST({_quote(s)} AS VARCHAR)"
+        missing = con.execute(f"SELECT count(*) FILTER (WHERE {seg} IS NULL) FROM src").fetchone()
+        if missing[0]:
+            n = con.execute("SELECT count(*) FROM src").fetchone()[0]
+            raise ValueError(
+                f"column {s!r}: {missing[0]} of {n} rows have a missing segment; fill them "
+                "in (e.g. 'unknown') or drop those rows."
+            )
+        frame = con.execute(
+            f"""SELECT {_quote(c)} AS customer_id, arg_min({seg}, {day}) AS segment
+                FROM src WHERE {day} <= $cal GROUP BY {_quote(c)}""",
+            {"cal": calibration_end},
+        ).df()
+    finally:
+        con.close()
+    return frame
+
+
+def _fit_transaction_model(
+    rfm: pd.DataFrame, segments: pd.Series | None, options: ReportOptions, seed: int, quiet: bool
+) -> Any:
+    """Fit the BG/NBD: the pooled model, whatever the segments.
+
+    SEGMENT MODEL PLUG-IN POINT. This is the one place where a segment-level
+    (hierarchical) BG/NBD enters: ``BGNBD(segments="segment")`` fitted on
+    ``rfm.assign(segment=segments)``. The rest of the report then needs per-customer
+    parameters where it now broadcasts population draws: ``predict_customers`` (being
+    extended to segmented fits), :func:`clvbayes.report.crm.retention_curve` and
+    :func:`clvbayes.ppc.tracking_curve`. Until all three take segmented fits, the pooled
+    model is fitted and segments are compared through the customers' CLV and P(alive)
+    draws (:func:`clvbayes.report.crm.segment_summary`, ``segment_contrasts``).
+    """
+    from clvbayes.models import BGNBD
+
+    return BGNBD().fit(rfm, **_fit_kwargs(options, seed, quiet))
+
+
+def _fit_kwargs(options: ReportOptions, seed: int, quiet: bool) -> dict[str, Any]:
+    return {
+        "method": options.method,
+        "draws": options.draws,
+        "tune": options.tune,
+        "chains": options.chains,
+        "seed": seed,
+        "progressbar": not quiet and sys.stderr.isatty(),
+    }
+
+
+def _settle_sums(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Value columns rounded to 1e-9, so that the report is reproducible bit for bit.
+
+    DuckDB sums and averages in parallel and combines the partial results in no fixed
+    order, so ``monetary_value`` and ``holdout_value`` can differ in the last bits
+    between runs (41.36 vs 41.35999999999999); rounding far below a cent removes that
+    without changing any value that matters.
+    """
+    columns = [c for c in ("monetary_value", "holdout_value") if c in rfm.columns]
+    return rfm.assign(**{c: rfm[c].round(9) for c in columns})
+
+
+def _fingerprint(rfm: pd.DataFrame) -> str:
+    """SHA-256 (first 16 hex digits) of the RFM table as CSV."""
+    return hashlib.sha256(rfm.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def _customer_table(
+    rfm: pd.DataFrame,
+    segments: pd.Series | None,
+    horizon_summary: pd.DataFrame,
+    holdout_summary: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """``customers.csv``: the column contract of the issue, in its order."""
+    purchases = holdout_summary if holdout_summary is not None else horizon_summary
+    table = pd.DataFrame({"customer_id": rfm["customer_id"].to_numpy()})
+    if segments is not None:
+        table["segment"] = segments.to_numpy()
+    for col in ("frequency", "recency", "T", "monetary_value"):
+        table[col] = rfm[col].to_numpy()
+    table["p_alive"] = horizon_summary["p_alive"].to_numpy()
+    for col in ("expected_purchases", "purchases_q05", "purchases_q50", "purchases_q95"):
+        table[col] = purchases[col].to_numpy()
+    for col in ("clv_mean", "clv_sd", "clv_q05", "clv_q50", "clv_q95"):
+        table[col] = horizon_summary[col].to_numpy()
+    table["p_top_decile"] = horizon_summary["p_top_10pct"].to_numpy()
+    if holdout_summary is not None:
+        table["holdout_frequency"] = rfm["holdout_frequency"].to_numpy()
+        table["holdout_value"] = rfm["holdout_value"].to_numpy()
+    expected = [c for c in CUSTOMER_COLUMNS if c in table.columns]
+    assert list(table.columns) == expected, (list(table.columns), expected)
+    return table
+
+
+def build_report(
+    transactions: Any,
+    options: ReportOptions,
+    *,
+    log: Log | None = stderr_log,
+    source: str | None = None,
+) -> Report:
+    """Run the whole pipeline on a transaction log.
+
+    Parameters
+    ----------
+    transactions : str, Path or DataFrame
+        A CSV or Parquet path (read in place by DuckDB) or a frame, one row per
+        transaction. Not modified.
+    options : ReportOptions
+        Columns, periods, model and prediction settings.
+    log : callable, optional
+        Receives one progress line per stage start and end (None: silent).
+    source : str, optional
+        How to describe the data in the report (default: the path, or the frame's type).
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    ValueError, TypeError, FileNotFoundError
+        On bad options or data, with a message naming the column or option and the fix.
+    """
+    from clvbayes.data.rfm import rfm_summary
+    from clvbayes.data.validate import check_period, parse_day
+    from clvbayes.models import GammaGamma
+    from clvbayes.ppc import repeat_purchase_times, tracking_curve
+    from clvbayes.predict import predict_customers, validate_holdout
+
+    options.check()
+    stage = _Stages(log)
+    quiet = log is None
+    if source is None:
+        source = str(transactions) if isinstance(transactions, str | Path) else "a data frame"
+    seeds = dict(
+        zip(
+            ("bgnbd", "spend", "horizon", "holdout", "validate", "tracking", "retention"),
+            _seeds(options.seed, 7),
+            strict=True,
+        )
+    )
+
+    with stage("read", source):
+        scan = _scan(transactions, options)
+        cal = (
+            scan["last_day"]
+            if options.calibration_end is None
+            else parse_day(options.calibration_end, "--calibration-end")
+        )
+        obs = None
+        if options.holdout_end is not None:
+            obs = parse_day(options.holdout_end, "--holdout-end")
+            check_period(cal, obs)
+            if obs == cal:
+                raise ValueError(
+                    f"--holdout-end {obs} equals --calibration-end: the holdout would be "
+                    "empty; pass a later --holdout-end or leave it out."
+                )
+        if cal > scan["last_day"] or cal < scan["first_day"]:
+            raise ValueError(
+                f"--calibration-end {cal} is outside the data ({scan['first_day']} to "
+                f"{scan['last_day']}); pass a date inside that range."
+            )
+
+    with stage("summarize", "RFM table per customer"):
+        rfm = rfm_summary(
+            transactions,
+            customer_col=options.customer_col,
+            date_col=options.date_col,
+            value_col=options.value_col,
+            calibration_end=cal,
+            observation_end=obs,
+            time_unit=options.time_unit,
+        )
+        rfm = _settle_sums(rfm)
+        segments = None
+        if options.segment_col is not None:
+            seg = _customer_segments(transactions, options, cal)
+            segments = (
+                rfm[["customer_id"]]
+                .merge(seg, on="customer_id", how="left", validate="one_to_one")["segment"]
+                .astype(str)
+            )
+        repeat_times = None
+        if obs is not None:
+            repeat_times = repeat_purchase_times(
+                transactions,
+                customer_col=options.customer_col,
+                date_col=options.date_col,
+                calibration_end=cal,
+                observation_end=obs,
+                time_unit=options.time_unit,
+            )
+        if int((rfm["frequency"] > 0).sum()) == 0:
+            raise ValueError(
+                f"none of the {len(rfm)} customers made a repeat purchase by {cal}; the "
+                "models need repeat buyers: pass a later --calibration-end."
+            )
+
+    fits: dict[str, Any] = {}
+    with stage("fit BG/NBD", f"{options.method}, {options.chains} x {options.draws} draws"):
+        fits["bgnbd"] = _fit_transaction_model(rfm, segments, options, seeds["bgnbd"], quiet)
+    with stage("fit Gamma-Gamma", f"{options.method}, {options.chains} x {options.draws} draws"):
+        fits["gamma_gamma"] = GammaGamma().fit(rfm, **_fit_kwargs(options, seeds["spend"], quiet))
+
+    with stage("score", f"{len(rfm):,} customers x {options.draws} draws"):
+        horizon = predict_customers(
+            fits["bgnbd"],
+            rfm,
+            horizon=options.horizon,
+            spend_fit=fits["gamma_gamma"],
+            time_unit=options.time_unit,
+            annual_discount=options.annual_discount,
+            margin=options.margin,
+            top=(0.1,),
+            n_draws=options.draws,
+            seed=seeds["horizon"],
+            keep_draws=("p_alive", "clv"),
+        )
+        holdout_summary = holdout = tracking = None
+        if obs is not None:
+            holdout = validate_holdout(
+                fits["bgnbd"],
+                rfm,
+                spend_fit=fits["gamma_gamma"],
+                n_draws=options.draws,
+                seed=seeds["validate"],
+            )
+            holdout_summary = holdout.predictions
+            tracking = tracking_curve(fits["bgnbd"], rfm, actual=repeat_times, n_draws=200)
+
+    with stage("analyse", "retention, order value, tiers, segments"):
+        customers = _customer_table(rfm, segments, horizon.summary, holdout_summary)
+        seg_values = None if segments is None else segments.to_numpy()
+        clv = horizon.draws["clv"].to_numpy().reshape(-1, len(rfm))
+        p_alive = horizon.draws["p_alive"].to_numpy().reshape(-1, len(rfm))
+        step = max(options.horizon / 26.0, 1.0)
+        times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
+        retention = crm.retention_curve(
+            fits["bgnbd"],
+            rfm,
+            times=times,
+            segments=seg_values,
+            n_draws=min(options.draws, 200),
+            seed=seeds["retention"],
+        )
+        aov_customers, aov_segments = crm.average_order_value(
+            fits["gamma_gamma"], rfm, segments=seg_values, n_draws=options.draws
+        )
+        tier_customers, tiers = crm.value_tiers(clv, customers["customer_id"].to_numpy())
+        segment_table = contrasts = None
+        if segments is not None:
+            segment_table = crm.segment_summary({"clv": clv, "p_alive": p_alive}, seg_values)
+            contrasts = crm.segment_contrasts(clv, seg_values)
+        cac = None
+        if options.cac is not None:
+            cac = crm.clv_cac(clv, options.cac, seg_values)
+        content = build_content(
+            options=asdict(options),
+            source=source,
+            scan=scan,
+            calibration_end=cal,
+            holdout_end=obs,
+            rfm=rfm,
+            fits=fits,
+            customers=customers,
+            fingerprint=_fingerprint(rfm),
+            retention=retention,
+            aov_customers=aov_customers,
+            aov_segments=aov_segments,
+            tier_customers=tier_customers,
+            tiers=tiers,
+            segments=segment_table,
+            contrasts=contrasts,
+            cac=cac,
+            holdout=holdout,
+            tracking=tracking,
+        )
+    return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
