@@ -238,7 +238,11 @@ def _scan(source: _Source, *, allow_negative: bool) -> dict[str, Any]:
 def _summary_sql(source: _Source, *, holdout: bool, allow_negative: bool) -> str:
     """The aggregation: days per customer, then one row per customer."""
     has_value = source.value is not None
-    value = source.value if has_value else "0.0"
+    value = f"CAST({source.value} AS DECIMAL(38, 9))" if has_value else "0.0"
+    # Values are summed as DECIMAL(38, 9) (exact integer arithmetic at 1e-9 resolution):
+    # DuckDB's parallel aggregation combines partial sums in no fixed order, and floating
+    # point sums would then differ in the last bits between runs (customers.csv of a
+    # report must be byte-reproducible). Money is exact to far below a cent.
     # With returns allowed, a day whose net value is <= 0 and that holds a negative row
     # (a return or refund day, or a purchase fully returned the same day) is no purchase.
     having = "HAVING NOT (sum(value) <= 0 AND min(value) < 0)" if allow_negative else ""
@@ -251,14 +255,15 @@ def _summary_sql(source: _Source, *, holdout: bool, allow_negative: bool) -> str
     ]
     if has_value:
         columns.append(
-            "coalesce(avg(d.value) FILTER (WHERE d.day <= $cal AND d.day > f.first_day), 0.0)"
-            " AS monetary_value"
+            "coalesce(CAST(avg(d.value) FILTER (WHERE d.day <= $cal AND d.day > f.first_day)"
+            " AS DOUBLE), 0.0) AS monetary_value"
         )
     if holdout:
         columns.append("CAST(count(*) FILTER (WHERE d.day > $cal) AS BIGINT) AS holdout_frequency")
         if has_value:
             columns.append(
-                "coalesce(sum(d.value) FILTER (WHERE d.day > $cal), 0.0) AS holdout_value"
+                "coalesce(CAST(sum(d.value) FILTER (WHERE d.day > $cal) AS DOUBLE), 0.0)"
+                " AS holdout_value"
             )
         columns.append("CAST(date_diff('day', $cal, $obs) AS DOUBLE) / $unit AS holdout_duration")
     return f"""

@@ -250,18 +250,6 @@ def _fit_kwargs(options: ReportOptions, seed: int, quiet: bool) -> dict[str, Any
     }
 
 
-def _settle_sums(rfm: pd.DataFrame) -> pd.DataFrame:
-    """Value columns rounded to 1e-9, so that the report is reproducible bit for bit.
-
-    DuckDB sums and averages in parallel and combines the partial results in no fixed
-    order, so ``monetary_value`` and ``holdout_value`` can differ in the last bits
-    between runs (41.36 vs 41.35999999999999); rounding far below a cent removes that
-    without changing any value that matters.
-    """
-    columns = [c for c in ("monetary_value", "holdout_value") if c in rfm.columns]
-    return rfm.assign(**{c: rfm[c].round(9) for c in columns})
-
-
 def _fingerprint(rfm: pd.DataFrame) -> str:
     """SHA-256 (first 16 hex digits) of the RFM table as CSV."""
     return hashlib.sha256(rfm.to_csv(index=False).encode()).hexdigest()[:16]
@@ -375,7 +363,6 @@ def build_report(
             observation_end=obs,
             time_unit=options.time_unit,
         )
-        rfm = _settle_sums(rfm)
         segments = None
         if options.segment_col is not None:
             seg = _customer_segments(transactions, options, cal)
