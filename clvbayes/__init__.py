@@ -24,6 +24,8 @@ _EXPORTS = {
     "p_alive": "clvbayes.predict",
     "expected_purchases": "clvbayes.predict",
     "compare": "clvbayes.compare",
+    "holdout_comparison": "clvbayes.validation",
+    "comparison_table": "clvbayes.validation",
     "compress": "clvbayes.data.compress",
     "CompressedRFM": "clvbayes.data.compress",
     "load": "clvbayes.io",

@@ -19,8 +19,12 @@ __all__ = [
     "FuturePurchases",
     "TransactionValues",
     "simulate_bgnbd",
+    "simulate_future_pareto_nbd",
     "simulate_future_purchases",
     "simulate_gamma_gamma",
+    "simulate_mbgnbd",
+    "simulate_pareto_nbd",
+    "simulate_transaction_model",
     "simulate_transaction_values",
 ]
 
@@ -63,6 +67,46 @@ def simulate_bgnbd(
         - ``lam``, ``p_drop``: the latent purchase rate and dropout probability;
         - ``alive`` (bool): whether the customer is still alive at ``T``.
     """
+    return _simulate_beta_geometric(r, alpha, a, b, T, rng=rng, drop_at_first=False)
+
+
+def simulate_mbgnbd(
+    r: Any, alpha: Any, a: Any, b: Any, T: Any, *, rng: np.random.Generator | int
+) -> dict[str, np.ndarray]:
+    """Simulate ``(x, t_x, T)`` from the MBG/NBD process (Batislam et al. 2007).
+
+    As :func:`simulate_bgnbd`, except that the customer may also drop out right after
+    the (uncounted) first purchase at time 0, with the same probability ``p``: a
+    customer with ``x = 0`` may be inactive.
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters, broadcast against ``T``.
+    T : array_like
+        Age of each customer.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``frequency, recency, T, lam, p_drop, alive`` as in :func:`simulate_bgnbd`.
+    """
+    return _simulate_beta_geometric(r, alpha, a, b, T, rng=rng, drop_at_first=True)
+
+
+def _simulate_beta_geometric(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    T: Any,
+    *,
+    rng: np.random.Generator | int,
+    drop_at_first: bool,
+) -> dict[str, np.ndarray]:
+    """Poisson purchases with a coin flip for dropout after each (BG/NBD, MBG/NBD)."""
     rng = _generator(rng)
     params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b, T)))
     shape = params[0].shape
@@ -74,7 +118,10 @@ def simulate_bgnbd(
     recency = np.zeros(n)
     alive = np.ones(n, dtype=bool)
     idx = np.arange(n)
-    now = np.zeros(n)
+    if drop_at_first:
+        alive = rng.random(n) >= p
+        idx = idx[alive]
+    now = np.zeros(idx.size)
     while idx.size:
         # a rate of 0 (or one so small the gap overflows) means no purchase: arrival = inf
         with np.errstate(divide="ignore", over="ignore"):
@@ -89,6 +136,97 @@ def simulate_bgnbd(
     out = {"frequency": frequency, "recency": recency, "T": T.copy()}
     out.update(lam=lam, p_drop=p, alive=alive)
     return {k: v.reshape(shape) for k, v in out.items()}
+
+
+def simulate_pareto_nbd(
+    r: Any, alpha: Any, s: Any, beta: Any, T: Any, *, rng: np.random.Generator | int
+) -> dict[str, np.ndarray]:
+    """Simulate ``(x, t_x, T)`` from the Pareto/NBD process (Schmittlein et al. 1987).
+
+    Each customer draws a purchase rate ``λ ~ Gamma(r, rate α)``, a dropout rate
+    ``μ ~ Gamma(s, rate β)`` and an unobserved lifetime ``τ ~ Exponential(μ)`` from the
+    (uncounted) first purchase at time 0; repeat purchases arrive as a Poisson process
+    of rate ``λ`` on ``(0, min(τ, T)]``.
+
+    Parameters
+    ----------
+    r, alpha, s, beta : array_like
+        Population parameters, broadcast against ``T``.
+    T : array_like
+        Age of each customer.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of str to ndarray
+        All of the broadcast shape of the inputs: ``frequency`` (int64), ``recency``,
+        ``T``, the latent ``lam``, ``mu`` and ``lifetime`` (``τ``), and ``alive``
+        (``τ > T``).
+    """
+    rng = _generator(rng)
+    params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, s, beta, T)))
+    shape = params[0].shape
+    r, alpha, s, beta, T = (v.ravel() for v in params)
+    n = r.size
+    lam = rng.gamma(r, 1.0 / alpha)
+    mu = rng.gamma(s, 1.0 / beta)
+    with np.errstate(divide="ignore", over="ignore"):
+        lifetime = rng.standard_exponential(n) / mu
+    end = np.minimum(lifetime, T)
+    frequency = np.zeros(n, dtype=np.int64)
+    recency = np.zeros(n)
+    idx = np.arange(n)
+    now = np.zeros(n)
+    while idx.size:
+        with np.errstate(divide="ignore", over="ignore"):
+            arrival = now + rng.standard_exponential(idx.size) / lam[idx]
+        inside = arrival <= end[idx]
+        idx, now = idx[inside], arrival[inside]
+        frequency[idx] += 1
+        recency[idx] = now
+    out = {"frequency": frequency, "recency": recency, "T": T.copy()}
+    out.update(lam=lam, mu=mu, lifetime=lifetime, alive=lifetime > T)
+    return {k: v.reshape(shape) for k, v in out.items()}
+
+
+_TRANSACTION_SIMULATORS = {
+    "BGNBD": (simulate_bgnbd, ("r", "alpha", "a", "b")),
+    "MBGNBD": (simulate_mbgnbd, ("r", "alpha", "a", "b")),
+    "ParetoNBD": (simulate_pareto_nbd, ("r", "alpha", "s", "beta")),
+}
+
+
+def simulate_transaction_model(
+    kind: str, params: dict[str, Any], T: Any, *, rng: np.random.Generator | int
+) -> dict[str, np.ndarray]:
+    """Simulate ``(x, t_x, T)`` from the transaction model named ``kind``.
+
+    Parameters
+    ----------
+    kind : {"BGNBD", "MBGNBD", "ParetoNBD"}
+        Model type (``FittedModel.kind``).
+    params : dict
+        Population parameters by name (``r, alpha, a, b`` or ``r, alpha, s, beta``).
+    T : array_like
+        Age of each customer.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The simulator's output (at least ``frequency``, ``recency``, ``T``, ``alive``).
+    """
+    if kind not in _TRANSACTION_SIMULATORS:
+        raise ValueError(
+            f"no simulator for model {kind!r}; known: {sorted(_TRANSACTION_SIMULATORS)}."
+        )
+    simulator, names = _TRANSACTION_SIMULATORS[kind]
+    missing = [k for k in names if k not in params]
+    if missing:
+        raise ValueError(f"{kind} simulation needs parameters {missing}.")
+    return simulator(*(params[k] for k in names), T, rng=rng)
 
 
 class TransactionValues(NamedTuple):
@@ -290,4 +428,61 @@ def simulate_future_purchases(
         count.reshape(shape),
         discounted.reshape(shape),
         None if value is None else value.reshape(shape),
+    )
+
+
+def simulate_future_pareto_nbd(
+    lam: Any,
+    mu: Any,
+    alive: Any,
+    horizon: Any,
+    *,
+    rng: np.random.Generator | int,
+    discount_rate: Any = 0.0,
+    value_shape: Any = None,
+    value_rate: Any = None,
+    max_block_elements: int = 2**22,
+) -> FuturePurchases:
+    """Simulate Pareto/NBD purchases in ``(0, horizon]`` for a known latent state.
+
+    A customer alive at time 0 (the end of observation) has a remaining lifetime
+    ``τ ~ Exponential(mu)`` (memoryless) and buys as a Poisson process of rate ``lam``
+    until ``min(τ, horizon)``; a dead one never buys. That is the process of
+    :func:`simulate_future_purchases` without purchase-triggered dropout over the window
+    ``min(τ, horizon)``, which is what is run (so discounting and transaction values
+    work the same way).
+
+    Parameters
+    ----------
+    lam, mu : array_like
+        Purchase and dropout rates of each element.
+    alive : array_like of bool
+        Whether each element is alive at time 0.
+    horizon : array_like
+        Length of the prediction window.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+    discount_rate, value_shape, value_rate, max_block_elements
+        As in :func:`simulate_future_purchases`.
+
+    Returns
+    -------
+    FuturePurchases
+    """
+    rng = _generator(rng)
+    lam, mu, alive, horizon = np.broadcast_arrays(
+        *(np.asarray(w, dtype=float) for w in (lam, mu, alive, horizon))
+    )
+    with np.errstate(divide="ignore", over="ignore"):
+        lifetime = rng.standard_exponential(lam.shape) / mu
+    return simulate_future_purchases(
+        lam,
+        0.0,
+        alive,
+        np.minimum(lifetime, horizon),
+        rng=rng,
+        discount_rate=discount_rate,
+        value_shape=value_shape,
+        value_rate=value_rate,
+        max_block_elements=max_block_elements,
     )

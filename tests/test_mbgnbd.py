@@ -95,3 +95,49 @@ def test_flat_map_matches_lifetimes_modified_beta_geo_fitter(cdnow_summary_csv):
     fitted = MBGNBD(priors=FLAT_PRIORS("r", "alpha", "a", "b")).fit(d, method="map")
     for name in ("r", "alpha", "a", "b"):
         assert float(fitted.params()[name].ravel()[0]) == pytest.approx(theirs[name], rel=2e-3)
+
+
+@pytest.mark.parametrize("params", PARAMS)
+def test_p_alive_expected_purchases_and_pmf_match_lifetimes(params):
+    import pandas as pd
+    from lifetimes import ModifiedBetaGeoFitter
+
+    x, t_x, T = _data(2, n=40)
+    fitter = ModifiedBetaGeoFitter()
+    fitter.params_ = pd.Series(dict(zip(["r", "alpha", "a", "b"], params, strict=True)))
+    np.testing.assert_allclose(
+        mbgnbd.p_alive(*params, x, t_x, T),
+        fitter.conditional_probability_alive(x, t_x, T),
+        rtol=1e-6,
+    )
+    theirs = fitter.conditional_expected_number_of_purchases_up_to_time(10.0, x, t_x, T)
+    np.testing.assert_allclose(
+        mbgnbd.expected_purchases(*params, x, t_x, T, 10.0), theirs, rtol=1e-6
+    )
+    t = np.array([1.0, 10.0, 39.0])
+    np.testing.assert_allclose(
+        mbgnbd.expected_purchases_new(*params, t),
+        fitter.expected_number_of_purchases_up_to_time(t),
+        rtol=1e-6,
+    )
+    for k in range(4):
+        assert float(mbgnbd.prob_purchases(*params, 39.0, k)) == pytest.approx(
+            fitter.probability_of_n_purchases_up_to_time(39.0, k), rel=1e-6
+        )
+
+
+def test_customer_posterior_masses_sum_to_the_likelihood():
+    """The two conjugate branches' masses (derivation in customer_posterior) add up to
+    exp(loglik), and their ratio is P(alive)."""
+    from scipy import special as sp
+
+    r, alpha, a, b = PARAMS[0]
+    x, t_x, T = _data(3)
+    common = sp.gammaln(r + x) - sp.gammaln(r) + r * np.log(alpha) - sp.betaln(a, b)
+    alive = np.exp(common + sp.betaln(a, b + x + 1) - (r + x) * np.log(alpha + T))
+    dropped = np.exp(common + sp.betaln(a + 1, b + x) - (r + x) * np.log(alpha + t_x))
+    np.testing.assert_allclose(np.log(alive + dropped), mbgnbd.loglik(*PARAMS[0], x, t_x, T))
+    post = mbgnbd.customer_posterior(*PARAMS[0], x, t_x, T)
+    np.testing.assert_allclose(post.p_alive, alive / (alive + dropped), rtol=1e-12)
+    np.testing.assert_array_equal(post.alive_b, b + x + 1)
+    np.testing.assert_array_equal(post.dropped_rate, alpha + t_x)

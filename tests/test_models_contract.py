@@ -13,9 +13,9 @@ from pymc_extras.prior import Prior
 
 import clvbayes
 from clvbayes.diagnostics import ConvergenceWarning
-from clvbayes.models import BGNBD, GammaGamma
+from clvbayes.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 
-MODELS = [BGNBD, GammaGamma]
+MODELS = [BGNBD, GammaGamma, ParetoNBD, MBGNBD]
 FAST = {"draws": 150, "tune": 150, "chains": 2, "progressbar": False}
 
 

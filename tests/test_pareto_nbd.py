@@ -203,3 +203,34 @@ def test_flat_map_matches_lifetimes_pareto_nbd_fitter(cdnow_summary_csv):
     ours = float(fitted.log_likelihood().to_numpy().ravel() @ fitted.data.counts)
     assert ours >= their_ll - 1e-6
     assert ours == pytest.approx(their_ll, abs=0.05)
+
+
+@pytest.mark.parametrize("params", PARAMS)
+def test_customer_posterior_alive_mass_is_the_conjugate_kernel(params):
+    """P(alive) x likelihood = Γ(r+x)α^r β^s / (Γ(r)(α+T)^(r+x)(β+T)^s): the mass of the
+    alive branch, whose kernel is Gamma(r+x, α+T) x Gamma(s, β+T) (FHL 2005, eq. 19)."""
+    r, alpha, s, beta = params
+    x, t_x, T = _data(8)
+    post = pareto_nbd.customer_posterior(*params, x, t_x, T)
+    log_mass = (
+        sp.gammaln(r + x)
+        - sp.gammaln(r)
+        + r * np.log(alpha)
+        + s * np.log(beta)
+        - (r + x) * np.log(alpha + T)
+        - s * np.log(beta + T)
+    )
+    expected = np.exp(log_mass - pareto_nbd.loglik(*params, x, t_x, T))
+    np.testing.assert_allclose(post.p_alive, np.minimum(expected, 1.0), rtol=1e-9)
+    np.testing.assert_array_equal(post.lam_shape, r + x)
+    np.testing.assert_array_equal(post.mu_rate, beta + T)
+    assert np.all(post.mu_shape == s)
+
+
+def test_per_row_parameters_are_not_shared_across_equal_histories():
+    x, t_x, T = np.array([2.0, 2.0]), np.array([3.0, 3.0]), np.array([10.0, 10.0])
+    r = np.array([0.5, 0.9])
+    both = pareto_nbd.loglik(r, 10.0, 0.6, 11.0, x, t_x, T)
+    single = [pareto_nbd.loglik(v, 10.0, 0.6, 11.0, x[:1], t_x[:1], T[:1])[0] for v in r]
+    np.testing.assert_allclose(both, single, rtol=1e-12)
+    assert pareto_nbd.p_alive(0.55, 10.0, 0.6, 11.0, 2.0, 30.0, 38.0).shape == ()

@@ -12,9 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from clvbayes.math._ops import ops_for, per_level, values_of
+import numpy as np
+from scipy import special as sp
 
-__all__ = ["frequency_terms", "loglik", "p_alive"]
+from clvbayes.math._ops import ops_for, per_level, values_of
+from clvbayes.math.bgnbd import CustomerPosterior, _mean_if_alive
+from clvbayes.math.clv import discounted_expectation
+
+__all__ = [
+    "customer_posterior",
+    "expected_discounted_purchases",
+    "expected_purchases",
+    "expected_purchases_new",
+    "frequency_terms",
+    "loglik",
+    "p_alive",
+    "prob_purchases",
+]
 
 
 def frequency_terms(r: Any, a: Any, b: Any, x: Any) -> tuple[Any, Any]:
@@ -88,3 +102,140 @@ def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any
     _, log_odds = frequency_terms(r, a, b, x)
     term = _log1p_dropout_odds(ops, r, x, log_odds, ops.log(alpha + T), ops.log(alpha + t_x))
     return ops.exp(-term)
+
+
+def customer_posterior(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any
+) -> CustomerPosterior:
+    """Conditional posterior of a customer's purchase rate ``λ`` and dropout ``p`` (numpy).
+
+    Derivation. Given ``(λ, p)`` the MBG/NBD flips the dropout coin after every purchase,
+    the first (time 0) included, so the history ``(x, t_x, T)`` has likelihood
+
+    .. math::
+
+        L(λ, p) = (1-p)^{x+1} λ^x e^{-λT} + p (1-p)^x λ^x e^{-λ t_x}:
+
+    alive at ``T`` (survived ``x+1`` flips), or dropped right after the purchase at
+    ``t_x`` (at time 0 when ``x = 0``). Times the prior ``Gamma(λ; r, α) Beta(p; a, b)``,
+    each term is a product of conjugate kernels:
+
+    - alive: ``Gamma(λ; r+x, α+T) Beta(p; a, b+x+1)`` with mass
+      ``Γ(r+x)α^r / (Γ(r)(α+T)^{r+x}) · B(a, b+x+1)/B(a, b)``;
+    - dropped: ``Gamma(λ; r+x, α+t_x) Beta(p; a+1, b+x)`` with mass
+      ``Γ(r+x)α^r / (Γ(r)(α+t_x)^{r+x}) · B(a+1, b+x)/B(a, b)``.
+
+    Unlike the BG/NBD (``Beta(a, b+x)`` and ``Beta(a+1, b+x-1)``, no dropped branch at
+    ``x = 0``) both branches always exist. The alive weight is
+    ``[1 + a/(b+x) ((α+T)/(α+t_x))^{r+x}]^{-1}``, i.e. :func:`p_alive`, and the sum of
+    the masses is the likelihood (:func:`loglik`). A customer alive at ``T`` then buys as
+    a Poisson process and drops after each purchase with probability ``p``
+    (:func:`clvbayes.simulate.simulate_future_purchases`).
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters (e.g. draws of shape ``(draws, 1)``).
+    x, t_x, T : array_like
+        Frequency, recency and age.
+
+    Returns
+    -------
+    clvbayes.math.bgnbd.CustomerPosterior
+        The same fields as the BG/NBD's, broadcast to a common shape.
+    """
+    r, alpha, a, b, x, t_x, T = (np.asarray(v, dtype=float) for v in (r, alpha, a, b, x, t_x, T))
+    weight = p_alive(r, alpha, a, b, x, t_x, T)
+    fields = [weight, r + x, alpha + T, a, b + x + 1, r + x, alpha + t_x, a + 1, b + x]
+    return CustomerPosterior(*np.broadcast_arrays(*fields))
+
+
+def expected_purchases(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any
+) -> np.ndarray:
+    """Expected number of purchases in ``(T, T+t]`` given the history ``(x, t_x, T)``.
+
+    Batislam et al. (2007), eq. 11 (lifetimes' ``ModifiedBetaGeoFitter``):
+
+    .. math::
+
+        E[Y(t) \\mid x, t_x, T] = P(\\text{alive}) \\frac{a+b+x}{a-1}
+        \\left[1 - \\left(\\frac{\\alpha+T}{\\alpha+T+t}\\right)^{r+x}
+        {}_2F_1\\left(r+x, b+x+1; a+b+x; \\tfrac{t}{\\alpha+T+t}\\right)\\right]
+
+    The bracket is the BG/NBD's ``E[(1 - (1+p t/(α+T))^{-(r+x)})/p]`` with
+    ``p ~ Beta(a, b+x+1)`` (the alive branch of :func:`customer_posterior`), evaluated by
+    the same stable routine (:func:`clvbayes.math.bgnbd._mean_if_alive`: convergent
+    Euler form, ``a ≈ 1`` interpolation, quadrature fallback). numpy only.
+    """
+    alive = p_alive(r, alpha, a, b, x, t_x, T)
+    return alive * _alive_purchases(r, alpha, a, b, x, T)(t)
+
+
+def _alive_purchases(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any) -> Any:
+    def fn(t: Any) -> np.ndarray:
+        s = np.asarray(t, dtype=float) / (np.asarray(alpha) + np.asarray(T))
+        return _mean_if_alive(np.add(r, x), np.add(b, x) + 1.0, a, s)
+
+    return fn
+
+
+def expected_purchases_new(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray:
+    """Expected repeat purchases ``E[X(t)]`` of a new customer in ``(0, t]``.
+
+    Batislam et al. (2007), eq. 9: ``b/(a-1) [1 - (α/(α+t))^r 2F1(r, b+1; a+b; t/(α+t))]``.
+    A new customer is alive after the first purchase with probability ``b/(a+b)``, and
+    then ``p ~ Beta(a, b+1)``; the bracket is evaluated as in :func:`expected_purchases`.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    s = np.asarray(t, dtype=float) / np.asarray(alpha, dtype=float)
+    return b / (a + b) * _mean_if_alive(r, b + 1.0, a, s)
+
+
+def prob_purchases(r: Any, alpha: Any, a: Any, b: Any, t: Any, x: Any) -> np.ndarray:
+    """``P(X(t) = x)``: probability of ``x`` repeat purchases in ``(0, t]`` (numpy).
+
+    .. math::
+
+        P(X(t)=x) = \\frac{B(a, b+x+1)}{B(a, b)} \\mathrm{NB}(x; r, \\tfrac{\\alpha}{\\alpha+t})
+        + \\frac{B(a+1, b+x)}{B(a, b)} \\left[1 - \\sum_{j<x} \\mathrm{NB}(j)\\right]
+
+    Derivation: ``x`` purchases by ``t`` while surviving all ``x+1`` coin flips, or the
+    ``x``-th repeat purchase happens by ``t`` (``P(N(t) ≥ x)``, 1 for ``x = 0``) and the
+    customer drops right after it (probability ``p(1-p)^x``). ``NB`` is the Gamma-Poisson
+    pmf and ``1 - Σ_{j<x} NB(j) = I_{t/(α+t)}(x, r)`` the regularised incomplete beta.
+    """
+    r, alpha, a, b, t, x = (np.asarray(v, dtype=float) for v in (r, alpha, a, b, t, x))
+    log_p0 = np.log(alpha) - np.log(alpha + t)
+    log_nb = (
+        sp.gammaln(r + x) - sp.gammaln(r) - sp.gammaln(x + 1) + r * log_p0 + sp.xlogy(x, t)
+    ) - x * np.log(alpha + t)
+    alive = np.exp(sp.betaln(a, b + x + 1) - sp.betaln(a, b) + log_nb)
+    safe_x = np.where(x > 0, x, 1.0)
+    reached = np.where(x > 0, sp.betainc(safe_x, r, t / (alpha + t)), 1.0)
+    return alive + np.exp(sp.betaln(a + 1, b + x) - sp.betaln(a, b)) * reached
+
+
+def expected_discounted_purchases(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    horizon: Any,
+    discount_rate: float,
+    *,
+    nodes: int | None = None,
+) -> np.ndarray:
+    """Expected discounted purchases ``E[Σ_j exp(-δ t_j) | x, t_x, T]`` in ``(T, T+h]``.
+
+    :func:`clvbayes.math.clv.discounted_expectation` of :func:`expected_purchases`
+    (16 Gauss-Legendre ``nodes`` unless given; numpy only); ``P(alive)`` is computed once.
+    """
+    alive = p_alive(r, alpha, a, b, x, t_x, T)
+    given_alive = _alive_purchases(r, alpha, a, b, x, T)
+    return alive * discounted_expectation(
+        given_alive, horizon, discount_rate, nodes=16 if nodes is None else nodes
+    )

@@ -46,13 +46,22 @@ Every function accepts numpy arrays or PyTensor variables (see :mod:`clvbayes.ma
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from clvbayes.math._ops import Factor, _is_tensor, ops_for, per_level, values_of
+from clvbayes.math.clv import discounted_expectation
 
-__all__ = ["expected_purchases", "log_dropout_shares", "loglik", "p_alive"]
+__all__ = [
+    "CustomerPosterior",
+    "customer_posterior",
+    "expected_discounted_purchases",
+    "expected_purchases",
+    "log_dropout_shares",
+    "loglik",
+    "p_alive",
+]
 
 # numpy evaluation is chunked so that (draws x rows x nodes) temporaries stay small
 _CHUNK_ELEMENTS = 4_000_000
@@ -159,7 +168,9 @@ def _shares_by_pair(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tu
     Pairs with ``x = 0`` use the fine rule, the others the coarse one; for symbolic data
     every row uses the fine rule.
     """
-    pairs = _pairs(x, t)
+    # parameters that vary along the row axis (one per row) cannot be shared by a pair
+    per_row = any(np.ndim(p) >= 1 and np.shape(p)[-1] != 1 for p in (r, s, alpha, beta))
+    pairs = None if per_row else _pairs(x, t)
     if pairs is None:
         return log_dropout_shares(r + values_of(x), s, alpha, beta, values_of(t), fine=True)
     px, pt, index = pairs
@@ -276,17 +287,20 @@ def p_alive(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> 
     def fn(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
         ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
         alive, dead, log_psi_T = _bracket_terms(r, alpha, s, beta, x, t_x, T)
-        return ops.exp(log_psi_T - ops.logaddexp(alive, dead))
+        # the ratio is <= 1 exactly; the rule's error (~1e-10, up to ~1e-5 in extreme
+        # corners such as x = 0, T = 0.01, max(α, β)/min(α, β) = 1e8) must not push it over
+        return ops.minimum(ops.exp(log_psi_T - ops.logaddexp(alive, dead)), 1.0)
 
     args = (r, alpha, s, beta)
     if not any(_is_tensor(a) for a in args) and not _is_tensor(values_of(x)):
-        x, t_x, T = (Factor.of(v) if not isinstance(v, Factor) else v for v in (x, t_x, T))
+        if max(np.ndim(values_of(v)) for v in (x, t_x, T)) == 1:  # else: plain broadcasting
+            x, t_x, T = (Factor.of(v) if not isinstance(v, Factor) else v for v in (x, t_x, T))
         return _numpy_chunked(fn, args, x, t_x, T)
     return fn(r, alpha, s, beta, x, t_x, T)
 
 
 def expected_purchases(
-    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, t: Any
+    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, t: Any, *, alive: Any = None
 ) -> Any:
     """Expected number of purchases in ``(T, T+t]`` given the history ``(x, t_x, T)``.
 
@@ -299,12 +313,114 @@ def expected_purchases(
 
     The last factor is evaluated as ``(β+T) (-expm1(-(s-1) L)) / (s-1)`` with
     ``L = log1p(t/(β+T))``, and as its limit ``(β+T) L`` within 1e-8 of ``s = 1``.
+    ``alive`` may pass :func:`p_alive` at these inputs if already computed.
     """
-    ops = ops_for(r, alpha, s, beta, x, t_x, T, t)
-    alive = p_alive(r, alpha, s, beta, x, t_x, T)
-    L = ops.log1p(t / (beta + T))
-    sm1 = s - 1.0
-    near_one = ops.where(sm1 > 0, sm1, -sm1) < 1e-8
-    safe = ops.where(near_one, 1.0, sm1)
-    horizon = ops.where(near_one, L, -ops.expm1(-sm1 * L) / safe)
-    return alive * (r + x) / (alpha + T) * (beta + T) * horizon
+    if alive is None:
+        alive = p_alive(r, alpha, s, beta, x, t_x, T)
+    return alive * _alive_purchases(r, alpha, s, beta, x, T)(t)
+
+
+class CustomerPosterior(NamedTuple):
+    """Conditional posterior of a customer's state given ``(r, α, s, β)`` and the history.
+
+    Only the "alive at ``T``" branch matters for the future (a customer who has left buys
+    nothing), and on it the rates are independent Gammas (``rate`` = 1/scale).
+
+    Attributes
+    ----------
+    p_alive : array
+        ``P(alive at T)``, :func:`p_alive`.
+    lam_shape, lam_rate : array
+        ``λ | alive ~ Gamma(r+x, α+T)``.
+    mu_shape, mu_rate : array
+        ``μ | alive ~ Gamma(s, β+T)``.
+    """
+
+    p_alive: Any
+    lam_shape: Any
+    lam_rate: Any
+    mu_shape: Any
+    mu_rate: Any
+
+
+def customer_posterior(
+    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, *, alive: Any = None
+) -> CustomerPosterior:
+    """Posterior of a customer's ``(alive, λ, μ)`` at ``T`` (numpy).
+
+    Derivation. Given ``(λ, μ)``, the history has likelihood
+    ``λ^x e^{-λT} e^{-μT}`` (alive at ``T``) plus ``∫_{t_x}^T λ^x e^{-λτ} μ e^{-μτ} dτ``
+    (died at ``τ``). With the prior ``Gamma(λ; r, α) Gamma(μ; s, β)`` the alive term is a
+    product of conjugate kernels, ``Gamma(λ; r+x, α+T) Gamma(μ; s, β+T)``, with mass
+    ``Γ(r+x)α^rβ^s / (Γ(r)(α+T)^{r+x}(β+T)^s) = ... ψ(T)``; divided by the marginal
+    likelihood (:func:`loglik`) it is :func:`p_alive`. Future purchases then follow from
+    the memoryless lifetime: ``τ' ~ Exp(μ)`` after ``T``, purchases
+    ``Poisson(λ min(τ', h))`` (:func:`clvbayes.simulate.simulate_future_pareto_nbd`).
+
+    Parameters
+    ----------
+    r, alpha, s, beta : array_like
+        Population parameters (e.g. draws of shape ``(draws, 1)``).
+    x, t_x, T : array_like
+        Frequency, recency and age.
+    alive : array_like, optional
+        :func:`p_alive` at these inputs, if already computed (it is the costly part).
+
+    Returns
+    -------
+    CustomerPosterior
+        Fields broadcast to a common shape.
+    """
+    weight = p_alive(r, alpha, s, beta, x, t_x, T) if alive is None else alive
+    weight = np.asarray(weight, dtype=float)
+    fields = [
+        weight,
+        np.add(r, x),
+        np.add(alpha, T),
+        np.asarray(s, dtype=float),
+        np.add(beta, T),
+    ]
+    return CustomerPosterior(*np.broadcast_arrays(*(np.asarray(f, dtype=float) for f in fields)))
+
+
+def expected_discounted_purchases(
+    r: Any,
+    alpha: Any,
+    s: Any,
+    beta: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    horizon: Any,
+    discount_rate: float,
+    *,
+    nodes: int | None = None,
+    alive: Any = None,
+) -> np.ndarray:
+    """Expected discounted purchases ``E[Σ_j exp(-δ t_j) | x, t_x, T]`` in ``(T, T+h]``.
+
+    :func:`clvbayes.math.clv.discounted_expectation` of :func:`expected_purchases`
+    (16 Gauss-Legendre ``nodes`` unless given; numpy only). ``P(alive)`` does not depend on the window, so it is computed once
+    (or passed in as ``alive``).
+    """
+    if alive is None:
+        alive = p_alive(r, alpha, s, beta, x, t_x, T)
+    given_alive = _alive_purchases(r, alpha, s, beta, x, T)
+    return alive * discounted_expectation(
+        given_alive, horizon, discount_rate, nodes=16 if nodes is None else nodes
+    )
+
+
+def _alive_purchases(r: Any, alpha: Any, s: Any, beta: Any, x: Any, T: Any) -> Any:
+    """``t -> E[purchases in (T, T+t] | alive at T]``, the factor after ``P(alive)``."""
+
+    def fn(t: Any) -> Any:
+        ops = ops_for(r, alpha, s, beta, x, T, t)
+        L = ops.log1p(t / (beta + T))
+        sm1 = s - 1.0
+        near_one = ops.where(sm1 > 0, sm1, -sm1) < 1e-8
+        safe = ops.where(near_one, 1.0, sm1)
+        horizon = ops.where(near_one, L, -ops.expm1(-sm1 * L) / safe)
+        return (r + x) / (alpha + T) * (beta + T) * horizon
+
+    return fn
