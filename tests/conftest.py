@@ -1,4 +1,10 @@
-"""Shared fixtures. Reference data come from ../shared/data/cdnow (CI has it beside the repo)."""
+"""Shared fixtures.
+
+Reference data (the CDNOW files the papers and the anchors use) come from
+``../shared/data/cdnow`` when the repository sits beside it, else from the identical copies
+in lifetimes' package data (lifetimes 0.11.3 is a test dependency): either way an
+independent source, never the copies bundled in ``clvbayes.datasets``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
+_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
+
+
+def reference_file(name: str) -> Path:
+    """Path of the reference CDNOW file ``name`` (``../shared`` first, then lifetimes')."""
+    if (_SHARED / name).exists():
+        return _SHARED / name
+    import importlib.util
+
+    # find_spec does not run lifetimes.datasets/__init__ (it imports the removed pkg_resources)
+    path = Path(importlib.util.find_spec("lifetimes").origin).parent / "datasets" / name
+    if not path.exists():
+        raise FileNotFoundError(f"reference file {name} is in neither {_SHARED} nor {path.parent}")
+    return path
 
 
 @pytest.fixture(scope="session")
 def cdnow_summary_csv() -> pd.DataFrame:
     """The papers' CDNOW-sample RFM summary (2-decimal CSV), in our column names."""
-    d = pd.read_csv(SHARED / "cdnow_customers_summary_with_transactions.csv")
+    d = pd.read_csv(reference_file("cdnow_customers_summary_with_transactions.csv"))
     return pd.DataFrame(
         {
             "customer_id": d["ID"],

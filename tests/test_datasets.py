@@ -5,15 +5,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_file
 
 from clvbayes.datasets import load_cdnow, load_cdnow_summary
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
 FILES = resources.files("clvbayes.datasets") / "files"
 # md5 of the uncompressed originals (lifetimes 0.11.3, lifetimes/datasets/)
 MD5 = {
@@ -57,7 +56,7 @@ def test_load_cdnow_sample_uses_master_id_and_keeps_papers_id():
 def test_load_cdnow_summary_equals_shared_csv():
     pd.testing.assert_frame_equal(
         load_cdnow_summary(),
-        pd.read_csv(SHARED / "cdnow_customers_summary_with_transactions.csv"),
+        pd.read_csv(reference_file("cdnow_customers_summary_with_transactions.csv")),
     )
 
 

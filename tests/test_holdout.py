@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import reference_file
 from scipy import stats
 
 from clvbayes.models import BGNBD, GammaGamma
 from clvbayes.predict import validate_holdout
 from clvbayes.predict.holdout import coverage_table, pit_table, randomized_pit
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
 CALIBRATION_END = pd.Timestamp("1997-09-30")
 OBSERVATION_END = pd.Timestamp("1998-06-30")
 # MLE plug-in forecasts of total holdout repeat purchases (FHL 2005; lifetimes 0.11.3)
@@ -29,10 +27,10 @@ def cdnow_holdout_rfm(kind: str = "sample") -> pd.DataFrame:
     """
     if kind == "sample":
         names = ["master_id", "customer_id", "date", "cds", "value"]
-        tx = pd.read_csv(SHARED / "CDNOW_sample.txt", sep=r"\s+", header=None, names=names)
+        tx = pd.read_csv(reference_file("CDNOW_sample.txt"), sep=r"\s+", header=None, names=names)
     else:
         names = ["customer_id", "date", "cds", "value"]
-        tx = pd.read_csv(SHARED / "CDNOW_master.txt", sep=r"\s+", header=0, names=names)
+        tx = pd.read_csv(reference_file("CDNOW_master.txt"), sep=r"\s+", header=0, names=names)
     tx["date"] = pd.to_datetime(tx["date"].astype(str), format="%Y%m%d")
     daily = tx.groupby(["customer_id", "date"], as_index=False)["value"].sum()
     first = daily.groupby("customer_id")["date"].min()

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import reference_file
 
 from clvbayes.data.rfm import TIME_UNITS, rfm_summary
 from clvbayes.datasets import load_cdnow
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
 CAL, OBS = "1997-09-30", "1998-06-30"
 KW = {"customer_col": "customer_id", "date_col": "date", "value_col": "value"}
 
@@ -46,7 +45,7 @@ def tx(rows: list[tuple], columns=("customer_id", "date", "value")) -> pd.DataFr
 
 def test_rfm_matches_fader_hardie_lee_2005_cdnow_summary():
     ours = _sample_rfm_by_paper_id()
-    paper = pd.read_csv(SHARED / "cdnow_customers_summary.csv")
+    paper = pd.read_csv(reference_file("cdnow_customers_summary.csv"))
     assert len(ours) == len(paper) == 2357
     np.testing.assert_array_equal(ours["customer_id"], paper["ID"])
     np.testing.assert_array_equal(ours["frequency"], paper["frequency"])
@@ -58,7 +57,7 @@ def test_rfm_matches_fader_hardie_lee_2005_cdnow_summary():
 
 def test_rfm_matches_fader_hardie_2013_summary_with_transactions():
     ours = _sample_rfm_by_paper_id()
-    paper = pd.read_csv(SHARED / "cdnow_customers_summary_with_transactions.csv")
+    paper = pd.read_csv(reference_file("cdnow_customers_summary_with_transactions.csv"))
     np.testing.assert_array_equal(ours["customer_id"], paper["ID"])
     np.testing.assert_array_equal(ours["frequency"], paper["x"])
     for ours_col, paper_col in [("recency", "t_x"), ("T", "T"), ("monetary_value", "zbar")]:
