@@ -8,6 +8,7 @@ pymc-marketing / clvbayes.
 
     python benchmarks/bench_fit.py                      # CDNOW master + synthetic 100k, 1M
     python benchmarks/bench_fit.py --sizes 100000       # choose synthetic sizes
+    python benchmarks/bench_fit.py --pareto             # + Pareto/NBD on the CDNOW sample
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import sys
 import time
 
 TIMEOUT = 600  # seconds: an anchor that takes longer is reported as not finishing
-PARAMS = {"bgnbd": ["r", "alpha", "a", "b"], "gg": ["p", "q", "v"]}
+PARAMS = {
+    "bgnbd": ["r", "alpha", "a", "b"],
+    "gg": ["p", "q", "v"],
+    "pnbd": ["r", "alpha", "s", "beta"],
+}
+# Pareto/NBD: the CDNOW sample and the setting of pymc-marketing's own report (2 chains x
+# 600 draws after 600 tuning steps, its default PyMC NUTS: its likelihood's hypergeometric
+# gradient has no numba implementation for nutpie).
+PNBD_DRAWS = {"draws": 600, "tune": 600, "chains": 2}
 # simulation truth for synthetic data (CDNOW-like, weeks; spend in dollars)
 TRUTH = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5, "p": 6.0, "q": 3.8, "v": 15.0}
 
@@ -29,11 +38,11 @@ def load_rfm(dataset: str):
     import numpy as np
     import pandas as pd
 
-    if dataset == "cdnow":
+    if dataset in ("cdnow", "sample"):
         import clvbayes
         from clvbayes.datasets import load_cdnow
 
-        tx = load_cdnow("master")
+        tx = load_cdnow("master" if dataset == "cdnow" else "sample")
         return clvbayes.rfm_summary(
             tx,
             customer_col="customer_id",
@@ -67,13 +76,25 @@ def worker(tool: str, model: str, dataset: str) -> dict:
         rfm = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)]
     data_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    kw = {"draws": 1000, "tune": 1000, "chains": 4}
+    kw = PNBD_DRAWS if model == "pnbd" else {"draws": 1000, "tune": 1000, "chains": 4}
     if tool == "clvbayes":
-        from clvbayes.models import BGNBD, GammaGamma
+        from clvbayes.models import BGNBD, GammaGamma, ParetoNBD
 
-        spec = BGNBD() if model == "bgnbd" else GammaGamma()
+        spec = {"bgnbd": BGNBD, "gg": GammaGamma, "pnbd": ParetoNBD}[model]()
         fitted = spec.fit(rfm, seed=1, progressbar=False, **kw)
         posterior = fitted.posterior
+    elif model == "pnbd":
+        from pymc_marketing.clv import ParetoNBDModel
+
+        m = ParetoNBDModel()
+        m.fit(
+            rfm[["customer_id", "frequency", "recency", "T"]],
+            method="mcmc",
+            random_seed=1,
+            progressbar=False,
+            **kw,
+        )
+        posterior = m.idata["posterior"].to_dataset()
     else:
         from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
@@ -125,8 +146,10 @@ def table(results: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     keyed = {(r["tool"], r["model"], r["dataset"]): r for r in results}
+    order = {"cdnow": 0, "sample": 1}
     cases = sorted(
-        {(r["model"], r["dataset"]) for r in results}, key=lambda c: (c[1] != "cdnow", c)
+        {(r["model"], r["dataset"]) for r in results},
+        key=lambda c: (order.get(c[1], 2), int(c[1]) if c[1].isdigit() else 0, c[0]),
     )
     for model, dataset in cases:
         ours = keyed.get(("clvbayes", model, dataset), {})
@@ -155,6 +178,13 @@ def main() -> None:
     parser.add_argument("--worker", nargs=3, metavar=("TOOL", "MODEL", "DATA"))
     parser.add_argument("--sizes", nargs="*", default=["100000", "1000000"])
     parser.add_argument("--models", nargs="*", default=["bgnbd", "gg"])
+    parser.add_argument(
+        "--synthetic-models",
+        nargs="*",
+        default=None,
+        help="models for the synthetic sizes (default: --models)",
+    )
+    parser.add_argument("--pareto", action="store_true", help="add Pareto/NBD on CDNOW sample")
     parser.add_argument("--json", default=None, help="also write raw results here")
     parser.add_argument(
         "--anchor-max",
@@ -167,17 +197,20 @@ def main() -> None:
         print(json.dumps(worker(*args.worker)))
         return
     results = []
-    for dataset in ["cdnow", *args.sizes]:
-        for model in args.models:
-            for tool in ("clvbayes", "pymc-marketing"):
-                too_big = dataset != "cdnow" and args.anchor_max and int(dataset) > args.anchor_max
-                if tool == "pymc-marketing" and too_big:
-                    res = {"tool": tool, "model": model, "dataset": dataset}
-                    res["error"] = f"not run (> {args.anchor_max} customers)"
-                else:
-                    res = run_case(tool, model, dataset)
-                print(json.dumps(res), file=sys.stderr, flush=True)
-                results.append(res)
+    cases = [("cdnow", m) for m in args.models]
+    cases += [(d, m) for d in args.sizes for m in (args.synthetic_models or args.models)]
+    if args.pareto:
+        cases.append(("sample", "pnbd"))
+    for dataset, model in cases:
+        for tool in ("clvbayes", "pymc-marketing"):
+            too_big = dataset.isdigit() and args.anchor_max and int(dataset) > args.anchor_max
+            if tool == "pymc-marketing" and too_big:
+                res = {"tool": tool, "model": model, "dataset": dataset}
+                res["error"] = f"not run (> {args.anchor_max} customers)"
+            else:
+                res = run_case(tool, model, dataset)
+            print(json.dumps(res), file=sys.stderr, flush=True)
+            results.append(res)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -99,6 +99,10 @@ def worker(tool: str, size: str) -> dict:
         import xarray as xr
         from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
+        # pymc-marketing rejects monetary_value <= 0 even for customers without repeat
+        # purchases, whose expected spend p v / (q - 1) does not depend on it: give those
+        # a placeholder of 1 so that every customer is scored, as by clvbayes.
+        rfm = rfm.assign(monetary_value=rfm["monetary_value"].where(rfm["frequency"] > 0, 1.0))
         bgm, ggm = BetaGeoModel(), GammaGammaModel()
         bgm.build_model(rfm[["customer_id", "frequency", "recency", "T"]])
         ggm.build_model(rfm[["customer_id", "frequency", "monetary_value"]])
