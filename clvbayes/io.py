@@ -52,7 +52,10 @@ def _to_node(fitted: Any, include_data: bool) -> dict[str, xr.Dataset]:
         "model_kind": fitted.kind,
         "priors": fitted.priors_json(),
         "data_fingerprint": fitted.fingerprint,
-        "data_columns": json.dumps(list(fitted.spec.columns)),
+        "data_columns": json.dumps(
+            list(fitted.data.columns if fitted.data is not None else fitted.spec.columns)
+        ),
+        "spec_options": json.dumps(fitted.spec.options(), sort_keys=True),
         "settings": json.dumps(fitted.settings, sort_keys=True),
         "problems": json.dumps(list(fitted.problems)),
     }
@@ -106,12 +109,14 @@ def _from_node(node: xr.DataTree, where: str) -> Any:
     if kind not in registry:
         raise ValueError(f"{where}: unknown model type {kind!r}; known: {sorted(registry)}.")
     priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["priors"]).items()}
-    spec = registry[kind](priors=priors)
+    spec = registry[kind](priors=priors, **json.loads(attrs.get("spec_options", "{}")))
+    # segment labels (segmented fits) live in the posterior's "segment" coordinate
+    segments = [str(s) for s in posterior["segment"].to_numpy()] if spec.options() else []
     data = None
     if "constant_data" in node.children:
         cd = node["constant_data"].to_dataset()
         arrays = {k: cd[k].to_numpy() for k in cd.data_vars}
-        data = CompressedRFM.from_dict(arrays, json.loads(attrs["data_columns"]))
+        data = CompressedRFM.from_dict(arrays, json.loads(attrs["data_columns"]), segments=segments)
     groups = {"posterior": posterior.assign_attrs({})}
     if "sample_stats" in node.children:
         groups["sample_stats"] = node["sample_stats"].to_dataset()

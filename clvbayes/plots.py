@@ -22,6 +22,7 @@ __all__ = [
     "plot_parameter_draws",
     "plot_parameter_posteriors",
     "plot_retention",
+    "plot_segment_forest",
     "plot_segments",
     "plot_top_customers",
     "plot_tracking",
@@ -385,4 +386,69 @@ def plot_conditional_expectations(by_frequency: pd.DataFrame, *, ax: Any = None)
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("mean purchases in the holdout")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_segment_forest(
+    table: pd.DataFrame,
+    quantity: str | None = None,
+    *,
+    by: str | None = None,
+    reference: float | None = None,
+    ax: Any = None,
+    label: str | None = None,
+) -> Any:
+    """Forest plot: each segment's posterior mean and interval, one row per segment.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Long format with ``segment, mean, low, high`` and optionally ``quantity`` or
+        ``parameter`` (:func:`clvbayes.segments.segment_table`,
+        :func:`clvbayes.segments.segment_parameters`).
+    quantity : str, optional
+        Row filter on the ``quantity`` (or ``parameter``) column.
+    by : str, optional
+        Column whose values are drawn side by side within each segment (e.g. a
+        ``pooling`` column to show shrinkage: "none" vs "partial").
+    reference : float, optional
+        Vertical reference line (e.g. the population value).
+    ax : matplotlib Axes, optional
+    label : str, optional
+        x-axis label (default: the quantity and "90% interval").
+    """
+    rows = table
+    if quantity is not None:
+        key = "quantity" if "quantity" in table else "parameter"
+        rows = table[table[key] == quantity]
+        if rows.empty:
+            raise ValueError(f"no rows with {key} == {quantity!r}.")
+    segments = list(dict.fromkeys(rows["segment"].astype(str)))
+    groups = [None] if by is None else list(dict.fromkeys(rows[by]))
+    ax = _axes(ax, (6, max(2.5, 0.45 * len(segments) * len(groups) ** 0.5 + 1)))
+    colors = [_BLUE, _ORANGE, _RED, _GREY]
+    step = 0.6 / max(len(groups), 1)
+    base = np.arange(len(segments))[::-1].astype(float)
+    for k, group in enumerate(groups):
+        part = rows if group is None else rows[rows[by] == group]
+        where = {s: i for i, s in enumerate(segments)}
+        pos = np.array([base[where[s]] for s in part["segment"].astype(str)])
+        pos = pos + (len(groups) - 1) * step / 2 - k * step
+        mean = part["mean"].to_numpy(float)
+        err = np.vstack([mean - part["low"].to_numpy(float), part["high"].to_numpy(float) - mean])
+        ax.errorbar(
+            mean,
+            pos,
+            xerr=np.clip(err, 0, None),
+            fmt="o",
+            color=colors[k % len(colors)],
+            ecolor=colors[k % len(colors)],
+            label=None if group is None else str(group),
+        )
+    if reference is not None:
+        ax.axvline(reference, color=_GREY, ls="--", lw=1)
+    ax.set_yticks(base, segments)
+    ax.set_xlabel(label or f"{quantity or 'value'} (90% interval)")
+    if by is not None:
+        ax.legend(fontsize=8, title=by)
     return ax

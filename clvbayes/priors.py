@@ -29,6 +29,42 @@ and every 90% interval covers them (``tests/test_models_cdnow.py``).
   spend, in currency units): ``HalfStudentT(nu=3, sigma=100)``. pymc-marketing's
   defaults (Weibull(2, 1) for ``p`` and ``q``) put almost no mass at CDNOW's p = 6.25.
 
+Hierarchical (segmented) models
+-------------------------------
+With ``pooling="partial"`` each segment's parameter is ``link(theta_s) = mu + sigma z_s``
+(log link for positive parameters, logit for ``phi_dropout``), and the priors are on
+``<name>_mu`` and ``<name>_sigma`` (:data:`BGNBD_HIERARCHICAL_PRIORS`,
+:data:`GAMMA_GAMMA_HIERARCHICAL_PRIORS`). The BG/NBD's purchase side is pooled as
+``r`` and the mean purchase rate ``purchase_rate = r / alpha`` (``alpha`` follows):
+within a segment ``log r`` and ``log alpha`` are strongly correlated (0.75 on CDNOW
+cohorts) while ``log r`` and ``log(r/alpha)`` are nearly independent, which on the
+CDNOW cohorts cut NUTS divergences from 18 to 3 per 1,000 draws. Likewise the
+Gamma-Gamma is pooled on ``p``, ``q`` and the mean spend per transaction
+``mean_spend = p v / (q - 1)`` (``v`` follows), with ``q > 1`` (``log(q - 1)`` link):
+a segment's mean spend is what its data pin down, and it must be finite for a CLV.
+
+* ``<name>_mu`` is Normal on the link scale, centred on a typical published value with a
+  wide spread: ``r_mu ~ N(log 0.5, 1.5)`` puts 95 % of the prior median r in
+  0.03-9.5; ``purchase_rate_mu ~ N(log 0.1, 2)`` covers weekly (CDNOW: 0.05) and daily
+  rates; ``phi_dropout_mu ~ N(0, 1.5)`` (logit) is close to uniform on the mean dropout
+  probability; ``kappa_dropout_mu ~ N(log 5, 1.5)``; Gamma-Gamma ``p_mu ~ N(log 5,
+  1.5)``, ``q_mu ~ N(log 3, 1.5)`` on ``log(q - 1)``, ``mean_spend_mu ~ N(log 50, 2.5)``
+  (currency units).
+* ``<name>_sigma ~ Gamma(2, 5)`` (mean 0.4, 90 % in 0.07-0.95): segments' parameters
+  typically differ by a factor ``exp(0.4) = 1.5``, and a factor 2-3 stays plausible.
+  With a handful of segments sigma is barely identified and its prior shapes both the
+  answer and the posterior geometry. This zero-avoiding prior (Chung et al. 2013) keeps
+  the sampler out of the ``sigma -> 0`` neck; its upper tail is lighter than a
+  half-normal's, which keeps it out of the region where the non-centred ``z_s`` are
+  pinned by the data (``HalfNormal(0.5)`` gave 3x the divergences on the CDNOW
+  cohorts). A tighter ``Gamma(2, 10)`` sampled the CDNOW cohorts without any
+  divergence but over-shrank genuinely different small segments: its 90 % intervals
+  covered the truth in only 70 % of cases in ``tests/test_segments_recovery.py``
+  (85 % with this prior). Pass another prior (``{"r_sigma": Prior(...)}``) to say
+  otherwise.
+
+``pooling="none"`` gives every segment the plain priors above, independently.
+
 ``notebooks/01_quickstart.ipynb`` shows the prior predictive check: the repeat-purchase
 histograms these priors imply (:func:`clvbayes.models.prior_predictive_frequencies`).
 """
@@ -39,11 +75,14 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from pymc_extras.prior import Prior
 
 __all__ = [
+    "BGNBD_HIERARCHICAL_PRIORS",
     "BGNBD_PRIORS",
     "FLAT_PRIORS",
+    "GAMMA_GAMMA_HIERARCHICAL_PRIORS",
     "GAMMA_GAMMA_PRIORS",
     "PARETO_NBD_PRIORS",
     "resolve_priors",
@@ -60,6 +99,30 @@ GAMMA_GAMMA_PRIORS: dict[str, Prior] = {
     "p": Prior("HalfStudentT", nu=3, sigma=10),
     "q": Prior("HalfStudentT", nu=3, sigma=10),
     "v": Prior("HalfStudentT", nu=3, sigma=100),
+}
+
+#: Hyperpriors of the partially pooled BG/NBD (link scale; see the module docstring).
+_SEGMENT_SIGMA = Prior("Gamma", alpha=2.0, beta=5.0)  # see "Hierarchical (segmented) models"
+
+BGNBD_HIERARCHICAL_PRIORS: dict[str, Prior] = {
+    "r_mu": Prior("Normal", mu=float(np.log(0.5)), sigma=1.5),
+    "r_sigma": _SEGMENT_SIGMA,
+    "purchase_rate_mu": Prior("Normal", mu=float(np.log(0.1)), sigma=2.0),
+    "purchase_rate_sigma": _SEGMENT_SIGMA,
+    "phi_dropout_mu": Prior("Normal", mu=0.0, sigma=1.5),
+    "phi_dropout_sigma": _SEGMENT_SIGMA,
+    "kappa_dropout_mu": Prior("Normal", mu=float(np.log(5.0)), sigma=1.5),
+    "kappa_dropout_sigma": _SEGMENT_SIGMA,
+}
+
+#: Hyperpriors of the partially pooled Gamma-Gamma model (log scale).
+GAMMA_GAMMA_HIERARCHICAL_PRIORS: dict[str, Prior] = {
+    "p_mu": Prior("Normal", mu=float(np.log(5.0)), sigma=1.5),
+    "p_sigma": _SEGMENT_SIGMA,
+    "q_mu": Prior("Normal", mu=float(np.log(3.0)), sigma=1.5),
+    "q_sigma": _SEGMENT_SIGMA,
+    "mean_spend_mu": Prior("Normal", mu=float(np.log(50.0)), sigma=2.5),
+    "mean_spend_sigma": _SEGMENT_SIGMA,
 }
 
 

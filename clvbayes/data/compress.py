@@ -6,19 +6,31 @@ day has the same ``(0, 0, T)``). Evaluating the likelihood once per unique row a
 weighting by the number of customers gives exactly the per-customer sum at a fraction of
 the cost; ``inverse`` maps every customer back to its row, so per-customer quantities
 (pointwise log-likelihoods for LOO, predictions) are recovered without loss.
+
+Segmented data. For a model with segments (``BGNBD(segments="channel")``) the integer
+segment code is compressed as the first column, :data:`SEGMENT`: two customers share a
+row only if they are in the same segment, and because rows are sorted lexicographically
+each segment's rows are contiguous. :meth:`CompressedRFM.segment_blocks` cuts them into
+one block per segment with its own factors, so a likelihood written for one population
+is evaluated per segment with that segment's parameters and the per-level terms (see
+:class:`clvbayes.math._ops.Factor`) still run once per distinct value within a segment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from clvbayes.math._ops import Factor
 
-__all__ = ["CompressedRFM", "compress"]
+__all__ = ["SEGMENT", "CompressedRFM", "compress"]
+
+SEGMENT = "segment"
+"""Name of the compressed column holding each row's segment code (0, 1, ...)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +51,10 @@ class CompressedRFM:
         Each column as distinct levels plus each row's index into them, so likelihood
         terms that depend on one column alone are computed once per distinct value
         (see :class:`clvbayes.math._ops.Factor`).
+    segments : tuple of str
+        Segment labels, indexed by the codes of the :data:`SEGMENT` column (empty for
+        unsegmented data). A label may have no rows (e.g. a segment whose customers
+        the model does not use).
     """
 
     columns: tuple[str, ...]
@@ -46,6 +62,48 @@ class CompressedRFM:
     counts: np.ndarray
     inverse: np.ndarray
     factors: dict[str, Factor]
+    segments: tuple[str, ...] = ()
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the rows carry a segment code."""
+        return SEGMENT in self.columns
+
+    @cached_property
+    def _blocks(self) -> tuple[tuple[int, slice, CompressedRFM], ...]:
+        codes = self.rows[SEGMENT]
+        value_columns = tuple(c for c in self.columns if c != SEGMENT)
+        blocks = []
+        for code in range(len(self.segments)):
+            start, stop = np.searchsorted(codes, [code, code + 1])
+            if stop == start:
+                continue
+            part = slice(int(start), int(stop))
+            rows = {c: self.rows[c][part] for c in value_columns}
+            block = CompressedRFM._build(
+                value_columns, rows, self.counts[part], np.empty(0, dtype=np.int64)
+            )
+            blocks.append((code, part, block))
+        return tuple(blocks)
+
+    def segment_blocks(self) -> tuple[tuple[int, slice, CompressedRFM], ...]:
+        """``(code, row_slice, block)`` for every segment with at least one row.
+
+        ``block`` holds the segment's rows without the segment column (its own factors,
+        counts; no ``inverse``); the slices partition ``range(n_rows)`` in order.
+        """
+        if not self.segmented:
+            raise ValueError("segment_blocks: these data are not segmented.")
+        return self._blocks
+
+    def segment_counts(self) -> np.ndarray:
+        """Customers per segment code (length ``len(segments)``)."""
+        if not self.segmented:
+            raise ValueError("segment_counts: these data are not segmented.")
+        codes = self.rows[SEGMENT].astype(np.int64)
+        return np.bincount(codes, weights=self.counts, minlength=len(self.segments)).astype(
+            np.int64
+        )
 
     def factor(self, column: str) -> Factor:
         """``column`` as a :class:`~clvbayes.math._ops.Factor` of the unique rows."""
@@ -81,12 +139,21 @@ class CompressedRFM:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], columns: Sequence[str]) -> CompressedRFM:
-        """Rebuild from :meth:`to_dict` output (``customer_row`` may be absent)."""
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        columns: Sequence[str],
+        *,
+        segments: Sequence[str] = (),
+    ) -> CompressedRFM:
+        """Rebuild from :meth:`to_dict` output (``customer_row`` may be absent).
+
+        ``segments`` are the segment labels of segmented data (not part of the arrays).
+        """
         rows = {c: np.asarray(data[f"row_{c}"], dtype=float) for c in columns}
         counts = np.asarray(data["row_count"], dtype=np.int64)
         inverse = np.asarray(data.get("customer_row", np.empty(0)), dtype=np.int64)
-        return cls._build(tuple(columns), rows, counts, inverse)
+        return cls._build(tuple(columns), rows, counts, inverse, tuple(segments))
 
     @classmethod
     def _build(
@@ -95,12 +162,23 @@ class CompressedRFM:
         rows: dict[str, np.ndarray],
         counts: np.ndarray,
         inverse: np.ndarray,
+        segments: tuple[str, ...] = (),
     ) -> CompressedRFM:
-        factors = {c: Factor.of(rows[c]) for c in columns}
-        return cls(columns, rows, counts, inverse, factors)
+        if (SEGMENT in columns) != bool(segments):
+            raise ValueError(
+                f"segmented data need both the {SEGMENT!r} column and the segment labels "
+                f"(columns {columns}, {len(segments)} labels)."
+            )
+        factors = {c: Factor.of(rows[c]) for c in columns if c != SEGMENT}
+        return cls(columns, rows, counts, inverse, factors, tuple(segments))
 
 
-def compress(rfm: Any, columns: Sequence[str] = ("frequency", "recency", "T")) -> CompressedRFM:
+def compress(
+    rfm: Any,
+    columns: Sequence[str] = ("frequency", "recency", "T"),
+    *,
+    segments: Sequence[str] = (),
+) -> CompressedRFM:
     """Compress an RFM table to its unique rows with customer counts.
 
     Parameters
@@ -110,7 +188,10 @@ def compress(rfm: Any, columns: Sequence[str] = ("frequency", "recency", "T")) -
     columns : sequence of str
         The columns the likelihood depends on. Defaults to the BG/NBD's
         ``("frequency", "recency", "T")``; the Gamma-Gamma model uses
-        ``("frequency", "monetary_value")``.
+        ``("frequency", "monetary_value")``. Segmented data put :data:`SEGMENT` (the
+        integer segment codes) first.
+    segments : sequence of str
+        Segment labels of segmented data, indexed by code.
 
     Returns
     -------
@@ -130,11 +211,17 @@ def compress(rfm: Any, columns: Sequence[str] = ("frequency", "recency", "T")) -
             f"compress: column(s) {missing} not found; the RFM table needs {list(columns)} "
             "(build it with clvbayes.rfm_summary)."
         )
+    if SEGMENT in columns and columns[0] != SEGMENT:
+        raise ValueError(f"compress: the {SEGMENT!r} column must come first, got {columns}.")
     stacked = np.column_stack([np.asarray(rfm[c], dtype=float) for c in columns])
     if stacked.shape[0] == 0:
         raise ValueError("compress: the RFM table has 0 rows; there is nothing to fit.")
     unique, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
     rows = {c: np.ascontiguousarray(unique[:, j]) for j, c in enumerate(columns)}
     return CompressedRFM._build(
-        columns, rows, counts.astype(np.int64), inverse.reshape(-1).astype(np.int64)
+        columns,
+        rows,
+        counts.astype(np.int64),
+        inverse.reshape(-1).astype(np.int64),
+        tuple(segments),
     )

@@ -4,6 +4,12 @@ A spec (``BGNBD(priors=...)``) holds options only. ``spec.fit(rfm, ...)`` valida
 compresses the data, builds the PyMC model from the pure maths in :mod:`clvbayes.math`,
 runs inference, checks convergence and returns a new :class:`FittedModel`; the spec and
 the user's priors are left untouched, so fitting twice never sees stale state.
+
+Segments. A spec that supports them (``supports_segments``) takes ``segments="column"``
+and ``pooling`` (see :mod:`clvbayes.models.hierarchy`): the data are compressed with the
+segment code in the unique-row key, the parameters get a ``segment`` dimension and the
+one-population likelihood (``_population_loglik``) is evaluated per segment block.
+Fitted segmented models have posterior dims ``(chain, draw, segment)``.
 """
 
 from __future__ import annotations
@@ -24,9 +30,20 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 from clvbayes.data.checks import check_rfm
-from clvbayes.data.compress import CompressedRFM, compress
+from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
 from clvbayes.diagnostics import Diagnosis, diagnose, warn_problems
 from clvbayes.inference import Method, run_inference
+from clvbayes.models.hierarchy import (
+    PARTIAL_TARGET_ACCEPT,
+    POOLING,
+    Pooling,
+    by_segment,
+    centered_mask,
+    check_segment_sizes,
+    hierarchical_parameter,
+    read_segments,
+    segment_prior,
+)
 from clvbayes.priors import resolve_priors
 
 __all__ = ["FittedModel", "ModelSpec"]
@@ -41,21 +58,67 @@ class ModelSpec(ABC):
     default_priors: ClassVar[Mapping[str, Prior]]
     prior_names: ClassVar[frozenset[str]]
     prior_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
+    #: whether ``segments=`` is supported; such a spec implements ``_population_loglik``
+    supports_segments: ClassVar[bool] = False
+    #: link scale of each hierarchically pooled parameter (``pooling="partial"``)
+    segment_links: ClassVar[Mapping[str, str]] = {}
+    #: hyperpriors ``<name>_mu``/``<name>_sigma`` of ``pooling="partial"``
+    hierarchical_priors: ClassVar[Mapping[str, Prior]] = {}
 
-    def __init__(self, priors: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        priors: Mapping[str, Any] | None = None,
+        *,
+        segments: str | None = None,
+        pooling: Pooling = "partial",
+        centered: bool = False,
+    ) -> None:
+        if segments is not None:
+            if not self.supports_segments:
+                raise ValueError(f"{self.kind} does not support segments yet.")
+            if not isinstance(segments, str):
+                raise TypeError(f"segments must name a column (a str), got {segments!r}.")
+            if pooling not in POOLING:
+                raise ValueError(f"pooling={pooling!r} is not one of {POOLING}.")
+            if not isinstance(centered, bool):
+                raise ValueError(f"centered must be True or False, got {centered!r}.")
+        hierarchical = segments is not None and pooling == "partial"
         resolved = resolve_priors(
-            self.default_priors,
+            self.hierarchical_priors if hierarchical else self.default_priors,
             priors,
-            allowed=self.prior_names,
-            alternatives=self.prior_alternatives,
+            allowed=frozenset(self.hierarchical_priors) if hierarchical else self.prior_names,
+            alternatives=None if hierarchical else self.prior_alternatives,
         )
         object.__setattr__(self, "_priors", types.MappingProxyType(resolved))
+        object.__setattr__(self, "segments", segments)
+        object.__setattr__(self, "pooling", pooling if segments is not None else "complete")
+        object.__setattr__(self, "centered", centered)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; create a new spec.")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(priors={dict(self._priors)!r})"
+        options = "".join(f", {k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}(priors={dict(self._priors)!r}{options})"
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options besides the priors (``{}`` for an unsegmented spec)."""
+        if self.segments is None:
+            return {}
+        return {"segments": self.segments, "pooling": self.pooling, "centered": self.centered}
+
+    @property
+    def segmented(self) -> bool:
+        """Whether the spec has segments."""
+        return self.segments is not None
+
+    @property
+    def hyper_params(self) -> tuple[str, ...]:
+        """Hyperparameters kept in the posterior (``pooling="partial"``): ``<name>_mu``,
+        ``<name>_sigma`` on the link scale."""
+        if self.segments is None or self.pooling != "partial":
+            return ()
+        return tuple(f"{n}_{h}" for n in self.segment_links for h in ("mu", "sigma"))
 
     @property
     def priors(self) -> dict[str, Prior]:
@@ -77,7 +140,12 @@ class ModelSpec(ABC):
 
     # --- shared machinery -------------------------------------------------------------
     def prepare(self, rfm: Any) -> CompressedRFM:
-        """Validate ``rfm``, select this model's customers and compress them."""
+        """Validate ``rfm``, select this model's customers and compress them.
+
+        Segmented specs add each customer's segment code as the first compressed column;
+        the segment labels are learnt from all customers of ``rfm`` (also those the model
+        does not use), so every segment has parameters.
+        """
         values = check_rfm(rfm, self.columns)
         keep = self.select(values)
         if not keep.any():
@@ -85,13 +153,60 @@ class ModelSpec(ABC):
                 f"{self.kind}: none of the {keep.size} customers can inform this model "
                 f"({self.selection_note})."
             )
-        return compress({c: v[keep] for c, v in values.items()}, self.columns)
+        if self.segments is None:
+            return compress({c: v[keep] for c, v in values.items()}, self.columns)
+        codes, levels = read_segments(rfm, self.segments)
+        kept = {SEGMENT: codes[keep].astype(float)}
+        kept.update({c: v[keep] for c, v in values.items()})
+        data = compress(kept, (SEGMENT, *self.columns), segments=levels)
+        what = "customers" if keep.all() else f"customers used ({self.selection_note})"
+        check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
+        return data
 
     selection_note: ClassVar[str] = "all customers are used"
 
-    def _add_priors(self) -> dict[str, Any]:
-        """Create the prior variables inside the current model context."""
-        return {name: prior.create_variable(name) for name, prior in self._priors.items()}
+    def _add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
+        """Create the prior variables inside the current model context.
+
+        For segmented specs (``data`` needed) parameters have dims ``("segment",)``:
+        independent plain priors (``pooling="none"``) or the hierarchical prior on the
+        parameters of ``segment_links`` (``"partial"``); ``"complete"`` is the plain model.
+        """
+        if self.segments is None or self.pooling == "complete":
+            return {name: prior.create_variable(name) for name, prior in self._priors.items()}
+        if data is None:
+            raise ValueError("segmented priors need the data (for the segment sizes).")
+        if self.pooling == "none":
+            return {
+                name: segment_prior(prior).create_variable(name)
+                for name, prior in self._priors.items()
+            }
+        mask = centered_mask(self.centered, data.segment_counts())
+        return {
+            name: hierarchical_parameter(
+                name, link, self._priors[f"{name}_mu"], self._priors[f"{name}_sigma"], mask
+            )
+            for name, link in self.segment_links.items()
+        }
+
+    def _model_coords(self, data: CompressedRFM) -> dict[str, list[str]]:
+        """PyMC coords: ``segment`` labels for segmented data."""
+        return {"segment": list(data.segments)} if data.segmented else {}
+
+    def _population_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """Log-likelihood per row of one population (segment-capable specs define it)."""
+        raise NotImplementedError(f"{self.kind} does not define _population_loglik.")
+
+    def _rows_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """Per-row log-likelihood; per segment block when the parameters are per segment.
+
+        ``params`` broadcast against the rows (one population), or, for segmented specs
+        with ``pooling`` "partial"/"none", have the segment axis last (PyTensor vectors
+        or numpy ``(chain, draw, n_segments)``).
+        """
+        if data.segmented and self.pooling != "complete":
+            return by_segment(self._population_loglik, params, data)
+        return self._population_loglik(params, data)
 
     def fit(
         self,
@@ -121,17 +236,26 @@ class ModelSpec(ABC):
             Show progress.
         **inference_kwargs
             Passed to :func:`clvbayes.inference.run_inference` (``sampler``,
-            ``target_accept``, ``advi_steps``).
+            ``target_accept``, ``advi_steps``). Partially pooled segmented fits default to
+            ``target_accept=0.95`` (:data:`clvbayes.models.hierarchy.PARTIAL_TARGET_ACCEPT`).
 
         Returns
         -------
         FittedModel
         """
         data = self.prepare(rfm)
+        if self.segments is not None and method != "nuts":
+            raise ValueError(
+                f"{self.kind}(segments=...): only method='nuts' is supported for segmented "
+                f"models (got {method!r})."
+            )
+        if self.pooling == "partial" and self.segments is not None and method == "nuts":
+            inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
         model = self.build(data)
+        names = [*self.params, *self.hyper_params]
         result = run_inference(
             model,
-            list(self.params),
+            names,
             method=method,
             draws=draws,
             tune=tune,
@@ -140,18 +264,47 @@ class ModelSpec(ABC):
             progressbar=progressbar,
             **inference_kwargs,
         )
+        idata = result.idata
+        if data.segmented:
+            idata = _with_segment_coords(idata, data.segments)
         problems: tuple[str, ...] = ()
         if method == "nuts":
-            problems = diagnose(result.idata, list(self.params)).problems
+            problems = _diagnose(idata, names).problems
             warn_problems(problems, self.kind)
         return FittedModel(
             spec=self,
-            idata=result.idata,
+            idata=idata,
             data=data,
             fingerprint=fingerprint(data),
             settings=result.settings,
             problems=problems,
         )
+
+
+def _with_segment_coords(idata: xr.DataTree, levels: tuple[str, ...]) -> xr.DataTree:
+    """The same tree with the posterior's ``segment`` coordinate set to the labels (also
+    under complete pooling, where no parameter has that dimension)."""
+    groups = {k: idata[k].to_dataset() for k in idata.children}
+    groups["posterior"] = groups["posterior"].assign_coords(segment=np.array(levels, dtype=str))
+    return xr.DataTree.from_dict(groups)
+
+
+def _diagnose(idata: xr.DataTree, names: list[str]) -> Diagnosis:
+    """:func:`clvbayes.diagnostics.diagnose`, with per-segment parameters checked one by
+    one (as scalar variables ``name[label]``)."""
+    post = idata["posterior"].to_dataset()
+    flat: dict[str, xr.DataArray] = {}
+    for name in names:
+        values = post[name]
+        if "segment" in values.dims:
+            for label in values["segment"].to_numpy():
+                flat[f"{name}[{label}]"] = values.sel(segment=label, drop=True)
+        else:
+            flat[name] = values
+    groups = {"posterior": xr.Dataset(flat)}
+    if "sample_stats" in idata.children:
+        groups["sample_stats"] = idata["sample_stats"].to_dataset()
+    return diagnose(xr.DataTree.from_dict(groups), list(flat))
 
 
 def fingerprint(data: CompressedRFM) -> str:
@@ -210,13 +363,46 @@ class FittedModel:
 
     @property
     def posterior(self) -> xr.Dataset:
-        """Posterior draws of the population parameters (dims ``chain, draw``)."""
+        """Posterior draws of the population parameters (dims ``chain, draw`` and, for
+        segmented fits with partial or no pooling, ``segment``)."""
         return self.idata["posterior"].to_dataset()
 
+    @property
+    def segment_column(self) -> str | None:
+        """Name of the RFM column that defines the segments (None if unsegmented)."""
+        return self.spec.segments
+
+    @property
+    def segment_levels(self) -> tuple[str, ...]:
+        """Segment labels in code order (empty if unsegmented)."""
+        if self.spec.segments is None:
+            return ()
+        return tuple(str(v) for v in self.posterior["segment"].to_numpy())
+
+    def segment_codes(self, rfm: Any) -> np.ndarray | None:
+        """Each customer's segment code in ``rfm`` (None for an unsegmented fit).
+
+        Raises ``ValueError`` for a missing column, missing values, or segments the model
+        was not fitted on.
+        """
+        if self.spec.segments is None:
+            return None
+        codes, _ = read_segments(rfm, self.spec.segments, self.segment_levels)
+        return codes
+
     def params(self) -> dict[str, np.ndarray]:
-        """Posterior draws as numpy arrays of shape ``(chain, draw)``."""
+        """Posterior draws as numpy arrays.
+
+        Shape ``(chain, draw)``, or ``(chain, draw, n_segments)`` for a segmented fit
+        (complete pooling repeats the one population for every segment); segments are
+        in the order of :attr:`segment_levels`.
+        """
         post = self.posterior
-        return {p: post[p].to_numpy() for p in self.spec.params}
+        out = {p: post[p].to_numpy() for p in self.spec.params}
+        if self.spec.segments is not None and self.spec.pooling == "complete":
+            n = post.sizes["segment"]
+            out = {k: np.repeat(v[..., None], n, axis=-1) for k, v in out.items()}
+        return out
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Parameter table: mean, sd, equal-tailed interval, ESS, R-hat.
@@ -235,7 +421,7 @@ class FittedModel:
             warnings.simplefilter("ignore", RuntimeWarning)
             table = az.summary(
                 self.posterior,
-                var_names=list(self.spec.params),
+                var_names=[*self.spec.params, *self.spec.hyper_params],
                 kind=kind,
                 ci_prob=ci_prob,
                 round_to="none",
@@ -250,7 +436,7 @@ class FittedModel:
                 f"diagnostics need NUTS output; this fit used method="
                 f"{self.settings.get('method')!r}."
             )
-        return diagnose(self.idata, list(self.spec.params))
+        return _diagnose(self.idata, [*self.spec.params, *self.spec.hyper_params])
 
     def log_likelihood(self, per_customer: bool = False) -> xr.DataArray:
         """Pointwise log-likelihood under every posterior draw.
@@ -268,7 +454,10 @@ class FittedModel:
         """
         if self.data is None:
             raise ValueError("this model was saved without its data; refit or reload with it.")
-        params = {k: v[..., None] for k, v in self.params().items()}
+        if self.spec.segments is not None and self.spec.pooling != "complete":
+            params = self.params()  # segment axis last: row_loglik works per segment
+        else:
+            params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
         ll = self.spec.row_loglik(params, self.data)
         if per_customer:
             return xr.DataArray(self.data.expand(ll), dims=("chain", "draw", "customer"))

@@ -11,7 +11,7 @@ import pymc as pm
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.math import bgnbd
 from clvbayes.models.base import ModelSpec
-from clvbayes.priors import BGNBD_PRIORS
+from clvbayes.priors import BGNBD_HIERARCHICAL_PRIORS, BGNBD_PRIORS
 
 __all__ = ["BGNBD"]
 
@@ -25,7 +25,23 @@ class BGNBD(ModelSpec):
         Priors by pymc-marketing's names: ``r``, ``alpha`` and either ``phi_dropout`` and
         ``kappa_dropout`` (mean and concentration of the dropout Beta; the default) or
         ``a`` and ``b``. Values are pymc_extras ``Prior`` objects or their dict form.
-        See :mod:`clvbayes.priors` for the defaults and their reasoning.
+        See :mod:`clvbayes.priors` for the defaults and their reasoning. With
+        ``segments`` and ``pooling="partial"`` the priors are the hyperpriors ``r_mu,
+        r_sigma, purchase_rate_mu, purchase_rate_sigma, phi_dropout_mu,
+        phi_dropout_sigma, kappa_dropout_mu, kappa_dropout_sigma``
+        (:data:`clvbayes.priors.BGNBD_HIERARCHICAL_PRIORS`).
+    segments : str, optional
+        Name of an RFM column (channel, cohort, region, ...): each segment gets its own
+        ``r, alpha, a, b`` (posterior dims ``chain, draw, segment``).
+    pooling : {"partial", "none", "complete"}
+        How segments share information (:mod:`clvbayes.models.hierarchy`): a
+        hierarchical prior on ``log r``, ``log(r / alpha)`` (the mean purchase rate),
+        ``logit phi_dropout`` and ``log kappa_dropout`` (default); independent segments with the plain priors; or
+        one population (the plain model, on rows keyed by segment so that its
+        pointwise log-likelihood compares with the other two by PSIS-LOO).
+    centered : bool
+        Centred hierarchical prior (default False: non-centred, which sampled better
+        on every data set tried, including 8,000-customer CDNOW cohorts).
 
     Notes
     -----
@@ -38,6 +54,7 @@ class BGNBD(ModelSpec):
     --------
     >>> fitted = BGNBD().fit(rfm, seed=1)            # doctest: +SKIP
     >>> fitted.summary()                             # doctest: +SKIP
+    >>> by_channel = BGNBD(segments="channel").fit(rfm, seed=1)  # doctest: +SKIP
     """
 
     kind: ClassVar[str] = "BGNBD"
@@ -49,32 +66,44 @@ class BGNBD(ModelSpec):
         frozenset({"a", "b"}): frozenset({"phi_dropout", "kappa_dropout"}),
         frozenset({"phi_dropout", "kappa_dropout"}): frozenset({"a", "b"}),
     }
+    supports_segments: ClassVar[bool] = True
+    segment_links: ClassVar[Mapping[str, str]] = {
+        "r": "log",
+        "purchase_rate": "log",
+        "phi_dropout": "logit",
+        "kappa_dropout": "log",
+    }
+    hierarchical_priors = BGNBD_HIERARCHICAL_PRIORS
 
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""
-        with pm.Model() as model:
-            v = self._add_priors()
+        with pm.Model(coords=self._model_coords(data)) as model:
+            v = self._add_priors(data)
+            if "purchase_rate" in v:  # pooled on (r, r/alpha): see clvbayes.priors
+                v["alpha"] = pm.Deterministic("alpha", v["r"] / v["purchase_rate"], dims="segment")
             if "a" in v:
                 a, b = v["a"], v["b"]
             else:
-                a = pm.Deterministic("a", v["phi_dropout"] * v["kappa_dropout"])
-                b = pm.Deterministic("b", (1.0 - v["phi_dropout"]) * v["kappa_dropout"])
+                dims = "segment" if v["phi_dropout"].ndim else None
+                a = pm.Deterministic("a", v["phi_dropout"] * v["kappa_dropout"], dims=dims)
+                b = pm.Deterministic("b", (1.0 - v["phi_dropout"]) * v["kappa_dropout"], dims=dims)
             if not likelihood:
                 return model
-            ll = bgnbd.loglik(
-                v["r"],
-                v["alpha"],
-                a,
-                b,
-                data.factor("frequency"),
-                data.factor("recency"),
-                data.factor("T"),
-            )
+            params = {"r": v["r"], "alpha": v["alpha"], "a": a, "b": b}
+            ll = self._rows_loglik(params, data)
             pm.Potential("loglik", (data.counts * ll).sum())
         return model
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:
-        """Per-row log-likelihood in numpy (same function as the PyMC graph)."""
+        """Per-row log-likelihood in numpy (same function as the PyMC graph).
+
+        ``params`` broadcast against the rows, e.g. ``(chain, draw, 1)``; for segmented
+        fits with partial or no pooling, ``(chain, draw, n_segments)``.
+        """
+        return self._rows_loglik(params, data)
+
+    def _population_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """One population's log-likelihood per row: :func:`clvbayes.math.bgnbd.loglik`."""
         return bgnbd.loglik(
             params["r"],
             params["alpha"],

@@ -11,7 +11,7 @@ import pymc as pm
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.math import gamma_gamma
 from clvbayes.models.base import ModelSpec
-from clvbayes.priors import GAMMA_GAMMA_PRIORS
+from clvbayes.priors import GAMMA_GAMMA_HIERARCHICAL_PRIORS, GAMMA_GAMMA_PRIORS
 
 __all__ = ["GammaGamma"]
 
@@ -24,7 +24,21 @@ class GammaGamma(ModelSpec):
     priors : mapping, optional
         Priors for ``p``, ``q``, ``v`` (pymc-marketing's names; ``v`` is the papers'
         gamma), as pymc_extras ``Prior`` objects or dicts. Defaults in
-        :mod:`clvbayes.priors`.
+        :mod:`clvbayes.priors`. With ``segments`` and ``pooling="partial"``: the
+        hyperpriors ``p_mu, p_sigma, q_mu, q_sigma, mean_spend_mu, mean_spend_sigma``
+        (:data:`clvbayes.priors.GAMMA_GAMMA_HIERARCHICAL_PRIORS`).
+    segments : str, optional
+        RFM column defining segments; each gets its own ``p, q, v`` (dims ``chain,
+        draw, segment``). Segments are learnt from all customers, so a segment whose
+        customers have no repeat purchases still gets parameters (from the population
+        under partial pooling, from the prior under none), with a warning.
+    pooling : {"partial", "none", "complete"}
+        Hierarchical prior on ``log p``, ``log(q - 1)`` and the log of the mean spend
+        per transaction ``p v / (q - 1)`` (default; this restricts ``q > 1``, i.e. a
+        finite mean spend), independent segments, or one population (see
+        :class:`clvbayes.models.BGNBD`).
+    centered : bool
+        Centred hierarchical prior (default False: non-centred).
 
     Notes
     -----
@@ -40,6 +54,13 @@ class GammaGamma(ModelSpec):
     default_priors = GAMMA_GAMMA_PRIORS
     prior_names = frozenset({"p", "q", "v"})
     selection_note = "only customers with frequency > 0 and monetary_value > 0 are used"
+    supports_segments: ClassVar[bool] = True
+    segment_links: ClassVar[Mapping[str, str]] = {
+        "p": "log",
+        "q": "log_excess",
+        "mean_spend": "log",
+    }
+    hierarchical_priors = GAMMA_GAMMA_HIERARCHICAL_PRIORS
 
     def select(self, values: dict[str, np.ndarray]) -> np.ndarray:
         """Customers with repeat purchases of positive mean value."""
@@ -47,22 +68,27 @@ class GammaGamma(ModelSpec):
 
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""
-        with pm.Model() as model:
-            v = self._add_priors()
+        with pm.Model(coords=self._model_coords(data)) as model:
+            v = self._add_priors(data)
+            if "mean_spend" in v:  # pooled on (p, q, mean spend): see clvbayes.priors
+                scale = v["mean_spend"] * (v["q"] - 1.0) / v["p"]
+                v["v"] = pm.Deterministic("v", scale, dims="segment")
             if not likelihood:
                 return model
-            ll = gamma_gamma.loglik(
-                v["p"],
-                v["q"],
-                v["v"],
-                data.factor("frequency"),
-                data["monetary_value"],
-            )
+            ll = self._rows_loglik(v, data)
             pm.Potential("loglik", (data.counts * ll).sum())
         return model
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:
-        """Per-row log-likelihood in numpy (same function as the PyMC graph)."""
+        """Per-row log-likelihood in numpy (same function as the PyMC graph).
+
+        ``params`` broadcast against the rows, e.g. ``(chain, draw, 1)``; for segmented
+        fits with partial or no pooling, ``(chain, draw, n_segments)``.
+        """
+        return self._rows_loglik(params, data)
+
+    def _population_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """One population's log-density per row: :func:`clvbayes.math.gamma_gamma.loglik`."""
         return gamma_gamma.loglik(
             params["p"],
             params["q"],

@@ -98,6 +98,8 @@ class _Customers:
     z: np.ndarray
     spend_informed: np.ndarray
     horizon: np.ndarray
+    segment: np.ndarray  # segment code of the transaction fit (0 if unsegmented)
+    spend_segment: np.ndarray  # segment code of the spend fit (0 if unsegmented)
 
     def __len__(self) -> int:
         return self.x.size
@@ -106,7 +108,26 @@ class _Customers:
         return _Customers(*(getattr(self, f)[part] for f in self.__dataclass_fields__))
 
 
-def _read_customers(rfm: Any, horizon: Any, *, need_spend: bool) -> _Customers:
+def _segment_codes(fit: FittedModel | None, rfm: Any, n: int) -> np.ndarray:
+    """Each customer's segment code under ``fit`` (zeros if unsegmented)."""
+    codes = None if fit is None else fit.segment_codes(rfm)
+    return np.zeros(n, dtype=np.int64) if codes is None else codes
+
+
+def _take_segments(values: np.ndarray, codes: np.ndarray, ndim: int) -> np.ndarray:
+    """Parameter draws per element of ``codes``: ``values[..., None]`` for an unsegmented
+    fit (``values.ndim == ndim``), else ``values[..., codes]`` (segment axis last)."""
+    return values[..., None] if values.ndim == ndim else values[..., codes]
+
+
+def _read_customers(
+    rfm: Any,
+    horizon: Any,
+    *,
+    need_spend: bool,
+    fit: FittedModel | None = None,
+    spend_fit: FittedModel | None = None,
+) -> _Customers:
     columns = ("frequency", "recency", "T", *(("monetary_value",) if need_spend else ()))
     values = check_rfm(rfm, columns)
     n = values["frequency"].size
@@ -125,7 +146,10 @@ def _read_customers(rfm: Any, horizon: Any, *, need_spend: bool) -> _Customers:
     x = values["frequency"]
     z = values.get("monetary_value", np.zeros(n))
     informed = (x > 0) & (z > 0)
-    return _Customers(ids, x, values["recency"], values["T"], z, informed, h)
+    segment, spend_segment = _segment_codes(fit, rfm, n), _segment_codes(spend_fit, rfm, n)
+    return _Customers(
+        ids, x, values["recency"], values["T"], z, informed, h, segment, spend_segment
+    )
 
 
 def _check_transaction_model(fit: FittedModel, argument: str) -> None:
@@ -162,9 +186,10 @@ def _draw_index(available: int, wanted: int | None) -> np.ndarray:
 def _population_draws(
     fit: FittedModel, n_draws: int | None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Flat ``(chain*draw,)`` parameter draws and the ``chain``/``draw`` coordinates."""
+    """Flat ``(chain*draw,)`` parameter draws (``(chain*draw, segment)`` for segmented
+    fits) and the ``chain``/``draw`` coordinates."""
     params = fit.params()
-    n_chain, n_draw = next(iter(params.values())).shape
+    n_chain, n_draw = next(iter(params.values())).shape[:2]
     per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
     index = _draw_index(n_draw, per_chain)
     posterior = fit.posterior
@@ -172,13 +197,16 @@ def _population_draws(
         "chain": posterior["chain"].to_numpy(),
         "draw": posterior["draw"].to_numpy() if n_draws is None else np.arange(index.size),
     }
-    return {k: np.ascontiguousarray(v[:, index]).reshape(-1) for k, v in params.items()}, coords
+    flat = {
+        k: np.ascontiguousarray(v[:, index]).reshape(-1, *v.shape[2:]) for k, v in params.items()
+    }
+    return flat, coords
 
 
 def _spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]:
     """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors)."""
-    flat = {k: v.reshape(-1) for k, v in spend_fit.params().items()}
-    index = _draw_index(next(iter(flat.values())).size, n_samples)
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in spend_fit.params().items()}
+    index = _draw_index(next(iter(flat.values())).shape[0], n_samples)
     return {k: v[index] for k, v in flat.items()}
 
 
@@ -186,10 +214,10 @@ def _spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray
 
 
 def _unique_rows(c: _Customers) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Distinct ``(x, t_x, T, h)`` of a chunk and each customer's row."""
-    stacked = np.column_stack([c.x, c.t_x, c.T, c.horizon])
+    """Distinct ``(segment, x, t_x, T, h)`` of a chunk and each customer's row."""
+    stacked = np.column_stack([c.segment, c.x, c.t_x, c.T, c.horizon])
     rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    names = ("x", "t_x", "T", "h")
+    names = ("s", "x", "t_x", "T", "h")
     return {k: rows[:, i] for i, k in enumerate(names)}, inverse.reshape(-1)
 
 
@@ -215,16 +243,13 @@ def _block(
 ) -> dict[str, np.ndarray]:
     """All draws-level quantities for a block of draws (rows) and customers (columns)."""
     maths = transaction_model(model)  # per-model maths and simulator
-    params = tuple(v[:, None] for v in maths.parameters(theta))
     rows, inv = _unique_rows(c)
+    codes = rows["s"].astype(np.int64)  # each row's segment's parameters
+    params = tuple(_take_segments(v, codes, 1) for v in maths.parameters(theta))
     data = (rows["x"], rows["t_x"], rows["T"])
     alive_rows = maths.p_alive(params, data)
-    out = {
-        "p_alive": alive_rows[:, inv],
-        "expected_purchases": maths.expected_purchases(params, data, rows["h"], alive_rows)[
-            :, inv
-        ],
-    }
+    expected = maths.expected_purchases(params, data, rows["h"], alive_rows)
+    out = {"p_alive": alive_rows[:, inv], "expected_purchases": expected[:, inv]}
     shape = out["p_alive"].shape
     horizon = np.broadcast_to(c.horizon, shape)
     simulate = {"max_block_elements": max_block_elements}
@@ -233,7 +258,7 @@ def _block(
             params, data, alive_rows, inv, horizon, rng, simulate
         ).count
         return out
-    p, q, v = (spend[k][:, None] for k in ("p", "q", "v"))
+    p, q, v = (_take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
     x_spend = np.where(c.spend_informed, c.x, 0.0)
     z_spend = np.where(c.spend_informed, c.z, 0.0)
     nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
@@ -245,9 +270,8 @@ def _block(
     if delta == 0:
         discounted = out["expected_purchases"]
     else:
-        discounted = maths.expected_discounted(
-            params, data, rows["h"], delta, nodes, alive_rows
-        )[:, inv]
+        discounted = maths.expected_discounted(params, data, rows["h"], delta, nodes, alive_rows)
+        discounted = discounted[:, inv]
     with np.errstate(divide="ignore", invalid="ignore"):
         spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
     out["clv_conditional"] = margin * discounted * np.where(nu_shape > 1, spend_mean, np.nan)
@@ -272,7 +296,7 @@ def _chunk(
     **options: Any,
 ) -> dict[str, np.ndarray]:
     """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block."""
-    n_samples = next(iter(theta.values())).size
+    n_samples = next(iter(theta.values())).shape[0]
     out: dict[str, np.ndarray] = {}
     for start in range(0, n_samples, block_draws):
         part = slice(start, start + block_draws)
@@ -363,7 +387,9 @@ def predict_customers(
     rfm : DataFrame
         One row per customer: ``customer_id`` (else the index is used), ``frequency``,
         ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``; in the fit's
-        time unit. Not modified.
+        time unit; for segmented fits also their segment column (each customer uses
+        its segment's parameters; a segment the fit has not seen is an error). Not
+        modified.
     horizon : float or array_like
         Prediction window ``(T, T + horizon]`` in the model's time unit; one number or
         one per customer (e.g. a holdout duration).
@@ -443,9 +469,11 @@ def predict_customers(
     unknown = set(keep_draws) - set(DRAW_VARIABLES)
     if unknown:
         raise ValueError(f"unknown keep_draws {sorted(unknown)}; choose from {DRAW_VARIABLES}")
-    customers = _read_customers(rfm, horizon, need_spend=spend_fit is not None)
+    customers = _read_customers(
+        rfm, horizon, need_spend=spend_fit is not None, fit=bgnbd_fit, spend_fit=spend_fit
+    )
     theta, coords = _population_draws(bgnbd_fit, n_draws)
-    n_samples, n = theta["r"].size, len(customers)
+    n_samples, n = next(iter(theta.values())).shape[0], len(customers)
     spend = None if spend_fit is None else _spend_draws(spend_fit, n_samples)
     size, block_draws = _plan(n_samples, n, memory_limit_mb, chunk_customers)
     options = {
@@ -545,9 +573,10 @@ def _dataset(
 def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArray:
     _check_transaction_model(fit, "fit")
     maths = transaction_model(fit.kind)
-    customers = _read_customers(rfm, horizon, need_spend=False)
+    customers = _read_customers(rfm, horizon, need_spend=False, fit=fit)
     rows, inv = _unique_rows(customers)
-    params = tuple(v[..., None] for v in maths.parameters(fit.params()))
+    codes = rows["s"].astype(np.int64)
+    params = tuple(_take_segments(v, codes, 2) for v in maths.parameters(fit.params()))
     data = (rows["x"], rows["t_x"], rows["T"])
     values = maths.p_alive(params, data)
     if what != "p_alive":

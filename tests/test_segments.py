@@ -1,0 +1,353 @@
+"""Segmented models (partial / no / complete pooling) and segment-level answers.
+
+Oracles: the one-population maths of :mod:`clvbayes.math` evaluated customer by customer
+with that customer's segment parameters; plain numpy arithmetic on the draws for the
+contrasts and CLV:CAC tables.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import clvbayes
+from clvbayes.compare import compare
+from clvbayes.data.compress import SEGMENT
+from clvbayes.diagnostics import ConvergenceWarning
+from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.models import BGNBD, GammaGamma, ParetoNBD
+from clvbayes.models.hierarchy import SegmentWarning
+from clvbayes.predict import expected_purchases, p_alive, predict_customers
+from clvbayes.predict.customers import Result
+from clvbayes.segments import (
+    acquisition_segments,
+    clv_cac,
+    contrasts,
+    existing_customer_value,
+    new_customer_value,
+    segment_parameters,
+    segment_table,
+)
+
+FAST = {"draws": 100, "tune": 150, "chains": 2, "progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def seg_rfm(small_rfm):
+    """400 CDNOW-sample customers in three segments of unequal size (200, 120, 80)."""
+    rfm = small_rfm.copy()
+    slot = rfm.index % 10
+    rfm["channel"] = np.where(slot < 5, "web", np.where(slot < 8, "store", "tv"))
+    return rfm
+
+
+def _fit(spec, rfm):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 2 x 100 draws: ESS is low
+        return spec.fit(rfm, seed=5, **FAST)
+
+
+@pytest.fixture(scope="module")
+def bg_partial(seg_rfm):
+    return _fit(BGNBD(segments="channel"), seg_rfm)
+
+
+@pytest.fixture(scope="module")
+def gg_none(seg_rfm):
+    return _fit(GammaGamma(segments="channel", pooling="none"), seg_rfm)
+
+
+def _codes(rfm):
+    levels = sorted(rfm["channel"].unique())
+    return np.array([levels.index(c) for c in rfm["channel"]]), tuple(levels)
+
+
+# --- data and likelihood (no sampling) ------------------------------------------------
+
+
+def test_compression_keys_on_segment_and_blocks_partition_rows(seg_rfm):
+    data = BGNBD(segments="channel").prepare(seg_rfm)
+    codes, levels = _codes(seg_rfm)
+    assert data.segments == levels
+    assert data.columns[0] == SEGMENT
+    np.testing.assert_array_equal(data.rows[SEGMENT][data.inverse], codes)
+    np.testing.assert_array_equal(data.segment_counts(), np.bincount(codes))
+    covered = np.concatenate([np.arange(s.start, s.stop) for _, s, _ in data.segment_blocks()])
+    np.testing.assert_array_equal(covered, np.arange(data.n_rows))
+    for code, part, block in data.segment_blocks():
+        assert np.all(data.rows[SEGMENT][part] == code)
+        np.testing.assert_array_equal(block["frequency"], data["frequency"][part])
+
+
+def test_segmented_row_loglik_matches_per_customer_maths(seg_rfm):
+    spec = BGNBD(segments="channel", pooling="none")
+    data = spec.prepare(seg_rfm)
+    rng = np.random.default_rng(0)
+    params = {
+        k: rng.uniform(lo, hi, size=(2, 3, 3))
+        for k, (lo, hi) in {"r": (0.2, 1), "alpha": (2, 8), "a": (0.5, 2), "b": (1, 5)}.items()
+    }
+    rows = spec.row_loglik(params, data)
+    codes, _ = _codes(seg_rfm)
+    expected = bgnbd.loglik(
+        *(params[k][..., codes] for k in ("r", "alpha", "a", "b")),
+        seg_rfm["frequency"].to_numpy(float),
+        seg_rfm["recency"].to_numpy(float),
+        seg_rfm["T"].to_numpy(float),
+    )
+    np.testing.assert_allclose(data.expand(rows), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("pooling", ["partial", "none"])
+def test_pymc_graph_equals_numpy_likelihood(seg_rfm, pooling):
+    """The Potential of the PyMC model is the count-weighted numpy likelihood."""
+    spec = GammaGamma(segments="channel", pooling=pooling)
+    data = spec.prepare(seg_rfm)
+    model = spec.build(data)
+    point = model.initial_point()
+    point = {k: v + 0.1 * np.arange(np.size(v)).reshape(np.shape(v)) for k, v in point.items()}
+    outs = model.replace_rvs_by_values([model.potentials[0], *(model[k] for k in "pqv")])
+    fn = model.compile_fn(outs, inputs=model.value_vars, mode="FAST_COMPILE")
+    potential, p, q, v = fn(point)
+    rows = spec.row_loglik({"p": p, "q": q, "v": v}, data)
+    np.testing.assert_allclose(potential, (data.counts * rows).sum(), rtol=1e-10)
+    informed = (seg_rfm["frequency"] > 0) & (seg_rfm["monetary_value"] > 0)
+    codes, _ = _codes(seg_rfm)
+    direct = gamma_gamma.loglik(
+        p[codes[informed]],
+        q[codes[informed]],
+        v[codes[informed]],
+        seg_rfm["frequency"][informed].to_numpy(float),
+        seg_rfm["monetary_value"][informed].to_numpy(float),
+    )
+    np.testing.assert_allclose(potential, direct.sum(), rtol=1e-10)
+
+
+def test_hierarchical_model_has_hyperparameters_and_centering(seg_rfm):
+    spec = BGNBD(segments="channel", centered=False)
+    model = spec.build(spec.prepare(seg_rfm))
+    names = {v.name for v in model.free_RVs}
+    assert {"r_mu", "r_sigma", "r_z", "phi_dropout_z"} <= names
+    assert model.named_vars_to_dims["r"] == ("segment",)
+    assert model["r_z"].type.shape == (3,)
+    centred = BGNBD(segments="channel", centered=True).build(spec.prepare(seg_rfm))
+    assert "r_link_c" in {v.name for v in centred.free_RVs}
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+def test_bad_segment_input_gives_clear_errors(seg_rfm):
+    with pytest.raises(ValueError, match="segment column 'region' is not in the RFM table"):
+        BGNBD(segments="region").prepare(seg_rfm)
+    nan = seg_rfm.assign(channel=seg_rfm["channel"].where(seg_rfm.index % 50 != 0))
+    with pytest.raises(ValueError, match="8 of 400 customers have no segment"):
+        BGNBD(segments="channel").prepare(nan)
+    cat = seg_rfm.assign(
+        channel=pd.Categorical(seg_rfm["channel"], categories=["tv", "web", "store", "radio"])
+    )
+    with pytest.raises(ValueError, match=r"categories \['radio'\] have no customers"):
+        BGNBD(segments="channel").prepare(cat)
+    ids = seg_rfm.assign(channel=seg_rfm["customer_id"] % 100)
+    with pytest.raises(ValueError, match="100 segments for 400 customers is too many"):
+        BGNBD(segments="channel").prepare(ids)
+    with pytest.raises(ValueError, match="pooling='some'"):
+        BGNBD(segments="channel", pooling="some")
+    with pytest.raises(ValueError, match="ParetoNBD does not support segments"):
+        ParetoNBD(segments="channel")
+    with pytest.raises(ValueError, match="unknown prior name"):
+        BGNBD({"r": {"dist": "Gamma", "kwargs": {"alpha": 2, "beta": 1}}}, segments="channel")
+    with pytest.raises(ValueError, match="only method='nuts'"):
+        BGNBD(segments="channel").fit(seg_rfm, method="map")
+
+
+def test_small_segments_are_warned_with_their_sizes(seg_rfm):
+    rfm = seg_rfm.assign(channel=np.where(seg_rfm.index < 12, "tiny", seg_rfm["channel"]))
+    with pytest.warns(SegmentWarning, match=r"\{'tiny': 12\}"):
+        BGNBD(segments="channel", pooling="none").prepare(rfm)
+
+
+def test_categorical_levels_keep_category_order(seg_rfm):
+    cat = seg_rfm.assign(
+        channel=pd.Categorical(seg_rfm["channel"], categories=["web", "tv", "store"])
+    )
+    assert BGNBD(segments="channel").prepare(cat).segments == ("web", "tv", "store")
+
+
+# --- fitted models --------------------------------------------------------------------
+
+
+def test_posterior_dims_params_and_levels(bg_partial, gg_none):
+    for fit, names in ((bg_partial, ("r", "alpha", "a", "b")), (gg_none, ("p", "q", "v"))):
+        assert fit.segment_column == "channel"
+        assert fit.segment_levels == ("store", "tv", "web")
+        for name in names:
+            assert fit.posterior[name].dims == ("chain", "draw", "segment")
+            assert fit.params()[name].shape == (2, 100, 3)
+    assert "r_sigma" in bg_partial.posterior
+    assert "r[web]" in bg_partial.summary().index
+    assert bg_partial.diagnostics().divergences == 0
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_save_load_round_trip_of_segmented_fits(bg_partial, gg_none, tmp_path, suffix):
+    path = tmp_path / f"seg{suffix}"
+    clvbayes.save({"bg": bg_partial, "gg": gg_none}, path)
+    loaded = clvbayes.load(path)
+    for name, fit in (("bg", bg_partial), ("gg", gg_none)):
+        back = loaded[name]
+        assert back.spec.options() == fit.spec.options()
+        assert back.segment_levels == fit.segment_levels
+        xr.testing.assert_equal(back.posterior, fit.posterior)
+        np.testing.assert_array_equal(back.log_likelihood(), fit.log_likelihood())
+        assert back.data.segments == fit.data.segments
+
+
+def test_pointwise_loglik_per_customer_and_loo(bg_partial, seg_rfm):
+    rows = bg_partial.log_likelihood()
+    customers = bg_partial.log_likelihood(per_customer=True)
+    assert customers.sizes["customer"] == len(seg_rfm)
+    np.testing.assert_allclose(
+        customers.sum("customer"), (rows * bg_partial.data.counts).sum("row"), rtol=1e-12
+    )
+    assert BGNBD(segments="channel", pooling="none").prepare(seg_rfm).n_rows == rows.sizes["row"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto k with 200 draws
+        table = compare({"partial": bg_partial}).table
+    assert np.isfinite(table["elpd_loo"]).all()
+
+
+def test_customer_outputs_use_their_segment_parameters(bg_partial, gg_none, seg_rfm):
+    codes, _ = _codes(seg_rfm)
+    par = bg_partial.params()
+    data = [seg_rfm[c].to_numpy(float) for c in ("frequency", "recency", "T")]
+    theta = [par[k][..., codes] for k in ("r", "alpha", "a", "b")]
+    np.testing.assert_allclose(
+        p_alive(bg_partial, seg_rfm).to_numpy(), bgnbd.p_alive(*theta, *data), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        expected_purchases(bg_partial, seg_rfm, 10.0).to_numpy(),
+        bgnbd.expected_purchases(*theta, *data, 10.0),
+        rtol=1e-10,
+    )
+    res = predict_customers(bg_partial, seg_rfm, horizon=10.0, spend_fit=gg_none, seed=1)
+    expected = bgnbd.expected_purchases(*theta, *data, 10.0).mean(axis=(0, 1))
+    np.testing.assert_allclose(res.summary["expected_purchases"], expected, rtol=1e-5)
+    # spend: the conditional expected spend of each customer uses its segment's p, q, v
+    gp = {k: v.reshape(-1, 3) for k, v in gg_none.params().items()}
+    assert np.isfinite(res.summary["clv_mean"]).all()
+    assert res.draws["clv"].dims == ("chain", "draw", "customer_id")
+    assert gp["p"].shape == (200, 3)
+    unknown = seg_rfm.assign(channel=np.where(seg_rfm.index == 3, "radio", seg_rfm["channel"]))
+    with pytest.raises(ValueError, match=r"in segment\(s\) \['radio'\] that the model was not"):
+        predict_customers(bg_partial, unknown, horizon=10.0)
+    with pytest.raises(ValueError, match="segment column 'channel' is not in the RFM"):
+        p_alive(bg_partial, seg_rfm.drop(columns="channel"))
+
+
+# --- segment-level answers ------------------------------------------------------------
+
+
+def test_new_customer_value_is_the_segment_maths(bg_partial, gg_none):
+    ds = new_customer_value(bg_partial, gg_none, horizon=52.0, margin=0.3)
+    par, gpar = bg_partial.params(), gg_none.params()
+    expected = bgnbd.expected_purchases_new(*(par[k] for k in ("r", "alpha", "a", "b")), 52.0)
+    np.testing.assert_allclose(ds["expected_purchases"].to_numpy(), expected, rtol=1e-12)
+    spend = gamma_gamma.expected_spend_new(gpar["p"], gpar["q"], gpar["v"])
+    ok = gpar["q"] > 1
+    np.testing.assert_allclose(ds["mean_spend"].to_numpy()[ok], spend[ok], rtol=1e-12)
+    np.testing.assert_allclose(ds["clv"].to_numpy()[ok], 0.3 * expected[ok] * spend[ok], rtol=1e-12)
+    assert ds["clv"].dims == ("chain", "draw", "segment")
+    table = segment_table(ds)
+    assert set(table["quantity"]) == {"expected_purchases", "mean_spend", "clv"}
+    assert len(table) == 9
+    params = segment_parameters(bg_partial)
+    assert len(params) == 12 and {"segment", "parameter", "mean", "low", "high"} <= set(params)
+
+
+def test_existing_customer_value_averages_each_segments_customers(bg_partial, seg_rfm):
+    res = predict_customers(bg_partial, seg_rfm, horizon=10.0, seed=2)
+    ds = existing_customer_value(res, bg_partial, seg_rfm)
+    codes, _ = _codes(seg_rfm)
+    pa = res.draws["p_alive"].to_numpy()
+    for j in range(3):
+        np.testing.assert_allclose(
+            ds["alive_share"].isel(segment=j), pa[..., codes == j].mean(-1), rtol=1e-5
+        )
+    assert ds["n_customers"].to_numpy().tolist() == np.bincount(codes).tolist()
+
+
+def test_contrasts_and_clv_cac_match_numpy_on_known_draws():
+    rng = np.random.default_rng(1)
+    values = rng.gamma(5.0, 1.0, size=(2, 500, 3)) + np.array([0.0, 1.0, 10.0])
+    da = xr.DataArray(
+        values, dims=("chain", "draw", "segment"), coords={"segment": ["a", "b", "c"]}
+    )
+    da.name = "clv"
+    table = contrasts(da, [("c", "a")])
+    diff = (values[..., 2] - values[..., 0]).ravel()
+    row = table.iloc[0]
+    assert row["diff_mean"] == pytest.approx(diff.mean())
+    assert row["diff_low"] == pytest.approx(np.quantile(diff, 0.05))
+    assert row["p_a_gt_b"] == pytest.approx((diff > 0).mean())
+    assert row["ratio_median"] == pytest.approx(
+        np.median((values[..., 2] / values[..., 0]).ravel())
+    )
+    assert len(contrasts(da)) == 3
+    with pytest.raises(ValueError, match="unknown segment"):
+        contrasts(da, [("a", "z")])
+    res = clv_cac(da, {"a": 5.0, "b": 2.0, "c": 5.0})
+    ratio_b = values[..., 1].ravel() / 2.0
+    b = res.summary.set_index("segment").loc["b"]
+    assert b["p_ratio_gt_1"] == pytest.approx((ratio_b > 1).mean())
+    assert b["p_ratio_gt_3"] == pytest.approx((ratio_b > 3).mean())
+    assert b["ratio_mean"] == pytest.approx(ratio_b.mean())
+    with pytest.raises(ValueError, match=r"no acquisition cost for segment\(s\) \['c'\]"):
+        clv_cac(da, {"a": 1.0, "b": 1.0})
+    with pytest.raises(ValueError, match="must be positive"):
+        clv_cac(da, {"a": 1.0, "b": 0.0, "c": 1.0})
+
+
+def test_existing_value_needs_matching_result(bg_partial, seg_rfm):
+    empty = Result(pd.DataFrame(), xr.Dataset())
+    with pytest.raises(ValueError, match="customers"):
+        existing_customer_value(empty, bg_partial, seg_rfm)
+
+
+def test_acquisition_segments_from_a_transaction_log():
+    tx = pd.DataFrame(
+        {
+            "id": [1, 1, 2, 3, 3, 4, 5, 6],
+            "date": pd.to_datetime(
+                [
+                    "2020-01-05",
+                    "2020-03-01",
+                    "2020-02-10",
+                    "2020-01-20",
+                    "2020-01-20",
+                    "2020-03-03",
+                    "2020-02-01",
+                    "2020-01-01",
+                ]
+            ),
+            "value": [10.0, 99.0, 30.0, 5.0, 6.0, 50.0, 1.0, 20.0],
+        }
+    )
+    before = tx.copy()
+    seg = acquisition_segments(tx, customer_col="id", date_col="date", value_col="value")
+    pd.testing.assert_frame_equal(tx, before)
+    assert seg["id"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert seg["cohort"].tolist() == [
+        "2020-01",
+        "2020-02",
+        "2020-01",
+        "2020-03",
+        "2020-02",
+        "2020-01",
+    ]
+    assert seg["first_value"].tolist() == [10.0, 30.0, 11.0, 50.0, 1.0, 20.0]
+    assert seg["value_group"].astype(str).tolist() == ["low", "high", "mid", "high", "low", "mid"]
