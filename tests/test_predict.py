@@ -428,3 +428,12 @@ def test_large_runs_return_the_summary_only_and_say_so(bg_fit, rfm):
     with pytest.warns(UserWarning, match="keep_draws"):
         res = predict_customers(bg_fit, rfm, horizon=10, memory_limit_mb=0.5, seed=1)
     assert len(res.draws.data_vars) == 0 and len(res.summary) == len(rfm)
+
+
+def test_threads_do_not_change_the_output(bg_fit, gg_fit, rfm):
+    kw = {"horizon": 52, "spend_fit": gg_fit, "annual_discount": 0.1, "n_draws": 200}
+    kw |= {"chunk_customers": 20, "seed": 8, "thresholds": [20]}
+    one = predict_customers(bg_fit, rfm, n_jobs=1, **kw)
+    two = predict_customers(bg_fit, rfm, n_jobs=2, **kw)
+    pd.testing.assert_frame_equal(one.summary, two.summary)
+    xr.testing.assert_identical(one.draws, two.draws)

@@ -36,8 +36,11 @@ int32, ``4 x draws x customers`` bytes each) plus the CLV draws, which the ranks
 from __future__ import annotations
 
 import math
+import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -375,6 +378,7 @@ def predict_customers(
     stream_to: str | Path | None = None,
     discount_nodes: int | None = None,
     spill_dir: str | Path | None = None,
+    n_jobs: int | None = None,
 ) -> Result:
     """Posterior of P(alive), expected purchases, and predictive purchases and CLV.
 
@@ -438,6 +442,11 @@ def predict_customers(
     spill_dir : str or Path, optional
         Directory of the temporary CLV-draw file for large runs (default: the system's
         temporary directory).
+    n_jobs : int, optional
+        Threads scoring chunks in parallel (default: the CPUs this process may use). The
+        numerical kernels release the GIL; ``memory_limit_mb`` is shared among them. Each
+        chunk has its own random stream derived from ``seed``, so the output does not
+        depend on ``n_jobs`` (it does on the chunking).
 
     Returns
     -------
@@ -475,11 +484,11 @@ def predict_customers(
     theta, coords = _population_draws(bgnbd_fit, n_draws)
     n_samples, n = next(iter(theta.values())).shape[0], len(customers)
     spend = None if spend_fit is None else _spend_draws(spend_fit, n_samples)
-    size, block_draws = _plan(n_samples, n, memory_limit_mb, chunk_customers)
+    jobs = _n_jobs(n_jobs)
+    size, block_draws = _plan(n_samples, n, memory_limit_mb / jobs, chunk_customers)
     options = {
         "delta": float(continuous_rate(annual_discount, time_unit)),
         "margin": float(margin),
-        "rng": np.random.default_rng(seed),
         "nodes": discount_nodes,
         "model": bgnbd_fit.kind,
         "block_draws": block_draws,
@@ -497,25 +506,34 @@ def predict_customers(
     pieces: list[pd.DataFrame] = []
     sink = None if stream_to is None else _ParquetSink(stream_to, coords)
     order = _row_order(customers)
+    starts = range(0, n, size)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+
+    def score(i: int) -> tuple[int, np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
+        """Chunk ``i``: its draws and summary rows, with its own random stream."""
+        start = starts[i]
+        part = order[start : start + size]
+        chunk = customers.take(part)
+        stream = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i))
+        draws = _chunk(theta, spend, chunk, rng=np.random.default_rng(stream), **options)
+        extra = None
+        if spend is not None:
+            extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
+        columns = {"customer_id": chunk.ids}
+        columns.update(
+            customer_columns(draws, thresholds=thresholds, hdi_prob=hdi_prob, extra=extra)
+        )
+        return start, part, draws, pd.DataFrame(columns, index=part)
+
     try:
-        for start in range(0, n, size):
-            part = order[start : start + size]
-            chunk = customers.take(part)
-            draws = _chunk(theta, spend, chunk, **options)
-            extra = None
+        for start, part, draws, frame in _in_order(score, len(starts), jobs):
             if clv_all is not None:
                 clv_all.write_columns(start, draws["clv"])
-            if spend is not None:
-                extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
             for k, values in kept.items():
                 values[:, part] = draws[k]
-            columns = {"customer_id": chunk.ids}
-            columns.update(
-                customer_columns(draws, thresholds=thresholds, hdi_prob=hdi_prob, extra=extra)
-            )
-            pieces.append(pd.DataFrame(columns, index=part))
+            pieces.append(frame)
             if sink is not None:
-                sink.write(chunk.ids, draws)
+                sink.write(frame["customer_id"].to_numpy(), draws)
     except BaseException:
         if clv_all is not None:
             clv_all.close()
@@ -531,6 +549,40 @@ def predict_customers(
                 column[order] = values
                 summary[name] = column
     return Result(summary, _dataset(kept, coords, customers.ids))
+
+
+def _n_jobs(n_jobs: int | None) -> int:
+    """Number of scoring threads: ``n_jobs`` or the CPUs available to this process."""
+    if n_jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if int(n_jobs) < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def _in_order(work: Callable[[int], Any], n_tasks: int, jobs: int) -> Iterator[Any]:
+    """``work(0), work(1), ...`` in order, computed by ``jobs`` threads at most
+    ``jobs + 1`` tasks ahead of the consumer (so finished chunks do not pile up)."""
+    if jobs == 1 or n_tasks <= 1:
+        for i in range(n_tasks):
+            yield work(i)
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending: deque[Future] = deque()
+        submitted = 0
+        while submitted < min(n_tasks, jobs + 1):
+            pending.append(pool.submit(work, submitted))
+            submitted += 1
+        try:
+            while pending:
+                result = pending.popleft().result()
+                if submitted < n_tasks:
+                    pending.append(pool.submit(work, submitted))
+                    submitted += 1
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _default_keep(
