@@ -106,7 +106,9 @@ def test_pytensor_equals_numpy_and_gradient_matches_finite_differences(params):
     ll = pareto_nbd.loglik(*sym, x, t_x, T)
     fn = pytensor.function(sym, [ll, pt.stack(pt.grad(ll.sum(), sym))])
     value, grad = fn(*params)
-    np.testing.assert_allclose(value, pareto_nbd.loglik(*params, x, t_x, T), rtol=1e-12)
+    # PyTensor fuses and reorders operations: the last bits differ (seen: 1.3e-12 relative
+    # on values ~5e-4 that come from cancellation); the design bound is 1e-8
+    np.testing.assert_allclose(value, pareto_nbd.loglik(*params, x, t_x, T), rtol=1e-9)
     eps = 1e-6
     for i in range(4):
         up = [p * (1 + eps * (j == i)) for j, p in enumerate(params)]
