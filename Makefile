@@ -38,7 +38,9 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix clvbayes tests benchmarks
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_rfm.py --sizes 1000000 10000000 --timeout 600
+	$(PY) benchmarks/bench_fit.py --sizes 100000 --synthetic-models bgnbd --pareto --anchor-max 1
+	$(PY) benchmarks/bench_predict.py --sizes 10000 100000 --anchor-max 100000
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache build *.egg-info
