@@ -181,21 +181,7 @@ def rfm_summary_dask(
     """
     import dask
 
-    if time_unit not in _rfm.TIME_UNITS:
-        raise ValueError(f"time_unit must be one of {list(_rfm.TIME_UNITS)}, got {time_unit!r}.")
-    cal = (
-        None if calibration_end is None else validate.parse_day(calibration_end, "calibration_end")
-    )
-    obs = (
-        None if observation_end is None else validate.parse_day(observation_end, "observation_end")
-    )
-    if cal is None and obs is not None:
-        raise ValueError(
-            "observation_end needs calibration_end: pass the last day of the calibration "
-            "period too."
-        )
-    if cal is not None:
-        validate.check_period(cal, obs)
+    cal, obs = _rfm._period(calibration_end, observation_end, time_unit)
     columns = [customer_col, date_col] + ([value_col] if value_col is not None else [])
     frame = _as_dask_frame(transactions, columns)
 

@@ -286,6 +286,29 @@ def _summary_sql(source: _Source, *, holdout: bool, allow_negative: bool) -> str
     """
 
 
+def _period(calibration_end: Any, observation_end: Any, time_unit: str) -> tuple[Any, Any]:
+    """Checked ``time_unit`` and the parsed ``(calibration_end, observation_end)`` days.
+
+    Shared by :func:`rfm_summary` and :func:`clvbayes.scale.rfm_summary_dask`.
+    """
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {list(TIME_UNITS)}, got {time_unit!r}.")
+    cal = (
+        None if calibration_end is None else validate.parse_day(calibration_end, "calibration_end")
+    )
+    obs = (
+        None if observation_end is None else validate.parse_day(observation_end, "observation_end")
+    )
+    if cal is None and obs is not None:
+        raise ValueError(
+            "observation_end needs calibration_end: pass the last day of the calibration "
+            "period too."
+        )
+    if cal is not None:
+        validate.check_period(cal, obs)
+    return cal, obs
+
+
 def rfm_summary(
     transactions: Any,
     *,
@@ -382,21 +405,7 @@ def rfm_summary(
     >>> len(rfm), int((rfm["frequency"] > 0).sum())
     (2357, 946)
     """
-    if time_unit not in TIME_UNITS:
-        raise ValueError(f"time_unit must be one of {list(TIME_UNITS)}, got {time_unit!r}.")
-    cal = (
-        None if calibration_end is None else validate.parse_day(calibration_end, "calibration_end")
-    )
-    obs = (
-        None if observation_end is None else validate.parse_day(observation_end, "observation_end")
-    )
-    if cal is None and obs is not None:
-        raise ValueError(
-            "observation_end needs calibration_end: pass the last day of the calibration "
-            "period too."
-        )
-    if cal is not None:
-        validate.check_period(cal, obs)
+    cal, obs = _period(calibration_end, observation_end, time_unit)
     try:
         return _summarize(
             transactions, customer_col, date_col, value_col, cal, obs, time_unit, allow_negative
