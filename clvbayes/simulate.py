@@ -16,6 +16,7 @@ import numpy as np
 from clvbayes.math.clv import discount_factor
 
 __all__ = [
+    "BetaDropout",
     "FuturePurchases",
     "TransactionValues",
     "simulate_bgnbd",
@@ -346,20 +347,27 @@ def simulate_future_purchases(
     ``value_shape`` and ``value_rate`` each purchase is also worth ``V_j ~
     Gamma(value_shape, rate value_rate)``, independent of its timing (Gamma-Gamma).
 
-    Without discounting the count is exactly ``min(K, N)`` with ``N ~ Poisson(lam
-    horizon)``, drawn without simulating times, and the total value is one ``Gamma(count
-    x shape, rate)`` draw (a sum of iid Gammas of equal rate). With discounting the
-    purchase times are simulated (cumulative exponential gaps, in blocks of several
-    purchases per pass) so ``Σ exp(-δ t_j)`` and ``Σ V_j exp(-δ t_j)`` are exact (a
-    weighted sum of Gammas is not Gamma, so values are drawn per purchase). Memory is
-    bounded by ``max_block_elements`` floats per pass whatever the number of elements;
-    the passes handle only customers still buying.
+    The count is exactly ``min(K, N)`` with ``N ~ Poisson(lam horizon)`` (the purchases
+    the customer would make without dropping out). Without discounting the total value is
+    one ``Gamma(count x shape, rate)`` draw (a sum of iid Gammas of equal rate). With
+    discounting the purchase times are drawn too, so ``Σ exp(-δ t_j)`` and ``Σ V_j
+    exp(-δ t_j)`` are exact: given ``N``, the ``N`` purchase times are iid uniform on the
+    window, so when ``K >= N`` (alive to the end) they are drawn as such; when ``K < N``
+    the customer stops at the ``K``-th of them, whose time is ``h W`` with ``W ~ Beta(K,
+    N - K + 1)`` (the ``K``-th order statistic of ``N`` uniforms), and the ``K - 1``
+    earlier ones are iid uniform on ``(0, h W)``. Every purchase is an independent point,
+    so they are drawn in flat passes of at most ``max_block_elements`` (memory is bounded
+    whatever the number of purchases) and summed per element; the work is proportional to
+    the number of purchases simulated.
 
     Parameters
     ----------
     lam, p_drop : array_like
         Purchase rate and dropout probability of each element (e.g. flat ``draw x
-        customer`` arrays of posterior draws of the latent state).
+        customer`` arrays of posterior draws of the latent state). ``p_drop`` may also be
+        a :class:`BetaDropout` ``(a, b)``: each element's ``p ~ Beta(a, b)``, drawn only
+        for the elements that would buy at all (``N >= 1``), since ``p`` cannot matter
+        for the others (same distribution, fewer draws).
     alive : array_like of bool
         Whether each element is alive at time 0 (the end of the observation period).
     horizon : array_like
@@ -384,51 +392,118 @@ def simulate_future_purchases(
     marks = value_shape is not None
     if marks != (value_rate is not None):
         raise ValueError("pass both value_shape and value_rate, or neither")
-    inputs = [lam, p_drop, alive, horizon, discount_rate]
+    lazy = isinstance(p_drop, BetaDropout)
+    inputs = [lam, alive, horizon, discount_rate, *(p_drop if lazy else (p_drop,))]
     if marks:
         inputs += [value_shape, value_rate]
-    arrays = np.broadcast_arrays(*(np.asarray(w, dtype=float) for w in inputs))
-    shape = arrays[0].shape
-    flat = [w.ravel() for w in arrays]
-    lam, p_drop, alive, horizon, delta = flat[:5]
-    v_shape, v_rate = flat[5:] if marks else (None, None)
-    n = lam.size
+    shape = np.broadcast_shapes(*(np.shape(w) for w in inputs))
+    n = int(np.prod(shape))
+    # array inputs flattened to the common shape; scalars stay scalars (no copies)
+    lam, alive, horizon, delta = (_flat(w, shape) for w in (lam, alive, horizon, discount_rate))
+    if lazy:
+        p_drop = BetaDropout(*(_flat(w, shape) for w in p_drop))
+    else:
+        p_drop = _flat(p_drop, shape)
+    v_shape, v_rate = (_flat(value_shape, shape), _flat(value_rate, shape)) if marks else (0, 0)
     count = np.zeros(n, dtype=np.int64)
     discounted = np.zeros(n)
     value = np.zeros(n) if marks else None
-    idx = np.flatnonzero((alive != 0) & (lam > 0) & (horizon > 0))
-    churn_after = rng.geometric(np.clip(p_drop[idx], _TINY, 1.0))
-    if not np.any(delta[idx]):
-        count[idx] = np.minimum(churn_after, rng.poisson(lam[idx] * horizon[idx]))
+    idx = np.flatnonzero(np.broadcast_to((alive != 0) & (lam > 0) & (horizon > 0), (n,)))
+    arrivals = rng.poisson(_at(lam, idx) * _at(horizon, idx), size=idx.size)
+    buying = np.flatnonzero(arrivals)  # p cannot matter for the others
+    idx, arrivals = idx[buying], arrivals[buying]
+    if lazy:
+        p_idx = rng.beta(_at(p_drop.a, idx), _at(p_drop.b, idx), size=idx.size)
+    else:
+        p_idx = np.broadcast_to(_at(p_drop, idx), idx.shape)
+    churn_after = np.full(idx.size, np.iinfo(np.int64).max)
+    drops = np.flatnonzero(p_idx > 0)
+    churn_after[drops] = rng.geometric(np.minimum(p_idx[drops], 1.0))
+    bought = np.minimum(churn_after, arrivals)
+    count[idx] = bought
+    if not np.any(_at(delta, idx)):
         if marks:
-            has = np.flatnonzero(count > 0)
-            value[has] = rng.gamma(count[has] * v_shape[has], 1.0 / v_rate[has])
+            value[idx] = rng.gamma(bought * _at(v_shape, idx), 1.0 / _at(v_rate, idx))
             value = value.reshape(shape)
         return FuturePurchases(count.reshape(shape), count.astype(float).reshape(shape), value)
-    now = np.zeros(idx.size)
-    remaining = churn_after
-    while idx.size:
-        block = int(np.clip(max_block_elements // idx.size, 1, 4096))
-        gaps = rng.standard_exponential((idx.size, block)) / lam[idx, None]
-        times = now[:, None] + np.cumsum(gaps, axis=1)
-        position = np.arange(1, block + 1)
-        valid = (times <= horizon[idx, None]) & (position <= remaining[:, None])
-        bought = valid.sum(axis=1)
-        count[idx] += bought
-        factors = np.where(valid, discount_factor(times, delta[idx, None]), 0.0)
-        discounted[idx] += factors.sum(axis=1)
-        if marks:
-            rows, cols = np.nonzero(valid)
-            worth = rng.gamma(v_shape[idx[rows]], 1.0 / v_rate[idx[rows]]) * factors[rows, cols]
-            value[idx] += np.bincount(rows, weights=worth, minlength=idx.size)
-        remaining = remaining - bought
-        keep = (bought == block) & (remaining > 0)
-        idx, now, remaining = idx[keep], times[keep, -1], remaining[keep]
+    # Customers who stop inside the window: their last purchase is at h W, W ~ Beta(K,
+    # N-K+1); the others' purchases and the stoppers' earlier ones are iid uniform.
+    stops = np.flatnonzero(churn_after < arrivals)
+    end = np.array(np.broadcast_to(_at(horizon, idx), idx.shape), dtype=float)
+    end[stops] *= rng.beta(bought[stops], arrivals[stops] - bought[stops] + 1)
+    last = idx[stops]
+    weight = discount_factor(end[stops], _at(delta, last))
+    discounted[last] = weight
+    if marks:
+        value[last] = rng.gamma(_at(v_shape, last), 1.0 / _at(v_rate, last), size=last.size)
+        value[last] *= weight
+    free = bought.copy()
+    free[stops] -= 1
+    _uniform_purchases(
+        idx, free, end, delta, v_shape, v_rate, rng, discounted, value, max_block_elements
+    )
     return FuturePurchases(
         count.reshape(shape),
         discounted.reshape(shape),
         None if value is None else value.reshape(shape),
     )
+
+
+class BetaDropout(NamedTuple):
+    """Dropout probabilities given as ``p ~ Beta(a, b)`` per element (drawn lazily)."""
+
+    a: Any
+    b: Any
+
+
+def _flat(value: Any, shape: tuple[int, ...]) -> Any:
+    """A float scalar as is, an array broadcast to ``shape`` and flattened."""
+    value = np.asarray(value, dtype=float)
+    if value.ndim == 0:
+        return float(value)
+    return np.broadcast_to(value, shape).ravel()
+
+
+def _at(value: Any, index: Any) -> Any:
+    """``value[index]`` for a flat array; a scalar is the same everywhere."""
+    return value if np.ndim(value) == 0 else value[index]
+
+
+def _uniform_purchases(
+    idx: np.ndarray,
+    counts: np.ndarray,
+    end: np.ndarray,
+    delta: np.ndarray,
+    v_shape: np.ndarray | None,
+    v_rate: np.ndarray | None,
+    rng: np.random.Generator,
+    discounted: np.ndarray,
+    value: np.ndarray | None,
+    cap: int,
+) -> None:
+    """Add ``counts[i]`` purchases at iid uniform times on ``(0, end[i])`` to element
+    ``idx[i]``'s discounted count (and value), in passes of at most ``cap`` purchases."""
+    keep = counts > 0
+    idx, counts, end = idx[keep], counts[keep], end[keep]
+    if not idx.size:
+        return
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    total, done, cap = int(ends[-1]), 0, max(int(cap), 1)
+    while done < total:  # purchases [done, stop) in global order, element by element
+        stop = min(done + cap, total)
+        i = int(np.searchsorted(ends, done, side="right"))
+        j = int(np.searchsorted(ends, stop - 1, side="right")) + 1
+        here = np.minimum(ends[i:j], stop) - np.maximum(starts[i:j], done)
+        owner = np.repeat(np.arange(j - i), here)
+        element = idx[i:j][owner]
+        weight = discount_factor(rng.random(owner.size) * end[i:j][owner], _at(delta, element))
+        discounted[idx[i:j]] += np.bincount(owner, weights=weight, minlength=j - i)
+        if value is not None:
+            worth = rng.gamma(_at(v_shape, element), 1.0 / _at(v_rate, element), size=owner.size)
+            worth *= weight
+            value[idx[i:j]] += np.bincount(owner, weights=worth, minlength=j - i)
+        done = stop
 
 
 def simulate_future_pareto_nbd(

@@ -363,3 +363,32 @@ def test_customer_posterior_broadcasts_draws_against_customers():
     np.testing.assert_array_equal(
         post.p_alive, bgnbd.p_alive(draws, 4.4, 0.79, 2.4, x, [0, 30.4, 29.4], 38.86)
     )
+
+
+def test_expected_purchases_per_distinct_row_equals_per_customer():
+    # customers sharing (x, T, t) but not t_x share the hypergeometric part: evaluated once
+    rng = np.random.default_rng(5)
+    n = 400
+    x = rng.integers(0, 4, n).astype(float)
+    T = rng.choice([30.0, 35.5, 39.0], n)
+    t_x = np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0)
+    draws = (np.array([[0.24], [0.3]]), np.array([[4.4], [5.0]]), np.array([[0.79], [0.7]]))
+    r, alpha, a = draws
+    b = np.array([[2.4], [2.1]])
+    got = bgnbd.expected_purchases(r, alpha, a, b, x, t_x, T, 39.0)
+    one = [bgnbd.expected_purchases(r, alpha, a, b, x[i], t_x[i], T[i], 39.0) for i in range(n)]
+    np.testing.assert_allclose(got, np.concatenate(one, axis=-1), rtol=1e-13)
+    disc = bgnbd.expected_discounted_purchases(r, alpha, a, b, x, t_x, T, 39.0, 0.002)
+    one = [
+        bgnbd.expected_discounted_purchases(r, alpha, a, b, x[i], t_x[i], T[i], 39.0, 0.002)
+        for i in range(n)
+    ]
+    np.testing.assert_allclose(disc, np.concatenate(one, axis=-1), rtol=1e-13)
+    # per-customer parameters (segments) take the direct path and agree too
+    seg_r = np.broadcast_to(r, (2, n))
+    np.testing.assert_allclose(
+        bgnbd.expected_purchases(seg_r, alpha, a, b, x, t_x, T, 39.0), got, rtol=1e-13
+    )
+    np.testing.assert_allclose(
+        bgnbd.p_alive(seg_r, alpha, a, b, x, t_x, T), bgnbd.p_alive(r, alpha, a, b, x, t_x, T)
+    )

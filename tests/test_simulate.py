@@ -188,6 +188,32 @@ def test_discounted_future_purchases_match_closed_form():
     _assert_mean_zero(small.discounted - lam[:20_000] * (1 - np.exp(-rate * horizon)) / rate)
 
 
+def test_discounted_values_are_exact_when_one_customer_spans_several_passes():
+    # ~1,000 purchases per customer in passes of 64: elements are split across passes
+    rng = np.random.default_rng(21)
+    n = 4_000
+    lam = rng.gamma(50.0, 1.0, size=n)
+    p = rng.beta(1.0, 50.0, size=n)
+    delta, horizon, shape, rate = 0.05, 20.0, 3.0, 0.5
+    sim = simulate_future_purchases(
+        lam,
+        p,
+        True,
+        horizon,
+        rng=22,
+        discount_rate=delta,
+        value_shape=shape,
+        value_rate=rate,
+        max_block_elements=64,
+    )
+    total = lam * p + delta
+    closed = lam * (1 - np.exp(-total * horizon)) / total
+    _assert_mean_zero(sim.discounted - closed)
+    _assert_mean_zero(sim.value - shape / rate * closed)
+    assert sim.count.max() > 64
+    assert np.all(sim.discounted <= sim.count)
+
+
 def test_future_purchases_of_dead_customers_are_zero_and_shapes_are_kept():
     lam = np.full((3, 4), 2.0)
     alive = np.array([True, False, True, False])

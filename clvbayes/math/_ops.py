@@ -120,3 +120,35 @@ def per_level(fn: Callable[[Any], Any], column: Any) -> Any:
 def values_of(column: Any) -> Any:
     """The plain values of ``column`` (an array, a PyTensor variable or a Factor)."""
     return column.values if isinstance(column, Factor) else column
+
+
+def shared_by_customers(*params: Any) -> bool:
+    """Whether every parameter is constant along the customer (last) axis: a scalar, or
+    an array whose last axis has length 1 (e.g. posterior draws of shape ``(draws, 1)``)."""
+    return all(np.ndim(p) == 0 or np.shape(p)[-1] == 1 for p in params)
+
+
+def per_distinct_row(
+    fn: Callable[..., np.ndarray], columns: tuple[Any, ...], params: tuple[Any, ...] = ()
+) -> np.ndarray:
+    """``fn(*columns)`` computed once per distinct row of the customer ``columns`` (numpy).
+
+    ``columns`` are per-customer arrays (the customer axis is the last one, broadcastable to
+    one length ``n``; scalars are allowed); ``params`` are the arrays ``fn`` closes over.
+    When every parameter is constant along the customer axis (e.g. posterior draws of
+    shape ``(draws, 1)``), the distinct rows of ``columns`` are evaluated and gathered back,
+    so the cost grows with the number of distinct rows, not of customers. Otherwise (e.g.
+    one parameter set per segment and customer) ``fn`` is called on the columns as given.
+    The result is the same either way.
+    """
+    arrays = [np.asarray(c, dtype=float) for c in columns]
+    if any(a.ndim > 1 for a in arrays) or not shared_by_customers(*params):
+        return fn(*arrays)
+    n = max((a.size for a in arrays), default=1)
+    if n < 2:
+        return fn(*arrays)
+    stacked = np.column_stack([np.broadcast_to(a, (n,)) for a in arrays])
+    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    if len(rows) == n:
+        return fn(*arrays)
+    return fn(*rows.T)[..., inverse.reshape(-1)]

@@ -15,7 +15,15 @@ import numpy as np
 from scipy import integrate
 from scipy import special as sp
 
-from clvbayes.math._ops import Factor, _is_tensor, ops_for, per_level, values_of
+from clvbayes.math._ops import (
+    Factor,
+    _is_tensor,
+    ops_for,
+    per_distinct_row,
+    per_level,
+    shared_by_customers,
+    values_of,
+)
 from clvbayes.math.clv import discounted_expectation
 
 __all__ = [
@@ -160,7 +168,10 @@ def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any
     """
     ops = ops_for(r, alpha, a, b, x, t_x, T)
     r, alpha, a, b, x, t_x, T = _as_arrays(ops, r, alpha, a, b, x, t_x, T)
-    _, log_odds = frequency_terms(r, alpha, a, b, x)
+    # numpy: the frequency terms once per distinct frequency (customers share few of them)
+    once = ops.name == "numpy" and np.ndim(x) == 1 and shared_by_customers(r, alpha, a, b)
+    levels = Factor.of(x) if once else x
+    log_odds = per_level(lambda lv: frequency_terms(r, alpha, a, b, lv)[1], levels)
     term = _log1p_dropout_odds(ops, r, x, log_odds, ops.log(alpha + T), ops.log(alpha + t_x))
     return ops.exp(-term)
 
@@ -259,7 +270,16 @@ def _mean_if_alive(n: Any, beta: Any, a: Any, s: Any) -> np.ndarray:
 
 
 def expected_purchases(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    t: Any,
+    *,
+    alive: Any = None,
 ) -> np.ndarray:
     """Expected number of purchases in ``(T, T+t]`` given the history ``(x, t_x, T)``.
 
@@ -275,7 +295,9 @@ def expected_purchases(
     forms converges at ``z = 1`` (see :func:`_hyp_product`), ``a`` within 1e-5 of 1
     by interpolation, and any remaining non-finite corner by adaptive quadrature of
     ``E_p[(1 - (1+ps)^-(r+x))/p]``, so the result is finite for every valid input.
-    numpy only (uses ``scipy.special.hyp2f1``).
+    numpy only (uses ``scipy.special.hyp2f1``). The bracket depends on ``(x, T, t)`` but
+    not on ``t_x``, so it is evaluated once per distinct ``(x, T, t)`` when the
+    parameters are shared by all customers (:func:`clvbayes.math._ops.per_distinct_row`).
 
     Parameters
     ----------
@@ -285,15 +307,27 @@ def expected_purchases(
         Frequency, recency and age of each customer, shape ``(n,)``.
     t : array_like
         Length of the prediction window, in the same time unit.
+    alive : array_like, optional
+        :func:`p_alive` at these inputs, if already computed.
 
     Returns
     -------
     ndarray
         Broadcast shape of all inputs, e.g. ``(chain, draw, n)``.
     """
-    alive = p_alive(r, alpha, a, b, x, t_x, T)
-    s = np.asarray(t, dtype=float) / (np.asarray(alpha) + np.asarray(T))
-    return alive * _mean_if_alive(np.add(r, x), np.add(b, x), a, s)
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T)
+    return alive * _purchases_if_alive(r, alpha, a, b, x, T, t)
+
+
+def _purchases_if_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, t: Any) -> Any:
+    """The bracket of :func:`expected_purchases`, once per distinct ``(x, T, t)``."""
+
+    def fn(x: Any, T: Any, t: Any) -> np.ndarray:
+        s = np.asarray(t, dtype=float) / (np.asarray(alpha) + np.asarray(T))
+        return _mean_if_alive(np.add(r, x), np.add(b, x), a, s)
+
+    return per_distinct_row(fn, (x, T, t), (r, alpha, a, b))
 
 
 def expected_purchases_new(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray:
@@ -365,7 +399,7 @@ class CustomerPosterior(NamedTuple):
 
 
 def customer_posterior(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, *, alive: Any = None
 ) -> CustomerPosterior:
     """Conditional posterior of a customer's purchase rate ``λ`` and dropout ``p``.
 
@@ -396,6 +430,8 @@ def customer_posterior(
         Population parameters (e.g. draws of shape ``(chain, draw, 1)``).
     x, t_x, T : array_like
         Frequency, recency and age.
+    alive : array_like, optional
+        :func:`p_alive` at these inputs, if already computed.
 
     Returns
     -------
@@ -404,7 +440,7 @@ def customer_posterior(
     """
     ops = ops_for(r, alpha, a, b, x, t_x, T)
     r, alpha, a, b, x, t_x, T = _as_arrays(ops, r, alpha, a, b, x, t_x, T)
-    weight = p_alive(r, alpha, a, b, x, t_x, T)
+    weight = p_alive(r, alpha, a, b, x, t_x, T) if alive is None else alive
     has_repeat = x > 0
     shape = r + x
     alive_rate = alpha + T
@@ -452,12 +488,14 @@ def expected_discounted_purchases(
     discount_rate: float,
     *,
     nodes: int | None = None,
+    alive: Any = None,
 ) -> np.ndarray:
     """Expected discounted purchases in ``(T, T+h]``: ``E[Σ_j exp(-δ t_j) | x, t_x, T]``.
 
     ``P(alive)`` times :func:`clvbayes.math.clv.discounted_expectation` of the alive
     customer's expected purchases (the hypergeometric part of :func:`expected_purchases`;
-    ``P(alive)`` does not depend on the window, so it is computed once). numpy only.
+    ``P(alive)`` does not depend on the window, so it is computed once), the latter once
+    per distinct ``(x, T, h)`` when the parameters are shared by all customers. numpy only.
 
     Parameters
     ----------
@@ -473,15 +511,30 @@ def expected_discounted_purchases(
         Gauss-Legendre nodes. By default chosen per customer from ``h / (α+T)`` and
         ``δh`` for ~1e-8 relative accuracy (see :func:`_discount_nodes`), customers with
         the same count evaluated together.
+    alive : array_like, optional
+        :func:`p_alive` at these inputs, if already computed.
 
     Returns
     -------
     ndarray
     """
-    alive = p_alive(r, alpha, a, b, x, t_x, T)
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T)
+
+    def if_alive(x: Any, T: Any, horizon: Any) -> np.ndarray:
+        return _discounted_if_alive(r, alpha, a, b, x, T, horizon, float(discount_rate), nodes)
+
+    inner = per_distinct_row(if_alive, (x, T, horizon), (r, alpha, a, b))
+    return np.asarray(alive) * inner
+
+
+def _discounted_if_alive(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, horizon: Any, rate: float, nodes: Any
+) -> np.ndarray:
+    """Discounted expected purchases of a customer alive at ``T`` (node groups per row)."""
     n, beta = np.add(r, x), np.add(b, x)
     m = np.add(alpha, T)
-    shape = np.broadcast_shapes(np.shape(alive), np.shape(horizon))
+    shape = np.broadcast_shapes(np.shape(n), np.shape(beta), np.shape(m), np.shape(horizon))
 
     def part(sel: Any, count: int) -> np.ndarray:
         def pick(v: Any) -> Any:
@@ -489,17 +542,16 @@ def expected_discounted_purchases(
             return v[..., sel] if v.shape[-1] > 1 else v
 
         h_sel, n_sel, beta_sel, a_sel, m_sel = (pick(v) for v in (horizon, n, beta, a, m))
-        inner = discounted_expectation(
+        return discounted_expectation(
             lambda t: _mean_if_alive(n_sel, beta_sel, a_sel, t / m_sel),
             h_sel,
-            discount_rate,
+            rate,
             nodes=count,
         )
-        return pick(alive) * inner
 
-    if nodes is not None or float(discount_rate) == 0 or len(shape) == 0:
+    if nodes is not None or rate == 0 or len(shape) == 0:
         return np.broadcast_to(part(slice(None), nodes or 16), shape).copy()
-    counts = np.broadcast_to(_discount_nodes(alpha, T, horizon, float(discount_rate)), shape[-1:])
+    counts = np.broadcast_to(_discount_nodes(alpha, T, horizon, rate), shape[-1:])
     out = np.empty(shape)
     for count in np.unique(counts):
         sel = np.flatnonzero(counts == count)

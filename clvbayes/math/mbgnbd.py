@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import special as sp
 
-from clvbayes.math._ops import ops_for, per_level, values_of
+from clvbayes.math._ops import ops_for, per_distinct_row, per_level, values_of
 from clvbayes.math.bgnbd import CustomerPosterior, _mean_if_alive
 from clvbayes.math.clv import discounted_expectation
 
@@ -105,7 +105,7 @@ def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any
 
 
 def customer_posterior(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, *, alive: Any = None
 ) -> CustomerPosterior:
     """Conditional posterior of a customer's purchase rate ``λ`` and dropout ``p`` (numpy).
 
@@ -145,13 +145,22 @@ def customer_posterior(
         The same fields as the BG/NBD's, broadcast to a common shape.
     """
     r, alpha, a, b, x, t_x, T = (np.asarray(v, dtype=float) for v in (r, alpha, a, b, x, t_x, T))
-    weight = p_alive(r, alpha, a, b, x, t_x, T)
+    weight = p_alive(r, alpha, a, b, x, t_x, T) if alive is None else alive
     fields = [weight, r + x, alpha + T, a, b + x + 1, r + x, alpha + t_x, a + 1, b + x]
     return CustomerPosterior(*np.broadcast_arrays(*fields))
 
 
 def expected_purchases(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    t: Any,
+    *,
+    alive: Any = None,
 ) -> np.ndarray:
     """Expected number of purchases in ``(T, T+t]`` given the history ``(x, t_x, T)``.
 
@@ -166,10 +175,15 @@ def expected_purchases(
     The bracket is the BG/NBD's ``E[(1 - (1+p t/(α+T))^{-(r+x)})/p]`` with
     ``p ~ Beta(a, b+x+1)`` (the alive branch of :func:`customer_posterior`), evaluated by
     the same stable routine (:func:`clvbayes.math.bgnbd._mean_if_alive`: convergent
-    Euler form, ``a ≈ 1`` interpolation, quadrature fallback). numpy only.
+    Euler form, ``a ≈ 1`` interpolation, quadrature fallback), once per distinct
+    ``(x, T, t)`` when the parameters are shared by all customers; ``alive`` may pass
+    :func:`p_alive` at these inputs if already computed. numpy only.
     """
-    alive = p_alive(r, alpha, a, b, x, t_x, T)
-    return alive * _alive_purchases(r, alpha, a, b, x, T)(t)
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T)
+    return alive * per_distinct_row(
+        lambda x, T, t: _alive_purchases(r, alpha, a, b, x, T)(t), (x, T, t), (r, alpha, a, b)
+    )
 
 
 def _alive_purchases(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any) -> Any:
@@ -228,14 +242,21 @@ def expected_discounted_purchases(
     discount_rate: float,
     *,
     nodes: int | None = None,
+    alive: Any = None,
 ) -> np.ndarray:
     """Expected discounted purchases ``E[Σ_j exp(-δ t_j) | x, t_x, T]`` in ``(T, T+h]``.
 
     :func:`clvbayes.math.clv.discounted_expectation` of :func:`expected_purchases`
-    (16 Gauss-Legendre ``nodes`` unless given; numpy only); ``P(alive)`` is computed once.
+    (16 Gauss-Legendre ``nodes`` unless given; numpy only), once per distinct ``(x, T,
+    h)`` when the parameters are shared; ``P(alive)`` is computed once (or passed).
     """
-    alive = p_alive(r, alpha, a, b, x, t_x, T)
-    given_alive = _alive_purchases(r, alpha, a, b, x, T)
-    return alive * discounted_expectation(
-        given_alive, horizon, discount_rate, nodes=16 if nodes is None else nodes
-    )
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T)
+
+    def if_alive(x: Any, T: Any, h: Any) -> np.ndarray:
+        given_alive = _alive_purchases(r, alpha, a, b, x, T)
+        return discounted_expectation(
+            given_alive, h, discount_rate, nodes=16 if nodes is None else nodes
+        )
+
+    return alive * per_distinct_row(if_alive, (x, T, horizon), (r, alpha, a, b))

@@ -225,11 +225,11 @@ def _unique_rows(c: _Customers) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def _row_order(c: _Customers) -> np.ndarray:
-    """Customers sorted by their ``(x, t_x, T, h)`` row, so that customers sharing a row
-    fall in the same chunk and the analytic quantities (the costly hypergeometric
-    functions) are evaluated about once per distinct row and draw overall."""
-    _, inverse = _unique_rows(c)
-    return np.argsort(inverse, kind="stable")
+    """Customers sorted by segment, ``x``, ``T``, ``h`` and then ``t_x``, so that customers
+    sharing a row, and also those sharing the ``(x, T, h)`` on which the costly
+    hypergeometric functions depend, fall in the same chunk: those are then evaluated
+    about once per distinct value and draw overall."""
+    return np.lexsort((c.t_x, c.horizon, c.T, c.x, c.segment))
 
 
 def _block(
@@ -265,11 +265,16 @@ def _block(
     x_spend = np.where(c.spend_informed, c.x, 0.0)
     z_spend = np.where(c.spend_informed, c.z, 0.0)
     nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
-    nu = rng.gamma(nu_shape, 1.0 / nu_rate)
-    simulate.update(discount_rate=delta, value_shape=p, value_rate=nu)
+    simulate.update(discount_rate=delta, value_shape=p)
     future = maths.simulate_future(params, data, alive_rows, inv, horizon, rng, simulate)
     out["purchases"] = future.count
-    out["clv"] = margin * future.value
+    # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
+    # drawn (independently of the purchases) only where something was bought
+    buyers = np.nonzero(future.count)
+    shape_b, rate_b = (np.broadcast_to(w, shape)[buyers] for w in (nu_shape, nu_rate))
+    clv = np.zeros(shape)
+    clv[buyers] = margin * future.value[buyers] / rng.gamma(shape_b, 1.0 / rate_b)
+    out["clv"] = clv
     if delta == 0:
         discounted = out["expected_purchases"]
     else:
@@ -425,10 +430,11 @@ def predict_customers(
     chunk_customers : int, optional
         Customers per chunk; by default as many as ``memory_limit_mb`` allows.
     memory_limit_mb : float
-        Cap on the working memory of a chunk. The kept draws come on top (4 bytes per
-        draw, customer and kept variable). The CLV draws the ranks need (4 bytes per
-        draw and customer) stay in memory up to this size and above it go to a
-        temporary file in ``spill_dir``, read back in blocks.
+        Cap on the working memory of the scoring (all threads together). The CLV draws
+        the ranks need (4 bytes per draw and customer) stay in memory up to half of it
+        and count against it; above that they go to a temporary file in ``spill_dir``,
+        read back in blocks. The kept draws come on top (4 bytes per draw, customer and
+        kept variable).
     keep_draws : sequence of str, optional
         Variables of :data:`DRAW_VARIABLES` to return in ``Result.draws``. By default
         all of them when they fit in ``memory_limit_mb``; otherwise none, with a warning
@@ -485,24 +491,28 @@ def predict_customers(
     n_samples, n = next(iter(theta.values())).shape[0], len(customers)
     spend = None if spend_fit is None else _spend_draws(spend_fit, n_samples)
     jobs = _n_jobs(n_jobs)
-    size, block_draws = _plan(n_samples, n, memory_limit_mb / jobs, chunk_customers)
+    want_ranks = ranks and spend is not None
+    # the CLV draws of all customers (for the ranks) stay in memory up to half the cap,
+    # else spill to a file; the chunks' working memory gets the rest of the cap
+    clv_all = (
+        DrawMatrix(n_samples, n, max_memory_mb=memory_limit_mb / 2, directory=spill_dir)
+        if want_ranks
+        else None
+    )
+    held_mb = 0.0 if clv_all is None or clv_all.on_disk else n_samples * n * 4 / 2**20
+    size, block_draws = _plan(n_samples, n, (memory_limit_mb - held_mb) / jobs, chunk_customers)
     options = {
         "delta": float(continuous_rate(annual_discount, time_unit)),
         "margin": float(margin),
         "nodes": discount_nodes,
         "model": bgnbd_fit.kind,
         "block_draws": block_draws,
-        # the simulators' (element x purchase) blocks (~6 float64 each): a quarter of the cap
-        "max_block_elements": int(max(4096, memory_limit_mb * 2**20 // 192)),
+        # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
+        # each thread's share of the cap
+        "max_block_elements": int(max(4096, memory_limit_mb / jobs * 2**20 // 640)),
     }
     names = [k for k in DRAW_VARIABLES if k != "clv" or spend is not None]
     kept = {k: np.empty((n_samples, n), dtype=_DTYPES[k]) for k in names if k in keep_draws}
-    want_ranks = ranks and spend is not None
-    clv_all = (
-        DrawMatrix(n_samples, n, max_memory_mb=memory_limit_mb, directory=spill_dir)
-        if want_ranks
-        else None
-    )
     pieces: list[pd.DataFrame] = []
     sink = None if stream_to is None else _ParquetSink(stream_to, coords)
     order = _row_order(customers)
@@ -544,7 +554,7 @@ def predict_customers(
     summary = pd.concat(pieces).sort_index().reset_index(drop=True)
     if clv_all is not None:
         with clv_all:  # columns are in the scoring order: map the results back
-            for name, values in rank_columns(clv_all, top).items():
+            for name, values in rank_columns(clv_all, top, n_jobs=jobs).items():
                 column = np.empty(n)
                 column[order] = values
                 summary[name] = column

@@ -74,10 +74,15 @@ class DrawMatrix:
         if self._array is not None:
             return self._array[start:stop]
         count = max(stop - start, 0) * self.shape[1]
-        with open(self._fd, "rb", closefd=False) as fh:
-            fh.seek(start * self.shape[1] * _ITEM)
-            flat = np.fromfile(fh, dtype=np.float32, count=count)
-        return flat.reshape(-1, self.shape[1])
+        out = np.empty(count, dtype=np.float32)
+        view, offset = memoryview(out).cast("B"), start * self.shape[1] * _ITEM
+        done = 0
+        while done < view.nbytes:  # pread: no shared file position, safe across threads
+            got = os.preadv(self._fd, [view[done:]], offset + done)
+            if got <= 0:
+                raise OSError(f"temporary draw file {self._path} is truncated")
+            done += got
+        return out.reshape(-1, self.shape[1])
 
     def close(self) -> None:
         """Release the memory or delete the temporary file."""

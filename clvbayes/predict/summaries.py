@@ -21,6 +21,8 @@ the cut must not be broken by customer order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,15 +67,30 @@ def hdi(samples: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]
     low, high : ndarray, shape (customer,)
         Ends of the interval (the lowest one among equally narrow intervals).
     """
+    return _hdi_of_sorted(np.sort(samples, axis=0), prob)
+
+
+def _hdi_of_sorted(ordered: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hdi` of draws already sorted along axis 0."""
     if not 0 < prob <= 1:
         raise ValueError(f"prob must be in (0, 1], got {prob}")
-    ordered = np.sort(samples, axis=0)
     n = ordered.shape[0]
     k = min(n, int(np.ceil(prob * n)))
     widths = ordered[k - 1 :] - ordered[: n - k + 1]
     start = np.argmin(widths, axis=0)
     columns = np.arange(ordered.shape[1])
     return ordered[start, columns], ordered[start + k - 1, columns]
+
+
+def _quantile_of_sorted(ordered: np.ndarray, q: float) -> np.ndarray:
+    """``np.quantile(x, q, axis=0)`` (method "linear") from ``x`` sorted along axis 0."""
+    position = q * (ordered.shape[0] - 1)
+    lo = int(np.floor(position))
+    hi = min(lo + 1, ordered.shape[0] - 1)
+    t = position - lo
+    a, b = ordered[lo], ordered[hi]
+    # numpy's lerp: exact at both ends and monotone
+    return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
 
 
 def describe(
@@ -95,9 +112,10 @@ def describe(
     out = {f"{name}_mean": values.mean(axis=0), f"{name}_sd": values.std(axis=0, ddof=1)}
     if values.shape[0] < 2:
         out[f"{name}_sd"] = np.full(values.shape[1], np.nan)
-    for q, row in zip(quantiles, np.quantile(values, quantiles, axis=0), strict=True):
-        out[f"{name}_q{round(100 * q):02d}"] = row
-    low, high = hdi(values, hdi_prob)
+    ordered = np.sort(values, axis=0)  # one sort serves the quantiles and the HDI
+    for q in quantiles:
+        out[f"{name}_q{round(100 * q):02d}"] = _quantile_of_sorted(ordered, q)
+    low, high = _hdi_of_sorted(ordered, hdi_prob)
     label = percent_label(hdi_prob)
     out[f"{name}_hdi{label}_low"] = low
     out[f"{name}_hdi{label}_high"] = high
@@ -126,44 +144,64 @@ def _group_mean(weights: np.ndarray, starts: np.ndarray, group: np.ndarray) -> n
     return (sums / sizes)[group]
 
 
+_RANK_GROUP = 8  # draws summed per partial (fixed, so results never depend on blocking)
+
+
 def rank_columns(
-    clv: np.ndarray, top: Iterable[float] = (0.1,), *, block_draws: int = 64
+    clv: Any, top: Iterable[float] = (0.1,), *, block_draws: int | None = None, n_jobs: int = 1
 ) -> dict[str, np.ndarray]:
     """Expected CLV rank and probability of being in the top ``k`` share, per customer.
 
     Parameters
     ----------
-    clv : ndarray, shape (draw, customer)
-        CLV draws of *all* customers (ranks are relative to everyone).
+    clv : ndarray or DrawMatrix, shape (draw, customer)
+        CLV draws of *all* customers (ranks are relative to everyone); anything that
+        returns rows for a slice (e.g. :class:`clvbayes.predict.spill.DrawMatrix`).
     top : iterable of float
         Shares in ``(0, 1]``, e.g. ``0.1`` for the top 10 %.
-    block_draws : int
-        Draws handled per pass (memory: a few float64 ``(block_draws, customer)``).
+    block_draws : int, optional
+        Draws read per pass (default: about 16 million values, at least 8).
+    n_jobs : int
+        Threads ranking draws in parallel (sorting releases the GIL).
 
     Returns
     -------
     dict of str to ndarray
-        ``expected_rank`` (1 = most valuable) and ``p_top_<k>pct`` for each share.
+        ``expected_rank`` (1 = most valuable) and ``p_top_<k>pct`` for each share. Ties
+        share the mean of their positions (and of their top-``k`` weights), so customers
+        with equal draws get equal answers. Identical for every ``block_draws`` and
+        ``n_jobs``: draws are summed in fixed groups of 8, and the groups in order.
     """
     top = tuple(top)
     for k in top:
         if not 0 < k <= 1:
             raise ValueError(f"top shares must be in (0, 1], got {k}")
     n_draws, n = clv.shape
+    if block_draws is None:
+        block_draws = max(_RANK_GROUP, 2**24 // max(n, 1))
+    block_draws = max(_RANK_GROUP, int(block_draws) // _RANK_GROUP * _RANK_GROUP)
     positions = np.arange(1, n + 1, dtype=float)
-    top_weights = {k: np.clip(k * n - (positions - 1), 0.0, 1.0) for k in top}
-    rank_sum = np.zeros(n)
-    top_sum = {k: np.zeros(n) for k in top}
-    for start in range(0, n_draws, block_draws):
-        block = np.asarray(clv[start : start + block_draws], dtype=float)
-        for row in block:
-            order = np.argsort(-row, kind="stable")
+    top_weights = [np.clip(k * n - (positions - 1), 0.0, 1.0) for k in top]
+
+    def partial(start: int) -> np.ndarray:
+        """Sums over draws ``start .. start+7``: row 0 rank, row 1+j top share j."""
+        sums = np.zeros((1 + len(top), n))
+        for row in np.asarray(clv[start : start + _RANK_GROUP]):
+            order = np.argsort(-row)  # ties are averaged below, so any sort will do
             starts, group = _tie_groups(row[order])
-            rank_sum[order] += _group_mean(positions, starts, group)
-            for k in top:
-                top_sum[k][order] += _group_mean(top_weights[k], starts, group)
-    out = {"expected_rank": rank_sum / n_draws}
-    out.update({f"p_top_{percent_label(k)}pct": top_sum[k] / n_draws for k in top})
+            sums[0, order] += _group_mean(positions, starts, group)
+            for j, weights in enumerate(top_weights):
+                sums[1 + j, order] += _group_mean(weights, starts, group)
+        return sums
+
+    total = np.zeros((1 + len(top), n))
+    groups = range(0, n_draws, _RANK_GROUP)
+    with ThreadPoolExecutor(max(1, int(n_jobs))) as pool:
+        for lo in range(0, len(groups), block_draws // _RANK_GROUP):
+            for sums in pool.map(partial, groups[lo : lo + block_draws // _RANK_GROUP]):
+                total += sums
+    out = {"expected_rank": total[0] / n_draws}
+    out.update({f"p_top_{percent_label(k)}pct": total[1 + j] / n_draws for j, k in enumerate(top)})
     return out
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from clvbayes.math import bgnbd, mbgnbd, pareto_nbd
 from clvbayes.simulate import (
+    BetaDropout,
     FuturePurchases,
     simulate_future_pareto_nbd,
     simulate_future_purchases,
@@ -66,8 +67,9 @@ class TransactionModel:
         draws each element's latent state from its posterior (``alive`` and the arrays
         are per unique row, ``inverse`` maps customers to rows; ``horizon`` is shaped
         ``(draws, customers)``) and simulates the window; ``options`` go to the
-        simulator (``discount_rate``, ``value_shape``, ``value_rate``,
-        ``max_block_elements``).
+        simulator (``discount_rate``, ``max_block_elements`` and ``value_shape``: with
+        it each purchase is worth a ``Gamma(value_shape, 1)`` draw, so the caller scales
+        the returned value by the customer's ``1/ν``).
     """
 
     kind: str
@@ -85,6 +87,52 @@ class TransactionModel:
         return tuple(theta[k] for k in self.params)
 
 
+def _alive_elements(
+    alive: np.ndarray, inverse: np.ndarray, rng: np.random.Generator
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Flip each ``(draw, customer)`` element's alive coin (weight ``P(alive)`` of its row).
+
+    Returns the ``(draw, customer)`` shape, the alive elements' draw and customer indices
+    (C order) and their unique-row index (for gathering per-row posterior fields).
+    """
+    weight = alive[:, inverse]
+    draw, customer = np.nonzero(rng.random(weight.shape) < weight)
+    return weight.shape, draw, customer, inverse[customer]
+
+
+def _simulate_alive(
+    simulator: Callable[..., FuturePurchases],
+    shape: tuple[int, ...],
+    draw: np.ndarray,
+    customer: np.ndarray,
+    rates: tuple[np.ndarray, np.ndarray],
+    horizon: np.ndarray,
+    rng: np.random.Generator,
+    options: dict[str, Any],
+) -> FuturePurchases:
+    """Run ``simulator`` on the alive elements only and scatter into ``shape`` arrays.
+
+    ``options["value_shape"]`` (broadcastable to ``shape``) is gathered for those elements;
+    the dead elements buy nothing.
+    """
+    options = dict(options)
+    if options.get("value_shape") is not None:
+        options["value_shape"] = np.broadcast_to(options["value_shape"], shape)[draw, customer]
+        options["value_rate"] = 1.0
+    future = simulator(
+        *rates, True, np.broadcast_to(horizon, shape)[draw, customer], rng=rng, **options
+    )
+    count = np.zeros(shape, dtype=np.int64)
+    count[draw, customer] = future.count
+    discounted = np.zeros(shape)
+    discounted[draw, customer] = future.discounted
+    value = None
+    if future.value is not None:
+        value = np.zeros(shape)
+        value[draw, customer] = future.value
+    return FuturePurchases(count, discounted, value)
+
+
 def _beta_geometric_future(posterior: Callable[..., bgnbd.CustomerPosterior]) -> Callable:
     """State sampler + simulator shared by the BG/NBD and the MBG/NBD."""
 
@@ -97,19 +145,13 @@ def _beta_geometric_future(posterior: Callable[..., bgnbd.CustomerPosterior]) ->
         rng: np.random.Generator,
         options: dict[str, Any],
     ) -> FuturePurchases:
-        state = posterior(*params, *data)
-        weight = alive[:, inverse]
-        shape = weight.shape
-        is_alive = rng.random(shape) < weight
-        lam = np.zeros(shape)
-        p_drop = np.ones(shape)
-        lam[is_alive] = rng.gamma(
-            state.alive_shape[:, inverse][is_alive], 1.0 / state.alive_rate[:, inverse][is_alive]
+        state = posterior(*params, *data, alive=alive)
+        shape, draw, customer, row = _alive_elements(alive, inverse, rng)
+        lam = rng.gamma(state.alive_shape[draw, row], 1.0 / state.alive_rate[draw, row])
+        p_drop = BetaDropout(state.alive_a[draw, row], state.alive_b[draw, row])
+        return _simulate_alive(
+            simulate_future_purchases, shape, draw, customer, (lam, p_drop), horizon, rng, options
         )
-        p_drop[is_alive] = rng.beta(
-            state.alive_a[:, inverse][is_alive], state.alive_b[:, inverse][is_alive]
-        )
-        return simulate_future_purchases(lam, p_drop, is_alive, horizon, rng=rng, **options)
 
     return simulate
 
@@ -124,29 +166,23 @@ def _pareto_future(
     options: dict[str, Any],
 ) -> FuturePurchases:
     state = pareto_nbd.customer_posterior(*params, *data, alive=alive)
-    weight = alive[:, inverse]
-    shape = weight.shape
-    is_alive = rng.random(shape) < weight
-    lam = np.zeros(shape)
-    mu = np.ones(shape)
-    lam[is_alive] = rng.gamma(
-        state.lam_shape[:, inverse][is_alive], 1.0 / state.lam_rate[:, inverse][is_alive]
+    shape, draw, customer, row = _alive_elements(alive, inverse, rng)
+    lam = rng.gamma(state.lam_shape[draw, row], 1.0 / state.lam_rate[draw, row])
+    mu = rng.gamma(state.mu_shape[draw, row], 1.0 / state.mu_rate[draw, row])
+    return _simulate_alive(
+        simulate_future_pareto_nbd, shape, draw, customer, (lam, mu), horizon, rng, options
     )
-    mu[is_alive] = rng.gamma(
-        state.mu_shape[:, inverse][is_alive], 1.0 / state.mu_rate[:, inverse][is_alive]
-    )
-    return simulate_future_pareto_nbd(lam, mu, is_alive, horizon, rng=rng, **options)
 
 
 def _closed_form(module: Any) -> dict[str, Callable]:
-    """Analytic pieces of a model whose ``P(alive)`` is cheap (recomputed, not passed)."""
+    """Analytic pieces of a model from its maths module (``P(alive)`` computed once, passed on)."""
     return {
         "p_alive": lambda params, data: module.p_alive(*params, *data),
         "expected_purchases": lambda params, data, t, alive: module.expected_purchases(
-            *params, *data, t
+            *params, *data, t, alive=alive
         ),
         "expected_discounted": lambda params, data, h, delta, nodes, alive: (
-            module.expected_discounted_purchases(*params, *data, h, delta, nodes=nodes)
+            module.expected_discounted_purchases(*params, *data, h, delta, nodes=nodes, alive=alive)
         ),
     }
 
