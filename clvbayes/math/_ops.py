@@ -35,6 +35,7 @@ NUMPY_OPS = SimpleNamespace(
     betaln=sp.betaln,
     digamma=sp.digamma,
     logaddexp=np.logaddexp,
+    softplus=lambda u: np.logaddexp(0.0, u),
     log1mexp=_np_log1mexp,
     where=np.where,
     maximum=np.maximum,
@@ -46,6 +47,8 @@ NUMPY_OPS = SimpleNamespace(
 
 def _tensor_ops() -> SimpleNamespace:
     import pytensor.tensor as pt
+
+    from clvbayes.math._softplus import softplus
 
     def betaln(a: Any, b: Any) -> Any:
         return pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
@@ -61,6 +64,7 @@ def _tensor_ops() -> SimpleNamespace:
         betaln=betaln,
         digamma=pt.digamma,
         logaddexp=pt.logaddexp,
+        softplus=softplus,
         log1mexp=pt.log1mexp,
         where=pt.switch,
         maximum=pt.maximum,

@@ -56,14 +56,15 @@ def frequency_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any) -> tuple[Any, An
     log_odds : array
         ``log(a / (b + x - 1))`` for ``x > 0``: the log of
         ``B(a+1, b+x-1) / B(a, b+x)``, the weight of the "dropped out after the last
-        purchase" branch. Set to 0 where ``x == 0`` (that branch does not exist there);
-        the argument is made safe first, so no NaN reaches a gradient.
+        purchase" branch. ``-inf`` where ``x == 0`` (that branch does not exist there, so
+        its weight is 0 and the likelihood needs no per-row switch); the argument is made
+        safe first, so no NaN reaches a gradient.
     """
     ops = ops_for(r, alpha, a, b, x)
     base = ops.gammaln(r + x) - ops.gammaln(r) + ops.betaln(a, b + x) - ops.betaln(a, b)
     has_repeat = x > 0
     safe_denominator = ops.where(has_repeat, b + x - 1, 1.0)
-    log_odds = ops.where(has_repeat, ops.log(a) - ops.log(safe_denominator), 0.0)
+    log_odds = ops.where(has_repeat, ops.log(a) - ops.log(safe_denominator), -np.inf)
     return base, log_odds
 
 
@@ -129,10 +130,11 @@ def _log1p_dropout_odds(
 
     The bracket is the ratio (both likelihood branches)/(alive branch), so the same number
     is the log-likelihood's last term and minus the log posterior weight of "alive"
-    (FHL 2008, note 021, eq. 1). Evaluated as a ``logaddexp`` so no power is formed.
+    (FHL 2008, note 021, eq. 1). Evaluated as ``softplus(log ratio) = log(1 + e^ratio)``
+    so no power is formed; for ``x = 0`` the log odds are ``-inf`` and the term is exactly
+    0 (with zero gradient), so no per-row switch is needed (``x`` is unused).
     """
-    log_ratio = log_odds + (r + x) * (log_alpha_T - log_alpha_t)
-    return ops.where(x > 0, ops.logaddexp(0.0, log_ratio), 0.0)
+    return ops.softplus(log_odds + (r + x) * (log_alpha_T - log_alpha_t))
 
 
 def _as_arrays(ops: Any, *args: Any) -> tuple[Any, ...]:

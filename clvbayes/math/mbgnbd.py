@@ -50,7 +50,7 @@ def frequency_terms(r: Any, a: Any, b: Any, x: Any) -> tuple[Any, Any]:
 
 def _log1p_dropout_odds(ops: Any, r: Any, x: Any, log_odds: Any, log_a_T: Any, log_a_t: Any) -> Any:
     """``log[1 + a/(b+x) ((α+T)/(α+t_x))^(r+x)] = -log P(alive)``, as a ``logaddexp``."""
-    return ops.logaddexp(0.0, log_odds + (r + x) * (log_a_T - log_a_t))
+    return ops.softplus(log_odds + (r + x) * (log_a_T - log_a_t))
 
 
 def loglik(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any:
