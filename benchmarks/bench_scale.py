@@ -147,18 +147,18 @@ def stage_fit(n: int) -> dict:
     return out
 
 
-def _score_options() -> dict:
+def _score_options(n_draws: int = N_DRAWS) -> dict:
     return {
         "horizon": HORIZON_WEEKS,
         "time_unit": "W",
         "annual_discount": ANNUAL_DISCOUNT,
         "thresholds": [100],
-        "n_draws": N_DRAWS,
+        "n_draws": n_draws,
         "seed": 1,
     }
 
 
-def stage_score(n: int) -> dict:
+def stage_score(n: int, n_draws: int = N_DRAWS) -> dict:
     import pandas as pd
 
     import clvbayes
@@ -168,7 +168,7 @@ def stage_score(n: int) -> dict:
     rfm = pd.read_parquet(p["rfm"])
     t = time.perf_counter()
     res = clvbayes.predict_customers(
-        fits["bgnbd"], rfm, spend_fit=fits["spend"], keep_draws=(), **_score_options()
+        fits["bgnbd"], rfm, spend_fit=fits["spend"], keep_draws=(), **_score_options(n_draws)
     )
     res.summary.to_parquet(p["scores"])
     seconds = time.perf_counter() - t
@@ -299,6 +299,7 @@ STAGES = {
     "rfm-dask": stage_rfm_dask,
     "fit": stage_fit,
     "score": stage_score,
+    "score-100draws": lambda n: stage_score(n, n_draws=100),
     "score-dask": stage_score_dask,
     "score-dask-100draws": lambda n: stage_score_dask(n, n_draws=100),
     "lifetimes-rfm": lambda n: stage_lifetimes(n, "rfm"),
