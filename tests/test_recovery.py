@@ -1,9 +1,13 @@
 """Parameter recovery: simulate from each model's own generative process, fit, check coverage.
 
-Each scenario is replicated 20 times; the 90% credible interval of every parameter must
-contain the truth in at least 80% of replications (16 of 20). With a calibrated posterior
-the expected count is 18; 16 leaves room for Monte-Carlo noise (P(<16 | p=0.9) = 4.3%
-per parameter, so the seeds are fixed and the test is deterministic).
+Each BG/NBD scenario is replicated 30 times (Gamma-Gamma: 20); the 90% credible interval
+of every parameter must contain the truth in at least 80% of replications (24 of 30, 16 of
+20). With a calibrated posterior the expected count is 27 (18); the margin leaves room for
+Monte-Carlo noise: P(< 24 | 30, p=0.9) = 1.8% per parameter (4.3% for 16 of 20), and with
+12 BG/NBD parameter checks 20 replications made a false alarm likely (about 40 %). The
+data seeds are fixed; the draws are reproducible for a given compiled model, but numba's
+fast-math kernels may differ in the last bits between a fresh compilation and a cached one,
+so the test is not bit-for-bit identical across machines and needs that margin.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.models import BGNBD, GammaGamma
 from clvbayes.simulate import simulate_bgnbd, simulate_gamma_gamma
 
-REPLICATIONS = 20
+REPLICATIONS = 30  # BG/NBD scenarios
+GG_REPLICATIONS = 20
 FIT = {"draws": 500, "tune": 500, "chains": 2, "progressbar": False}
 
 BGNBD_SCENARIOS = {
@@ -57,7 +62,10 @@ def test_bgnbd_recovers_simulated_parameters(scenario):
         rfm = pd.DataFrame({k: sim[k] for k in ("frequency", "recency", "T")})
         fits.append(_fit_quietly(BGNBD(), rfm, seed=rep))
     hits = _coverage(fits, truth)
-    assert all(h >= 16 for h in hits.values()), f"{scenario}: 90% intervals covered {hits} of 20"
+    need = int(np.ceil(0.8 * REPLICATIONS))
+    assert all(h >= need for h in hits.values()), (
+        f"{scenario}: 90% intervals covered {hits} of {REPLICATIONS}"
+    )
 
 
 @pytest.mark.slow
@@ -68,7 +76,7 @@ def test_gamma_gamma_recovers_simulated_parameters():
     # not the prior. With 5,000 customers averaging 6 transactions, 38 of 40.
     truth = {"p": 6.0, "q": 3.8, "v": 15.0}
     fits = []
-    for rep in range(REPLICATIONS):
+    for rep in range(GG_REPLICATIONS):
         rng = np.random.default_rng(500 + rep)
         frequency = rng.poisson(5.0, size=5000) + 1
         spend = simulate_gamma_gamma(truth["p"], truth["q"], truth["v"], frequency, rng=rng)
