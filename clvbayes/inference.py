@@ -78,8 +78,13 @@ def _nuts(model, var_names, draws, tune, chains, seed, progressbar, sampler, tar
     use_nutpie = sampler == "nutpie" or (sampler == "auto" and nutpie_available())
     if use_nutpie:
         import nutpie
+        from pytensor import config as pytensor_config
 
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        # IEEE arithmetic in the compiled kernels: with fast-math, a kernel compiled fresh
+        # (and inlined) and the same kernel loaded from numba's cache can differ in the
+        # last bits, so the same seed gave different draws on a new machine
+        with pytensor_config.change_flags(numba__fastmath=False):
+            compiled = nutpie.compile_pymc_model(model, backend="numba")
         kwargs = {} if target_accept is None else {"target_accept": target_accept}
         tree = nutpie.sample(
             compiled,
