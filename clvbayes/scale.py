@@ -74,18 +74,7 @@ def _scan_partition(
 ) -> dict[str, Any]:
     """The validation scan of :func:`clvbayes.rfm_summary` on one partition."""
     with _rfm._open_source(part, customer_col, date_col, value_col) as source:
-        sql = validate.scan_sql(
-            "src",
-            customer=source.customer,
-            date=source.date,
-            day=source.day,
-            value=source.value,
-            raw_value=source.raw_value,
-            date_is_text=source.date_is_text,
-        )
-        cursor = source.con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        return dict(zip(names, cursor.fetchone(), strict=True))
+        return _rfm._scan_counts(source)
 
 
 def _merge_scans(scans: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -29,8 +29,6 @@ __all__ = [
     "simulate_transaction_values",
 ]
 
-_TINY = np.finfo(float).tiny
-
 
 def _generator(rng: np.random.Generator | int) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
@@ -473,9 +471,9 @@ def _uniform_purchases(
     idx: np.ndarray,
     counts: np.ndarray,
     end: np.ndarray,
-    delta: np.ndarray,
-    v_shape: np.ndarray | None,
-    v_rate: np.ndarray | None,
+    delta: Any,
+    v_shape: Any,
+    v_rate: Any,
     rng: np.random.Generator,
     discounted: np.ndarray,
     value: np.ndarray | None,

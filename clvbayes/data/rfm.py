@@ -211,8 +211,8 @@ def _open_source(
         con.close()
 
 
-def _scan(source: _Source, *, allow_negative: bool) -> dict[str, Any]:
-    """Run the validation scan; raise on bad rows; return counts and the date range."""
+def _scan_counts(source: _Source) -> dict[str, Any]:
+    """The validation scan's counts and date range (no checks; see :func:`_scan`)."""
     sql = validate.scan_sql(
         "src",
         customer=source.customer,
@@ -224,7 +224,12 @@ def _scan(source: _Source, *, allow_negative: bool) -> dict[str, Any]:
     )
     cursor = source.con.execute(sql)
     names = [d[0] for d in cursor.description]
-    scan = dict(zip(names, cursor.fetchone(), strict=True))
+    return dict(zip(names, cursor.fetchone(), strict=True))
+
+
+def _scan(source: _Source, *, allow_negative: bool) -> dict[str, Any]:
+    """Run the validation scan; raise on bad rows; return counts and the date range."""
+    scan = _scan_counts(source)
     validate.check_scan(
         scan,
         customer_col=source.customer_col,
