@@ -210,7 +210,8 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "--segment-col",
         metavar="S",
         help="segment column (a customer's segment is that of their first "
-        "transaction): adds segment comparisons",
+        "transaction): the models are fitted per segment with partial pooling "
+        "(hierarchical priors) and the report adds segment comparisons",
     )
     p.add_argument(
         "--cac",

@@ -53,11 +53,20 @@ def nutpie_available() -> bool:
 
 
 def _posterior_tree(draws: dict[str, np.ndarray]) -> xr.DataTree:
-    """DataTree with a posterior group from arrays shaped (chain, draw)."""
+    """DataTree with a posterior group from arrays shaped ``(chain, draw)`` or, for
+    per-segment parameters, ``(chain, draw, segment)``."""
     n_chain, n_draw = next(iter(draws.values())).shape[:2]
     coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw)}
-    ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v)) for k, v in draws.items()}, coords)
+    dims = {2: ("chain", "draw"), 3: ("chain", "draw", "segment")}
+    ds = xr.Dataset({k: (dims[np.ndim(v)], np.asarray(v)) for k, v in draws.items()}, coords)
     return xr.DataTree.from_dict({"posterior": ds})
+
+
+def _by_chain(values: xr.DataArray, chains: int, draws: int) -> np.ndarray:
+    """All ``chains * draws`` samples of ``values`` (one chain in an approximation's
+    output) as ``(chains, draws, *other dims)``."""
+    rest = [values.sizes[d] for d in values.dims if d not in ("chain", "draw")]
+    return values.to_numpy().reshape(chains, draws, *rest)
 
 
 def _keep(tree: xr.DataTree, var_names: list[str]) -> xr.DataTree:
@@ -115,7 +124,9 @@ def _nuts(model, var_names, draws, tune, chains, seed, progressbar, sampler, tar
 def _map(model, var_names, seed):
     with model:
         point = pm.find_MAP(progressbar=False, seed=seed, include_transformed=False)
-    return _posterior_tree({v: np.reshape(point[v], (1, 1)) for v in var_names})
+    return _posterior_tree(
+        {v: np.reshape(point[v], (1, 1, *np.shape(point[v]))) for v in var_names}
+    )
 
 
 def _advi(model, var_names, draws, chains, seed, progressbar, n_steps):
@@ -123,7 +134,7 @@ def _advi(model, var_names, draws, chains, seed, progressbar, n_steps):
         approx = pm.fit(n=n_steps, method="advi", random_seed=seed, progressbar=progressbar)
         tree = approx.sample(draws * chains, random_seed=seed, return_inferencedata=True)
     post = tree["posterior"].to_dataset()
-    arrays = {v: post[v].to_numpy().reshape(chains, draws) for v in var_names}
+    arrays = {v: _by_chain(post[v], chains, draws) for v in var_names}
     return _posterior_tree(arrays)
 
 
@@ -138,7 +149,7 @@ def _pathfinder(model, var_names, draws, chains, seed, progressbar):
         progressbar=progressbar,
     )
     post = tree["posterior"].to_dataset()
-    arrays = {v: post[v].to_numpy().reshape(chains, draws) for v in var_names}
+    arrays = {v: _by_chain(post[v], chains, draws) for v in var_names}
     return _posterior_tree(arrays)
 
 

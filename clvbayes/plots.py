@@ -6,7 +6,7 @@ None) and returns the matplotlib Axes, so it works on its own in Jupyter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,8 @@ def plot_frequency_check(check: pd.DataFrame, *, ax: Any = None, title: str | No
 def plot_parameter_posteriors(
     fitted: Any, reference: dict[str, float] | None = None, *, axes: Any = None
 ) -> Any:
-    """Histogram of each population parameter's posterior, with optional reference lines.
+    """Histogram of each population parameter's posterior, with optional reference lines
+    (one outlined histogram per segment for a segmented fit).
 
     Parameters
     ----------
@@ -90,7 +91,8 @@ def plot_parameter_posteriors(
     axes : array of Axes, optional
         One per parameter.
     """
-    return plot_parameter_draws(fitted.params(), reference, axes=axes)
+    levels = getattr(fitted, "segment_levels", ()) or None
+    return plot_parameter_draws(fitted.params(), reference, axes=axes, segments=levels)
 
 
 def plot_parameter_draws(
@@ -98,26 +100,37 @@ def plot_parameter_draws(
     reference: Mapping[str, float] | None = None,
     *,
     axes: Any = None,
+    segments: Sequence[str] | None = None,
 ) -> Any:
     """Histogram of each parameter's draws, with optional reference lines.
 
     Parameters
     ----------
     draws : mapping of str to ndarray
-        Draws per parameter, any shape (e.g. ``fitted.params()``: ``(chain, draw)``).
+        Draws per parameter (e.g. ``fitted.params()``): ``(chain, draw)``, or
+        ``(chain, draw, segment)`` with ``segments``.
     reference : mapping, optional
         Values to mark (e.g. published maximum-likelihood estimates).
     axes : array of Axes, optional
         One per parameter.
+    segments : sequence of str, optional
+        Segment labels of a segmented fit: one outlined histogram per segment.
     """
     import matplotlib.pyplot as plt
 
     if axes is None:
         _, axes = plt.subplots(1, len(draws), figsize=(3.2 * len(draws), 3))
     for ax, (name, values) in zip(np.atleast_1d(axes), draws.items(), strict=True):
-        values = np.asarray(values).ravel()
-        ax.hist(values, bins=40 if values.size > 1 else 1, color=_BLUE, alpha=0.8)
-        ax.axvline(values.mean(), color="k", lw=1, label="posterior mean")
+        values = np.asarray(values)
+        if segments is not None and values.ndim == 3:
+            flat = values.reshape(-1, values.shape[-1])
+            edges = np.histogram_bin_edges(flat, bins=40)
+            for k, label in enumerate(segments):
+                ax.hist(flat[:, k], bins=edges, histtype="step", lw=1.5, label=str(label))
+        else:
+            values = values.ravel()
+            ax.hist(values, bins=40 if values.size > 1 else 1, color=_BLUE, alpha=0.8)
+            ax.axvline(values.mean(), color="k", lw=1, label="posterior mean")
         if reference and name in reference:
             ax.axvline(reference[name], color=_RED, lw=2, ls="--", label="reference")
         ax.set_title(name)

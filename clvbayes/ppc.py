@@ -130,6 +130,12 @@ def frequency_histogram_check(
 # --- tracking: cumulative repeat purchases over calendar time -------------------------
 
 
+def _segment_key(fitted: Any) -> tuple[str, ...]:
+    """The RFM column a fit's customers are segmented by (none if unsegmented)."""
+    column = getattr(fitted, "segment_column", None)
+    return () if column is None else (column,)
+
+
 def _unconditional_purchases(fitted: Any) -> Any:
     """``f(params, t) -> E[X(t)]`` for a new customer, by model kind."""
     from clvbayes.math import bgnbd, pareto_nbd
@@ -245,9 +251,11 @@ def tracking_curve(
     Parameters
     ----------
     fitted : FittedModel
-        A fitted transaction model (``BGNBD`` or ``ParetoNBD``).
+        A fitted transaction model (``BGNBD``, ``MBGNBD`` or ``ParetoNBD``); for a
+        segmented fit each customer uses their segment's parameters.
     rfm : DataFrame
-        The customers with their age ``T`` at the end of calibration (e.g.
+        The customers with their age ``T`` at the end of calibration (and the segment
+        column of a segmented fit; e.g.
         :func:`clvbayes.rfm_summary`); ``holdout_duration`` sets the default end.
     times : array_like, optional
         Times (relative to the end of calibration, model units) at which to evaluate.
@@ -278,16 +286,25 @@ def tracking_curve(
         grid = np.arange(np.ceil(start), np.floor(end) + 1.0)
         times = np.unique(np.concatenate([grid, [0.0, end]]))
     times = np.asarray(times, dtype=float).reshape(-1)
-    ages, counts = np.unique(T, return_counts=True)
-    params = {k: np.asarray(v).reshape(-1) for k, v in fitted.params().items()}
-    total = next(iter(params.values())).size
+    chains, draws = next(iter(fitted.params().values())).shape[:2]
+    total = int(chains * draws)
     take = (
         np.arange(total)
         if n_draws is None or n_draws >= total
         else np.linspace(0, total - 1, n_draws).round().astype(int)
     )
-    theta = {k: v[take][:, None, None] for k, v in params.items()}
-    age_at = np.maximum(times[:, None] + ages[None, :], 0.0)  # (time, birth)
+    # one term per distinct (segment, birth): a segmented fit's customers use their
+    # segment's parameters
+    codes = fitted.segment_codes(rfm)
+    codes = np.zeros(T.size, dtype=np.int64) if codes is None else codes
+    births, first, counts = np.unique(
+        np.column_stack([codes, T]), axis=0, return_index=True, return_counts=True
+    )
+    params = fitted.customer_params(
+        {k: np.asarray(rfm[k])[first] for k in _segment_key(fitted)}, take
+    )
+    theta = {k: v[:, None, :] for k, v in params.items()}  # (draw, 1, birth or 1)
+    age_at = np.maximum(times[:, None] + births[None, :, 1], 0.0)  # (time, birth)
     per_birth = np.asarray(expected_new(theta, age_at[None]), dtype=float)
     totals = per_birth @ counts.astype(float)  # (draw, time)
     tail = (1.0 - interval) / 2.0

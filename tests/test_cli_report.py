@@ -130,9 +130,14 @@ def test_summary_json_records_what_made_the_report(report_dir):
     assert summary["versions"]["clvbayes"] == clvbayes.__version__
     assert len(summary["data"]["fingerprint"]) == 16
     assert set(summary["models"]) == {"bgnbd", "gamma_gamma"}
-    assert {row["parameter"] for row in summary["models"]["bgnbd"]["parameters"]} == {
-        "r", "alpha", "a", "b",
-    }  # fmt: skip
+    # --segment-col: one set of parameters per segment, partially pooled
+    levels = ("store & <b>shop</b>", "web")
+    per_segment = {f"{p}[{lv}]" for p in ("r", "alpha", "a", "b") for lv in levels}
+    hyper = {f"{h}_{s}" for h in ("r", "purchase_rate", "phi_dropout", "kappa_dropout")
+             for s in ("mu", "sigma")}  # fmt: skip
+    assert {row["parameter"] for row in summary["models"]["bgnbd"]["parameters"]} == (
+        per_segment | hyper
+    )
     validation = summary["validation"]
     assert [row["quantity"] for row in validation["totals"]] == ["purchases", "spend"]
     customers = pd.read_csv(report_dir / "customers.csv")

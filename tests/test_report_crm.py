@@ -19,6 +19,7 @@ import clvbayes
 from clvbayes import plots
 from clvbayes.datasets import load_cdnow
 from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.models.base import FittedModel
 from clvbayes.ppc import repeat_purchase_times, tracking_curve
 from clvbayes.report import crm
 from clvbayes.simulate import simulate_bgnbd
@@ -33,8 +34,15 @@ class Draws:
     values: dict[str, np.ndarray]
     kind: str = "BGNBD"
 
+    segment_column = None
+
     def params(self) -> dict[str, np.ndarray]:
         return {k: np.atleast_2d(np.asarray(v, dtype=float)) for k, v in self.values.items()}
+
+    def segment_codes(self, rfm) -> None:
+        return None
+
+    customer_params = FittedModel.customer_params
 
 
 @pytest.fixture(scope="module")

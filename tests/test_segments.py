@@ -20,9 +20,12 @@ from clvbayes.data.compress import SEGMENT
 from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.math import bgnbd, gamma_gamma
 from clvbayes.models import BGNBD, GammaGamma, ParetoNBD
+from clvbayes.models.base import FittedModel
 from clvbayes.models.hierarchy import SegmentWarning
+from clvbayes.ppc import tracking_curve
 from clvbayes.predict import expected_purchases, p_alive, predict_customers
 from clvbayes.predict.customers import Result
+from clvbayes.report import crm
 from clvbayes.segments import (
     acquisition_segments,
     clv_cac,
@@ -161,8 +164,6 @@ def test_bad_segment_input_gives_clear_errors(seg_rfm):
         ParetoNBD(segments="channel")
     with pytest.raises(ValueError, match="unknown prior name"):
         BGNBD({"r": {"dist": "Gamma", "kwargs": {"alpha": 2, "beta": 1}}}, segments="channel")
-    with pytest.raises(ValueError, match="only method='nuts'"):
-        BGNBD(segments="channel").fit(seg_rfm, method="map")
 
 
 def test_small_segments_are_warned_with_their_sizes(seg_rfm):
@@ -191,6 +192,26 @@ def test_posterior_dims_params_and_levels(bg_partial, gg_none):
     assert "r_sigma" in bg_partial.posterior
     assert "r[web]" in bg_partial.summary().index
     assert bg_partial.diagnostics().divergences == 0
+
+
+@pytest.mark.parametrize("method", ["map", "advi"])
+def test_map_and_advi_fit_segmented_models(seg_rfm, bg_partial, method):
+    """Fast approximations keep the segment dimension and land near the NUTS posterior."""
+    fit = BGNBD(segments="channel").fit(
+        seg_rfm, method=method, seed=3, draws=50, chains=2, advi_steps=3000, progressbar=False
+    )
+    assert fit.segment_levels == ("store", "tv", "web")
+    n_samples = (1, 1) if method == "map" else (2, 50)
+    for name in ("r", "alpha", "a", "b"):
+        assert fit.params()[name].shape == (*n_samples, 3)
+        assert np.all(np.isfinite(fit.params()[name]))
+    assert fit.posterior["r_sigma"].dims == ("chain", "draw")
+    # the purchase side is well determined: near NUTS (mean-field ADVI is looser on the
+    # 80-customer segment, whose r it pulls toward the others less than NUTS does)
+    nuts = bg_partial.posterior["r"].median(("chain", "draw")).to_numpy()
+    approx = fit.posterior["r"].median(("chain", "draw")).to_numpy()
+    np.testing.assert_allclose(approx, nuts, rtol=0.3 if method == "map" else 0.5)
+    assert expected_purchases(fit, seg_rfm, horizon=10.0).shape[-1] == len(seg_rfm)
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
@@ -250,6 +271,59 @@ def test_customer_outputs_use_their_segment_parameters(bg_partial, gg_none, seg_
 
 
 # --- segment-level answers ------------------------------------------------------------
+
+
+class _OneSegment:
+    """One segment of a segmented fit, as an unsegmented model (the oracle's view)."""
+
+    segment_column = None
+    customer_params = FittedModel.customer_params
+
+    def __init__(self, fit, code):
+        self.kind, self._params = fit.kind, {k: v[..., code] for k, v in fit.params().items()}
+
+    def params(self):
+        return self._params
+
+    def segment_codes(self, rfm):
+        return None
+
+
+def test_report_curves_use_each_segments_parameters(bg_partial, gg_none, seg_rfm):
+    """Tracking, retention and order value of a segmented fit = the one-population
+    computation on each segment's customers with that segment's draws, added up."""
+    seg = seg_rfm["channel"].to_numpy()
+    levels = bg_partial.segment_levels
+    times = [-10.0, 0.0, 20.0]
+    whole = tracking_curve(bg_partial, seg_rfm, times=times, n_draws=None)
+    parts = sum(
+        tracking_curve(_OneSegment(bg_partial, k), seg_rfm[seg == lv], times=times, n_draws=None)[
+            "predicted_mean"
+        ].to_numpy()
+        for k, lv in enumerate(levels)
+    )
+    np.testing.assert_allclose(whole["predicted_mean"], parts, rtol=1e-12)
+
+    alive = crm.retention_curve(bg_partial, seg_rfm, times=[0.0], segments=seg, n_draws=None)
+    alive = alive.set_index("segment")["share_alive_mean"]
+    for k, lv in enumerate(levels):
+        p = bg_partial.params()
+        own = seg_rfm[seg == lv]
+        expected = bgnbd.p_alive(
+            *(p[n][..., k].reshape(-1, 1) for n in ("r", "alpha", "a", "b")),
+            own["frequency"].to_numpy(),
+            own["recency"].to_numpy(),
+            own["T"].to_numpy(),
+        ).mean()
+        assert alive[lv] == pytest.approx(expected, rel=1e-12)
+
+    assert (gg_none.params()["q"] > 1).all()  # every draw has a finite mean spend
+    per_customer, _ = crm.average_order_value(gg_none, seg_rfm, n_draws=None)
+    for k, lv in enumerate(gg_none.segment_levels):
+        own, _ = crm.average_order_value(_OneSegment(gg_none, k), seg_rfm[seg == lv], n_draws=None)
+        np.testing.assert_allclose(
+            per_customer["aov_mean"].to_numpy()[seg == lv], own["aov_mean"], rtol=1e-12
+        )
 
 
 def test_new_customer_value_is_the_segment_maths(bg_partial, gg_none):

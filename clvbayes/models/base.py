@@ -244,11 +244,6 @@ class ModelSpec(ABC):
         FittedModel
         """
         data = self.prepare(rfm)
-        if self.segments is not None and method != "nuts":
-            raise ValueError(
-                f"{self.kind}(segments=...): only method='nuts' is supported for segmented "
-                f"models (got {method!r})."
-            )
         if self.pooling == "partial" and self.segments is not None and method == "nuts":
             inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
         model = self.build(data)
@@ -402,6 +397,31 @@ class FittedModel:
         if self.spec.segments is not None and self.spec.pooling == "complete":
             n = post.sizes["segment"]
             out = {k: np.repeat(v[..., None], n, axis=-1) for k, v in out.items()}
+        return out
+
+    def customer_params(self, rfm: Any, take: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each customer's parameter draws: its segment's for a segmented fit.
+
+        Parameters
+        ----------
+        rfm : DataFrame or mapping
+            The customers (with the segment column for a segmented fit). Not modified.
+        take : array of int, optional
+            Flat ``chain * draw`` indices of the draws to use (default: all).
+
+        Returns
+        -------
+        dict of str to ndarray
+            Per parameter, ``(n_draws, n_customers)`` for a segmented fit and
+            ``(n_draws, 1)`` otherwise (broadcasting against the customers).
+        """
+        codes = self.segment_codes(rfm)
+        out = {}
+        for name, values in self.params().items():
+            flat = values.reshape(-1, values.shape[-1]) if codes is not None else values.reshape(-1)
+            if take is not None:
+                flat = flat[take]
+            out[name] = flat[:, codes] if codes is not None else flat[:, None]
         return out
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:

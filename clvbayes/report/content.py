@@ -98,7 +98,10 @@ class ReportContent:
     sampler : dict of str to dict
         Per model: settings (method, draws, ...; no timing), divergences, E-BFMI.
     parameter_draws : dict of str to dict of str to ndarray
-        Per model: the posterior draws of each parameter ``(chain, draw)``.
+        Per model: the posterior draws of each parameter ``(chain, draw)``, or
+        ``(chain, draw, segment)`` for a segmented model.
+    parameter_segments : dict of str to tuple of str
+        Per model: its segment labels (empty for a one-population model).
     customers : DataFrame
         ``customers.csv``.
     customer_details : DataFrame
@@ -128,6 +131,7 @@ class ReportContent:
     diagnostics: dict[str, pd.DataFrame]
     sampler: dict[str, dict[str, Any]]
     parameter_draws: dict[str, dict[str, np.ndarray]]
+    parameter_segments: dict[str, tuple[str, ...]]
     customers: pd.DataFrame
     customer_details: pd.DataFrame
     top_customers: pd.DataFrame
@@ -253,13 +257,14 @@ def build_content(
     model quantities here: selection, sorting and labelling only)."""
     from clvbayes.report import crm
 
-    parameters, diagnostics, sampler, draws = {}, {}, {}, {}
+    parameters, diagnostics, sampler, draws, levels = {}, {}, {}, {}, {}
     problems: list[str] = []
     notes: list[str] = []
     for name, fitted in fits.items():
         label = MODEL_LABELS.get(name, name)
         parameters[name] = fitted.summary()
         draws[name] = fitted.params()
+        levels[name] = fitted.segment_levels
         info, table, found = _sampler_info(fitted)
         sampler[name] = info
         if table is not None:
@@ -311,6 +316,7 @@ def build_content(
         diagnostics=diagnostics,
         sampler=sampler,
         parameter_draws=draws,
+        parameter_segments=levels,
         customers=customers,
         customer_details=details,
         top_customers=top.reset_index(drop=True),

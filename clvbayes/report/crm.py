@@ -51,6 +51,17 @@ def _thin(total: int, wanted: int | None) -> np.ndarray:
     return np.linspace(0, total - 1, wanted).round().astype(int)
 
 
+def _n_draws(fit: Any) -> int:
+    """Number of posterior draws (chains x draws) of a fitted model."""
+    chains, draws = next(iter(fit.params().values())).shape[:2]
+    return int(chains * draws)
+
+
+def _columns(values: np.ndarray, part: slice) -> np.ndarray:
+    """The customers ``part`` of per-customer draws (a shared ``(draw, 1)`` column as is)."""
+    return values if values.shape[1] == 1 else values[:, part]
+
+
 def _groups(segments: Any, n: int) -> tuple[list[str], np.ndarray]:
     """Group labels (the whole base first) and a ``(customer, group)`` 0/1 matrix."""
     if segments is None:
@@ -114,7 +125,8 @@ def retention_curve(
     Parameters
     ----------
     bgnbd_fit : FittedModel
-        A fitted BG/NBD.
+        A fitted BG/NBD; for a segmented fit each customer uses their segment's
+        parameters (``rfm`` then has the segment column).
     rfm : DataFrame
         ``frequency, recency, T`` per customer.
     times : sequence of float
@@ -138,14 +150,14 @@ def retention_curve(
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     x, t_x, T = values["frequency"], values["recency"], values["T"]
     times = np.asarray(times, dtype=float)
-    params = {k: v.reshape(-1) for k, v in bgnbd_fit.params().items()}
-    take = _thin(params["r"].size, n_draws)
-    r, alpha, a, b = (params[k][take][:, None] for k in ("r", "alpha", "a", "b"))
+    take = _thin(_n_draws(bgnbd_fit), n_draws)
+    params = bgnbd_fit.customer_params(rfm, take)  # (draw, customer or 1)
     labels, onehot = _groups(segments, x.size)
     rng = np.random.default_rng(seed)
     sums = np.zeros((take.size, times.size, onehot.shape[1]))
     for start in range(0, x.size, chunk_customers):
         part = slice(start, start + chunk_customers)
+        r, alpha, a, b = (_columns(params[k], part) for k in ("r", "alpha", "a", "b"))
         state = bgnbd.customer_posterior(r, alpha, a, b, x[part], t_x[part], T[part])
         p = rng.beta(state.alive_a, state.alive_b)  # (draw, customer)
         base = state.alive_rate[None]  # (1, draw, customer)
@@ -180,7 +192,8 @@ def average_order_value(
     Parameters
     ----------
     spend_fit : FittedModel
-        A fitted GammaGamma.
+        A fitted GammaGamma; for a segmented fit each customer uses their segment's
+        parameters (``rfm`` then has the segment column).
     rfm : DataFrame
         ``frequency, monetary_value`` per customer (and ``customer_id``).
     segments : array_like, optional
@@ -202,10 +215,10 @@ def average_order_value(
     x, z = values["frequency"], values["monetary_value"]
     informed = (x > 0) & (z > 0)
     x, z = np.where(informed, x, 0.0), np.where(informed, z, 0.0)
-    params = {k: v.reshape(-1) for k, v in spend_fit.params().items()}
-    take = _thin(params["p"].size, n_draws)
-    p, q, v = (params[k][take][:, None] for k in ("p", "q", "v"))
-    finite = (q[:, 0] > 1).nonzero()[0]
+    take = _thin(_n_draws(spend_fit), n_draws)
+    params = spend_fit.customer_params(rfm, take)  # (draw, customer or 1)
+    p, q, v = (params[k] for k in ("p", "q", "v"))
+    finite = (q > 1).all(axis=1).nonzero()[0]  # draws with a finite mean in every segment
     if finite.size == 0:
         raise ValueError(
             "every Gamma-Gamma draw has q <= 1: the mean order value is infinite; check the "

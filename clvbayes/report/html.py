@@ -90,8 +90,9 @@ def figures(content: ReportContent) -> dict[str, Any]:
     for name, draws in content.parameter_draws.items():
         if next(iter(draws.values())).size < 2:
             continue  # a point estimate: the table says it all
+        levels = content.parameter_segments.get(name) or None
         out["posteriors"][name] = _png(
-            lambda axes, d=draws: plots.plot_parameter_draws(d, axes=axes),
+            lambda axes, d=draws, s=levels: plots.plot_parameter_draws(d, axes=axes, segments=s),
             (2.6 * len(draws), 2.4),
             ncols=len(draws),
         )

@@ -220,23 +220,30 @@ def _customer_segments(
     return frame
 
 
-def _fit_transaction_model(
-    rfm: pd.DataFrame, segments: pd.Series | None, options: ReportOptions, seed: int, quiet: bool
-) -> Any:
-    """Fit the BG/NBD: the pooled model, whatever the segments.
+SEGMENT = "segment"
+"""Column of the RFM table holding each customer's segment (``--segment-col``)."""
 
-    SEGMENT MODEL PLUG-IN POINT. This is the one place where a segment-level
-    (hierarchical) BG/NBD enters: ``BGNBD(segments="segment")`` fitted on
-    ``rfm.assign(segment=segments)``. The rest of the report then needs per-customer
-    parameters where it now broadcasts population draws: ``predict_customers`` (being
-    extended to segmented fits), :func:`clvbayes.report.crm.retention_curve` and
-    :func:`clvbayes.ppc.tracking_curve`. Until all three take segmented fits, the pooled
-    model is fitted and segments are compared through the customers' CLV and P(alive)
-    draws (:func:`clvbayes.report.crm.segment_summary`, ``segment_contrasts``).
-    """
+
+def _fit_transaction_model(
+    rfm: pd.DataFrame, segmented: bool, options: ReportOptions, seed: int, quiet: bool
+) -> Any:
+    """Fit the BG/NBD: with segments, partially pooled (each segment its own parameters
+    under a hierarchical prior, :class:`clvbayes.BGNBD` ``segments=``); else one
+    population."""
     from clvbayes.models import BGNBD
 
-    return BGNBD().fit(rfm, **_fit_kwargs(options, seed, quiet))
+    spec = BGNBD(segments=SEGMENT) if segmented else BGNBD()
+    return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
+
+
+def _fit_spend_model(
+    rfm: pd.DataFrame, segmented: bool, options: ReportOptions, seed: int, quiet: bool
+) -> Any:
+    """Fit the Gamma-Gamma spend model, partially pooled over the segments if any."""
+    from clvbayes.models import GammaGamma
+
+    spec = GammaGamma(segments=SEGMENT) if segmented else GammaGamma()
+    return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
 
 def _fit_kwargs(options: ReportOptions, seed: int, quiet: bool) -> dict[str, Any]:
@@ -314,7 +321,6 @@ def build_report(
     """
     from clvbayes.data.rfm import rfm_summary
     from clvbayes.data.validate import check_period, parse_day
-    from clvbayes.models import GammaGamma
     from clvbayes.ppc import repeat_purchase_times, tracking_curve
     from clvbayes.predict import predict_customers, validate_holdout
 
@@ -388,15 +394,21 @@ def build_report(
             )
 
     fits: dict[str, Any] = {}
-    with stage("fit BG/NBD", f"{options.method}, {options.chains} x {options.draws} draws"):
-        fits["bgnbd"] = _fit_transaction_model(rfm, segments, options, seeds["bgnbd"], quiet)
-    with stage("fit Gamma-Gamma", f"{options.method}, {options.chains} x {options.draws} draws"):
-        fits["gamma_gamma"] = GammaGamma().fit(rfm, **_fit_kwargs(options, seeds["spend"], quiet))
+    segmented = segments is not None
+    # the models' view of the customers: with segments, each customer's segment column
+    model_rfm = rfm.assign(**{SEGMENT: segments.to_numpy()}) if segmented else rfm
+    how = f"{options.method}, {options.chains} x {options.draws} draws"
+    if segmented:
+        how += f", {segments.nunique()} segments partially pooled"
+    with stage("fit BG/NBD", how):
+        fits["bgnbd"] = _fit_transaction_model(model_rfm, segmented, options, seeds["bgnbd"], quiet)
+    with stage("fit Gamma-Gamma", how):
+        fits["gamma_gamma"] = _fit_spend_model(model_rfm, segmented, options, seeds["spend"], quiet)
 
     with stage("score", f"{len(rfm):,} customers x {options.draws} draws"):
         horizon = predict_customers(
             fits["bgnbd"],
-            rfm,
+            model_rfm,
             horizon=options.horizon,
             spend_fit=fits["gamma_gamma"],
             time_unit=options.time_unit,
@@ -411,13 +423,13 @@ def build_report(
         if obs is not None:
             holdout = validate_holdout(
                 fits["bgnbd"],
-                rfm,
+                model_rfm,
                 spend_fit=fits["gamma_gamma"],
                 n_draws=options.draws,
                 seed=seeds["validate"],
             )
             holdout_summary = holdout.predictions
-            tracking = tracking_curve(fits["bgnbd"], rfm, actual=repeat_times, n_draws=200)
+            tracking = tracking_curve(fits["bgnbd"], model_rfm, actual=repeat_times, n_draws=200)
 
     with stage("analyse", "retention, order value, tiers, segments"):
         customers = _customer_table(rfm, segments, horizon.summary, holdout_summary)
@@ -428,14 +440,14 @@ def build_report(
         times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
         retention = crm.retention_curve(
             fits["bgnbd"],
-            rfm,
+            model_rfm,
             times=times,
             segments=seg_values,
             n_draws=min(options.draws, 200),
             seed=seeds["retention"],
         )
         aov_customers, aov_segments = crm.average_order_value(
-            fits["gamma_gamma"], rfm, segments=seg_values, n_draws=options.draws
+            fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
         )
         tier_customers, tiers = crm.value_tiers(clv, customers["customer_id"].to_numpy())
         segment_table = contrasts = None
