@@ -21,7 +21,7 @@ from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.math import bgnbd, gamma_gamma
 from clvbayes.models import BGNBD, GammaGamma, ParetoNBD
 from clvbayes.models.base import FittedModel
-from clvbayes.models.hierarchy import SegmentWarning
+from clvbayes.models.hierarchy import CENTERED_MIN_CUSTOMERS, SegmentWarning, centered_mask
 from clvbayes.ppc import tracking_curve
 from clvbayes.predict import expected_purchases, p_alive, predict_customers
 from clvbayes.predict.customers import Result
@@ -139,6 +139,24 @@ def test_hierarchical_model_has_hyperparameters_and_centering(seg_rfm):
     assert model["r_z"].type.shape == (3,)
     centred = BGNBD(segments="channel", centered=True).build(spec.prepare(seg_rfm))
     assert "r_link_c" in {v.name for v in centred.free_RVs}
+
+
+def test_auto_centering_centres_large_segments_only(seg_rfm):
+    """``centered="auto"``: centred at >= 1,000 customers (data pin the parameters),
+    non-centred below; the model then has both kinds of variable."""
+    counts = np.array([999, CENTERED_MIN_CUSTOMERS, 20_000])
+    assert centered_mask("auto", counts).tolist() == [False, True, True]
+    assert centered_mask(True, counts).all() and not centered_mask(False, counts).any()
+    with pytest.raises(ValueError, match="centered must be True, False or 'auto'"):
+        BGNBD(segments="channel", centered="yes")
+    big = pd.concat([seg_rfm] * 3, ignore_index=True)  # 600 web, 360 store, 240 tv
+    big = pd.concat([big, seg_rfm[seg_rfm["channel"] == "web"]] * 2, ignore_index=True)
+    spec = BGNBD(segments="channel")
+    data = spec.prepare(big)
+    sizes = dict(zip(data.segments, data.segment_counts(), strict=True))
+    assert sizes["web"] >= CENTERED_MIN_CUSTOMERS > max(sizes["store"], sizes["tv"])
+    names = {v.name for v in spec.build(data).free_RVs}
+    assert {"r_link_c", "r_z"} <= names
 
 
 # --- bad input ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ class ModelSpec(ABC):
         *,
         segments: str | None = None,
         pooling: Pooling = "partial",
-        centered: bool = False,
+        centered: bool | Literal["auto"] = "auto",
     ) -> None:
         if segments is not None:
             if not self.supports_segments:
@@ -80,8 +80,8 @@ class ModelSpec(ABC):
                 raise TypeError(f"segments must name a column (a str), got {segments!r}.")
             if pooling not in POOLING:
                 raise ValueError(f"pooling={pooling!r} is not one of {POOLING}.")
-            if not isinstance(centered, bool):
-                raise ValueError(f"centered must be True or False, got {centered!r}.")
+            if not (isinstance(centered, bool) or centered == "auto"):
+                raise ValueError(f"centered must be True, False or 'auto', got {centered!r}.")
         hierarchical = segments is not None and pooling == "partial"
         resolved = resolve_priors(
             self.hierarchical_priors if hierarchical else self.default_priors,
@@ -237,7 +237,7 @@ class ModelSpec(ABC):
         **inference_kwargs
             Passed to :func:`clvbayes.inference.run_inference` (``sampler``,
             ``target_accept``, ``advi_steps``). Partially pooled segmented fits default to
-            ``target_accept=0.95`` (:data:`clvbayes.models.hierarchy.PARTIAL_TARGET_ACCEPT`).
+            ``target_accept=0.995`` (:data:`clvbayes.models.hierarchy.PARTIAL_TARGET_ACCEPT`).
 
         Returns
         -------

@@ -37,8 +37,10 @@ class GammaGamma(ModelSpec):
         per transaction ``p v / (q - 1)`` (default; this restricts ``q > 1``, i.e. a
         finite mean spend), independent segments, or one population (see
         :class:`clvbayes.models.BGNBD`).
-    centered : bool
-        Centred hierarchical prior (default False: non-centred).
+    centered : bool or "auto"
+        Centred hierarchical prior for all segments (True), for none (False), or
+        (``"auto"``, default) for segments with at least 1,000 customers, whose own data
+        pin their parameters (:mod:`clvbayes.models.hierarchy`).
 
     Notes
     -----
