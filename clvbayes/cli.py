@@ -151,9 +151,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tune",
         type=int,
-        default=1000,
+        default=None,
         metavar="N",
-        help="NUTS tuning steps per chain (default: 1000)",
+        help="NUTS tuning steps per chain (default: 1000; 2000 for the partially pooled "
+        "fits of --segment-col)",
     )
     p.add_argument("--chains", type=int, default=4, metavar="N", help="chains (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

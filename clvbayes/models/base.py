@@ -35,6 +35,7 @@ from clvbayes.diagnostics import Diagnosis, diagnose, warn_problems
 from clvbayes.inference import Method, run_inference
 from clvbayes.models.hierarchy import (
     PARTIAL_TARGET_ACCEPT,
+    PARTIAL_TUNE,
     POOLING,
     Pooling,
     by_segment,
@@ -214,7 +215,7 @@ class ModelSpec(ABC):
         *,
         method: Method = "nuts",
         draws: int = 1000,
-        tune: int = 1000,
+        tune: int | None = None,
         chains: int = 4,
         seed: int | None = None,
         progressbar: bool = True,
@@ -229,7 +230,9 @@ class ModelSpec(ABC):
         method : {"nuts", "map", "advi", "pathfinder"}
             Inference method (:mod:`clvbayes.inference` says when to use each).
         draws, tune, chains : int
-            Posterior draws per chain, NUTS tuning steps, chains.
+            Posterior draws per chain, NUTS tuning steps (default 1,000; 2,000 for
+            partially pooled segmented fits,
+            :data:`clvbayes.models.hierarchy.PARTIAL_TUNE`), chains.
         seed : int, optional
             Random seed; the same seed gives identical draws.
         progressbar : bool
@@ -244,8 +247,11 @@ class ModelSpec(ABC):
         FittedModel
         """
         data = self.prepare(rfm)
-        if self.pooling == "partial" and self.segments is not None and method == "nuts":
+        partial = self.pooling == "partial" and self.segments is not None
+        if partial and method == "nuts":
             inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
+        if tune is None:
+            tune = PARTIAL_TUNE if partial else 1000
         model = self.build(data)
         names = [*self.params, *self.hyper_params]
         result = run_inference(

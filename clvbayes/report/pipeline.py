@@ -58,7 +58,8 @@ class ReportOptions:
         Profit margin applied to spend.
     draws, tune, chains : int
         Posterior draws per chain, tuning steps and chains of each fit; the predictions
-        use ``draws`` posterior draws in all (thinned evenly over the chains).
+        use ``draws`` posterior draws in all (thinned evenly over the chains). ``tune``
+        None: the models' default (1,000; 2,000 for partially pooled segment fits).
     seed : int
         Seed of everything random.
     method : {"nuts", "map", "advi", "pathfinder"}
@@ -78,7 +79,7 @@ class ReportOptions:
     annual_discount: float = 0.10
     margin: float = 1.0
     draws: int = 1000
-    tune: int = 1000
+    tune: int | None = None
     chains: int = 4
     seed: int = 0
     method: str = "nuts"
@@ -96,7 +97,7 @@ class ReportOptions:
         for name in ("horizon", "draws", "chains"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
-        if self.tune < 0:
+        if self.tune is not None and self.tune < 0:
             raise ValueError(f"--tune must be >= 0, got {self.tune}.")
         if not 0 <= self.annual_discount < 10:
             raise ValueError(
