@@ -390,10 +390,25 @@ def segment_summary(
     return pd.DataFrame(out)
 
 
+def _segment_means(means: np.ndarray, labels: list[str], groups: Sequence[int]) -> Any:
+    """Per-draw group means as the ``(chain, draw, segment)`` DataArray of
+    :mod:`clvbayes.segments` (one chain)."""
+    import xarray as xr
+
+    return xr.DataArray(
+        means[None][..., list(groups)],
+        dims=("chain", "draw", "segment"),
+        coords={"segment": [labels[g] for g in groups]},
+        name="mean",
+    )
+
+
 def segment_contrasts(
     samples: np.ndarray, segments: Any, *, interval: float = 0.9, max_segments: int = 8
 ) -> pd.DataFrame:
     """Pairwise differences of segment means: ``P(mean A > mean B)`` per pair.
+
+    The segments' mean per draw, contrasted by :func:`clvbayes.segments.contrasts`.
 
     Parameters
     ----------
@@ -413,26 +428,20 @@ def segment_contrasts(
         ``segment_a, segment_b, difference_mean, difference_low, difference_high,
         p_a_greater``.
     """
+    from clvbayes.segments import contrasts
+
     labels, means = group_means(samples, segments)
     _, onehot = _groups(segments, np.shape(samples)[1])
     sizes = onehot.sum(axis=0)[1:]
-    order = np.argsort(-sizes, kind="stable")[:max_segments] + 1
-    order = np.sort(order)
-    rows = []
-    for i, ga in enumerate(order):
-        for gb in order[i + 1 :]:
-            diff = means[:, ga] - means[:, gb]
-            low, high = _interval(diff, interval)
-            rows.append((labels[ga], labels[gb], diff.mean(), low, high, (diff > 0).mean()))
-    columns = [
-        "segment_a",
-        "segment_b",
-        "difference_mean",
-        "difference_low",
-        "difference_high",
-        "p_a_greater",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    order = np.sort(np.argsort(-sizes, kind="stable")[:max_segments] + 1)
+    table = contrasts(_segment_means(means, labels, order), ci_prob=interval)
+    names = {
+        "diff_mean": "difference_mean",
+        "diff_low": "difference_low",
+        "diff_high": "difference_high",
+        "p_a_gt_b": "p_a_greater",
+    }
+    return table.rename(columns=names)[["segment_a", "segment_b", *names.values()]]
 
 
 def clv_cac(
@@ -445,14 +454,16 @@ def clv_cac(
     """CLV : acquisition cost per segment, with ``P(ratio > 1)`` and ``P(ratio > 3)``.
 
     The ratio is the segment's mean CLV per customer divided by its cost of acquiring
-    one customer, per posterior draw. 3 is the usual rule of thumb for a healthy ratio.
+    one customer, per posterior draw (:func:`clvbayes.segments.clv_cac` on the
+    segments' mean CLV). 3 is the usual rule of thumb for a healthy ratio.
 
     Parameters
     ----------
     clv : ndarray, shape (draw, customer)
         CLV draws.
     cac : float or mapping of str to float
-        One cost for every customer, or a cost per segment (every segment needs one).
+        One cost for every customer, or a cost per segment (every segment needs one;
+        costs of segments not in the data are ignored).
     segments : array_like, optional
         Segment of each customer.
     interval : float
@@ -465,6 +476,8 @@ def clv_cac(
         p_ratio_gt_1, p_ratio_gt_3``; the whole base first only when ``cac`` is one
         number.
     """
+    from clvbayes.segments import clv_cac as segment_clv_cac
+
     labels, means = group_means(clv, segments)
     _, onehot = _groups(segments, np.shape(clv)[1])
     if isinstance(cac, Mapping):
@@ -482,32 +495,8 @@ def clv_cac(
     for g, value in costs.items():
         if not np.isfinite(value) or value <= 0:
             raise ValueError(f"acquisition cost for {g!r} must be a positive number, got {value}.")
-    rows = []
-    for g in keep:
-        ratio = means[:, g] / costs[labels[g]]
-        low, high = _interval(ratio, interval)
-        rows.append(
-            (
-                labels[g],
-                int(onehot[:, g].sum()),
-                costs[labels[g]],
-                means[:, g].mean(),
-                ratio.mean(),
-                low,
-                high,
-                (ratio > 1).mean(),
-                (ratio > 3).mean(),
-            )
-        )
-    columns = [
-        "segment",
-        "n_customers",
-        "cac",
-        "clv_mean",
-        "ratio_mean",
-        "ratio_low",
-        "ratio_high",
-        "p_ratio_gt_1",
-        "p_ratio_gt_3",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    used = {labels[g]: costs[labels[g]] for g in keep}
+    table = segment_clv_cac(_segment_means(means, labels, keep), used, ci_prob=interval).summary
+    table.insert(1, "n_customers", onehot[:, keep].sum(axis=0).astype(int))
+    columns = ["segment", "n_customers", "cac", "clv_mean", "ratio_mean", "ratio_low"]
+    return table[[*columns, "ratio_high", "p_ratio_gt_1", "p_ratio_gt_3"]]
