@@ -85,6 +85,45 @@ def ops_for(*args: Any) -> SimpleNamespace:
     return NUMPY_OPS
 
 
+# From this argument on, log Γ(z + n) - log Γ(z) is taken from Stirling's series: the
+# direct difference of two log-gamma values of size z log z loses about eps * z log z
+# (1.5e-12 at 1e3, 0.06 at 1e13); the series' first omitted term, 1/(1260 z^5), is
+# below 1e-18 here.
+_STIRLING_FROM = 1e3
+
+
+def log_rising_factorial(z: Any, n: Any) -> Any:
+    """``log Γ(z + n) - log Γ(z)``: the log of the rising factorial ``z (z+1) ... (z+n-1)``.
+
+    Accurate for every ``z > 0`` and ``n >= 0``. The direct difference of two
+    ``gammaln`` values cancels catastrophically for large ``z`` (at ``z = 1e13`` its error
+    is about 0.06, enough to trap a sampler in a region of spurious maxima); from
+    ``z = 1e3`` on Stirling's series is used instead,
+
+    .. math::
+
+        (z - \\tfrac12)\\log(1 + n/z) + n(\\log(z + n) - 1)
+        + \\tfrac{1}{12}\\left(\\tfrac{1}{z+n} - \\tfrac{1}{z}\\right)
+        - \\tfrac{1}{360}\\left(\\tfrac{1}{(z+n)^3} - \\tfrac{1}{z^3}\\right),
+
+    whose terms do not cancel. Works on numpy arrays and PyTensor variables (both
+    branches get safe arguments, so neither produces NaN in a value or a gradient).
+    """
+    ops = ops_for(z, n)
+    big = z >= _STIRLING_FROM
+    z_big = ops.where(big, z, _STIRLING_FROM)
+    z_small = ops.where(big, 1.0, z)
+    inv, inv_n = 1.0 / z_big, 1.0 / (z_big + n)
+    stirling = (
+        (z_big - 0.5) * ops.log1p(n * inv)
+        + n * (ops.log(z_big + n) - 1.0)
+        + (inv_n - inv) / 12.0
+        - (inv_n**3 - inv**3) / 360.0
+    )
+    direct = ops.gammaln(z_small + n) - ops.gammaln(z_small)
+    return ops.where(big, stirling, direct)
+
+
 class Factor(NamedTuple):
     """A data column stored as its distinct ``levels`` and each row's ``index`` into them.
 

@@ -18,6 +18,7 @@ from scipy import special as sp
 from clvbayes.math._ops import (
     Factor,
     _is_tensor,
+    log_rising_factorial,
     ops_for,
     per_distinct_row,
     per_level,
@@ -52,7 +53,9 @@ def frequency_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any) -> tuple[Any, An
     Returns
     -------
     base : array
-        ``log Γ(r+x) - log Γ(r) + log B(a, b+x) - log B(a, b)``.
+        ``log Γ(r+x) - log Γ(r) + log B(a, b+x) - log B(a, b)``, from rising
+        factorials (:func:`~clvbayes.math._ops.log_rising_factorial`), accurate also
+        for huge ``a, b``.
     log_odds : array
         ``log(a / (b + x - 1))`` for ``x > 0``: the log of
         ``B(a+1, b+x-1) / B(a, b+x)``, the weight of the "dropped out after the last
@@ -61,7 +64,9 @@ def frequency_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any) -> tuple[Any, An
         safe first, so no NaN reaches a gradient.
     """
     ops = ops_for(r, alpha, a, b, x)
-    base = ops.gammaln(r + x) - ops.gammaln(r) + ops.betaln(a, b + x) - ops.betaln(a, b)
+    # log B(a, b+x) - log B(a, b) = log[Γ(b+x)/Γ(b)] - log[Γ(a+b+x)/Γ(a+b)], which stays
+    # accurate when a, b are huge (a homogeneous dropout rate: a posterior tail)
+    base = log_rising_factorial(r, x) + log_rising_factorial(b, x) - log_rising_factorial(a + b, x)
     has_repeat = x > 0
     safe_denominator = ops.where(has_repeat, b + x - 1, 1.0)
     log_odds = ops.where(has_repeat, ops.log(a) - ops.log(safe_denominator), -np.inf)

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 from scipy import special as sp
 
-from clvbayes.math._ops import ops_for, per_distinct_row, per_level, values_of
+from clvbayes.math._ops import (
+    log_rising_factorial,
+    ops_for,
+    per_distinct_row,
+    per_level,
+    values_of,
+)
 from clvbayes.math.bgnbd import CustomerPosterior, _mean_if_alive
 from clvbayes.math.clv import discounted_expectation
 
@@ -38,13 +44,19 @@ def frequency_terms(r: Any, a: Any, b: Any, x: Any) -> tuple[Any, Any]:
     -------
     base : array
         ``log Γ(r+x) - log Γ(r) + log B(a, b+x+1) - log B(a, b)``: the "still alive"
-        branch's frequency terms.
+        branch's frequency terms (from rising factorials, accurate for huge ``a, b``).
     log_odds : array
         ``log(a / (b+x)) = log[B(a+1, b+x) / B(a, b+x+1)]``: the weight of the
         "dropped out after the last purchase" branch relative to the alive one.
     """
     ops = ops_for(r, a, b, x)
-    base = ops.gammaln(r + x) - ops.gammaln(r) + ops.betaln(a, b + x + 1) - ops.betaln(a, b)
+    # the Beta-function ratio as rising factorials: see clvbayes.math.bgnbd.frequency_terms
+    base = (
+        ops.gammaln(r + x)
+        - ops.gammaln(r)
+        + log_rising_factorial(b, x + 1)
+        - log_rising_factorial(a + b, x + 1)
+    )
     return base, ops.log(a) - ops.log(b + x)
 
 
