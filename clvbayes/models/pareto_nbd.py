@@ -41,6 +41,7 @@ class ParetoNBD(ModelSpec):
     params: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     default_priors = PARETO_NBD_PRIORS
     prior_names = frozenset({"r", "alpha", "s", "beta"})
+    reusable_compilation: ClassVar[bool] = False  # pairs of concrete values shape the graph
 
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""

@@ -1,0 +1,137 @@
+"""Unique rows as named PyMC data inputs, so one compiled model serves many data sets.
+
+A model built by ``spec.build(data)`` on a :class:`~clvbayes.data.compress.CompressedRFM`
+holds the rows as constants: every new data set is a new graph and a new compilation
+(about 2 s with nutpie's numba backend, often more than the sampling itself). Built on
+a :class:`SharedRFM` instead, every array the builder reads (a column, a factor's levels
+and index, the counts, the same per segment block) becomes a named ``pm.Data`` input;
+:meth:`SharedRFM.inputs` then gives the same arrays for another data set of the same
+*structure* (:func:`structure`), to be swapped into the compiled model
+(``nutpie``'s ``with_data``). This is what :meth:`ModelSpec.fit_many` does.
+
+The builders do not know the difference: a ``SharedRFM`` answers the calls they make
+(``factor``, ``[column]``, ``counts``, ``segmented``, ``segments``, ``segment_counts``,
+``segment_blocks``) with symbolic inputs where a ``CompressedRFM`` answers with arrays.
+Only the data-dependent *structure* (segment labels, which segments have rows, and
+anything the priors derive from the segment sizes) stays concrete, and a data set with
+another structure needs a new build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from clvbayes.data.compress import CompressedRFM
+from clvbayes.math._ops import Factor
+
+__all__ = ["SharedRFM", "structure"]
+
+Getter = Callable[[CompressedRFM], np.ndarray]
+
+
+def structure(data: CompressedRFM) -> tuple[Any, ...]:
+    """What a graph built on ``data`` depends on besides its arrays.
+
+    Columns, segment labels and the codes of the segments that have rows (each gets its
+    own block of inputs). Two data sets with equal structure can share a compiled model.
+    """
+    codes: tuple[int, ...] = ()
+    if data.segmented:
+        codes = tuple(code for code, _, _ in data.segment_blocks())
+    return (data.columns, data.segments, codes)
+
+
+class SharedRFM:
+    """A :class:`CompressedRFM` whose arrays enter the model as named ``pm.Data``.
+
+    Create it inside nothing; its inputs are created on first access, which must happen
+    inside the ``pm.Model`` context being built. Blocks of segmented data are
+    ``SharedRFM`` views sharing one registry of inputs (names prefixed
+    ``segment<code>_``).
+
+    Parameters
+    ----------
+    data : CompressedRFM
+        The data set the model is built on (its arrays are the inputs' initial values).
+    """
+
+    def __init__(self, data: CompressedRFM, *, _path: tuple[int, ...] = (), _registry=None):
+        self._data = data
+        self._path = _path
+        self._registry: dict[str, tuple[tuple[int, ...], Getter, Any]] = (
+            {} if _registry is None else _registry
+        )
+
+    # --- the CompressedRFM interface the builders use ---------------------------------
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self._data.columns
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return self._data.segments
+
+    @property
+    def segmented(self) -> bool:
+        return self._data.segmented
+
+    def segment_counts(self) -> np.ndarray:
+        """Customers per segment of the template data (concrete: part of the structure)."""
+        return self._data.segment_counts()
+
+    def factor(self, column: str) -> Factor:
+        """``column`` as a Factor of two inputs, ``<column>_levels`` and ``<column>_index``."""
+        levels = self._input(f"{column}_levels", lambda d: d.factor(column).levels)
+        index = self._input(f"{column}_index", lambda d: d.factor(column).index)
+        return Factor(levels, index)
+
+    def __getitem__(self, column: str) -> Any:
+        return self._input(column, lambda d: d.rows[column])
+
+    @property
+    def counts(self) -> Any:
+        return self._input("counts", lambda d: d.counts)
+
+    def segment_blocks(self) -> tuple[tuple[int, slice, SharedRFM], ...]:
+        """The template's segment blocks as ``SharedRFM`` views with their own inputs."""
+        return tuple(
+            (code, part, SharedRFM(block, _path=(*self._path, code), _registry=self._registry))
+            for code, part, block in self._data.segment_blocks()
+        )
+
+    # --- inputs -----------------------------------------------------------------------
+    def _name(self, key: str) -> str:
+        return "".join(f"segment{code}_" for code in self._path) + key
+
+    def _input(self, key: str, getter: Getter) -> Any:
+        import pymc as pm
+
+        name = self._name(key)
+        if name not in self._registry:
+            variable = pm.Data(name, getter(self._data))
+            self._registry[name] = (self._path, getter, variable)
+        return self._registry[name][2]
+
+    def inputs(self, data: CompressedRFM) -> dict[str, np.ndarray]:
+        """Every input's array for ``data``, by input name.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` has another :func:`structure` than the template.
+        """
+        if structure(data) != structure(self._data):
+            raise ValueError(
+                "these data have another structure (columns, segments with rows) than the "
+                "ones the model was built on; build the model again."
+            )
+        out = {}
+        for name, (path, getter, _) in self._registry.items():
+            node = data
+            for code in path:
+                node = next(block for c, _, block in node.segment_blocks() if c == code)
+            out[name] = getter(node)
+        return out
