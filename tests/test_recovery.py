@@ -45,25 +45,27 @@ def _coverage(fits: list[dict[str, np.ndarray]], truth: dict[str, float]) -> dic
     return hits
 
 
-def _fit_quietly(spec, rfm, seed):
+def _fit_quietly(spec, datasets):
+    """Posterior draws of every replication (one compiled model: ``fit_many``)."""
     with warnings.catch_warnings():
         # 2 x 500 draws may fall short of the 400-ESS target for a and b; coverage is
         # what this test measures
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return spec.fit(rfm, seed=seed, **FIT).params()
+        fits = spec.fit_many(datasets, seeds=list(range(len(datasets))), **FIT)
+    return [f.params() for f in fits]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", list(BGNBD_SCENARIOS))
 def test_bgnbd_recovers_simulated_parameters(scenario):
     truth, n, (t_low, t_high) = BGNBD_SCENARIOS[scenario]
-    fits = []
+    datasets = []
     for rep in range(REPLICATIONS):
         rng = np.random.default_rng(1000 * rep + 7)
         T = rng.uniform(t_low, t_high, size=n)
         sim = simulate_bgnbd(truth["r"], truth["alpha"], truth["a"], truth["b"], T, rng=rng)
-        rfm = pd.DataFrame({k: sim[k] for k in ("frequency", "recency", "T")})
-        fits.append(_fit_quietly(BGNBD(), rfm, seed=rep))
+        datasets.append(pd.DataFrame({k: sim[k] for k in ("frequency", "recency", "T")}))
+    fits = _fit_quietly(BGNBD(), datasets)
     hits = _coverage(fits, truth)
     need = int(np.ceil(0.8 * REPLICATIONS))
     assert all(h >= need for h in hits.values()), (
@@ -78,12 +80,12 @@ def test_gamma_gamma_recovers_simulated_parameters():
     # 75-80% of 40 replications -- with flat priors too, so it is the likelihood's shape,
     # not the prior. With 5,000 customers averaging 6 transactions, 38 of 40.
     truth = {"p": 6.0, "q": 3.8, "v": 15.0}
-    fits = []
+    datasets = []
     for rep in range(GG_REPLICATIONS):
         rng = np.random.default_rng(500 + rep)
         frequency = rng.poisson(5.0, size=5000) + 1
         spend = simulate_gamma_gamma(truth["p"], truth["q"], truth["v"], frequency, rng=rng)
-        rfm = pd.DataFrame({"frequency": frequency, "monetary_value": spend})
-        fits.append(_fit_quietly(GammaGamma(), rfm, seed=rep))
+        datasets.append(pd.DataFrame({"frequency": frequency, "monetary_value": spend}))
+    fits = _fit_quietly(GammaGamma(), datasets)
     hits = _coverage(fits, truth)
     assert all(h >= 16 for h in hits.values()), f"90% intervals covered {hits} of 20"
