@@ -67,6 +67,22 @@ def test_posterior_has_population_parameters(fitted_pair):
     assert len(diag.bfmi) == 2
 
 
+def test_idata_holds_posterior_stats_observed_data_and_settings(fitted_pair, small_rfm):
+    spec, first, _, _, _ = fitted_pair
+    idata = first.idata
+    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.children)
+    observed = idata["observed_data"].to_dataset()
+    keep = spec.select({c: small_rfm[c].to_numpy(float) for c in spec.columns})
+    for column in spec.columns:  # the fitted customers' RFM, rebuilt from the unique rows
+        rebuilt = observed[column].to_numpy()[observed["customer_row"].to_numpy()]
+        np.testing.assert_array_equal(rebuilt, small_rfm[column].to_numpy(float)[keep])
+    assert int(observed["count"].sum()) == int(keep.sum())
+    assert idata.attrs["model_kind"] == spec.kind
+    assert idata.attrs["data_fingerprint"] == first.fingerprint
+    for key in ("method", "sampler", "draws", "tune", "chains", "seed"):
+        assert idata.attrs[key] == first.settings[key]
+
+
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_save_load_round_trip_is_exact(fitted_pair, tmp_path, suffix):
     _, first, _, _, _ = fitted_pair
@@ -78,6 +94,10 @@ def test_save_load_round_trip_is_exact(fitted_pair, tmp_path, suffix):
     assert loaded.fingerprint == first.fingerprint
     assert loaded.settings == first.settings
     assert loaded.spec.priors == first.spec.priors
+    xr.testing.assert_equal(
+        loaded.idata["observed_data"].to_dataset(), first.idata["observed_data"].to_dataset()
+    )
+    assert loaded.idata.attrs == first.idata.attrs
     np.testing.assert_array_equal(loaded.log_likelihood(), first.log_likelihood())
 
 
@@ -124,6 +144,27 @@ def test_several_models_in_one_file(tmp_path, small_rfm):
     clvbayes.save({"bgnbd": bg, "gamma_gamma": gg}, path)
     loaded = clvbayes.load(path)
     assert {k: v.kind for k, v in loaded.items()} == {"bgnbd": "BGNBD", "gamma_gamma": "GammaGamma"}
+
+
+def test_pymc_nuts_is_the_fallback_without_nutpie_and_is_reproducible(small_rfm, monkeypatch):
+    """Without nutpie, ``sampler="auto"`` runs PyMC's own NUTS; the same seed gives the
+    same draws there too, and the posterior agrees with nutpie's."""
+    import clvbayes.inference as inference
+
+    monkeypatch.setattr(inference, "nutpie_available", lambda: False)
+    kw = {"draws": 200, "tune": 200, "chains": 2, "seed": 4, "progressbar": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 2 x 200 draws: low ESS
+        one = BGNBD().fit(small_rfm, **kw)
+        two = BGNBD().fit(small_rfm, **kw)
+        ref = BGNBD().fit(small_rfm, sampler="nutpie", **kw)
+    assert one.settings["sampler"] == "pymc" and ref.settings["sampler"] == "nutpie"
+    assert "diverging" in one.idata["sample_stats"].to_dataset()
+    for name in BGNBD.params:
+        np.testing.assert_array_equal(one.posterior[name], two.posterior[name])
+        ours, theirs = one.posterior[name].to_numpy(), ref.posterior[name].to_numpy()
+        se = np.hypot(ours.std(), theirs.std()) / np.sqrt(40)  # ESS >= 40 of 400 draws
+        assert abs(ours.mean() - theirs.mean()) < 4 * se, name
 
 
 def test_user_priors_are_copied_not_mutated():

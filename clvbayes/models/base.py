@@ -41,9 +41,11 @@ from clvbayes.models.hierarchy import (
     by_segment,
     centered_mask,
     check_segment_sizes,
+    from_link,
     hierarchical_parameter,
     read_segments,
     segment_prior,
+    to_link,
 )
 from clvbayes.priors import resolve_priors
 
@@ -143,6 +145,27 @@ class ModelSpec(ABC):
     @abstractmethod
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:
         """Log-likelihood per unique row; ``params`` arrays broadcast against rows."""
+
+    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The quantities partial pooling works on (keys of ``segment_links``), from the
+        model parameters (e.g. BG/NBD ``r, alpha, a, b`` -> ``r``, the mean purchase rate
+        ``r/alpha``, ``phi_dropout``, ``kappa_dropout``), on their natural scale."""
+        raise NotImplementedError(f"{self.kind} has no segment parametrisation.")
+
+    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The inverse of :meth:`pooled_values`: model parameters."""
+        raise NotImplementedError(f"{self.kind} has no segment parametrisation.")
+
+    def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """:meth:`pooled_values` on the link scale of the hierarchical prior (where
+        ``<name>_mu`` and ``<name>_sigma`` live): what segments are compared and shrunk on."""
+        pooled = self.pooled_values(params)
+        return {n: to_link(link, pooled[n]) for n, link in self.segment_links.items()}
+
+    def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Model parameters from link-scale values (the inverse of :meth:`link_values`)."""
+        pooled = {n: from_link(link, links[n]) for n, link in self.segment_links.items()}
+        return self.from_pooled_values(pooled)
 
     # --- shared machinery -------------------------------------------------------------
     def prepare(self, rfm: Any) -> CompressedRFM:
@@ -343,9 +366,11 @@ class ModelSpec(ABC):
                 known = {v.name for v in program[3].shared_var_keys}
                 inputs = program[1].inputs(data)
                 compiled = program[3].with_data(**{k: v for k, v in inputs.items() if k in known})
-            fitted = self._fit_prepared(data, program[2], compiled=compiled, seed=seed, **kw)
-            fitted.settings["shared_inputs"] = True
-            fits.append(fitted)
+            fits.append(
+                self._fit_prepared(
+                    data, program[2], compiled=compiled, shared_inputs=True, seed=seed, **kw
+                )
+            )
         return fits
 
     def _structure(self, data: CompressedRFM) -> tuple[Any, ...]:
@@ -370,9 +395,13 @@ class ModelSpec(ABC):
         seed: int | None,
         progressbar: bool,
         compiled: Any = None,
+        shared_inputs: bool = False,
         **inference_kwargs: Any,
     ) -> FittedModel:
-        """Inference on ``model`` (built on ``data``), diagnosis, the fitted object."""
+        """Inference on ``model`` (built on ``data``), diagnosis, the fitted object.
+
+        ``compiled``: ``model`` compiled for nutpie with ``data`` swapped in
+        (``shared_inputs``: built on :class:`~clvbayes.models.shared_data.SharedRFM`)."""
         partial = self.pooling == "partial" and self.segments is not None
         if partial and method == "nuts":
             inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
@@ -398,12 +427,13 @@ class ModelSpec(ABC):
         if method == "nuts":
             problems = _diagnose(idata, names).problems
             warn_problems(problems, self.kind)
+        settings = {**result.settings, **({"shared_inputs": True} if shared_inputs else {})}
         return FittedModel(
             spec=self,
             idata=idata,
             data=data,
             fingerprint=fingerprint(data),
-            settings=result.settings,
+            settings=settings,
             problems=problems,
         )
 
@@ -454,8 +484,13 @@ class FittedModel:
     spec : ModelSpec
         The specification that was fitted.
     idata : xarray.DataTree
-        ``posterior`` (population parameters, dims ``chain, draw``) and, for NUTS,
-        ``sample_stats``.
+        ``posterior`` (population parameters, dims ``chain, draw``), for NUTS
+        ``sample_stats``, and ``observed_data``: the unique rows fitted (one variable per
+        data column and ``count``, dim ``row``) and ``customer_row``, each customer's row
+        (dim ``customer``), so ``observed_data[c][customer_row]`` is the fitted RFM
+        column. The root's attributes hold the model type, data fingerprint, priors
+        (JSON) and the fit settings (method, sampler, draws, tune, chains, seed, ...).
+        Built from the other fields when the object is created.
     data : CompressedRFM or None
         The unique rows the model was fitted on (None if saved without data).
     fingerprint : str
@@ -472,6 +507,24 @@ class FittedModel:
     fingerprint: str
     settings: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        groups = {
+            k: self.idata[k].to_dataset() for k in self.idata.children if k != "observed_data"
+        }
+        if self.data is not None:
+            d = self.data
+            arrays = {c: ("row", d.rows[c]) for c in d.columns}
+            arrays.update(count=("row", d.counts), customer_row=("customer", d.inverse))
+            groups["observed_data"] = xr.Dataset(arrays)
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs = {
+            "model_kind": self.spec.kind,
+            "data_fingerprint": self.fingerprint,
+            "priors": self.priors_json(),
+            **self.settings,
+        }
+        object.__setattr__(self, "idata", tree)
 
     def __repr__(self) -> str:
         post = self.posterior
