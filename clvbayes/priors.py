@@ -81,7 +81,8 @@ a segment's mean spend is what its data pin down, and it must be finite for a CL
 ``pooling="none"`` gives every segment the plain priors above, independently.
 
 ``notebooks/01_quickstart.ipynb`` shows the prior predictive check: the repeat-purchase
-histograms these priors imply (:func:`clvbayes.models.prior_predictive_frequencies`).
+histograms these priors imply (:func:`clvbayes.ppc.prior_draws` and
+:func:`clvbayes.ppc.frequency_histogram_check`).
 """
 
 from __future__ import annotations

@@ -205,13 +205,6 @@ def rank_columns(
     return out
 
 
-def _stacked(draws: xr.Dataset, name: str) -> np.ndarray:
-    """``draws[name]`` as a ``(chain*draw, customer)`` array."""
-    da = draws[name]
-    sample_dims = [d for d in da.dims if d != "customer_id"]
-    return da.transpose(*sample_dims, "customer_id").to_numpy().reshape(-1, da.sizes["customer_id"])
-
-
 def customer_columns(
     samples: Mapping[str, np.ndarray],
     *,
