@@ -28,6 +28,26 @@ def test_continuous_rate_values_and_errors():
         clv.continuous_rate(-1.0)
 
 
+def test_three_discount_conventions_give_the_same_rate():
+    """10 % a year in weeks, as an annual effective rate, as the continuous weekly rate
+    ln(1.1) * 7 / 365.2425, and as the effective weekly rate 1.1^(7/365.2425) - 1."""
+    delta = np.log(1.1) * 7 / 365.2425
+    assert clv.resolve_discount("W", annual=0.1) == pytest.approx(delta, rel=1e-15)
+    assert clv.resolve_discount("W", continuous=delta) == delta
+    weekly = 1.1 ** (7 / 365.2425) - 1
+    assert clv.resolve_discount("W", per_period=weekly) == pytest.approx(delta, rel=1e-12)
+    # one week at the per-period rate is worth exactly 1 / (1 + d_u)
+    rate = clv.resolve_discount("W", per_period=0.01)
+    assert clv.discount_factor(1.0, rate) == pytest.approx(1 / 1.01, rel=1e-15)
+    assert clv.resolve_discount("W") == 0.0
+    with pytest.raises(ValueError, match="one discount rate, not annual and per_period"):
+        clv.resolve_discount("W", annual=0.1, per_period=0.01)
+    with pytest.raises(ValueError, match=">= 0"):
+        clv.resolve_discount("W", continuous=-0.1)
+    with pytest.raises(ValueError, match="> -1"):
+        clv.resolve_discount("W", per_period=-1.0)
+
+
 def test_discounted_sum_ignores_nan_padding():
     values = np.array([[10.0, 20.0, 0.0], [5.0, 0.0, 0.0]])
     times = np.array([[1.0, 2.0, np.nan], [0.0, np.nan, np.nan]])

@@ -272,6 +272,22 @@ def test_same_seed_same_output_other_seed_differs_inputs_untouched(bg_fit, gg_fi
     pd.testing.assert_frame_equal(rfm, before)
 
 
+def test_discount_conventions_give_identical_predictions(bg_fit, gg_fit, rfm):
+    kw = {"horizon": 26, "spend_fit": gg_fit, "n_draws": 100, "seed": 3, "time_unit": "W"}
+    annual = predict_customers(bg_fit, rfm, annual_discount=0.1, **kw).summary
+    weekly = 1.1 ** (7 / 365.2425) - 1
+    per_week = predict_customers(bg_fit, rfm, period_discount=weekly, **kw).summary
+    continuous = np.log(1.1) * 7 / 365.2425
+    per_time = predict_customers(bg_fit, rfm, continuous_discount=continuous, **kw).summary
+    pd.testing.assert_frame_equal(annual, per_week, rtol=1e-9)
+    pd.testing.assert_frame_equal(annual, per_time, rtol=1e-9)
+    undiscounted = predict_customers(bg_fit, rfm, **kw).summary
+    # the analytic conditional mean (no Monte-Carlo noise) can only fall with discounting
+    assert (annual["clv_conditional_mean"] < undiscounted["clv_conditional_mean"]).all()
+    with pytest.raises(ValueError, match="one discount rate"):
+        predict_customers(bg_fit, rfm, annual_discount=0.1, continuous_discount=0.01, **kw)
+
+
 def test_chunking_and_memory_cap_keep_analytic_draws_and_predictive_law(bg_fit, gg_fit, rfm):
     """Chunks of 7 customers and a tiny memory cap (blocks of a few draws) must leave the
     analytic draws identical and the simulated means within Monte-Carlo error."""

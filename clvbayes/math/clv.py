@@ -9,7 +9,9 @@ An *annual effective* discount rate ``d`` (e.g. 0.10 for 10 % a year) is convert
 
 so that a cash flow at time ``t`` (in model units) is worth ``exp(-δ t)`` today and one
 year later exactly ``1/(1+d)``. 365.2425 is the mean Gregorian year. Time units are
-given as a number of days or one of the names in :data:`DAYS_PER_UNIT`.
+given as a number of days or one of the names in :data:`DAYS_PER_UNIT`. A continuous
+rate per time unit, or an effective rate per time unit, can be given instead
+(:func:`resolve_discount`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "discount_factor",
     "discounted_expectation",
     "discounted_sum",
+    "resolve_discount",
 ]
 
 DAYS_PER_YEAR = 365.2425
@@ -93,6 +96,58 @@ def continuous_rate(annual_rate: Any, time_unit: str | float = "week") -> Any:
     if np.any(d <= -1):
         raise ValueError("annual_rate must be greater than -1")
     return np.log1p(d) * (days_per_unit(time_unit) / DAYS_PER_YEAR)
+
+
+def resolve_discount(
+    time_unit: str | float = "week",
+    *,
+    annual: float = 0.0,
+    continuous: float | None = None,
+    per_period: float | None = None,
+) -> float:
+    """The continuous discount rate ``δ`` per model time unit, from one of three conventions.
+
+    Parameters
+    ----------
+    time_unit : str or float
+        The model's time unit (see :func:`days_per_unit`).
+    annual : float
+        Annual *effective* rate ``d`` (0.1 = 10 % a year): ``δ = ln(1+d) · days/365.2425``.
+    continuous : float, optional
+        Continuous-time rate per model time unit: ``δ`` itself (a cash flow at ``t`` is
+        worth ``exp(-δ t)``).
+    per_period : float, optional
+        Effective rate per model time unit ``d_u`` (0.01 = 1 % a week for weekly data):
+        ``δ = ln(1 + d_u)``, so one unit later a cash flow is worth ``1/(1+d_u)``.
+        pymc-marketing's ``discount_rate`` is this rate per month, applied in discrete
+        monthly steps; here discounting is continuous, so the two agree at whole months.
+
+    Returns
+    -------
+    float
+        ``δ`` (0 without discounting).
+
+    Raises
+    ------
+    ValueError
+        If more than one convention is given, or a rate is out of range.
+    """
+    given = [n for n, v in (("annual", annual), ("continuous", continuous),
+                            ("per_period", per_period)) if v not in (None, 0, 0.0)]  # fmt: skip
+    if len(given) > 1:
+        raise ValueError(
+            f"give one discount rate, not {' and '.join(given)}: annual (effective per "
+            "year), continuous (per time unit) or per_period (effective per time unit)."
+        )
+    if continuous is not None and continuous != 0:
+        if not np.isfinite(continuous) or continuous < 0:
+            raise ValueError(f"continuous discount rate must be >= 0, got {continuous!r}")
+        return float(continuous)
+    if per_period is not None and per_period != 0:
+        if not per_period > -1:
+            raise ValueError(f"per-period discount rate must be > -1, got {per_period!r}")
+        return float(np.log1p(per_period))
+    return float(continuous_rate(annual, time_unit))
 
 
 def discount_factor(t: Any, rate: Any) -> Any:

@@ -19,10 +19,12 @@ For every posterior draw ``s`` of the population parameters and every customer:
    independently of its timing. The draws carry both uncertainties: the population
    parameters' and the customer's own.
 
-Discounting. ``annual_discount`` is an annual *effective* rate ``d``; it becomes the
-continuous rate ``δ = ln(1+d) x days_per_unit / 365.2425`` per model time unit
-(:func:`clvbayes.math.clv.continuous_rate`), and a purchase at time ``t`` after ``T`` is
-worth ``exp(-δ t)``.
+Discounting. A purchase at time ``t`` after ``T`` is worth ``exp(-δ t)``, with ``δ`` a
+continuous rate per model time unit given by one of three conventions
+(:func:`clvbayes.math.clv.resolve_discount`): ``annual_discount``, an annual *effective*
+rate ``d`` (``δ = ln(1+d) x days_per_unit / 365.2425``); ``continuous_discount``, ``δ``
+itself; or ``period_discount``, an effective rate per model time unit ``d_u``
+(``δ = ln(1+d_u)``).
 
 Memory and time. Customers are processed in chunks (and the draws of a chunk in blocks)
 sized from ``memory_limit_mb``; no ``draw x customer`` intermediate is formed beyond a
@@ -51,7 +53,7 @@ import xarray as xr
 
 from clvbayes.data.checks import check_rfm
 from clvbayes.math import gamma_gamma
-from clvbayes.math.clv import continuous_rate
+from clvbayes.math.clv import resolve_discount
 from clvbayes.models.base import FittedModel
 from clvbayes.predict.spill import DrawMatrix
 from clvbayes.predict.summaries import customer_columns, rank_columns
@@ -370,6 +372,8 @@ def predict_customers(
     spend_fit: FittedModel | None = None,
     time_unit: str | float = "week",
     annual_discount: float = 0.0,
+    continuous_discount: float | None = None,
+    period_discount: float | None = None,
     margin: float = 1.0,
     thresholds: Iterable[float] = (),
     top: Iterable[float] = (0.1,),
@@ -409,6 +413,11 @@ def predict_customers(
         The model's time unit (``"day"``, ``"week"``, ... or days), for discounting.
     annual_discount : float
         Annual effective discount rate (0.1 = 10 %/year); 0 = no discounting.
+    continuous_discount : float, optional
+        Instead: a continuous-time discount rate per model time unit (``exp(-δ t)``).
+    period_discount : float, optional
+        Instead: an effective discount rate per model time unit (0.002 = 0.2 % a week
+        for weekly data). At most one of the three may be given.
     margin : float
         Profit margin applied to spend.
     thresholds : iterable of float
@@ -502,7 +511,12 @@ def predict_customers(
     held_mb = 0.0 if clv_all is None or clv_all.on_disk else n_samples * n * 4 / 2**20
     size, block_draws = _plan(n_samples, n, (memory_limit_mb - held_mb) / jobs, chunk_customers)
     options = {
-        "delta": float(continuous_rate(annual_discount, time_unit)),
+        "delta": resolve_discount(
+            time_unit,
+            annual=annual_discount,
+            continuous=continuous_discount,
+            per_period=period_discount,
+        ),
         "margin": float(margin),
         "nodes": discount_nodes,
         "model": bgnbd_fit.kind,
