@@ -19,8 +19,10 @@ __all__ = [
     "plot_coverage",
     "plot_frequency_check",
     "plot_p_alive",
+    "plot_p_zero",
     "plot_parameter_draws",
     "plot_parameter_posteriors",
+    "plot_pit",
     "plot_retention",
     "plot_segment_forest",
     "plot_segments",
@@ -283,6 +285,51 @@ def plot_coverage(coverage: pd.DataFrame, *, ax: Any = None) -> Any:
     ax.set_xlabel("expected share inside the interval")
     ax.set_ylabel("observed share inside the interval")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_pit(pit: pd.DataFrame, quantity: str = "purchases", *, ax: Any = None) -> Any:
+    """Randomized PIT histogram of holdout outcomes: flat at the expected share when the
+    per-customer predictive distributions are calibrated; a U shape means too narrow,
+    a hump too wide, a slope biased.
+
+    Parameters
+    ----------
+    pit : DataFrame
+        ``quantity, bin_low, bin_high, share, expected_share`` (``HoldoutReport.pit``).
+    quantity : str
+        Which quantity to draw (``"purchases"`` or ``"spend"``).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, (5, 3.5))
+    part = pit[pit["quantity"] == quantity]
+    widths = part["bin_high"] - part["bin_low"]
+    ax.bar(part["bin_low"], part["share"], width=widths, align="edge", color=_BLUE, ec="white")
+    ax.axhline(float(part["expected_share"].iloc[0]), color="k", ls="--", lw=1, label="uniform")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"randomized PIT of the holdout {quantity}")
+    ax.set_ylabel("share of customers")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_p_zero(p_zero: pd.DataFrame, *, ax: Any = None) -> Any:
+    """Calibration of P(no purchase in the holdout): predicted probability against the
+    observed share of customers who bought nothing, per decile of the prediction.
+
+    Parameters
+    ----------
+    p_zero : DataFrame
+        ``decile, predicted, observed`` (``HoldoutReport.p_zero``).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, (4, 4))
+    ax.plot(p_zero["predicted"], p_zero["observed"], "o-", color=_ORANGE)
+    ax.plot([0, 1], [0, 1], color=_GREY, ls=":", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted P(no purchase), decile mean")
+    ax.set_ylabel("observed share with no purchase")
     return ax
 
 

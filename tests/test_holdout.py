@@ -17,6 +17,7 @@ CALIBRATION_END = pd.Timestamp("1997-09-30")
 OBSERVATION_END = pd.Timestamp("1998-06-30")
 # MLE plug-in forecasts of total holdout repeat purchases (FHL 2005; lifetimes 0.11.3)
 MLE_SAMPLE = (1653.0, 1882.0)
+MLE_MASTER = (16874.0, 19684.0)
 
 
 def cdnow_holdout_rfm(kind: str = "sample") -> pd.DataFrame:
@@ -123,6 +124,29 @@ def test_holdout_on_cdnow_sample_with_map_fit(sample_rfm, map_fits):
         "spend_pit",
         "p_zero",
     ]
+
+
+def test_holdout_on_cdnow_master_with_map_fit():
+    """All 23,570 master customers: the ML plug-in forecast 16,874 vs 19,684 actual
+    (-14.3 %), and per-customer coverage of purchases and spend within 3 points of what
+    the model expects. P(no purchase) by decile is off by 0.04 on average (measured):
+    the model expects the most active customers to go quiet more often than they did
+    (decile 3: 0.69 predicted, 0.56 observed), the per-customer face of the total's
+    under-forecast; the bound below is the sample test's."""
+    rfm = cdnow_holdout_rfm("master")
+    flat = FLAT_PRIORS("r", "alpha", "a", "b")
+    bg = BGNBD(flat).fit(rfm, method="map", seed=1, progressbar=False)
+    gg = GammaGamma().fit(rfm, method="map", seed=1, progressbar=False)
+    report = validate_holdout(bg, rfm, spend_fit=gg, n_draws=500, seed=3)
+    purchases = report.totals.set_index("quantity").loc["purchases"]
+    assert purchases["actual"] == MLE_MASTER[1]
+    assert purchases["predicted_mean"] == pytest.approx(MLE_MASTER[0], rel=0.002)
+    cov = report.coverage
+    assert (cov["difference"].abs() <= 0.03).all(), cov
+    assert (report.pit["share"] - 0.1).abs().max() < 0.03
+    pz = report.p_zero
+    assert pz["predicted"].is_monotonic_increasing and pz["n_customers"].sum() == len(rfm)
+    assert (pz["predicted"] - pz["observed"]).abs().mean() < 0.06
 
 
 def test_posterior_predictive_total_is_no_worse_than_the_ml_plug_in(sample_rfm):

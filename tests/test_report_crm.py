@@ -242,6 +242,11 @@ def test_every_report_figure_draws_alone(sample):
         {"quantity": ["purchases"] * 2, "level": [0.5, 0.9], "observed": [0.6, 0.9],
          "expected": [0.62, 0.93]}
     )  # fmt: skip
+    pit = pd.DataFrame(
+        {"quantity": "purchases", "bin_low": [0.0, 0.5], "bin_high": [0.5, 1.0],
+         "share": [0.4, 0.6], "expected_share": 0.5}
+    )  # fmt: skip
+    p_zero = pd.DataFrame({"decile": [1, 2], "predicted": [0.2, 0.7], "observed": [0.25, 0.66]})
     draws = [
         lambda ax: plots.plot_tracking(tracking_curve(fit, rfm, actual=times), ax=ax),
         lambda ax: plots.plot_retention(
@@ -254,6 +259,8 @@ def test_every_report_figure_draws_alone(sample):
         lambda ax: plots.plot_segments(segments, "clv", ax=ax),
         lambda ax: plots.plot_clv_cac(cac, ax=ax),
         lambda ax: plots.plot_coverage(coverage, ax=ax),
+        lambda ax: plots.plot_pit(pit, ax=ax),
+        lambda ax: plots.plot_p_zero(p_zero, ax=ax),
     ]
     for draw in draws:
         ax = Figure().subplots()
