@@ -162,6 +162,27 @@ def test_auto_centering_centres_large_segments_only(seg_rfm):
 # --- bad input ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("spec_class", [BGNBD, GammaGamma], ids=lambda c: c.kind)
+def test_link_values_are_the_hierarchical_priors_link_scale_and_invert(spec_class, seg_rfm):
+    """Oracle: the model graph itself. Under partial pooling each pooled quantity is
+    ``mu + sigma * z`` on its link scale (non-centred segments); ``link_values`` of the
+    model parameters drawn from that prior must give exactly that, and invert."""
+    import pymc as pm
+
+    spec = spec_class(segments="channel", centered=False)
+    built = spec.build(spec.prepare(seg_rfm), likelihood=False)
+    prior = pm.sample_prior_predictive(draws=50, model=built, random_seed=1)["prior"]
+    params = {k: prior[k].to_numpy() for k in spec.params}
+    links = spec.link_values(params)
+    assert set(links) == set(spec.segment_links)
+    for name, values in links.items():
+        mu, sigma = (prior[f"{name}_{h}"].to_numpy()[..., None] for h in ("mu", "sigma"))
+        np.testing.assert_allclose(values, mu + sigma * prior[f"{name}_z"].to_numpy(), rtol=1e-9)
+    back = spec.from_link_values(links)
+    for k in spec.params:
+        np.testing.assert_allclose(back[k], params[k], rtol=1e-10)
+
+
 def test_bad_segment_input_gives_clear_errors(seg_rfm):
     with pytest.raises(ValueError, match="segment column 'region' is not in the RFM table"):
         BGNBD(segments="region").prepare(seg_rfm)

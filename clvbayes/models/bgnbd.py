@@ -76,6 +76,25 @@ class BGNBD(ModelSpec):
     }
     hierarchical_priors = BGNBD_HIERARCHICAL_PRIORS
 
+    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``r``, ``purchase_rate = r / alpha``, ``phi_dropout = a / (a + b)`` and
+        ``kappa_dropout = a + b`` (see :meth:`ModelSpec.pooled_values`)."""
+        r, alpha, a, b = (np.asarray(params[k], dtype=float) for k in ("r", "alpha", "a", "b"))
+        return {
+            "r": r,
+            "purchase_rate": r / alpha,
+            "phi_dropout": a / (a + b),
+            "kappa_dropout": a + b,
+        }
+
+    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``r, alpha, a, b`` from :meth:`pooled_values`."""
+        r, rate, phi, kappa = (
+            np.asarray(pooled[k], dtype=float)
+            for k in ("r", "purchase_rate", "phi_dropout", "kappa_dropout")
+        )
+        return {"r": r, "alpha": r / rate, "a": phi * kappa, "b": (1.0 - phi) * kappa}
+
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""
         with pm.Model(coords=self._model_coords(data)) as model:

@@ -68,6 +68,17 @@ class GammaGamma(ModelSpec):
         """Customers with repeat purchases of positive mean value."""
         return (values["frequency"] > 0) & (values["monetary_value"] > 0)
 
+    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``p``, ``q`` and ``mean_spend = p v / (q - 1)`` (see
+        :meth:`ModelSpec.pooled_values`)."""
+        p, q, v = (np.asarray(params[k], dtype=float) for k in ("p", "q", "v"))
+        return {"p": p, "q": q, "mean_spend": p * v / (q - 1.0)}
+
+    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``p, q, v`` from :meth:`pooled_values`."""
+        p, q, mean = (np.asarray(pooled[k], dtype=float) for k in ("p", "q", "mean_spend"))
+        return {"p": p, "q": q, "v": mean * (q - 1.0) / p}
+
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
         """PyMC model: priors, then the count-weighted unique-row log-likelihood."""
         with pm.Model(coords=self._model_coords(data)) as model:

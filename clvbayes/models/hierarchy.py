@@ -52,9 +52,11 @@ __all__ = [
     "POOLING",
     "SegmentWarning",
     "by_segment",
+    "from_link",
     "hierarchical_parameter",
     "read_segments",
     "segment_prior",
+    "to_link",
 ]
 
 Pooling = Literal["partial", "none", "complete"]
@@ -233,6 +235,30 @@ def centered_mask(centered: bool | Literal["auto"], counts: np.ndarray) -> np.nd
     if not isinstance(centered, bool):
         raise ValueError(f"centered must be True, False or 'auto', got {centered!r}.")
     return np.full(len(counts), centered)
+
+
+def to_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.ndarray:
+    """``values`` on the ``link`` scale of :func:`hierarchical_parameter` (numpy)."""
+    values = np.asarray(values, dtype=float)
+    if link == "log":
+        return np.log(values)
+    if link == "logit":
+        return np.log(values) - np.log1p(-values)
+    if link == "log_excess":
+        return np.log(values - 1.0)
+    raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
+
+
+def from_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.ndarray:
+    """The inverse of :func:`to_link`."""
+    values = np.asarray(values, dtype=float)
+    if link == "log":
+        return np.exp(values)
+    if link == "logit":
+        return 1.0 / (1.0 + np.exp(-values))
+    if link == "log_excess":
+        return 1.0 + np.exp(values)
+    raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
 
 
 def hierarchical_parameter(
