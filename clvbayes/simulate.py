@@ -9,6 +9,7 @@ handles every customer still "in play" at once, and that set shrinks as they lea
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "simulate_gamma_gamma",
     "simulate_mbgnbd",
     "simulate_pareto_nbd",
+    "simulate_segments",
     "simulate_transaction_model",
     "simulate_transaction_values",
 ]
@@ -247,6 +249,59 @@ class TransactionValues(NamedTuple):
     nu: np.ndarray
     values: np.ndarray
     customer: np.ndarray
+
+
+def simulate_segments(
+    params: Mapping[str, Sequence[float]],
+    sizes: Sequence[int],
+    T: tuple[float, float],
+    *,
+    rng: np.random.Generator | int,
+    time_step: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Customers of several segments, each segment with its own population parameters.
+
+    For recovery studies of segmented fits (``BGNBD(segments=...)``) and for planning:
+    how many customers a segment needs before its parameters are told apart.
+
+    Parameters
+    ----------
+    params : mapping of str to sequence of float
+        One value per segment for each of ``r, alpha, a, b`` (BG/NBD) and, optionally,
+        ``p, q, v`` (Gamma-Gamma): then ``monetary_value`` is simulated too.
+    sizes : sequence of int
+        Customers per segment.
+    T : (float, float)
+        Customers' ages are uniform on ``[T[0], T[1])``.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+    time_step : float, optional
+        Round ages and recencies down to multiples of this (``1/7`` for days when the
+        unit is weeks), as a transaction log does: customers then share unique rows.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``segment`` (int64 code, the index into ``sizes``), ``frequency``, ``recency``,
+        ``T`` and, with spend parameters, ``monetary_value`` (0 for customers without
+        repeat purchases), segment after segment.
+    """
+    rng = _generator(rng)
+    sizes = [int(n) for n in sizes]
+    codes = np.repeat(np.arange(len(sizes)), sizes)
+    per_customer = {k: np.asarray(v, dtype=float)[codes] for k, v in params.items()}
+    age = rng.uniform(T[0], T[1], size=codes.size)
+    if time_step is not None:
+        age = np.floor(age / time_step) * time_step
+    sim = simulate_bgnbd(*(per_customer[k] for k in ("r", "alpha", "a", "b")), age, rng=rng)
+    recency = sim["recency"]
+    if time_step is not None:
+        recency = np.floor(recency / time_step) * time_step
+    out = {"segment": codes, "frequency": sim["frequency"], "recency": recency, "T": age}
+    if {"p", "q", "v"} <= set(params):
+        spend = (per_customer[k] for k in ("p", "q", "v"))
+        out["monetary_value"] = simulate_gamma_gamma(*spend, sim["frequency"], rng=rng)
+    return out
 
 
 def _spend_inputs(p: Any, q: Any, v: Any, frequency: Any) -> tuple[tuple[int, ...], list]:

@@ -20,6 +20,7 @@ from clvbayes.simulate import (
     simulate_gamma_gamma,
     simulate_mbgnbd,
     simulate_pareto_nbd,
+    simulate_segments,
     simulate_transaction_model,
     simulate_transaction_values,
 )
@@ -117,6 +118,36 @@ def test_simulate_bgnbd_broadcasts_and_is_reproducible():
     assert np.all(first["recency"] <= first["T"])
     assert np.all((first["frequency"] == 0) <= (first["recency"] == 0))
     assert np.all(first["alive"][first["frequency"] == 0])
+
+
+def test_simulate_segments_gives_each_segment_its_own_process():
+    """Oracles: FHL 2005 eq. 9 (a new customer's expected purchases) averaged over each
+    segment's ages, and Fader & Hardie 2013's population mean spend p v / (q - 1)."""
+    params = {
+        "r": [0.25, 1.0],
+        "alpha": [4.0, 2.0],
+        "a": [0.8, 2.0],
+        "b": [2.5, 1.0],
+        "p": [6.0, 3.0],
+        "q": [3.8, 5.0],
+        "v": [15.0, 40.0],
+    }
+    sim = simulate_segments(params, [60_000, 40_000], (20.0, 40.0), rng=3, time_step=1 / 7)
+    assert np.bincount(sim["segment"]).tolist() == [60_000, 40_000]
+    days = np.concatenate([sim["T"], sim["recency"]]) * 7
+    np.testing.assert_allclose(days, np.round(days), atol=1e-9)  # whole days
+    assert np.all(sim["recency"] <= sim["T"])
+    for code in (0, 1):
+        mine = sim["segment"] == code
+        r, alpha, a, b, p, q, v = (params[k][code] for k in "r alpha a b p q v".split())
+        expected = bgnbd.expected_purchases_new(r, alpha, a, b, sim["T"][mine])
+        _assert_mean_zero(sim["frequency"][mine] - expected)
+        repeat = mine & (sim["frequency"] > 0)
+        _assert_mean_zero(sim["monetary_value"][repeat] - p * v / (q - 1))
+    no_spend = simulate_segments(
+        {k: params[k] for k in "r alpha a b".split()}, [5, 5], (1, 2), rng=1
+    )
+    assert "monetary_value" not in no_spend and no_spend["T"].min() >= 1
 
 
 # --- Gamma-Gamma -----------------------------------------------------------------------
