@@ -17,8 +17,11 @@ from scipy import special as sp
 
 from clvbayes.math._ops import (
     Factor,
+    LogLikTerms,
     _is_tensor,
+    gather,
     log_rising_factorial,
+    on_levels,
     ops_for,
     per_distinct_row,
     per_level,
@@ -35,6 +38,7 @@ __all__ = [
     "expected_purchases_new",
     "frequency_terms",
     "loglik",
+    "loglik_terms",
     "p_alive",
     "prob_purchases",
 ]
@@ -118,14 +122,45 @@ def loglik(
     """
     if x_levels is not None:
         x = Factor(np.asarray(x_levels), np.asarray(x_index))
+    return loglik_terms(r, alpha, a, b, x, t_x, T).per_row()
+
+
+def loglik_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> LogLikTerms:
+    """:func:`loglik` as a sum of terms (:class:`~clvbayes.math._ops.LogLikTerms`).
+
+    The frequency terms and ``-(r + x) log(α + T)`` enter additively and are kept per
+    level of ``x`` and ``T``; only the dropout bracket needs its inputs on every row.
+    ``loglik_terms(...).weighted_sum(counts)`` is the count-weighted total the PyMC model
+    uses; ``.per_row()`` is :func:`loglik`.
+    """
+    frequency = on_levels(lambda lv: frequency_terms(r, alpha, a, b, lv), x)
+    return beta_geometric_terms(r, alpha, frequency, x, t_x, T)
+
+
+def beta_geometric_terms(
+    r: Any, alpha: Any, frequency: tuple[Any, Any], x: Any, t_x: Any, T: Any
+) -> LogLikTerms:
+    """Log-likelihood terms shared by the BG/NBD and the MBG/NBD.
+
+    ``base + r log α - (r + x) log(α + T) + log[1 + e^{log_odds} ((α+T)/(α+t_x))^(r+x)]``
+    with the model's own frequency terms ``frequency = (base, log_odds)``, given per
+    level of ``x`` (:func:`~clvbayes.math._ops.on_levels`).
+    """
     x_values = values_of(x)
-    ops = ops_for(r, alpha, a, b, x_values, values_of(t_x), values_of(T))
-    base, log_odds = per_level(lambda lv: frequency_terms(r, alpha, a, b, lv), x)
-    log_alpha_T = per_level(lambda lv: ops.log(alpha + lv), T)
-    log_alpha_t = per_level(lambda lv: ops.log(alpha + lv), t_x)
-    alive_branch = r * ops.log(alpha) - (r + x_values) * log_alpha_T
-    dropout_term = _log1p_dropout_odds(ops, r, x_values, log_odds, log_alpha_T, log_alpha_t)
-    return base + alive_branch + dropout_term
+    ops = ops_for(r, alpha, x_values, values_of(t_x), values_of(T))
+    base, log_odds = frequency
+    log_alpha_T = on_levels(lambda lv: ops.log(alpha + lv), T)
+    log_alpha_t = on_levels(lambda lv: ops.log(alpha + lv), t_x)
+    terms = LogLikTerms()
+    terms.level(base, x)
+    terms.row(r * ops.log(alpha))
+    terms.level(-r * log_alpha_T, T)
+    terms.level(-log_alpha_T, T, weight=x_values)
+    dropout = _log1p_dropout_odds(
+        ops, r, x_values, gather(log_odds, x), gather(log_alpha_T, T), gather(log_alpha_t, t_x)
+    )
+    terms.row(dropout)
+    return terms
 
 
 def _log1p_dropout_odds(

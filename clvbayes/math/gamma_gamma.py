@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from clvbayes.math._ops import Factor, ops_for, per_level, values_of
+from clvbayes.math._ops import Factor, LogLikTerms, on_levels, ops_for, values_of
 
 __all__ = [
     "expected_spend",
     "expected_spend_new",
     "frequency_terms",
     "loglik",
+    "loglik_terms",
     "spend_scale_posterior",
 ]
 
@@ -66,11 +67,20 @@ def loglik(
     """
     if x_levels is not None:
         x = Factor(np.asarray(x_levels), np.asarray(x_index))
+    return loglik_terms(p, q, v, x, z).per_row()
+
+
+def loglik_terms(p: Any, q: Any, v: Any, x: Any, z: Any) -> LogLikTerms:
+    """:func:`loglik` as a sum of terms (:class:`~clvbayes.math._ops.LogLikTerms`): the
+    Gamma-function part per level of ``x``, the rest per row; ``.weighted_sum(counts)``
+    is the count-weighted total the PyMC model uses."""
     x_values = values_of(x)
     ops = ops_for(p, q, v, x_values, z)
-    base = per_level(lambda lv: frequency_terms(p, q, lv), x)
+    terms = LogLikTerms()
+    terms.level(on_levels(lambda lv: frequency_terms(p, q, lv), x), x)
     px = p * x_values
-    return base + q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x_values * z)
+    terms.row(q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x_values * z))
+    return terms
 
 
 def spend_scale_posterior(p: Any, q: Any, v: Any, x: Any, z: Any) -> tuple[Any, Any]:

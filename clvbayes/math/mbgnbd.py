@@ -16,13 +16,18 @@ import numpy as np
 from scipy import special as sp
 
 from clvbayes.math._ops import (
+    LogLikTerms,
     log_rising_factorial,
+    on_levels,
     ops_for,
     per_distinct_row,
-    per_level,
-    values_of,
 )
-from clvbayes.math.bgnbd import CustomerPosterior, _mean_if_alive
+from clvbayes.math.bgnbd import (
+    CustomerPosterior,
+    _log1p_dropout_odds,
+    _mean_if_alive,
+    beta_geometric_terms,
+)
 from clvbayes.math.clv import discounted_expectation
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "expected_purchases_new",
     "frequency_terms",
     "loglik",
+    "loglik_terms",
     "p_alive",
     "prob_purchases",
 ]
@@ -60,11 +66,6 @@ def frequency_terms(r: Any, a: Any, b: Any, x: Any) -> tuple[Any, Any]:
     return base, ops.log(a) - ops.log(b + x)
 
 
-def _log1p_dropout_odds(ops: Any, r: Any, x: Any, log_odds: Any, log_a_T: Any, log_a_t: Any) -> Any:
-    """``log[1 + a/(b+x) ((α+T)/(α+t_x))^(r+x)] = -log P(alive)``, as a ``logaddexp``."""
-    return ops.softplus(log_odds + (r + x) * (log_a_T - log_a_t))
-
-
 def loglik(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any:
     """MBG/NBD log-likelihood of each customer's ``(x, t_x, T)``.
 
@@ -91,13 +92,13 @@ def loglik(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any:
     array
         Log-likelihood of each row (not summed, not weighted).
     """
-    x_values = values_of(x)
-    ops = ops_for(r, alpha, a, b, x_values, values_of(t_x), values_of(T))
-    base, log_odds = per_level(lambda lv: frequency_terms(r, a, b, lv), x)
-    log_a_T = per_level(lambda lv: ops.log(alpha + lv), T)
-    log_a_t = per_level(lambda lv: ops.log(alpha + lv), t_x)
-    alive = r * ops.log(alpha) - (r + x_values) * log_a_T
-    return base + alive + _log1p_dropout_odds(ops, r, x_values, log_odds, log_a_T, log_a_t)
+    return loglik_terms(r, alpha, a, b, x, t_x, T).per_row()
+
+
+def loglik_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> LogLikTerms:
+    """:func:`loglik` as a sum of terms (see :func:`clvbayes.math.bgnbd.loglik_terms`)."""
+    frequency = on_levels(lambda lv: frequency_terms(r, a, b, lv), x)
+    return beta_geometric_terms(r, alpha, frequency, x, t_x, T)
 
 
 def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any:

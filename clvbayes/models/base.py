@@ -8,7 +8,7 @@ the user's priors are left untouched, so fitting twice never sees stale state.
 Segments. A spec that supports them (``supports_segments``) takes ``segments="column"``
 and ``pooling`` (see :mod:`clvbayes.models.hierarchy`): the data are compressed with the
 segment code in the unique-row key, the parameters get a ``segment`` dimension and the
-one-population likelihood (``_population_loglik``) is evaluated per segment block.
+one-population likelihood (``_population_terms``) is evaluated per segment block.
 Fitted segmented models have posterior dims ``(chain, draw, segment)``.
 """
 
@@ -33,6 +33,7 @@ from clvbayes.data.checks import check_rfm
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
 from clvbayes.diagnostics import Diagnosis, diagnose, warn_problems
 from clvbayes.inference import Method, run_inference
+from clvbayes.math._ops import LogLikTerms
 from clvbayes.models.hierarchy import (
     PARTIAL_TARGET_ACCEPT,
     PARTIAL_TUNE,
@@ -45,6 +46,7 @@ from clvbayes.models.hierarchy import (
     hierarchical_parameter,
     read_segments,
     segment_prior,
+    sum_by_segment,
     to_link,
 )
 from clvbayes.priors import resolve_priors
@@ -61,7 +63,7 @@ class ModelSpec(ABC):
     default_priors: ClassVar[Mapping[str, Prior]]
     prior_names: ClassVar[frozenset[str]]
     prior_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
-    #: whether ``segments=`` is supported; such a spec implements ``_population_loglik``
+    #: whether ``segments=`` is supported; such a spec implements ``_population_terms``
     supports_segments: ClassVar[bool] = False
     #: link scale of each hierarchically pooled parameter (``pooling="partial"``)
     segment_links: ClassVar[Mapping[str, str]] = {}
@@ -222,9 +224,14 @@ class ModelSpec(ABC):
         """PyMC coords: ``segment`` labels for segmented data."""
         return {"segment": list(data.segments)} if data.segmented else {}
 
+    def _population_terms(self, params: Mapping[str, Any], data: CompressedRFM) -> LogLikTerms:
+        """One population's log-likelihood as terms (segment-capable specs define it):
+        ``.per_row()`` for the pointwise values, ``.weighted_sum(counts)`` for the total."""
+        raise NotImplementedError(f"{self.kind} does not define _population_terms.")
+
     def _population_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
-        """Log-likelihood per row of one population (segment-capable specs define it)."""
-        raise NotImplementedError(f"{self.kind} does not define _population_loglik.")
+        """Log-likelihood per row of one population."""
+        return self._population_terms(params, data).per_row()
 
     def _rows_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
         """Per-row log-likelihood; per segment block when the parameters are per segment.
@@ -236,6 +243,18 @@ class ModelSpec(ABC):
         if data.segmented and self.pooling != "complete":
             return by_segment(self._population_loglik, params, data)
         return self._population_loglik(params, data)
+
+    def _weighted_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """``Σ counts x per-row log-likelihood`` (the PyMC model's potential), with the
+        per-level terms summed per level (:class:`~clvbayes.math._ops.LogLikTerms`);
+        per segment block when the parameters are per segment."""
+
+        def total(p: Mapping[str, Any], block: CompressedRFM) -> Any:
+            return self._population_terms(p, block).weighted_sum(block.counts)
+
+        if data.segmented and self.pooling != "complete":
+            return sum_by_segment(total, params, data)
+        return total(params, data)
 
     def fit(
         self,

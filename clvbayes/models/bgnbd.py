@@ -110,8 +110,7 @@ class BGNBD(ModelSpec):
             if not likelihood:
                 return model
             params = {"r": v["r"], "alpha": v["alpha"], "a": a, "b": b}
-            ll = self._rows_loglik(params, data)
-            pm.Potential("loglik", (data.counts * ll).sum())
+            pm.Potential("loglik", self._weighted_loglik(params, data))
         return model
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:
@@ -122,9 +121,9 @@ class BGNBD(ModelSpec):
         """
         return self._rows_loglik(params, data)
 
-    def _population_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
-        """One population's log-likelihood per row: :func:`clvbayes.math.bgnbd.loglik`."""
-        return bgnbd.loglik(
+    def _population_terms(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """One population's log-likelihood: :func:`clvbayes.math.bgnbd.loglik_terms`."""
+        return bgnbd.loglik_terms(
             params["r"],
             params["alpha"],
             params["a"],

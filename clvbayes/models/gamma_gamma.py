@@ -88,8 +88,7 @@ class GammaGamma(ModelSpec):
                 v["v"] = pm.Deterministic("v", scale, dims="segment")
             if not likelihood:
                 return model
-            ll = self._rows_loglik(v, data)
-            pm.Potential("loglik", (data.counts * ll).sum())
+            pm.Potential("loglik", self._weighted_loglik(v, data))
         return model
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:
@@ -100,9 +99,9 @@ class GammaGamma(ModelSpec):
         """
         return self._rows_loglik(params, data)
 
-    def _population_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
-        """One population's log-density per row: :func:`clvbayes.math.gamma_gamma.loglik`."""
-        return gamma_gamma.loglik(
+    def _population_terms(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """One population's log-density: :func:`clvbayes.math.gamma_gamma.loglik_terms`."""
+        return gamma_gamma.loglik_terms(
             params["p"],
             params["q"],
             params["v"],

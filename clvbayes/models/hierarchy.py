@@ -56,6 +56,7 @@ __all__ = [
     "hierarchical_parameter",
     "read_segments",
     "segment_prior",
+    "sum_by_segment",
     "to_link",
 ]
 
@@ -340,3 +341,17 @@ def by_segment(
 
         return pt.concatenate(parts, axis=-1)
     return np.concatenate(parts, axis=-1)
+
+
+def sum_by_segment(
+    fn: Callable[[dict[str, Any], CompressedRFM], Any],
+    params: Mapping[str, Any],
+    data: CompressedRFM,
+) -> Any:
+    """``Σ_segments fn(segment's params, segment's block)``: a total over segmented data
+    (e.g. the count-weighted log-likelihood), one segment block at a time (see
+    :func:`by_segment` for ``params``)."""
+    total: Any = 0.0
+    for code, _, block in data.segment_blocks():
+        total = total + fn({k: v[..., code, None] for k, v in params.items()}, block)
+    return total

@@ -62,21 +62,17 @@ class MBGNBD(ModelSpec):
                 b = pm.Deterministic("b", (1.0 - v["phi_dropout"]) * v["kappa_dropout"])
             if not likelihood:
                 return model
-            ll = mbgnbd.loglik(
-                v["r"],
-                v["alpha"],
-                a,
-                b,
-                data.factor("frequency"),
-                data.factor("recency"),
-                data.factor("T"),
-            )
-            pm.Potential("loglik", (data.counts * ll).sum())
+            params = {"r": v["r"], "alpha": v["alpha"], "a": a, "b": b}
+            pm.Potential("loglik", self._population_terms(params, data).weighted_sum(data.counts))
         return model
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> np.ndarray:
         """Per-row log-likelihood in numpy (same function as the PyMC graph)."""
-        return mbgnbd.loglik(
+        return self._population_loglik(params, data)
+
+    def _population_terms(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
+        """The log-likelihood: :func:`clvbayes.math.mbgnbd.loglik_terms`."""
+        return mbgnbd.loglik_terms(
             params["r"],
             params["alpha"],
             params["a"],
