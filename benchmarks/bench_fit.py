@@ -128,13 +128,20 @@ def worker(tool: str, model: str, dataset: str) -> dict:
     }
 
 
+_WARM = "import pymc, nutpie, arviz, pymc_marketing.clv, clvbayes.models, clvbayes.datasets"
+
+
 def _settle(seconds: float) -> None:
-    """Flush dirty pages and wait, so a case does not pay for the previous one's writes
-    (compile caches, traces): measured, a Gamma-Gamma fit right after the 145 s
-    pymc-marketing BG/NBD process took 11-12 s instead of 8-9 s."""
+    """Flush dirty pages, wait, and warm the page cache, so that a case does not pay for
+    the previous one: measured (session 5), the clvbayes Gamma-Gamma case right after
+    the pymc-marketing BG/NBD process took 16-21 s instead of 8 s, 8-10 s of it loading
+    the data and libraries from disk again (that process had pushed them out of the page
+    cache). An untimed interpreter importing both tools' libraries first puts every case
+    on the same warm cache."""
     if seconds > 0:
         os.sync()
         time.sleep(seconds)
+    subprocess.run([sys.executable, "-c", _WARM], capture_output=True, check=False)
 
 
 def run_case(tool: str, model: str, dataset: str) -> dict:
@@ -149,13 +156,39 @@ def run_case(tool: str, model: str, dataset: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _seconds(result: dict) -> str:
+    if "fit_seconds" not in result:
+        return str(result.get("error", "-"))
+    spread = f" ({result['range']})" if "range" in result else ""
+    return f"{result['fit_seconds']}{spread}"
+
+
+def _medians(results: list[dict]) -> list[dict]:
+    """One result per (tool, model, data): with ``--repeat``, the run of median time,
+    its ``fit_seconds`` shown as ``median (min-max)`` in the table's ``range`` field."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["tool"], r["model"], r["dataset"]), []).append(r)
+    out = []
+    for runs in groups.values():
+        timed = sorted((r for r in runs if "fit_seconds" in r), key=lambda r: r["fit_seconds"])
+        if not timed:
+            out.append(runs[0])
+            continue
+        median = dict(timed[(len(timed) - 1) // 2])
+        if len(timed) > 1:
+            median["range"] = f"{timed[0]['fit_seconds']}-{timed[-1]['fit_seconds']}"
+        out.append(median)
+    return out
+
+
 def table(results: list[dict]) -> str:
     lines = [
         "| data | model | customers | clvbayes s | pymc-marketing s | speed-up | "
         "clvbayes ESS/s | pymc-marketing ESS/s | ESS/s ratio | posterior means (ours / theirs) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    keyed = {(r["tool"], r["model"], r["dataset"]): r for r in results}
+    keyed = {(r["tool"], r["model"], r["dataset"]): r for r in _medians(results)}
     order = {"cdnow": 0, "sample": 1}
     cases = sorted(
         {(r["model"], r["dataset"]) for r in results},
@@ -175,8 +208,7 @@ def table(results: list[dict]) -> str:
         )
         lines.append(
             f"| {dataset} | {model} | {ours.get('customers', theirs.get('customers', '?'))} "
-            f"| {ours.get('fit_seconds', ours.get('error'))} "
-            f"| {theirs.get('fit_seconds', theirs.get('error'))} | {speed} "
+            f"| {_seconds(ours)} | {_seconds(theirs)} | {speed} "
             f"| {ours.get('ess_per_second', '-')} | {theirs.get('ess_per_second', '-')} "
             f"| {ess_ratio} | {means} |"
         )
@@ -200,6 +232,12 @@ def main() -> None:
         "--pause", type=float, default=20.0, help="seconds of quiet (after a sync) before each case"
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every case this many times, tools alternating; the table shows medians",
+    )
+    parser.add_argument(
         "--anchor-max",
         type=int,
         default=None,
@@ -215,7 +253,7 @@ def main() -> None:
     if args.pareto:
         cases.append(("sample", "pnbd"))
     for dataset, model in cases:
-        for tool in ("clvbayes", "pymc-marketing"):
+        for tool in ("clvbayes", "pymc-marketing") * args.repeat:
             too_big = dataset.isdigit() and args.anchor_max and int(dataset) > args.anchor_max
             if tool == "pymc-marketing" and too_big:
                 res = {"tool": tool, "model": model, "dataset": dataset}

@@ -364,6 +364,17 @@ PLANS = {
                                    "lifetimes-clv", "pymc-marketing-clv")],
         *[(s, 10_000_000) for s in ("gen", "rfm")],
     ],
+    # session 5: the 100k row, the anchors at 1M and 10M, and 10M scoring with 1,000 draws
+    "anchors": [
+        *[(s, 1_000_000) for s in ("gen", "rfm", "fit")],
+        *[(s, 100_000) for s in ("gen", "rfm", "fit", "score", "lifetimes-rfm",
+                                 "lifetimes-fit", "lifetimes-clv", "pymc-marketing-rfm",
+                                 "pymc-marketing-clv", "pymc-marketing-fit")],
+        *[(s, 1_000_000) for s in ("lifetimes-rfm", "lifetimes-fit", "lifetimes-clv",
+                                   "pymc-marketing-rfm", "pymc-marketing-fit")],
+        *[(s, 10_000_000) for s in ("gen", "rfm", "lifetimes-rfm", "pymc-marketing-rfm",
+                                    "score")],
+    ],
     # the full plan (1,000 draws at 1M and 100k anchors): hours on a busy 2-core machine
     "full": [
         *[(s, 1_000_000) for s in ("gen", "rfm", "rfm-dask", "fit", "score", "score-dask")],
