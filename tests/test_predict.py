@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math import bgnbd, gamma_gamma, mbgnbd
 from clvbayes.math.bgnbd import expected_discounted_purchases
 from clvbayes.math.clv import continuous_rate
 from clvbayes.models import BGNBD, FittedModel, GammaGamma
@@ -390,8 +390,10 @@ def test_working_memory_stays_under_the_cap(bg_fit, gg_fit, cdnow_summary_csv, c
     assert peak - kept < cap_mb + 4.0
 
 
-def test_automatic_discount_nodes_match_64_point_rule_to_1e8():
-    """The per-customer node count (8/16/48 by h/(α+T) and δh) against 64 nodes."""
+@pytest.mark.parametrize("module", [bgnbd, mbgnbd], ids=["bgnbd", "mbgnbd"])
+def test_automatic_discount_nodes_match_64_point_rule_to_1e8(module):
+    """The per-customer node count (8/16/48 by h/(α+T) and δh) against 64 nodes; the
+    MBG/NBD shares the rule (its alive part is the BG/NBD's with Beta(a, b+x+1))."""
     rng = np.random.default_rng(11)
     draws = {k: v * np.exp(rng.normal(0, 0.05, (40, 1))) for k, v in FHL_MLE.items()}
     n = 300
@@ -400,8 +402,8 @@ def test_automatic_discount_nodes_match_64_point_rule_to_1e8():
     t_x = T * rng.uniform(0, 1, n) * (x > 0)
     params = [draws[k] for k in ("r", "alpha", "a", "b")]
     for h, delta in [(52.0, 0.0018), (104.0, 0.05), (400.0, 0.05), (rng.uniform(1, 200, n), 0.01)]:
-        want = expected_discounted_purchases(*params, x, t_x, T, h, delta, nodes=64)
-        got = expected_discounted_purchases(*params, x, t_x, T, h, delta)
+        want = module.expected_discounted_purchases(*params, x, t_x, T, h, delta, nodes=64)
+        got = module.expected_discounted_purchases(*params, x, t_x, T, h, delta)
         np.testing.assert_allclose(got, want, rtol=1e-8)
 
 

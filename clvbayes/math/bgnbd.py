@@ -362,12 +362,19 @@ def expected_purchases(
     return alive * _purchases_if_alive(r, alpha, a, b, x, T, t)
 
 
-def _purchases_if_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, t: Any) -> Any:
-    """The bracket of :func:`expected_purchases`, once per distinct ``(x, T, t)``."""
+def _purchases_if_alive(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, t: Any, *, beta_shift: float = 0.0
+) -> Any:
+    """The bracket of :func:`expected_purchases`, once per distinct ``(x, T, t)``.
+
+    ``E[(1 - (1 + p t/(α+T))^-(r+x)) / p]`` with ``p ~ Beta(a, b + x + beta_shift)``: the
+    alive customer's dropout posterior, ``beta_shift = 0`` for the BG/NBD and 1 for the
+    MBG/NBD (which can also drop out at the first purchase).
+    """
 
     def fn(x: Any, T: Any, t: Any) -> np.ndarray:
         s = np.asarray(t, dtype=float) / (np.asarray(alpha) + np.asarray(T))
-        return _mean_if_alive(np.add(r, x), np.add(b, x), a, s)
+        return _mean_if_alive(np.add(r, x), np.add(b, x) + beta_shift, a, s)
 
     return per_distinct_row(fn, (x, T, t), (r, alpha, a, b))
 
@@ -563,18 +570,42 @@ def expected_discounted_purchases(
     if alive is None:
         alive = p_alive(r, alpha, a, b, x, t_x, T)
 
-    def if_alive(x: Any, T: Any, horizon: Any) -> np.ndarray:
-        return _discounted_if_alive(r, alpha, a, b, x, T, horizon, float(discount_rate), nodes)
-
-    inner = per_distinct_row(if_alive, (x, T, horizon), (r, alpha, a, b))
+    inner = _discounted_if_alive(r, alpha, a, b, x, T, horizon, float(discount_rate), nodes)
     return np.asarray(alive) * inner
 
 
 def _discounted_if_alive(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, horizon: Any, rate: float, nodes: Any
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    T: Any,
+    horizon: Any,
+    rate: float,
+    nodes: Any,
+    *,
+    beta_shift: float = 0.0,
 ) -> np.ndarray:
-    """Discounted expected purchases of a customer alive at ``T`` (node groups per row)."""
-    n, beta = np.add(r, x), np.add(b, x)
+    """Discounted expected purchases of a customer alive at ``T``, once per distinct
+    ``(x, T, h)``; Gauss-Legendre nodes chosen per row (customers with the same count
+    evaluated together) unless ``nodes`` is given; ``beta_shift`` as in
+    :func:`_purchases_if_alive`."""
+    return per_distinct_row(
+        lambda x, T, horizon: _discounted_rows(
+            (r, alpha, a, b), x, T, horizon, rate, nodes, beta_shift
+        ),
+        (x, T, horizon),
+        (r, alpha, a, b),
+    )
+
+
+def _discounted_rows(
+    params: tuple, x: Any, T: Any, horizon: Any, rate: float, nodes: Any, beta_shift: float
+) -> np.ndarray:
+    """:func:`_discounted_if_alive` on the given rows."""
+    r, alpha, a, b = params
+    n, beta = np.add(r, x), np.add(b, x) + beta_shift
     m = np.add(alpha, T)
     shape = np.broadcast_shapes(np.shape(n), np.shape(beta), np.shape(m), np.shape(horizon))
 
@@ -592,7 +623,8 @@ def _discounted_if_alive(
         )
 
     if nodes is not None or rate == 0 or len(shape) == 0:
-        return np.broadcast_to(part(slice(None), nodes or 16), shape).copy()
+        full = part(slice(None), nodes or 16)  # pick() makes scalars (1,)
+        return np.broadcast_to(full, np.broadcast_shapes(shape, full.shape)).reshape(shape).copy()
     counts = np.broadcast_to(_discount_nodes(alpha, T, horizon, rate), shape[-1:])
     out = np.empty(shape)
     for count in np.unique(counts):

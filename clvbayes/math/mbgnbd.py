@@ -20,15 +20,15 @@ from clvbayes.math._ops import (
     log_rising_factorial,
     on_levels,
     ops_for,
-    per_distinct_row,
 )
 from clvbayes.math.bgnbd import (
     CustomerPosterior,
+    _discounted_if_alive,
     _log1p_dropout_odds,
     _mean_if_alive,
+    _purchases_if_alive,
     beta_geometric_terms,
 )
-from clvbayes.math.clv import discounted_expectation
 
 __all__ = [
     "customer_posterior",
@@ -194,17 +194,7 @@ def expected_purchases(
     """
     if alive is None:
         alive = p_alive(r, alpha, a, b, x, t_x, T)
-    return alive * per_distinct_row(
-        lambda x, T, t: _alive_purchases(r, alpha, a, b, x, T)(t), (x, T, t), (r, alpha, a, b)
-    )
-
-
-def _alive_purchases(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any) -> Any:
-    def fn(t: Any) -> np.ndarray:
-        s = np.asarray(t, dtype=float) / (np.asarray(alpha) + np.asarray(T))
-        return _mean_if_alive(np.add(r, x), np.add(b, x) + 1.0, a, s)
-
-    return fn
+    return alive * _purchases_if_alive(r, alpha, a, b, x, T, t, beta_shift=1.0)
 
 
 def expected_purchases_new(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray:
@@ -259,17 +249,16 @@ def expected_discounted_purchases(
 ) -> np.ndarray:
     """Expected discounted purchases ``E[Σ_j exp(-δ t_j) | x, t_x, T]`` in ``(T, T+h]``.
 
-    :func:`clvbayes.math.clv.discounted_expectation` of :func:`expected_purchases`
-    (16 Gauss-Legendre ``nodes`` unless given; numpy only), once per distinct ``(x, T,
-    h)`` when the parameters are shared; ``P(alive)`` is computed once (or passed).
+    ``P(alive)`` (computed once, or passed) times the BG/NBD's discounted alive part
+    (:func:`clvbayes.math.bgnbd._discounted_if_alive` with the dropout posterior
+    ``Beta(a, b+x+1)``): :func:`clvbayes.math.clv.discounted_expectation` of the alive
+    customer's expected purchases, once per distinct ``(x, T, h)`` when the parameters
+    are shared, with Gauss-Legendre nodes chosen per customer for ~1e-8 relative
+    accuracy unless ``nodes`` is given. numpy only.
     """
     if alive is None:
         alive = p_alive(r, alpha, a, b, x, t_x, T)
-
-    def if_alive(x: Any, T: Any, h: Any) -> np.ndarray:
-        given_alive = _alive_purchases(r, alpha, a, b, x, T)
-        return discounted_expectation(
-            given_alive, h, discount_rate, nodes=16 if nodes is None else nodes
-        )
-
-    return alive * per_distinct_row(if_alive, (x, T, horizon), (r, alpha, a, b))
+    inner = _discounted_if_alive(
+        r, alpha, a, b, x, T, horizon, float(discount_rate), nodes, beta_shift=1.0
+    )
+    return np.asarray(alive) * inner
