@@ -368,15 +368,16 @@ class FuturePurchases(NamedTuple):
     ----------
     count : ndarray of int64
         Number of purchases in ``(0, horizon]``.
-    discounted : ndarray of float
-        ``Σ_j exp(-δ t_j)`` over those purchases (equal to ``count`` when ``δ = 0``).
+    discounted : ndarray of float or None
+        ``Σ_j exp(-δ t_j)`` over those purchases (equal to ``count`` when ``δ = 0``); None
+        where a caller that only needs ``value`` skipped it.
     value : ndarray of float or None
         ``Σ_j V_j exp(-δ t_j)`` with ``V_j ~ Gamma(value_shape, rate value_rate)``, when
         transaction values were asked for; else None.
     """
 
     count: np.ndarray
-    discounted: np.ndarray
+    discounted: np.ndarray | None
     value: np.ndarray | None = None
 
 

@@ -113,7 +113,9 @@ def _simulate_alive(
     """Run ``simulator`` on the alive elements only and scatter into ``shape`` arrays.
 
     ``options["value_shape"]`` (broadcastable to ``shape``) is gathered for those elements;
-    the dead elements buy nothing.
+    the dead elements buy nothing. When values are simulated, the result's
+    ``discounted`` field is None (callers use the discounted ``value`` and the counts):
+    one draw x customer array less per chunk.
     """
     options = dict(options)
     if options.get("value_shape") is not None:
@@ -124,13 +126,14 @@ def _simulate_alive(
     )
     count = np.zeros(shape, dtype=np.int64)
     count[draw, customer] = future.count
-    discounted = np.zeros(shape)
-    discounted[draw, customer] = future.discounted
-    value = None
-    if future.value is not None:
-        value = np.zeros(shape)
-        value[draw, customer] = future.value
-    return FuturePurchases(count, discounted, value)
+    if future.value is None:
+        discounted = np.zeros(shape)
+        discounted[draw, customer] = future.discounted
+        return FuturePurchases(count, discounted)
+    # with values the discounted counts are not read: no third draw x customer array
+    value = np.zeros(shape)
+    value[draw, customer] = future.value
+    return FuturePurchases(count, None, value)
 
 
 def _beta_geometric_future(posterior: Callable[..., bgnbd.CustomerPosterior]) -> Callable:
