@@ -53,9 +53,11 @@ PREDICT_KW = {"horizon": 39.0, "n_draws": 48, "annual_discount": 0.1, "threshold
 
 @pytest.fixture(scope="module")
 def client():
+    # worker processes, as on a real cluster: the fitted models, the posterior draws and
+    # the tasks are pickled to the workers and the results back
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
