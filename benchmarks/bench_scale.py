@@ -364,16 +364,18 @@ PLANS = {
                                    "lifetimes-clv", "pymc-marketing-clv")],
         *[(s, 10_000_000) for s in ("gen", "rfm")],
     ],
-    # session 5: the 100k row, the anchors at 1M and 10M, and 10M scoring with 1,000 draws
+    # session 5: the 100k row and the anchors at 1M and 10M. pymc-marketing's NUTS fit
+    # is left out: at 100k customers it did not finish within 10 minutes
+    # (bench_fit.py --sizes 100000), so it cannot at 1M. 10M scoring with 1,000 draws
+    # runs on its own: --stages score:10000000 --timeout 7200
     "anchors": [
         *[(s, 1_000_000) for s in ("gen", "rfm", "fit")],
         *[(s, 100_000) for s in ("gen", "rfm", "fit", "score", "lifetimes-rfm",
                                  "lifetimes-fit", "lifetimes-clv", "pymc-marketing-rfm",
-                                 "pymc-marketing-clv", "pymc-marketing-fit")],
+                                 "pymc-marketing-clv")],
         *[(s, 1_000_000) for s in ("lifetimes-rfm", "lifetimes-fit", "lifetimes-clv",
-                                   "pymc-marketing-rfm", "pymc-marketing-fit")],
-        *[(s, 10_000_000) for s in ("gen", "rfm", "lifetimes-rfm", "pymc-marketing-rfm",
-                                    "score")],
+                                   "pymc-marketing-rfm")],
+        *[(s, 10_000_000) for s in ("gen", "rfm", "lifetimes-rfm", "pymc-marketing-rfm")],
     ],
     # the full plan (1,000 draws at 1M and 100k anchors): hours on a busy 2-core machine
     "full": [
