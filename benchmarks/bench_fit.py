@@ -69,6 +69,34 @@ def load_rfm(dataset: str):
     )
 
 
+def _anchor_gg_priors() -> dict:
+    """pymc-marketing 1.3's GammaGammaModel default priors (``default_model_config``)."""
+    from pymc_extras.prior import Prior
+
+    return {
+        "p": Prior("Weibull", alpha=2, beta=1),
+        "q": Prior("Weibull", alpha=2, beta=1),
+        "v": Prior("Weibull", alpha=2, beta=10),
+    }
+
+
+def _anchor_bgnbd_priors() -> dict:
+    """pymc-marketing 1.3's BetaGeoModel default priors (``default_model_config``)."""
+    from pymc_extras.prior import Prior
+
+    return {
+        "alpha": Prior("Weibull", alpha=2, beta=10),
+        "r": Prior("Weibull", alpha=2, beta=1),
+        "phi_dropout": Prior("Uniform", lower=0, upper=1),
+        "kappa_dropout": Prior("Pareto", alpha=1, m=1),
+    }
+
+
+# --same-priors: clvbayes fitted with the anchor's priors, so that the posterior means
+# must agree within Monte-Carlo error (with each tool's own defaults they differ by prior)
+ANCHOR_PRIORS = {"gg": _anchor_gg_priors, "bgnbd": _anchor_bgnbd_priors}
+
+
 def worker(tool: str, model: str, dataset: str) -> dict:
     """Fit one case and return timings and results (runs in a fresh process)."""
     start = time.perf_counter()
@@ -78,10 +106,11 @@ def worker(tool: str, model: str, dataset: str) -> dict:
     data_seconds = time.perf_counter() - start
     start = time.perf_counter()
     kw = PNBD_DRAWS if model == "pnbd" else {"draws": 1000, "tune": 1000, "chains": 4}
-    if tool == "clvbayes":
+    if tool in ("clvbayes", "clvbayes-anchor-priors"):
         from clvbayes.models import BGNBD, GammaGamma, ParetoNBD
 
-        spec = {"bgnbd": BGNBD, "gg": GammaGamma, "pnbd": ParetoNBD}[model]()
+        priors = ANCHOR_PRIORS[model]() if tool == "clvbayes-anchor-priors" else None
+        spec = {"bgnbd": BGNBD, "gg": GammaGamma, "pnbd": ParetoNBD}[model](priors)
         fitted = spec.fit(rfm, seed=1, progressbar=False, **kw)
         posterior = fitted.posterior
     elif model == "pnbd":
@@ -114,6 +143,7 @@ def worker(tool: str, model: str, dataset: str) -> dict:
 
     names = PARAMS[model]
     ess = az.ess(posterior[names], method="bulk")
+    mcse = az.mcse(posterior[names], method="mean")
     min_ess = min(float(ess[n]) for n in names)
     return {
         "tool": tool,
@@ -125,6 +155,7 @@ def worker(tool: str, model: str, dataset: str) -> dict:
         "min_ess_bulk": round(min_ess),
         "ess_per_second": round(min_ess / seconds, 1),
         "means": {n: round(float(posterior[n].mean()), 4) for n in names},
+        "mcse": {n: round(float(mcse[n]), 4) for n in names},
     }
 
 
@@ -212,6 +243,30 @@ def table(results: list[dict]) -> str:
             f"| {ours.get('ess_per_second', '-')} | {theirs.get('ess_per_second', '-')} "
             f"| {ess_ratio} | {means} |"
         )
+    same = [
+        (model, dataset, keyed[("clvbayes-anchor-priors", model, dataset)], theirs)
+        for model, dataset in cases
+        if ("clvbayes-anchor-priors", model, dataset) in keyed
+        and "means" in (theirs := keyed.get(("pymc-marketing", model, dataset), {}))
+    ]
+    if same:
+        lines += [
+            "",
+            "Same priors (clvbayes fitted with pymc-marketing's default priors): posterior "
+            "means ± Monte-Carlo standard error, and their difference in units of the "
+            "combined MCSE.",
+            "",
+            "| data | model | clvbayes s | parameter | clvbayes | pymc-marketing | difference / MCSE |",
+            "|---|---|---:|---|---:|---:|---:|",
+        ]
+        for model, dataset, ours, theirs in same:
+            for k in PARAMS[model]:
+                m1, m2 = ours["means"][k], theirs["means"][k]
+                se = (ours["mcse"][k] ** 2 + theirs["mcse"][k] ** 2) ** 0.5
+                lines.append(
+                    f"| {dataset} | {model} | {_seconds(ours)} | {k} | {m1} ± {ours['mcse'][k]} "
+                    f"| {m2} ± {theirs['mcse'][k]} | {(m1 - m2) / se:+.1f} |"
+                )
     return "\n".join(lines)
 
 
@@ -227,6 +282,11 @@ def main() -> None:
         help="models for the synthetic sizes (default: --models)",
     )
     parser.add_argument("--pareto", action="store_true", help="add Pareto/NBD on CDNOW sample")
+    parser.add_argument(
+        "--same-priors",
+        action="store_true",
+        help="also fit clvbayes with pymc-marketing's default priors (means must agree)",
+    )
     parser.add_argument("--json", default=None, help="also write raw results here")
     parser.add_argument(
         "--pause", type=float, default=20.0, help="seconds of quiet (after a sync) before each case"
@@ -253,7 +313,10 @@ def main() -> None:
     if args.pareto:
         cases.append(("sample", "pnbd"))
     for dataset, model in cases:
-        for tool in ("clvbayes", "pymc-marketing") * args.repeat:
+        tools = ("clvbayes", "pymc-marketing")
+        if args.same_priors and model in ANCHOR_PRIORS:
+            tools = ("clvbayes", "clvbayes-anchor-priors", "pymc-marketing")
+        for tool in tools * args.repeat:
             too_big = dataset.isdigit() and args.anchor_max and int(dataset) > args.anchor_max
             if tool == "pymc-marketing" and too_big:
                 res = {"tool": tool, "model": model, "dataset": dataset}
