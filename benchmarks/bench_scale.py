@@ -22,8 +22,11 @@ out of memory; a stage above ``--timeout`` seconds is killed and reported as suc
   BetaGeoModel/GammaGammaModel NUTS with nutpie, expected_customer_lifetime_value) on
   the same transactions.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_scale.py --plan recorded --json out.jsonl
-    nice -n 10 .venv/bin/python benchmarks/bench_scale.py --stages score:1000000
+    .venv/bin/python benchmarks/bench_scale.py --plan anchors --json out.jsonl
+    .venv/bin/python benchmarks/bench_scale.py --stages score:10000000 --timeout 7200
+    .venv/bin/python benchmarks/bench_scale.py --stages score:1000000 rfm-dask:1000000
+
+(benchmarks/RESULTS.md, "Scale", has the full list of commands behind its tables.)
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def _paths(n: int) -> dict[str, Path]:
     return {
         "tx": DATA / f"tx_{n}.parquet",
         "rfm": DATA / f"rfm_{n}.parquet",
+        # scoring above 1M customers uses the 1M fit (fit a sample, score everyone);
+        # ``fit`` at any size writes its own file
         "fits": DATA / "fits_1000000.nc" if n > 1_000_000 else DATA / f"fits_{n}.nc",
+        "fits_out": DATA / f"fits_{n}.nc",
         "scores": DATA / f"scores_{n}.parquet",
         "scores_dask": DATA / f"scores_dask_{n}",
         "lt": DATA / f"lifetimes_{n}.parquet",
@@ -143,7 +149,7 @@ def stage_fit(n: int) -> dict:
     out["gg_unique_rows"] = gg.data.n_rows
     out["problems"] = len(bg.problems) + len(gg.problems)
     out["means"] = {k: round(float(v.mean()), 4) for f in (bg, gg) for k, v in f.params().items()}
-    clvbayes.save({"bgnbd": bg, "spend": gg}, p["fits"])
+    clvbayes.save({"bgnbd": bg, "spend": gg}, p["fits_out"])
     return out
 
 
