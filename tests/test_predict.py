@@ -413,9 +413,12 @@ def test_draw_matrix_on_disk_reads_back_what_was_written(tmp_path):
     values = np.random.default_rng(5).gamma(1.0, 50.0, size=(37, 101)).astype(np.float32)
     with DrawMatrix(37, 101, max_memory_mb=0.001, directory=tmp_path) as disk:
         assert disk.on_disk and len(list(tmp_path.iterdir())) == 1
-        for start in range(0, 101, 17):
+        for start in reversed(range(0, 101, 17)):  # chunks finish in any order
             disk.write_columns(start, values[:, start : start + 17])
         np.testing.assert_array_equal(disk[5:30], values[5:30])
+        np.testing.assert_array_equal(disk[36:37], values[36:37])
+        with pytest.raises(ValueError, match="overlap"):
+            disk.write_columns(10, values[:, 10:12])
         assert rank_columns(disk, (0.1,), block_draws=8).keys() == {"expected_rank", "p_top_10pct"}
         for k, v in rank_columns(values, (0.1, 0.5)).items():
             np.testing.assert_array_equal(rank_columns(disk, (0.1, 0.5), block_draws=8)[k], v)
