@@ -591,43 +591,37 @@ def _discounted_if_alive(
     ``(x, T, h)``; Gauss-Legendre nodes chosen per row (customers with the same count
     evaluated together) unless ``nodes`` is given; ``beta_shift`` as in
     :func:`_purchases_if_alive`."""
-    return per_distinct_row(
-        lambda x, T, horizon: _discounted_rows(
-            (r, alpha, a, b), x, T, horizon, rate, nodes, beta_shift
-        ),
-        (x, T, horizon),
-        (r, alpha, a, b),
-    )
 
+    def rows(x: Any, T: Any, horizon: Any) -> np.ndarray:
+        n, beta = np.add(r, x), np.add(b, x) + beta_shift
+        m = np.add(alpha, T)
+        shape = np.broadcast_shapes(np.shape(n), np.shape(beta), np.shape(m), np.shape(horizon))
 
-def _discounted_rows(
-    params: tuple, x: Any, T: Any, horizon: Any, rate: float, nodes: Any, beta_shift: float
-) -> np.ndarray:
-    """:func:`_discounted_if_alive` on the given rows."""
-    r, alpha, a, b = params
-    n, beta = np.add(r, x), np.add(b, x) + beta_shift
-    m = np.add(alpha, T)
-    shape = np.broadcast_shapes(np.shape(n), np.shape(beta), np.shape(m), np.shape(horizon))
+        def part(sel: Any, count: int) -> np.ndarray:
+            """The expectation on the customers ``sel`` (None: all of them)."""
 
-    def part(sel: Any, count: int) -> np.ndarray:
-        def pick(v: Any) -> Any:
-            v = np.broadcast_to(np.asarray(v, dtype=float), np.broadcast_shapes(np.shape(v), (1,)))
-            return v[..., sel] if v.shape[-1] > 1 else v
+            def pick(v: Any) -> Any:
+                v = np.asarray(v, dtype=float)
+                if sel is None:
+                    return v
+                v = np.broadcast_to(v, np.broadcast_shapes(np.shape(v), (1,)))
+                return v[..., sel] if v.shape[-1] > 1 else v
 
-        h_sel, n_sel, beta_sel, a_sel, m_sel = (pick(v) for v in (horizon, n, beta, a, m))
-        return discounted_expectation(
-            lambda t: _mean_if_alive(n_sel, beta_sel, a_sel, t / m_sel),
-            h_sel,
-            rate,
-            nodes=count,
-        )
+            h_sel, n_sel, beta_sel, a_sel, m_sel = (pick(v) for v in (horizon, n, beta, a, m))
+            return discounted_expectation(
+                lambda t: _mean_if_alive(n_sel, beta_sel, a_sel, t / m_sel),
+                h_sel,
+                rate,
+                nodes=count,
+            )
 
-    if nodes is not None or rate == 0 or len(shape) == 0:
-        full = part(slice(None), nodes or 16)  # pick() makes scalars (1,)
-        return np.broadcast_to(full, np.broadcast_shapes(shape, full.shape)).reshape(shape).copy()
-    counts = np.broadcast_to(_discount_nodes(alpha, T, horizon, rate), shape[-1:])
-    out = np.empty(shape)
-    for count in np.unique(counts):
-        sel = np.flatnonzero(counts == count)
-        out[..., sel] = part(sel, int(count))
-    return out
+        if nodes is not None or rate == 0 or len(shape) == 0:
+            return np.broadcast_to(part(None, nodes or 16), shape).copy()
+        counts = np.broadcast_to(_discount_nodes(alpha, T, horizon, rate), shape[-1:])
+        out = np.empty(shape)
+        for count in np.unique(counts):
+            sel = np.flatnonzero(counts == count)
+            out[..., sel] = part(sel, int(count))
+        return out
+
+    return per_distinct_row(rows, (x, T, horizon), (r, alpha, a, b))
