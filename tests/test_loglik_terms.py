@@ -9,7 +9,7 @@ import pytest
 
 from clvbayes.data.compress import compress
 from clvbayes.math import bgnbd, gamma_gamma, mbgnbd
-from clvbayes.math._ops import Factor, level_weights
+from clvbayes.math.ops import Factor, level_weights
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from scipy.special import gammaln
 
 from clvbayes.data.compress import compress
 from clvbayes.math import bgnbd
-from clvbayes.math._ops import Factor
 from clvbayes.math.bgnbd import _mean_if_alive, _mean_if_alive_quadrature
+from clvbayes.math.ops import Factor
 
 MLE = {"r": 0.2425945, "alpha": 4.4136027, "a": 0.7929218, "b": 2.4259057}
 SHEET = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

@@ -10,7 +10,7 @@ from scipy.special import gammaln
 
 from clvbayes.data.compress import compress
 from clvbayes.math import gamma_gamma as gg
-from clvbayes.math._ops import Factor
+from clvbayes.math.ops import Factor
 
 MLE = {"p": 6.24957, "q": 3.74422, "v": 15.44352}
 

@@ -16,7 +16,7 @@ import pytest
 from scipy.special import gammaln, softplus
 
 from clvbayes.math import bgnbd, mbgnbd
-from clvbayes.math._ops import log_rising_factorial
+from clvbayes.math.ops import log_rising_factorial
 
 
 def _exact(z: float, n: int) -> float:

@@ -7,7 +7,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from clvbayes.math._softplus import softplus
+from clvbayes.math.softplus import softplus
 
 GRID = np.concatenate(
     [[-1e308, -800.0, -40.0, -1e-12, 0.0, 1e-12, 40.0, 800.0, 1e308], np.linspace(-30, 30, 121)]

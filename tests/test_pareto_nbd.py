@@ -11,7 +11,7 @@ from scipy import integrate
 from scipy import special as sp
 
 from clvbayes.math import pareto_nbd
-from clvbayes.math._ops import Factor
+from clvbayes.math.ops import Factor
 from clvbayes.models.pareto_nbd import ParetoNBD
 from clvbayes.priors import FLAT_PRIORS
 

@@ -1,8 +1,36 @@
-"""Pure array maths of the models: likelihoods, conditional expectations, posteriors.
+"""Pure array maths of the models: one module per model family, plus shared maths.
+
+Each family module (:mod:`~clvbayes.math.bgnbd`, :mod:`~clvbayes.math.mbgnbd`,
+:mod:`~clvbayes.math.pareto_nbd`, :mod:`~clvbayes.math.gamma_gamma`) holds the family's
+likelihood terms, per-customer quantities, latent-state posterior and simulators as
+plain functions of arrays, and registers its :class:`~clvbayes.math.family.Family`
+(importing this package registers them all). Shared pieces: :mod:`~clvbayes.math.ops`
+(the numpy/PyTensor shim and factored likelihood terms), :mod:`~clvbayes.math.clv`
+(discounting), :mod:`~clvbayes.math.processes` (simulated future purchases).
 
 Imports nothing of clvbayes beyond this package, and neither PyMC nor pandas.
 """
 
-from clvbayes.math import bgnbd, clv, gamma_gamma, mbgnbd, pareto_nbd
+from clvbayes.math import (
+    bgnbd,
+    clv,
+    draws,
+    family,
+    gamma_gamma,
+    mbgnbd,
+    ops,
+    pareto_nbd,
+    processes,
+)
 
-__all__ = ["bgnbd", "clv", "gamma_gamma", "mbgnbd", "pareto_nbd"]
+__all__ = [
+    "bgnbd",
+    "clv",
+    "draws",
+    "family",
+    "gamma_gamma",
+    "mbgnbd",
+    "ops",
+    "pareto_nbd",
+    "processes",
+]

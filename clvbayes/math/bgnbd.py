@@ -1,25 +1,38 @@
-"""BG/NBD (Fader, Hardie & Lee 2005) maths as plain functions of arrays.
+"""BG/NBD (Fader, Hardie & Lee 2005) and MBG/NBD (Batislam et al. 2007) maths.
 
-Notation follows the paper: ``x`` repeat purchases, ``t_x`` time of the last one, ``T``
+Notation follows the papers: ``x`` repeat purchases, ``t_x`` time of the last one, ``T``
 time since the first purchase, all in the same time unit; population parameters
 ``r, alpha`` (Gamma purchase rates) and ``a, b`` (Beta dropout probabilities).
 
-Every function accepts numpy arrays or PyTensor variables (see :mod:`clvbayes.math._ops`).
+The two models are one process with a flag. After each *repeat* purchase a customer
+drops out with probability ``p``; the modified BG/NBD (``modified=True``) also flips the
+coin right after the (uncounted) first purchase, so a customer with ``x = 0`` may be
+inactive. Every formula below differs between them only by that one extra coin flip:
+the alive customer's dropout posterior is ``Beta(a, b + x + s)`` with ``s = 1`` for the
+MBG/NBD and 0 for the BG/NBD, and the "dropped after the last purchase" branch exists
+at ``x = 0`` only for the MBG/NBD. :mod:`clvbayes.math.mbgnbd` gives the same functions
+with the flag set (BTYDplus's ``mbgnbd.*`` conventions, Platzer 2016).
+
+Every function accepts numpy arrays or PyTensor variables unless it says "numpy only"
+(see :mod:`clvbayes.math.ops`).
 """
 
 from __future__ import annotations
 
+from functools import partial, update_wrapper
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import integrate
 from scipy import special as sp
 
-from clvbayes.math._ops import (
+from clvbayes.math.clv import discounted_expectation
+from clvbayes.math.family import Reparametrisation, TransactionFamily, register
+from clvbayes.math.ops import (
     Factor,
     LogLikTerms,
-    _is_tensor,
     gather,
+    is_tensor,
     log_rising_factorial,
     on_levels,
     ops_for,
@@ -28,9 +41,12 @@ from clvbayes.math._ops import (
     shared_by_customers,
     values_of,
 )
-from clvbayes.math.clv import discounted_expectation
+from clvbayes.math.processes import BetaDropout, generator, simulate_future_purchases
 
 __all__ = [
+    "FAMILY",
+    "PARAMS",
+    "REPARAMETRISATION",
     "CustomerPosterior",
     "customer_posterior",
     "expected_discounted_purchases",
@@ -41,36 +57,49 @@ __all__ = [
     "loglik_terms",
     "p_alive",
     "prob_purchases",
+    "sample_alive_state",
+    "simulate",
 ]
 
+PARAMS = ("r", "alpha", "a", "b")
+"""Population parameters, in the order the functions take them."""
 
-def frequency_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any) -> tuple[Any, Any]:
-    """Parts of the BG/NBD log-likelihood that depend on the frequency only.
+
+def frequency_terms(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, *, modified: bool = False
+) -> tuple[Any, Any]:
+    """Parts of the log-likelihood that depend on the frequency only.
 
     Parameters
     ----------
     r, alpha, a, b : array_like
-        Population parameters (positive).
+        Population parameters (positive; ``alpha`` is not used).
     x : array_like
         Frequencies (repeat purchases), usually the *distinct* frequencies of a data set.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
 
     Returns
     -------
     base : array
-        ``log Γ(r+x) - log Γ(r) + log B(a, b+x) - log B(a, b)``, from rising
-        factorials (:func:`~clvbayes.math._ops.log_rising_factorial`), accurate also
-        for huge ``a, b``.
+        ``log Γ(r+x) - log Γ(r) + log B(a, b+x+s) - log B(a, b)`` (``s = 1`` for the
+        MBG/NBD): the alive branch's frequency terms, from rising factorials
+        (:func:`~clvbayes.math.ops.log_rising_factorial`), accurate also for huge
+        ``a, b``.
     log_odds : array
-        ``log(a / (b + x - 1))`` for ``x > 0``: the log of
-        ``B(a+1, b+x-1) / B(a, b+x)``, the weight of the "dropped out after the last
-        purchase" branch. ``-inf`` where ``x == 0`` (that branch does not exist there, so
-        its weight is 0 and the likelihood needs no per-row switch); the argument is made
-        safe first, so no NaN reaches a gradient.
+        The log of the "dropped out after the last purchase" branch's weight relative to
+        the alive one: ``log(a / (b + x - 1 + s))``. For the BG/NBD it is ``-inf`` where
+        ``x == 0`` (that branch does not exist there, so its weight is 0 and the
+        likelihood needs no per-row switch); the argument is made safe first, so no NaN
+        reaches a gradient.
     """
     ops = ops_for(r, alpha, a, b, x)
-    # log B(a, b+x) - log B(a, b) = log[Γ(b+x)/Γ(b)] - log[Γ(a+b+x)/Γ(a+b)], which stays
+    # log B(a, b+n) - log B(a, b) = log[Γ(b+n)/Γ(b)] - log[Γ(a+b+n)/Γ(a+b)], which stays
     # accurate when a, b are huge (a homogeneous dropout rate: a posterior tail)
-    base = log_rising_factorial(r, x) + log_rising_factorial(b, x) - log_rising_factorial(a + b, x)
+    n = x + 1 if modified else x
+    base = log_rising_factorial(r, x) + log_rising_factorial(b, n) - log_rising_factorial(a + b, n)
+    if modified:
+        return base, ops.log(a) - ops.log(b + x)
     has_repeat = x > 0
     safe_denominator = ops.where(has_repeat, b + x - 1, 1.0)
     log_odds = ops.where(has_repeat, ops.log(a) - ops.log(safe_denominator), -np.inf)
@@ -88,19 +117,22 @@ def loglik(
     *,
     x_levels: Any = None,
     x_index: Any = None,
+    modified: bool = False,
 ) -> Any:
-    """BG/NBD log-likelihood of each customer's ``(x, t_x, T)``.
+    """Log-likelihood of each customer's ``(x, t_x, T)``.
 
     .. math::
 
         \\ell = \\log\\frac{\\Gamma(r+x)\\alpha^r}{\\Gamma(r)}
-        + \\log\\frac{B(a, b+x)}{B(a, b)} - (r+x)\\log(\\alpha+T)
-        + \\log\\left[1 + \\delta_{x>0}\\frac{a}{b+x-1}
+        + \\log\\frac{B(a, b+x+s)}{B(a, b)} - (r+x)\\log(\\alpha+T)
+        + \\log\\left[1 + \\delta\\frac{a}{b+x-1+s}
           \\left(\\frac{\\alpha+T}{\\alpha+t_x}\\right)^{r+x}\\right]
 
-    The last term is evaluated as ``logaddexp(0, log_odds + (r+x) log((α+T)/(α+t_x)))``
-    on the log scale, so no power is ever formed: the spreadsheet's ``#NUM!`` overflow
-    (Fader & Hardie, note 027) cannot happen, and large ``x`` or ``T`` stay finite.
+    with ``s = 0`` and ``δ = [x > 0]`` for the BG/NBD (FHL 2005, eq. 6) and ``s = 1``,
+    ``δ = 1`` for the MBG/NBD (Batislam et al. 2007, eq. 6). The last term is evaluated
+    as ``softplus(log_odds + (r+x) log((α+T)/(α+t_x)))`` on the log scale, so no power
+    is ever formed: the spreadsheet's ``#NUM!`` overflow (Fader & Hardie, note 027)
+    cannot happen, and large ``x`` or ``T`` stay finite.
 
     Parameters
     ----------
@@ -108,12 +140,14 @@ def loglik(
         Population parameters, broadcast against the data.
     x, t_x, T : array_like or Factor
         Frequency, recency and age of each row, in the same time unit. Each may be a
-        :class:`~clvbayes.math._ops.Factor` (distinct levels + row index): the terms that
+        :class:`~clvbayes.math.ops.Factor` (distinct levels + row index): the terms that
         depend on that column alone (the Γ and B functions for ``x``, the logarithms for
         ``t_x`` and ``T``) are then computed once per level and gathered. This is what
         makes the likelihood cost little more than one ``logaddexp`` per unique row.
     x_levels, x_index : array_like, optional
         Shorthand for ``x=Factor(x_levels, x_index)``.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
 
     Returns
     -------
@@ -122,33 +156,22 @@ def loglik(
     """
     if x_levels is not None:
         x = Factor(np.asarray(x_levels), np.asarray(x_index))
-    return loglik_terms(r, alpha, a, b, x, t_x, T).per_row()
+    return loglik_terms(r, alpha, a, b, x, t_x, T, modified=modified).per_row()
 
 
-def loglik_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> LogLikTerms:
-    """:func:`loglik` as a sum of terms (:class:`~clvbayes.math._ops.LogLikTerms`).
+def loglik_terms(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, *, modified: bool = False
+) -> LogLikTerms:
+    """:func:`loglik` as a sum of terms (:class:`~clvbayes.math.ops.LogLikTerms`).
 
     The frequency terms and ``-(r + x) log(α + T)`` enter additively and are kept per
     level of ``x`` and ``T``; only the dropout bracket needs its inputs on every row.
     ``loglik_terms(...).weighted_sum(counts)`` is the count-weighted total the PyMC model
     uses; ``.per_row()`` is :func:`loglik`.
     """
-    frequency = on_levels(lambda lv: frequency_terms(r, alpha, a, b, lv), x)
-    return beta_geometric_terms(r, alpha, frequency, x, t_x, T)
-
-
-def beta_geometric_terms(
-    r: Any, alpha: Any, frequency: tuple[Any, Any], x: Any, t_x: Any, T: Any
-) -> LogLikTerms:
-    """Log-likelihood terms shared by the BG/NBD and the MBG/NBD.
-
-    ``base + r log α - (r + x) log(α + T) + log[1 + e^{log_odds} ((α+T)/(α+t_x))^(r+x)]``
-    with the model's own frequency terms ``frequency = (base, log_odds)``, given per
-    level of ``x`` (:func:`~clvbayes.math._ops.on_levels`).
-    """
+    base, log_odds = on_levels(lambda lv: frequency_terms(r, alpha, a, b, lv, modified=modified), x)
     x_values = values_of(x)
     ops = ops_for(r, alpha, x_values, values_of(t_x), values_of(T))
-    base, log_odds = frequency
     log_alpha_T = on_levels(lambda lv: ops.log(alpha + lv), T)
     log_alpha_t = on_levels(lambda lv: ops.log(alpha + lv), t_x)
     terms = LogLikTerms()
@@ -166,35 +189,37 @@ def beta_geometric_terms(
 def _log1p_dropout_odds(
     ops: Any, r: Any, x: Any, log_odds: Any, log_alpha_T: Any, log_alpha_t: Any
 ) -> Any:
-    """``log[1 + δ(x>0) a/(b+x-1) ((α+T)/(α+t_x))^(r+x)]``, which is ``-log P(alive)``.
+    """``log[1 + e^{log_odds} ((α+T)/(α+t_x))^(r+x)]``, which is ``-log P(alive)``.
 
     The bracket is the ratio (both likelihood branches)/(alive branch), so the same number
     is the log-likelihood's last term and minus the log posterior weight of "alive"
     (FHL 2008, note 021, eq. 1). Evaluated as ``softplus(log ratio) = log(1 + e^ratio)``
-    so no power is formed; for ``x = 0`` the log odds are ``-inf`` and the term is exactly
-    0 (with zero gradient), so no per-row switch is needed (``x`` is unused).
+    so no power is formed; for a BG/NBD ``x = 0`` the log odds are ``-inf`` and the term
+    is exactly 0 (with zero gradient), so no per-row switch is needed.
     """
     return ops.softplus(log_odds + (r + x) * (log_alpha_T - log_alpha_t))
 
 
 def _as_arrays(ops: Any, *args: Any) -> tuple[Any, ...]:
     """Plain inputs (lists, scalars) as float arrays (or PyTensor constants)."""
-    return tuple(v if _is_tensor(v) else ops.asarray(np.asarray(v, dtype=float)) for v in args)
+    return tuple(v if is_tensor(v) else ops.asarray(np.asarray(v, dtype=float)) for v in args)
 
 
-def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any:
+def p_alive(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, *, modified: bool = False
+) -> Any:
     """Probability that a customer with history ``(x, t_x, T)`` is alive at ``T``.
 
     .. math::
 
-        P(\\text{alive} \\mid x, t_x, T) = \\left[1 + \\delta_{x>0}\\frac{a}{b+x-1}
+        P(\\text{alive} \\mid x, t_x, T) = \\left[1 + \\delta\\frac{a}{b+x-1+s}
         \\left(\\frac{\\alpha+T}{\\alpha+t_x}\\right)^{r+x}\\right]^{-1}
 
-    (Fader, Hardie & Lee 2005, eq. 11; note 021). Equal to 1 for ``x = 0``: under the
-    BG/NBD a customer can only drop out right after a repeat purchase. This is the same
-    bracket as the log-likelihood's last term (one computation, see
-    :func:`_log1p_dropout_odds`), so it is also the mixture weight of the alive branch in
-    :func:`customer_posterior`. Works on numpy arrays and PyTensor variables.
+    (BG/NBD: FHL 2005, eq. 11, note 021, equal to 1 for ``x = 0``: a customer can only
+    drop out right after a repeat purchase; MBG/NBD: Batislam et al. 2007, eq. 8, below 1
+    also for ``x = 0``). This is the same bracket as the log-likelihood's last term (one
+    computation, see :func:`_log1p_dropout_odds`), so it is also the mixture weight of
+    the alive branch in :func:`customer_posterior`.
 
     Parameters
     ----------
@@ -202,6 +227,8 @@ def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any
         Population parameters, broadcast against the data (e.g. shape ``(chain, draw, 1)``).
     x, t_x, T : array_like
         Frequency, recency and age.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
 
     Returns
     -------
@@ -213,7 +240,9 @@ def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> Any
     # numpy: the frequency terms once per distinct frequency (customers share few of them)
     once = ops.name == "numpy" and np.ndim(x) == 1 and shared_by_customers(r, alpha, a, b)
     levels = Factor.of(x) if once else x
-    log_odds = per_level(lambda lv: frequency_terms(r, alpha, a, b, lv)[1], levels)
+    log_odds = per_level(
+        lambda lv: frequency_terms(r, alpha, a, b, lv, modified=modified)[1], levels
+    )
     term = _log1p_dropout_odds(ops, r, x, log_odds, ops.log(alpha + T), ops.log(alpha + t_x))
     return ops.exp(-term)
 
@@ -322,24 +351,28 @@ def expected_purchases(
     t: Any,
     *,
     alive: Any = None,
+    modified: bool = False,
 ) -> np.ndarray:
     """Expected number of purchases in ``(T, T+t]`` given the history ``(x, t_x, T)``.
 
-    FHL 2005, eq. 10:
+    FHL 2005, eq. 10 (BG/NBD; Batislam et al. 2007, eq. 11 for the MBG/NBD with
+    ``s = 1``):
 
     .. math::
 
-        E[Y(t) \\mid x, t_x, T] = P(\\text{alive}) \\frac{a+b+x-1}{a-1}
+        E[Y(t) \\mid x, t_x, T] = P(\\text{alive}) \\frac{a+b+x-1+s}{a-1}
         \\left[1 - \\left(\\frac{\\alpha+T}{\\alpha+T+t}\\right)^{r+x}
-        {}_2F_1\\left(r+x, b+x; a+b+x-1; \\tfrac{t}{\\alpha+T+t}\\right)\\right]
+        {}_2F_1\\left(r+x, b+x+s; a+b+x-1+s; \\tfrac{t}{\\alpha+T+t}\\right)\\right]
 
-    The bracket is evaluated through Euler's transformation in whichever of its two
-    forms converges at ``z = 1`` (see :func:`_hyp_product`), ``a`` within 1e-5 of 1
-    by interpolation, and any remaining non-finite corner by adaptive quadrature of
-    ``E_p[(1 - (1+ps)^-(r+x))/p]``, so the result is finite for every valid input.
-    numpy only (uses ``scipy.special.hyp2f1``). The bracket depends on ``(x, T, t)`` but
-    not on ``t_x``, so it is evaluated once per distinct ``(x, T, t)`` when the
-    parameters are shared by all customers (:func:`clvbayes.math._ops.per_distinct_row`).
+    The bracket is ``E[(1 - (1 + p t/(α+T))^-(r+x)) / p]`` with ``p ~ Beta(a, b+x+s)``,
+    the alive customer's dropout posterior. It is evaluated through Euler's
+    transformation in whichever of its two forms converges at ``z = 1`` (see
+    :func:`_hyp_product`), ``a`` within 1e-5 of 1 by interpolation, and any remaining
+    non-finite corner by adaptive quadrature of ``E_p[(1 - (1+ps)^-(r+x))/p]``, so the
+    result is finite for every valid input. numpy only (uses ``scipy.special.hyp2f1``).
+    The bracket depends on ``(x, T, t)`` but not on ``t_x``, so it is evaluated once per
+    distinct ``(x, T, t)`` when the parameters are shared by all customers
+    (:func:`clvbayes.math.ops.per_distinct_row`).
 
     Parameters
     ----------
@@ -351,6 +384,8 @@ def expected_purchases(
         Length of the prediction window, in the same time unit.
     alive : array_like, optional
         :func:`p_alive` at these inputs, if already computed.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
 
     Returns
     -------
@@ -358,8 +393,9 @@ def expected_purchases(
         Broadcast shape of all inputs, e.g. ``(chain, draw, n)``.
     """
     if alive is None:
-        alive = p_alive(r, alpha, a, b, x, t_x, T)
-    return alive * _purchases_if_alive(r, alpha, a, b, x, T, t)
+        alive = p_alive(r, alpha, a, b, x, t_x, T, modified=modified)
+    shift = 1.0 if modified else 0.0
+    return alive * _purchases_if_alive(r, alpha, a, b, x, T, t, beta_shift=shift)
 
 
 def _purchases_if_alive(
@@ -379,35 +415,52 @@ def _purchases_if_alive(
     return per_distinct_row(fn, (x, T, t), (r, alpha, a, b))
 
 
-def expected_purchases_new(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray:
+def expected_purchases_new(
+    r: Any, alpha: Any, a: Any, b: Any, t: Any, *, modified: bool = False
+) -> np.ndarray:
     """Expected repeat purchases ``E[X(t)]`` of a new customer in ``(0, t]``.
 
-    FHL 2005, eq. 9:
-    ``(a+b-1)/(a-1) [1 - (α/(α+t))^r 2F1(r, b; a+b-1; t/(α+t))]``; this is eq. 10 with
-    ``x = t_x = T = 0`` and uses the same stable evaluation as :func:`expected_purchases`.
+    BG/NBD: FHL 2005, eq. 9, ``(a+b-1)/(a-1) [1 - (α/(α+t))^r 2F1(r, b; a+b-1;
+    t/(α+t))]``: eq. 10 with ``x = t_x = T = 0``. MBG/NBD: Batislam et al. (2007), eq. 9,
+    ``b/(a-1) [1 - (α/(α+t))^r 2F1(r, b+1; a+b; t/(α+t))]``: a new customer is alive
+    after the first purchase with probability ``b/(a+b)``, and then ``p ~ Beta(a, b+1)``.
+    Evaluated as :func:`expected_purchases`. numpy only.
     """
     s = np.asarray(t, dtype=float) / np.asarray(alpha, dtype=float)
-    return _mean_if_alive(r, b, a, s)
+    if not modified:
+        return _mean_if_alive(r, b, a, s)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return b / (a + b) * _mean_if_alive(r, b + 1.0, a, s)
 
 
-def prob_purchases(r: Any, alpha: Any, a: Any, b: Any, t: Any, x: Any) -> np.ndarray:
-    """``P(X(t) = x)``: probability of ``x`` repeat purchases in ``(0, t]`` (FHL 2005, eq. 8).
+def prob_purchases(
+    r: Any, alpha: Any, a: Any, b: Any, t: Any, x: Any, *, modified: bool = False
+) -> np.ndarray:
+    """``P(X(t) = x)``: probability of ``x`` repeat purchases in ``(0, t]`` (numpy).
 
     .. math::
 
-        P(X(t)=x) = \\frac{B(a, b+x)}{B(a, b)} \\mathrm{NB}(x; r, \\tfrac{\\alpha}{\\alpha+t})
-        + \\delta_{x>0}\\frac{B(a+1, b+x-1)}{B(a, b)} I_{t/(\\alpha+t)}(x, r)
+        P(X(t)=x) = \\frac{B(a, b+x+s)}{B(a, b)} \\mathrm{NB}(x; r, \\tfrac{\\alpha}{\\alpha+t})
+        + \\frac{B(a+1, b+x-1+s)}{B(a, b)} I_{t/(\\alpha+t)}(x, r)
 
-    where ``NB`` is the negative-binomial pmf and the regularised incomplete beta
-    ``I_{t/(α+t)}(x, r) = 1 - Σ_{j<x} NB(j)`` is FHL's bracket. numpy only.
+    (FHL 2005, eq. 8, ``s = 0``, the second term only for ``x > 0``). Derivation: ``x``
+    purchases by ``t`` while surviving every coin flip, or the ``x``-th repeat purchase
+    happens by ``t`` (``P(N(t) ≥ x)``, 1 for ``x = 0``) and the customer drops right after
+    it. ``NB`` is the Gamma-Poisson pmf and ``1 - Σ_{j<x} NB(j) = I_{t/(α+t)}(x, r)`` the
+    regularised incomplete beta. For the MBG/NBD (``s = 1``) the second term exists at
+    ``x = 0`` too (dropped right after the first purchase).
     """
     r, alpha, a, b, t, x = (np.asarray(v, dtype=float) for v in (r, alpha, a, b, t, x))
+    shift = 1.0 if modified else 0.0
     log_p0 = np.log(alpha) - np.log(alpha + t)
     log_nb = (
         sp.gammaln(r + x) - sp.gammaln(r) - sp.gammaln(x + 1) + r * log_p0 + sp.xlogy(x, t)
     ) - x * np.log(alpha + t)
-    alive = np.exp(sp.betaln(a, b + x) - sp.betaln(a, b) + log_nb)
+    alive = np.exp(sp.betaln(a, b + x + shift) - sp.betaln(a, b) + log_nb)
     safe_x = np.where(x > 0, x, 1.0)
+    if modified:
+        reached = np.where(x > 0, sp.betainc(safe_x, r, t / (alpha + t)), 1.0)
+        return alive + np.exp(sp.betaln(a + 1, b + x) - sp.betaln(a, b)) * reached
     dropped = np.exp(sp.betaln(a + 1, b + safe_x - 1) - sp.betaln(a, b)) * sp.betainc(
         safe_x, r, t / (alpha + t)
     )
@@ -427,13 +480,13 @@ class CustomerPosterior(NamedTuple):
     alive_shape, alive_rate : array
         ``λ | alive ~ Gamma(r+x, α+T)``.
     alive_a, alive_b : array
-        ``p | alive ~ Beta(a, b+x)``.
+        ``p | alive ~ Beta(a, b+x+s)``.
     dropped_shape, dropped_rate : array
         ``λ | dropped ~ Gamma(r+x, α+t_x)``.
     dropped_a, dropped_b : array
-        ``p | dropped ~ Beta(a+1, b+x-1)``. Where ``x = 0`` the branch does not exist
-        (weight ``1 - p_alive = 0``) and these four fields repeat the alive branch, so a
-        vectorised sampler never sees an invalid parameter.
+        ``p | dropped ~ Beta(a+1, b+x-1+s)``. For a BG/NBD customer with ``x = 0`` the
+        branch does not exist (weight ``1 - p_alive = 0``) and these four fields repeat
+        the alive branch, so a vectorised sampler never sees an invalid parameter.
     """
 
     p_alive: Any
@@ -448,7 +501,16 @@ class CustomerPosterior(NamedTuple):
 
 
 def customer_posterior(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, *, alive: Any = None
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    *,
+    alive: Any = None,
+    modified: bool = False,
 ) -> CustomerPosterior:
     """Conditional posterior of a customer's purchase rate ``λ`` and dropout ``p``.
 
@@ -456,22 +518,25 @@ def customer_posterior(
 
     .. math::
 
-        L(λ, p) = (1-p)^x λ^x e^{-λT}
-        + \\delta_{x>0}\\, p (1-p)^{x-1} λ^x e^{-λ t_x}:
+        L(λ, p) = (1-p)^{x+s} λ^x e^{-λT}
+        + \\delta\\, p (1-p)^{x-1+s} λ^x e^{-λ t_x}:
 
-    the first term is "no dropout after any of the ``x`` repeat purchases" (the customer
-    is alive at ``T``), the second "dropped out right after the ``x``-th purchase at
-    ``t_x``". Multiplying by the prior ``Gamma(λ; r, α) Beta(p; a, b)`` turns each term
-    into a product of conjugate kernels:
+    the first term is "no dropout at any of the coin flips" (the customer is alive at
+    ``T``), the second "dropped out right after the ``x``-th purchase at ``t_x``" (BG/NBD:
+    ``s = 0``, only for ``x > 0``; MBG/NBD: ``s = 1``, also at time 0 when ``x = 0``).
+    Multiplying by the prior ``Gamma(λ; r, α) Beta(p; a, b)`` turns each term into a
+    product of conjugate kernels:
 
-    - alive: ``Gamma(λ; r+x, α+T) Beta(p; a, b+x)`` with mass
-      ``A_1 = Γ(r+x)α^r / (Γ(r)(α+T)^{r+x}) · B(a, b+x)/B(a, b)``;
-    - dropped: ``Gamma(λ; r+x, α+t_x) Beta(p; a+1, b+x-1)`` with mass
-      ``A_2 = Γ(r+x)α^r / (Γ(r)(α+t_x)^{r+x}) · B(a+1, b+x-1)/B(a, b)``.
+    - alive: ``Gamma(λ; r+x, α+T) Beta(p; a, b+x+s)`` with mass
+      ``A_1 = Γ(r+x)α^r / (Γ(r)(α+T)^{r+x}) · B(a, b+x+s)/B(a, b)``;
+    - dropped: ``Gamma(λ; r+x, α+t_x) Beta(p; a+1, b+x-1+s)`` with mass
+      ``A_2 = Γ(r+x)α^r / (Γ(r)(α+t_x)^{r+x}) · B(a+1, b+x-1+s)/B(a, b)``.
 
     The posterior is their mixture with weight ``A_1/(A_1+A_2) =
-    [1 + a/(b+x-1) ((α+T)/(α+t_x))^{r+x}]^{-1}``, which is :func:`p_alive`
-    (``A_1 + A_2`` is the marginal likelihood, :func:`loglik`).
+    [1 + a/(b+x-1+s) ((α+T)/(α+t_x))^{r+x}]^{-1}``, which is :func:`p_alive`
+    (``A_1 + A_2`` is the marginal likelihood, :func:`loglik`). A customer alive at ``T``
+    then buys as a Poisson process and drops after each purchase with probability ``p``
+    (:func:`clvbayes.math.processes.simulate_future_purchases`).
 
     Parameters
     ----------
@@ -481,6 +546,8 @@ def customer_posterior(
         Frequency, recency and age.
     alive : array_like, optional
         :func:`p_alive` at these inputs, if already computed.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
 
     Returns
     -------
@@ -489,22 +556,22 @@ def customer_posterior(
     """
     ops = ops_for(r, alpha, a, b, x, t_x, T)
     r, alpha, a, b, x, t_x, T = _as_arrays(ops, r, alpha, a, b, x, t_x, T)
-    weight = p_alive(r, alpha, a, b, x, t_x, T) if alive is None else alive
-    has_repeat = x > 0
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T, modified=modified)
     shape = r + x
     alive_rate = alpha + T
-    alive_b = b + x
-    fields = [
-        weight,
-        shape,
-        alive_rate,
-        a + 0 * weight,
-        alive_b,
-        shape,
-        ops.where(has_repeat, alpha + t_x, alive_rate),
-        ops.where(has_repeat, a + 1, a),
-        ops.where(has_repeat, alive_b - 1, alive_b),
-    ]
+    if modified:
+        alive_b = b + x + 1
+        dropped = (alpha + t_x, a + 1 + 0 * alive, b + x)
+    else:
+        has_repeat = x > 0
+        alive_b = b + x
+        dropped = (
+            ops.where(has_repeat, alpha + t_x, alive_rate),
+            ops.where(has_repeat, a + 1, a),
+            ops.where(has_repeat, alive_b - 1, alive_b),
+        )
+    fields = [alive, shape, alive_rate, a + 0 * alive, alive_b, shape, *dropped]
     if ops.name == "numpy":
         fields = np.broadcast_arrays(*(np.asarray(f, dtype=float) for f in fields))
     return CustomerPosterior(*fields)
@@ -538,6 +605,7 @@ def expected_discounted_purchases(
     *,
     nodes: int | None = None,
     alive: Any = None,
+    modified: bool = False,
 ) -> np.ndarray:
     """Expected discounted purchases in ``(T, T+h]``: ``E[Σ_j exp(-δ t_j) | x, t_x, T]``.
 
@@ -562,15 +630,19 @@ def expected_discounted_purchases(
         the same count evaluated together.
     alive : array_like, optional
         :func:`p_alive` at these inputs, if already computed.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
 
     Returns
     -------
     ndarray
     """
     if alive is None:
-        alive = p_alive(r, alpha, a, b, x, t_x, T)
-
-    inner = _discounted_if_alive(r, alpha, a, b, x, T, horizon, float(discount_rate), nodes)
+        alive = p_alive(r, alpha, a, b, x, t_x, T, modified=modified)
+    shift = 1.0 if modified else 0.0
+    inner = _discounted_if_alive(
+        r, alpha, a, b, x, T, horizon, float(discount_rate), nodes, beta_shift=shift
+    )
     return np.asarray(alive) * inner
 
 
@@ -625,3 +697,149 @@ def _discounted_if_alive(
         return out
 
     return per_distinct_row(rows, (x, T, horizon), (r, alpha, a, b))
+
+
+# --- simulation ------------------------------------------------------------------------
+
+
+def simulate(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    T: Any,
+    *,
+    rng: np.random.Generator | int,
+    modified: bool = False,
+) -> dict[str, np.ndarray]:
+    """Simulate ``(x, t_x, T)`` from the BG/NBD (FHL 2005, sec. 2) or MBG/NBD process.
+
+    Each customer draws ``λ ~ Gamma(r, rate α)`` and ``p ~ Beta(a, b)``. Starting from the
+    (uncounted) first purchase at time 0, purchases arrive as a Poisson process of rate
+    ``λ``; right after each *repeat* purchase the customer drops out with probability
+    ``p`` (MBG/NBD: also right after the first purchase, so a customer with ``x = 0``
+    may be inactive). Purchases after ``T`` are not observed.
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters, broadcast against ``T``.
+    T : array_like
+        Age of each customer (time from the first purchase to the end of observation).
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
+
+    Returns
+    -------
+    dict of str to ndarray
+        All of the broadcast shape of the inputs:
+
+        - ``frequency`` (int64): repeat purchases ``x`` in ``(0, T]``;
+        - ``recency``: time of the last repeat purchase ``t_x`` (0 when ``x = 0``);
+        - ``T``: age of the customer;
+        - ``lam``, ``p_drop``: the latent purchase rate and dropout probability;
+        - ``alive`` (bool): whether the customer is still alive at ``T``.
+    """
+    rng = generator(rng)
+    params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b, T)))
+    shape = params[0].shape
+    r, alpha, a, b, T = (v.ravel() for v in params)
+    n = r.size
+    lam = rng.gamma(r, 1.0 / alpha)
+    p = rng.beta(a, b)
+    frequency = np.zeros(n, dtype=np.int64)
+    recency = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    idx = np.arange(n)
+    if modified:
+        alive = rng.random(n) >= p
+        idx = idx[alive]
+    now = np.zeros(idx.size)
+    while idx.size:
+        # a rate of 0 (or one so small the gap overflows) means no purchase: arrival = inf
+        with np.errstate(divide="ignore", over="ignore"):
+            arrival = now + rng.standard_exponential(idx.size) / lam[idx]
+        inside = arrival <= T[idx]
+        idx, now = idx[inside], arrival[inside]
+        frequency[idx] += 1
+        recency[idx] = now
+        drop = rng.random(idx.size) < p[idx]
+        alive[idx[drop]] = False
+        idx, now = idx[~drop], now[~drop]
+    out = {"frequency": frequency, "recency": recency, "T": T.copy()}
+    out.update(lam=lam, p_drop=p, alive=alive)
+    return {k: v.reshape(shape) for k, v in out.items()}
+
+
+def sample_alive_state(
+    posterior: CustomerPosterior, index: tuple[Any, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, BetaDropout]:
+    """Draws of the alive branch's ``(λ, p)`` at ``index`` of the posterior's fields.
+
+    ``λ ~ Gamma(r+x, α+T)`` now; ``p ~ Beta(a, b+x+s)`` as a :class:`BetaDropout`, drawn
+    by :func:`~clvbayes.math.processes.simulate_future_purchases` only for customers who
+    would buy at all.
+    """
+    lam = rng.gamma(posterior.alive_shape[index], 1.0 / posterior.alive_rate[index])
+    return lam, BetaDropout(posterior.alive_a[index], posterior.alive_b[index])
+
+
+# --- the family ------------------------------------------------------------------------
+
+
+def _pooled(params: Any) -> dict[str, Any]:
+    r, alpha, a, b = (params[k] for k in PARAMS)
+    return {"r": r, "purchase_rate": r / alpha, "phi_dropout": a / (a + b), "kappa_dropout": a + b}
+
+
+def _complete(values: Any) -> dict[str, Any]:
+    r = values["r"]
+    alpha = values["alpha"] if "alpha" in values else r / values["purchase_rate"]
+    if "a" in values:
+        a, b = values["a"], values["b"]
+    else:
+        phi, kappa = values["phi_dropout"], values["kappa_dropout"]
+        a, b = phi * kappa, (1.0 - phi) * kappa
+    return {"r": r, "alpha": alpha, "a": a, "b": b}
+
+
+REPARAMETRISATION = Reparametrisation(
+    links={"r": "log", "purchase_rate": "log", "phi_dropout": "logit", "kappa_dropout": "log"},
+    pooled=_pooled,
+    complete=_complete,
+)
+"""Partial pooling works on ``r``, the mean purchase rate ``r / alpha`` (log scale), the
+mean dropout probability ``phi_dropout = a / (a + b)`` (logit) and its concentration
+``kappa_dropout = a + b`` (log); ``phi_dropout, kappa_dropout`` are also the default
+prior parametrisation of ``a, b`` (:mod:`clvbayes.priors`)."""
+
+
+def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
+    """The BG/NBD (``modified=False``) or MBG/NBD family object (for registration)."""
+
+    def bind(fn: Any) -> Any:
+        return update_wrapper(partial(fn, modified=True), fn) if modified else fn
+
+    return TransactionFamily(
+        kind=kind,
+        label=label,
+        params=PARAMS,
+        columns=("frequency", "recency", "T"),
+        loglik_terms=bind(loglik_terms),
+        simulate=bind(simulate),
+        reparametrisation=REPARAMETRISATION,
+        factored=("frequency", "recency", "T"),
+        p_alive=bind(p_alive),
+        expected_purchases=bind(expected_purchases),
+        expected_discounted_purchases=bind(expected_discounted_purchases),
+        expected_purchases_new=bind(expected_purchases_new),
+        customer_posterior=bind(customer_posterior),
+        sample_alive_state=sample_alive_state,
+        simulate_future=simulate_future_purchases,
+    )
+
+
+FAMILY = register(family("BGNBD", "BG/NBD", modified=False))
+"""The BG/NBD family (:mod:`clvbayes.math.family`)."""

@@ -40,7 +40,7 @@ Mori 1974) reaches ~1e-13 relative accuracy for ``x > 0`` and ~1e-10 for ``x = 0
 The same expression is the analytic continuation of FHL's ``A_0`` term through Euler's
 and Pfaff's transformations, so no ``α ≥ β`` case split is needed.
 
-Every function accepts numpy arrays or PyTensor variables (see :mod:`clvbayes.math._ops`).
+Every function accepts numpy arrays or PyTensor variables (see :mod:`clvbayes.math.ops`).
 """
 
 from __future__ import annotations
@@ -50,18 +50,29 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from clvbayes.math._ops import Factor, _is_tensor, ops_for, per_level, values_of
 from clvbayes.math.clv import discounted_expectation
+from clvbayes.math.family import TransactionFamily, register
+from clvbayes.math.ops import Factor, LogLikTerms, is_tensor, ops_for, per_level, values_of
+from clvbayes.math.processes import FuturePurchases, generator, simulate_future_purchases
 
 __all__ = [
+    "FAMILY",
+    "PARAMS",
     "CustomerPosterior",
     "customer_posterior",
     "expected_discounted_purchases",
     "expected_purchases",
     "log_dropout_shares",
     "loglik",
+    "loglik_terms",
     "p_alive",
+    "sample_alive_state",
+    "simulate",
+    "simulate_future",
 ]
+
+PARAMS = ("r", "alpha", "s", "beta")
+"""Population parameters, in the order the functions take them."""
 
 # numpy evaluation is chunked so that (draws x rows x nodes) temporaries stay small
 _CHUNK_ELEMENTS = 4_000_000
@@ -152,7 +163,7 @@ def log_dropout_shares(
 def _pairs(x: Any, t: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Distinct ``(x, t)`` pairs of concrete data and each row's index into them."""
     xv, tv = values_of(x), values_of(t)
-    if _is_tensor(xv) or _is_tensor(tv):
+    if is_tensor(xv) or is_tensor(tv):
         return None
     xv, tv = np.broadcast_arrays(np.asarray(xv, dtype=float), np.asarray(tv, dtype=float))
     if xv.ndim != 1:
@@ -261,7 +272,7 @@ def loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> A
         Log-likelihood of each row (not summed, not weighted).
     """
     args = (r, alpha, s, beta)
-    if not any(_is_tensor(a) for a in args) and not _is_tensor(values_of(x)):
+    if not any(is_tensor(a) for a in args) and not is_tensor(values_of(x)):
         return _numpy_chunked(_loglik, args, x, t_x, T)
     return _loglik(r, alpha, s, beta, x, t_x, T)
 
@@ -292,7 +303,7 @@ def p_alive(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> 
         return ops.minimum(ops.exp(log_psi_T - ops.logaddexp(alive, dead)), 1.0)
 
     args = (r, alpha, s, beta)
-    if not any(_is_tensor(a) for a in args) and not _is_tensor(values_of(x)):
+    if not any(is_tensor(a) for a in args) and not is_tensor(values_of(x)):
         if max(np.ndim(values_of(v)) for v in (x, t_x, T)) == 1:  # else: plain broadcasting
             x, t_x, T = (Factor.of(v) if not isinstance(v, Factor) else v for v in (x, t_x, T))
         return _numpy_chunked(fn, args, x, t_x, T)
@@ -355,7 +366,7 @@ def customer_posterior(
     ``Γ(r+x)α^rβ^s / (Γ(r)(α+T)^{r+x}(β+T)^s) = ... ψ(T)``; divided by the marginal
     likelihood (:func:`loglik`) it is :func:`p_alive`. Future purchases then follow from
     the memoryless lifetime: ``τ' ~ Exp(μ)`` after ``T``, purchases
-    ``Poisson(λ min(τ', h))`` (:func:`clvbayes.simulate.simulate_future_pareto_nbd`).
+    ``Poisson(λ min(τ', h))`` (:func:`simulate_future`).
 
     Parameters
     ----------
@@ -424,3 +435,161 @@ def _alive_purchases(r: Any, alpha: Any, s: Any, beta: Any, x: Any, T: Any) -> A
         return (r + x) / (alpha + T) * (beta + T) * horizon
 
     return fn
+
+
+def loglik_terms(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> LogLikTerms:
+    """:func:`loglik` as :class:`~clvbayes.math.ops.LogLikTerms` (one per-row term: the
+    integral terms are already shared per distinct pair of values inside)."""
+    terms = LogLikTerms()
+    terms.row(loglik(r, alpha, s, beta, x, t_x, T))
+    return terms
+
+
+# --- simulation ------------------------------------------------------------------------
+
+
+def simulate(
+    r: Any, alpha: Any, s: Any, beta: Any, T: Any, *, rng: np.random.Generator | int
+) -> dict[str, np.ndarray]:
+    """Simulate ``(x, t_x, T)`` from the Pareto/NBD process (Schmittlein et al. 1987).
+
+    Each customer draws a purchase rate ``λ ~ Gamma(r, rate α)``, a dropout rate
+    ``μ ~ Gamma(s, rate β)`` and an unobserved lifetime ``τ ~ Exponential(μ)`` from the
+    (uncounted) first purchase at time 0; repeat purchases arrive as a Poisson process
+    of rate ``λ`` on ``(0, min(τ, T)]``.
+
+    Parameters
+    ----------
+    r, alpha, s, beta : array_like
+        Population parameters, broadcast against ``T``.
+    T : array_like
+        Age of each customer.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of str to ndarray
+        All of the broadcast shape of the inputs: ``frequency`` (int64), ``recency``,
+        ``T``, the latent ``lam``, ``mu`` and ``lifetime`` (``τ``), and ``alive``
+        (``τ > T``).
+    """
+    rng = generator(rng)
+    params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, s, beta, T)))
+    shape = params[0].shape
+    r, alpha, s, beta, T = (v.ravel() for v in params)
+    n = r.size
+    lam = rng.gamma(r, 1.0 / alpha)
+    mu = rng.gamma(s, 1.0 / beta)
+    with np.errstate(divide="ignore", over="ignore"):
+        lifetime = rng.standard_exponential(n) / mu
+    end = np.minimum(lifetime, T)
+    frequency = np.zeros(n, dtype=np.int64)
+    recency = np.zeros(n)
+    idx = np.arange(n)
+    now = np.zeros(n)
+    while idx.size:
+        with np.errstate(divide="ignore", over="ignore"):
+            arrival = now + rng.standard_exponential(idx.size) / lam[idx]
+        inside = arrival <= end[idx]
+        idx, now = idx[inside], arrival[inside]
+        frequency[idx] += 1
+        recency[idx] = now
+    out = {"frequency": frequency, "recency": recency, "T": T.copy()}
+    out.update(lam=lam, mu=mu, lifetime=lifetime, alive=lifetime > T)
+    return {k: v.reshape(shape) for k, v in out.items()}
+
+
+def simulate_future(
+    lam: Any,
+    mu: Any,
+    alive: Any,
+    horizon: Any,
+    *,
+    rng: np.random.Generator | int,
+    discount_rate: Any = 0.0,
+    value_shape: Any = None,
+    value_rate: Any = None,
+    max_block_elements: int = 2**22,
+) -> FuturePurchases:
+    """Simulate Pareto/NBD purchases in ``(0, horizon]`` for a known latent state.
+
+    A customer alive at time 0 (the end of observation) has a remaining lifetime
+    ``τ ~ Exponential(mu)`` (memoryless) and buys as a Poisson process of rate ``lam``
+    until ``min(τ, horizon)``; a dead one never buys. That is the process of
+    :func:`~clvbayes.math.processes.simulate_future_purchases` without
+    purchase-triggered dropout over the window ``min(τ, horizon)``, which is what is run
+    (so discounting and transaction values work the same way).
+
+    Parameters
+    ----------
+    lam, mu : array_like
+        Purchase and dropout rates of each element.
+    alive : array_like of bool
+        Whether each element is alive at time 0.
+    horizon : array_like
+        Length of the prediction window.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+    discount_rate, value_shape, value_rate, max_block_elements
+        As in :func:`~clvbayes.math.processes.simulate_future_purchases`.
+
+    Returns
+    -------
+    FuturePurchases
+    """
+    rng = generator(rng)
+    lam, mu, alive, horizon = np.broadcast_arrays(
+        *(np.asarray(w, dtype=float) for w in (lam, mu, alive, horizon))
+    )
+    with np.errstate(divide="ignore", over="ignore"):
+        lifetime = rng.standard_exponential(lam.shape) / mu
+    return simulate_future_purchases(
+        lam,
+        0.0,
+        alive,
+        np.minimum(lifetime, horizon),
+        rng=rng,
+        discount_rate=discount_rate,
+        value_shape=value_shape,
+        value_rate=value_rate,
+        max_block_elements=max_block_elements,
+    )
+
+
+def sample_alive_state(
+    posterior: CustomerPosterior, index: tuple[Any, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of the alive branch's ``(λ, μ)`` at ``index`` of the posterior's fields:
+    ``λ ~ Gamma(r+x, α+T)``, ``μ ~ Gamma(s, β+T)``."""
+    lam = rng.gamma(posterior.lam_shape[index], 1.0 / posterior.lam_rate[index])
+    mu = rng.gamma(posterior.mu_shape[index], 1.0 / posterior.mu_rate[index])
+    return lam, mu
+
+
+def _expected_purchases_new(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> Any:
+    """``E[X(t)]`` of a new customer: a customer observed for no time (``x = t_x = T =
+    0``) is alive, so eq. 22 at ``T = 0`` is the unconditional expectation."""
+    return expected_purchases(r, alpha, s, beta, 0.0, 0.0, 0.0, t)
+
+
+FAMILY = register(
+    TransactionFamily(
+        kind="ParetoNBD",
+        label="Pareto/NBD",
+        params=PARAMS,
+        columns=("frequency", "recency", "T"),
+        loglik_terms=loglik_terms,
+        simulate=simulate,
+        factored=("frequency", "recency", "T"),
+        reusable_compilation=False,  # the likelihood groups rows by pairs of concrete values
+        p_alive=p_alive,
+        expected_purchases=expected_purchases,
+        expected_discounted_purchases=expected_discounted_purchases,
+        expected_purchases_new=_expected_purchases_new,
+        customer_posterior=customer_posterior,
+        sample_alive_state=sample_alive_state,
+        simulate_future=simulate_future,
+    )
+)
+"""The Pareto/NBD family (:mod:`clvbayes.math.family`)."""

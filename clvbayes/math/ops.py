@@ -48,7 +48,7 @@ NUMPY_OPS = SimpleNamespace(
 def _tensor_ops() -> SimpleNamespace:
     import pytensor.tensor as pt
 
-    from clvbayes.math._softplus import softplus
+    from clvbayes.math.softplus import softplus
 
     def betaln(a: Any, b: Any) -> Any:
         return pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
@@ -74,13 +74,13 @@ def _tensor_ops() -> SimpleNamespace:
     )
 
 
-def _is_tensor(value: Any) -> bool:
+def is_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("pytensor")
 
 
 def ops_for(*args: Any) -> SimpleNamespace:
     """Return the operator namespace for these arguments (PyTensor if any is symbolic)."""
-    if any(_is_tensor(a) for a in args):
+    if any(is_tensor(a) for a in args):
         return _tensor_ops()
     return NUMPY_OPS
 
@@ -175,7 +175,7 @@ def level_weights(column: Factor, weights: Any) -> Any:
     numpy for concrete data (a constant of the graph); a PyTensor scatter-add when the
     factor's index is symbolic (data swapped into a compiled model).
     """
-    if not any(_is_tensor(v) for v in (column.index, column.levels, weights)):
+    if not any(is_tensor(v) for v in (column.index, column.levels, weights)):
         w = np.broadcast_to(np.asarray(weights, dtype=float), np.shape(column.index))
         return np.bincount(column.index, weights=w, minlength=len(column.levels))
     import pytensor.tensor as pt

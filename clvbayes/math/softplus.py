@@ -9,7 +9,7 @@ reuses the stored derivative. It is a numeric primitive like ``logaddexp`` (the
 likelihood formulas stay in :mod:`clvbayes.math`), with a numba implementation for
 nutpie and a numpy ``perform`` for every other backend.
 
-Imported only when a PyTensor graph is built (see :func:`clvbayes.math._ops.ops_for`).
+Imported only when a PyTensor graph is built (see :func:`clvbayes.math.ops.ops_for`).
 """
 
 from __future__ import annotations

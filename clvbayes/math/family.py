@@ -1,0 +1,209 @@
+"""Model families: everything the package knows about one model, described once.
+
+A *family* (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma) is a frozen object that names its
+parameters and data columns and holds the plain functions of its maths module: the
+log-likelihood terms, the per-customer quantities (``P(alive)``, conditional expected
+purchases, ...), the customer's latent-state posterior, the simulators, and the
+reparametrisation that partial pooling works on. Each maths module builds its family and
+registers it here (:func:`register`); everything that must ask "which kind of model is
+this?" -- the PyMC specs, prediction, simulation, predictive checks, save/load -- asks
+the registry (:func:`family`) instead of keeping a list of its own. Adding a family is
+one maths module (functions + its family object) and one small spec
+(:mod:`clvbayes.models`).
+
+Functions take the parameters positionally in the family's order (``params``) followed
+by the data columns, and broadcast: parameters shaped ``(draws, 1)`` against customers
+``(n,)``, or ``(draws, n)`` for parameters that differ by customer (segments,
+covariates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "Reparametrisation",
+    "SpendFamily",
+    "TransactionFamily",
+    "family",
+    "register",
+]
+
+
+@dataclass(frozen=True)
+class Reparametrisation:
+    """The quantities partial pooling works on, and the map to and from the parameters.
+
+    Written once as plain arithmetic, so the same functions serve numpy (segment
+    summaries, link-scale comparisons) and PyTensor (the hierarchical PyMC graph).
+
+    Attributes
+    ----------
+    links : mapping of str to str
+        Each pooled quantity and its link scale (``"log"``, ``"logit"`` or
+        ``"log_excess"``; see :mod:`clvbayes.models.hierarchy`), in the order the
+        hierarchical priors are created.
+    pooled : callable
+        ``params -> pooled``: the pooled quantities from the model parameters.
+    complete : callable
+        ``values -> params``: the model parameters from any mapping that holds each
+        parameter or the quantities it is derived from (pooled quantities, or an
+        alternative prior parametrisation such as ``phi_dropout, kappa_dropout`` for
+        ``a, b``). Parameters present in ``values`` are returned as they are.
+    """
+
+    links: Mapping[str, str]
+    pooled: Callable[[Mapping[str, Any]], dict[str, Any]]
+    complete: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """What every family has.
+
+    Attributes
+    ----------
+    kind : str
+        Registry key and ``FittedModel.kind`` (e.g. ``"BGNBD"``).
+    label : str
+        Display name (e.g. ``"BG/NBD"``).
+    params : tuple of str
+        Population parameters, in the order the functions take them.
+    columns : tuple of str
+        RFM columns the likelihood uses, in the order the functions take them.
+    loglik_terms : callable
+        ``(*params, *columns) -> LogLikTerms``: the log-likelihood of each row as terms
+        (:class:`clvbayes.math.ops.LogLikTerms`); columns may be
+        :class:`~clvbayes.math.ops.Factor` s. Works on numpy and PyTensor.
+    simulate : callable
+        ``(*params, *inputs, rng=...) -> dict``: the generative simulator.
+    reparametrisation : Reparametrisation or None
+        How partial pooling sees the parameters (None: the family cannot be pooled).
+    factored : tuple of str
+        Columns passed as :class:`~clvbayes.math.ops.Factor` (terms computed once per
+        distinct value); the others as plain arrays.
+    reusable_compilation : bool
+        Whether the likelihood's graph depends on the data only through arrays (so one
+        compiled model can take new data). False when the graph's shape depends on data
+        values (the Pareto/NBD groups rows by pairs of concrete values).
+    """
+
+    kind: str
+    label: str
+    params: tuple[str, ...]
+    columns: tuple[str, ...]
+    loglik_terms: Callable[..., Any]
+    simulate: Callable[..., dict[str, Any]]
+    reparametrisation: Reparametrisation | None = None
+    factored: tuple[str, ...] = ()
+    reusable_compilation: bool = True
+
+    def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """``params`` in this family's order, with a clear error for a missing one."""
+        missing = [k for k in self.params if k not in params]
+        if missing:
+            raise ValueError(f"{self.label} needs parameters {missing}; got {sorted(params)}.")
+        return tuple(params[k] for k in self.params)
+
+    def terms(self, params: Mapping[str, Any], columns: Mapping[str, Any]) -> Any:
+        """:attr:`loglik_terms` with parameters and columns by name."""
+        return self.loglik_terms(*self.values(params), *(columns[c] for c in self.columns))
+
+
+@dataclass(frozen=True)
+class TransactionFamily(Family):
+    """A model of purchases and dropout (columns ``frequency, recency, T``).
+
+    Attributes
+    ----------
+    p_alive : callable
+        ``(*params, x, t_x, T) -> P(alive at T)``.
+    expected_purchases : callable
+        ``(*params, x, t_x, T, t, *, alive=None) -> E[purchases in (T, T+t]]``.
+    expected_discounted_purchases : callable
+        ``(*params, x, t_x, T, h, delta, *, nodes=None, alive=None) -> E[Σ exp(-δ t_j)]``.
+    expected_purchases_new : callable
+        ``(*params, t) -> E[X(t)]`` for a customer acquired at time 0.
+    customer_posterior : callable
+        ``(*params, x, t_x, T, *, alive=None)``: the latent state given the history (its
+        alive branch is what the future depends on).
+    sample_alive_state : callable
+        ``(posterior, index, rng) -> (rate, dropout)``: draws of the alive branch's
+        latent state at ``index`` (a tuple of index arrays into the posterior's fields),
+        in the form :attr:`simulate_future` takes.
+    simulate_future : callable
+        ``(rate, dropout, alive, horizon, *, rng, **options) -> FuturePurchases``:
+        purchases in ``(0, horizon]`` of customers with a known latent state
+        (:func:`clvbayes.math.processes.simulate_future_purchases`).
+    """
+
+    p_alive: Callable[..., Any] = field(kw_only=True)
+    expected_purchases: Callable[..., Any] = field(kw_only=True)
+    expected_discounted_purchases: Callable[..., Any] = field(kw_only=True)
+    expected_purchases_new: Callable[..., Any] = field(kw_only=True)
+    customer_posterior: Callable[..., Any] = field(kw_only=True)
+    sample_alive_state: Callable[..., tuple[Any, Any]] = field(kw_only=True)
+    simulate_future: Callable[..., Any] = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class SpendFamily(Family):
+    """A model of the value of transactions (columns ``frequency, monetary_value``).
+
+    Attributes
+    ----------
+    expected_spend : callable
+        ``(*params, x, z) -> E[value per transaction | x, z]``.
+    expected_spend_new : callable
+        ``(*params) -> population mean value per transaction``.
+    spend_scale_posterior : callable
+        ``(*params, x, z) -> (shape, rate)`` of the customer's spend scale.
+    """
+
+    expected_spend: Callable[..., Any] = field(kw_only=True)
+    expected_spend_new: Callable[..., Any] = field(kw_only=True)
+    spend_scale_posterior: Callable[..., Any] = field(kw_only=True)
+
+
+FAMILIES: dict[str, Family] = {}
+"""Every registered family by kind (filled when :mod:`clvbayes.math` is imported)."""
+
+
+def register(entry: Family) -> Family:
+    """Add ``entry`` to :data:`FAMILIES` (its maths module calls this once) and return it."""
+    if entry.kind in FAMILIES and FAMILIES[entry.kind] is not entry:
+        raise ValueError(f"a family of kind {entry.kind!r} is already registered.")
+    FAMILIES[entry.kind] = entry
+    return entry
+
+
+def family(kind: str, role: type[Family] = Family) -> Family:
+    """The registered family of ``kind``, optionally required to be a ``role``.
+
+    Parameters
+    ----------
+    kind : str
+        ``FittedModel.kind`` or a spec's ``kind``, e.g. ``"BGNBD"``.
+    role : type, optional
+        :class:`TransactionFamily` or :class:`SpendFamily` to require that role.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind.
+    TypeError
+        For a known kind of another role (e.g. a Gamma-Gamma where a transaction model
+        is needed), naming the kinds that would do.
+    """
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown model kind {kind!r}; known: {sorted(FAMILIES)}.")
+    entry = FAMILIES[kind]
+    if not isinstance(entry, role):
+        fitting = sorted(k for k, f in FAMILIES.items() if isinstance(f, role))
+        what = "transaction" if role is TransactionFamily else "spend"
+        raise TypeError(f"expected a {what} model ({', '.join(fitting)}), got {kind}.")
+    return entry

@@ -1,0 +1,225 @@
+"""Stochastic processes shared by the families' simulators (numpy only, seeded explicitly).
+
+:func:`simulate_future_purchases` simulates the purchases of customers whose latent state
+is known -- a Poisson process of rate ``lam`` with dropout after each purchase with
+probability ``p_drop`` -- over a window, with exact purchase times for discounting and
+optional Gamma transaction values. The BG/NBD and MBG/NBD use it as it is; the
+Pareto/NBD runs it over the customer's remaining lifetime. Loops run over purchases,
+never over customers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from clvbayes.math.clv import discount_factor
+
+__all__ = ["BetaDropout", "FuturePurchases", "generator", "simulate_future_purchases"]
+
+
+def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """``rng`` as a numpy Generator (a seed or None makes a new one)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class FuturePurchases(NamedTuple):
+    """Simulated future purchases per (draw x customer) element.
+
+    Attributes
+    ----------
+    count : ndarray of int64
+        Number of purchases in ``(0, horizon]``.
+    discounted : ndarray of float or None
+        ``Σ_j exp(-δ t_j)`` over those purchases (equal to ``count`` when ``δ = 0``); None
+        where a caller that only needs ``value`` skipped it.
+    value : ndarray of float or None
+        ``Σ_j V_j exp(-δ t_j)`` with ``V_j ~ Gamma(value_shape, rate value_rate)``, when
+        transaction values were asked for; else None.
+    """
+
+    count: np.ndarray
+    discounted: np.ndarray | None
+    value: np.ndarray | None = None
+
+
+def simulate_future_purchases(
+    lam: Any,
+    p_drop: Any,
+    alive: Any,
+    horizon: Any,
+    *,
+    rng: np.random.Generator | int,
+    discount_rate: Any = 0.0,
+    value_shape: Any = None,
+    value_rate: Any = None,
+    max_block_elements: int = 2**22,
+) -> FuturePurchases:
+    """Simulate purchases in ``(0, horizon]`` for customers with known latent state.
+
+    A customer alive at time 0 buys as a Poisson process of rate ``lam`` and drops out
+    right after each purchase with probability ``p_drop``; a dead one never buys. The
+    purchase after which a customer drops is ``K ~ Geometric(p_drop)``. With
+    ``value_shape`` and ``value_rate`` each purchase is also worth ``V_j ~
+    Gamma(value_shape, rate value_rate)``, independent of its timing (Gamma-Gamma).
+
+    The count is exactly ``min(K, N)`` with ``N ~ Poisson(lam horizon)`` (the purchases
+    the customer would make without dropping out). Without discounting the total value is
+    one ``Gamma(count x shape, rate)`` draw (a sum of iid Gammas of equal rate). With
+    discounting the purchase times are drawn too, so ``Σ exp(-δ t_j)`` and ``Σ V_j
+    exp(-δ t_j)`` are exact: given ``N``, the ``N`` purchase times are iid uniform on the
+    window, so when ``K >= N`` (alive to the end) they are drawn as such; when ``K < N``
+    the customer stops at the ``K``-th of them, whose time is ``h W`` with ``W ~ Beta(K,
+    N - K + 1)`` (the ``K``-th order statistic of ``N`` uniforms), and the ``K - 1``
+    earlier ones are iid uniform on ``(0, h W)``. Every purchase is an independent point,
+    so they are drawn in flat passes of at most ``max_block_elements`` (memory is bounded
+    whatever the number of purchases) and summed per element; the work is proportional to
+    the number of purchases simulated.
+
+    Parameters
+    ----------
+    lam, p_drop : array_like
+        Purchase rate and dropout probability of each element (e.g. flat ``draw x
+        customer`` arrays of posterior draws of the latent state). ``p_drop`` may also be
+        a :class:`BetaDropout` ``(a, b)``: each element's ``p ~ Beta(a, b)``, drawn only
+        for the elements that would buy at all (``N >= 1``), since ``p`` cannot matter
+        for the others (same distribution, fewer draws).
+    alive : array_like of bool
+        Whether each element is alive at time 0 (the end of the observation period).
+    horizon : array_like
+        Length of the prediction window, in the rate's time unit.
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+    discount_rate : float or array_like
+        Continuous discount rate ``δ`` per time unit (see
+        :func:`clvbayes.math.clv.continuous_rate`); 0 for no discounting.
+    value_shape, value_rate : array_like, optional
+        Gamma shape and rate of each transaction's value (Gamma-Gamma ``p`` and the
+        customer's ``ν``); both or neither.
+    max_block_elements : int
+        Upper bound on the size of the temporary ``(elements x purchases)`` block.
+
+    Returns
+    -------
+    FuturePurchases
+        Arrays of the broadcast shape of the inputs.
+    """
+    rng = generator(rng)
+    marks = value_shape is not None
+    if marks != (value_rate is not None):
+        raise ValueError("pass both value_shape and value_rate, or neither")
+    lazy = isinstance(p_drop, BetaDropout)
+    inputs = [lam, alive, horizon, discount_rate, *(p_drop if lazy else (p_drop,))]
+    if marks:
+        inputs += [value_shape, value_rate]
+    shape = np.broadcast_shapes(*(np.shape(w) for w in inputs))
+    n = int(np.prod(shape))
+    # array inputs flattened to the common shape; scalars stay scalars (no copies)
+    lam, alive, horizon, delta = (_flat(w, shape) for w in (lam, alive, horizon, discount_rate))
+    if lazy:
+        p_drop = BetaDropout(*(_flat(w, shape) for w in p_drop))
+    else:
+        p_drop = _flat(p_drop, shape)
+    v_shape, v_rate = (_flat(value_shape, shape), _flat(value_rate, shape)) if marks else (0, 0)
+    count = np.zeros(n, dtype=np.int64)
+    discounted = np.zeros(n)
+    value = np.zeros(n) if marks else None
+    idx = np.flatnonzero(np.broadcast_to((alive != 0) & (lam > 0) & (horizon > 0), (n,)))
+    arrivals = rng.poisson(_at(lam, idx) * _at(horizon, idx), size=idx.size)
+    buying = np.flatnonzero(arrivals)  # p cannot matter for the others
+    idx, arrivals = idx[buying], arrivals[buying]
+    if lazy:
+        p_idx = rng.beta(_at(p_drop.a, idx), _at(p_drop.b, idx), size=idx.size)
+    else:
+        p_idx = np.broadcast_to(_at(p_drop, idx), idx.shape)
+    churn_after = np.full(idx.size, np.iinfo(np.int64).max)
+    drops = np.flatnonzero(p_idx > 0)
+    churn_after[drops] = rng.geometric(np.minimum(p_idx[drops], 1.0))
+    bought = np.minimum(churn_after, arrivals)
+    count[idx] = bought
+    if not np.any(_at(delta, idx)):
+        if marks:
+            value[idx] = rng.gamma(bought * _at(v_shape, idx), 1.0 / _at(v_rate, idx))
+            value = value.reshape(shape)
+        return FuturePurchases(count.reshape(shape), count.astype(float).reshape(shape), value)
+    # Customers who stop inside the window: their last purchase is at h W, W ~ Beta(K,
+    # N-K+1); the others' purchases and the stoppers' earlier ones are iid uniform.
+    stops = np.flatnonzero(churn_after < arrivals)
+    end = np.array(np.broadcast_to(_at(horizon, idx), idx.shape), dtype=float)
+    end[stops] *= rng.beta(bought[stops], arrivals[stops] - bought[stops] + 1)
+    last = idx[stops]
+    weight = discount_factor(end[stops], _at(delta, last))
+    discounted[last] = weight
+    if marks:
+        value[last] = rng.gamma(_at(v_shape, last), 1.0 / _at(v_rate, last), size=last.size)
+        value[last] *= weight
+    free = bought.copy()
+    free[stops] -= 1
+    _uniform_purchases(
+        idx, free, end, delta, v_shape, v_rate, rng, discounted, value, max_block_elements
+    )
+    return FuturePurchases(
+        count.reshape(shape),
+        discounted.reshape(shape),
+        None if value is None else value.reshape(shape),
+    )
+
+
+class BetaDropout(NamedTuple):
+    """Dropout probabilities given as ``p ~ Beta(a, b)`` per element (drawn lazily)."""
+
+    a: Any
+    b: Any
+
+
+def _flat(value: Any, shape: tuple[int, ...]) -> Any:
+    """A float scalar as is, an array broadcast to ``shape`` and flattened."""
+    value = np.asarray(value, dtype=float)
+    if value.ndim == 0:
+        return float(value)
+    return np.broadcast_to(value, shape).ravel()
+
+
+def _at(value: Any, index: Any) -> Any:
+    """``value[index]`` for a flat array; a scalar is the same everywhere."""
+    return value if np.ndim(value) == 0 else value[index]
+
+
+def _uniform_purchases(
+    idx: np.ndarray,
+    counts: np.ndarray,
+    end: np.ndarray,
+    delta: Any,
+    v_shape: Any,
+    v_rate: Any,
+    rng: np.random.Generator,
+    discounted: np.ndarray,
+    value: np.ndarray | None,
+    cap: int,
+) -> None:
+    """Add ``counts[i]`` purchases at iid uniform times on ``(0, end[i])`` to element
+    ``idx[i]``'s discounted count (and value), in passes of at most ``cap`` purchases."""
+    keep = counts > 0
+    idx, counts, end = idx[keep], counts[keep], end[keep]
+    if not idx.size:
+        return
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    total, done, cap = int(ends[-1]), 0, max(int(cap), 1)
+    while done < total:  # purchases [done, stop) in global order, element by element
+        stop = min(done + cap, total)
+        i = int(np.searchsorted(ends, done, side="right"))
+        j = int(np.searchsorted(ends, stop - 1, side="right")) + 1
+        here = np.minimum(ends[i:j], stop) - np.maximum(starts[i:j], done)
+        owner = np.repeat(np.arange(j - i), here)
+        element = idx[i:j][owner]
+        weight = discount_factor(rng.random(owner.size) * end[i:j][owner], _at(delta, element))
+        discounted[idx[i:j]] += np.bincount(owner, weights=weight, minlength=j - i)
+        if value is not None:
+            worth = rng.gamma(_at(v_shape, element), 1.0 / _at(v_rate, element), size=owner.size)
+            worth *= weight
+            value[idx[i:j]] += np.bincount(owner, weights=worth, minlength=j - i)
+        done = stop
