@@ -43,6 +43,20 @@ def _sample_stat(idata: xr.DataTree, name: str) -> xr.DataArray | None:
     return stats[name] if name in stats else None
 
 
+def _flat_parameters(post: xr.Dataset, names: list[str]) -> tuple[xr.Dataset, list[str]]:
+    """``names`` of ``post`` as scalar variables: a per-segment parameter becomes one
+    variable ``name[label]`` per segment, checked on its own."""
+    flat: dict[str, xr.DataArray] = {}
+    for name in names:
+        values = post[name]
+        if "segment" in values.dims:
+            for label in values["segment"].to_numpy():
+                flat[f"{name}[{label}]"] = values.sel(segment=label, drop=True)
+        else:
+            flat[name] = values
+    return xr.Dataset(flat), list(flat)
+
+
 def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
     """Compute R-hat, bulk/tail ESS, divergences and E-BFMI for ``var_names``.
 
@@ -51,7 +65,8 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
     idata : DataTree
         Output of NUTS with ``posterior`` and ``sample_stats`` groups.
     var_names : list of str
-        Population parameters to check.
+        Population parameters to check; per-segment parameters are checked segment by
+        segment (rows ``name[label]``).
 
     Returns
     -------
@@ -59,7 +74,7 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
         ``table`` has one row per parameter with columns ``r_hat, ess_bulk, ess_tail``;
         ``problems`` lists each failed check with what to try.
     """
-    post = idata["posterior"].to_dataset()[var_names]
+    post, var_names = _flat_parameters(idata["posterior"].to_dataset(), var_names)
     n_chains = post.sizes["chain"]
     rhat = az.rhat(post) if n_chains > 1 else post.mean(("chain", "draw")) * np.nan
     ess_bulk = az.ess(post, method="bulk")

@@ -8,8 +8,8 @@ import pytensor.tensor as pt
 import pytest
 
 from clvbayes.math import mbgnbd
-from clvbayes.math._ops import Factor
-from clvbayes.models.mbgnbd import MBGNBD
+from clvbayes.math.ops import Factor
+from clvbayes.models import MBGNBD
 from clvbayes.priors import FLAT_PRIORS
 
 BTYDPLUS = {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}

@@ -19,8 +19,7 @@ from clvbayes.compare import compare
 from clvbayes.data.compress import SEGMENT
 from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.math import bgnbd, gamma_gamma
-from clvbayes.models import BGNBD, GammaGamma, ParetoNBD
-from clvbayes.models.base import FittedModel
+from clvbayes.models import BGNBD, FittedModel, GammaGamma, ParetoNBD
 from clvbayes.models.hierarchy import CENTERED_MIN_CUSTOMERS, SegmentWarning, centered_mask
 from clvbayes.ppc import tracking_curve
 from clvbayes.predict import expected_purchases, p_alive, predict_customers

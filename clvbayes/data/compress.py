@@ -13,11 +13,12 @@ row only if they are in the same segment, and because rows are sorted lexicograp
 each segment's rows are contiguous. :meth:`CompressedRFM.segment_blocks` cuts them into
 one block per segment with its own factors, so a likelihood written for one population
 is evaluated per segment with that segment's parameters and the per-level terms (see
-:class:`clvbayes.math._ops.Factor`) still run once per distinct value within a segment.
+:class:`clvbayes.math.ops.Factor`) still run once per distinct value within a segment.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from clvbayes.math._ops import Factor
+from clvbayes.math.ops import Factor
 
 __all__ = ["SEGMENT", "CompressedRFM", "compress"]
 
@@ -50,7 +51,7 @@ class CompressedRFM:
     factors : dict of str to Factor
         Each column as distinct levels plus each row's index into them, so likelihood
         terms that depend on one column alone are computed once per distinct value
-        (see :class:`clvbayes.math._ops.Factor`).
+        (see :class:`clvbayes.math.ops.Factor`).
     segments : tuple of str
         Segment labels, indexed by the codes of the :data:`SEGMENT` column (empty for
         unsegmented data). A label may have no rows (e.g. a segment whose customers
@@ -106,7 +107,7 @@ class CompressedRFM:
         )
 
     def factor(self, column: str) -> Factor:
-        """``column`` as a :class:`~clvbayes.math._ops.Factor` of the unique rows."""
+        """``column`` as a :class:`~clvbayes.math.ops.Factor` of the unique rows."""
         return self.factors[column]
 
     def __repr__(self) -> str:
@@ -124,6 +125,17 @@ class CompressedRFM:
     def n_customers(self) -> int:
         """Number of customers that were compressed."""
         return int(self.inverse.shape[0])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the rows, counts and customer order (first 16 hex digits): whether
+        two fits saw the same customers."""
+        h = hashlib.sha256()
+        for c in self.columns:
+            h.update(c.encode())
+            h.update(np.ascontiguousarray(self.rows[c], dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(self.counts, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(self.inverse, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
 
     def __getitem__(self, column: str) -> np.ndarray:
         return self.rows[column]

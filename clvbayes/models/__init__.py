@@ -1,9 +1,25 @@
-"""Model specifications (PyMC builders on top of :mod:`clvbayes.math`) and fitted models."""
+"""Model specifications (PyMC graphs over :mod:`clvbayes.math`), the fitted model, storage.
 
-from clvbayes.models.base import FittedModel, ModelSpec
-from clvbayes.models.bgnbd import BGNBD
+One spec per model family; each registers itself by kind
+(:mod:`clvbayes.models.registry`) when defined here.
+"""
+
+from clvbayes.models.base import ModelSpec
+from clvbayes.models.bgnbd import BGNBD, MBGNBD
+from clvbayes.models.fitted import FittedModel, load, save
 from clvbayes.models.gamma_gamma import GammaGamma
-from clvbayes.models.mbgnbd import MBGNBD
 from clvbayes.models.pareto_nbd import ParetoNBD
+from clvbayes.models.registry import SPECS, spec_class
 
-__all__ = ["BGNBD", "MBGNBD", "FittedModel", "GammaGamma", "ModelSpec", "ParetoNBD"]
+__all__ = [
+    "BGNBD",
+    "MBGNBD",
+    "SPECS",
+    "FittedModel",
+    "GammaGamma",
+    "ModelSpec",
+    "ParetoNBD",
+    "load",
+    "save",
+    "spec_class",
+]

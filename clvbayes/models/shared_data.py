@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from clvbayes.data.compress import CompressedRFM
-from clvbayes.math._ops import Factor
+from clvbayes.math.ops import Factor
 
 __all__ = ["SharedRFM", "structure"]
 

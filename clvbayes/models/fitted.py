@@ -1,0 +1,425 @@
+"""The fitted model: spec, posterior, data fingerprint and settings, and how it is stored.
+
+:func:`clvbayes.inference.fit` returns a :class:`FittedModel`. It holds the spec that was
+fitted, the posterior as a DataTree (with the unique data rows as ``observed_data`` and the
+fit settings as attributes), and answers the questions that need nothing but the fit:
+parameter summaries, diagnostics, pointwise log-likelihood, each customer's parameter
+draws. Predictions and analyses are functions of higher layers that take it
+(:mod:`clvbayes.predict`, ...).
+
+Storage. :func:`to_groups` and :func:`from_groups` convert to and
+from the groups of a netCDF/zarr file (posterior, the sampler statistics worth keeping,
+the compressed data, and as attributes the model kind, priors, fingerprint, settings);
+:func:`clvbayes.save` / :func:`clvbayes.load` write and read such files, one or several
+models each.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from pymc_extras.prior import Prior
+
+from clvbayes.data.compress import CompressedRFM
+from clvbayes.diagnostics import Diagnosis, diagnose
+from clvbayes.io import read_tree, write_tree
+from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamily, family
+from clvbayes.models.hierarchy import read_segments
+from clvbayes.models.registry import spec_class
+
+__all__ = [
+    "FORMAT",
+    "FittedModel",
+    "check_fitted",
+    "from_groups",
+    "is_stored_model",
+    "load",
+    "save",
+    "to_groups",
+]
+
+FORMAT = "clvbayes-fitted-model"
+"""The ``format`` attribute of a stored model's posterior group."""
+
+# sampler statistics worth keeping (others, e.g. per-draw messages, are not serialisable
+# compactly and are not needed for diagnostics)
+_KEEP_STATS = ("diverging", "energy", "step_size", "n_steps", "depth", "mean_tree_accept")
+
+
+@dataclass(frozen=True, eq=False)
+class FittedModel:
+    """A fitted model: the spec, the posterior, the data fingerprint and the settings.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The specification that was fitted.
+    idata : xarray.DataTree
+        ``posterior`` (population parameters, dims ``chain, draw``), for NUTS
+        ``sample_stats``, and ``observed_data``: the unique rows fitted (one variable per
+        data column and ``count``, dim ``row``) and ``customer_row``, each customer's row
+        (dim ``customer``), so ``observed_data[c][customer_row]`` is the fitted RFM
+        column. The root's attributes hold the model type, data fingerprint, priors
+        (JSON) and the fit settings (method, sampler, draws, tune, chains, seed, ...).
+        Built from the other fields when the object is created.
+    data : CompressedRFM or None
+        The unique rows the model was fitted on (None if saved without data).
+    fingerprint : str
+        Hash of the data, to tell whether two fits saw the same customers.
+    settings : dict
+        Inference settings (method, sampler, draws, tune, chains, seed, seconds).
+    problems : tuple of str
+        Convergence problems found at fit time (each also raised as a warning).
+    """
+
+    spec: Any
+    idata: xr.DataTree
+    data: CompressedRFM | None
+    fingerprint: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        groups = {
+            k: self.idata[k].to_dataset() for k in self.idata.children if k != "observed_data"
+        }
+        if self.data is not None:
+            d = self.data
+            arrays = {c: ("row", d.rows[c]) for c in d.columns}
+            arrays.update(count=("row", d.counts), customer_row=("customer", d.inverse))
+            groups["observed_data"] = xr.Dataset(arrays)
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs = {
+            "model_kind": self.spec.kind,
+            "data_fingerprint": self.fingerprint,
+            "priors": self.priors_json(),
+            **self.settings,
+        }
+        object.__setattr__(self, "idata", tree)
+
+    def __repr__(self) -> str:
+        post = self.posterior
+        n = f"{post.sizes['chain']}x{post.sizes['draw']}"
+        customers = self.data.n_customers if self.data is not None else "?"
+        means = ", ".join(f"{k}={float(post[k].mean()):.4g}" for k in self.spec.params)
+        return (
+            f"<Fitted {self.kind}: {self.settings.get('method')} {n} draws, "
+            f"{customers} customers, {means}; {len(self.problems)} convergence problem(s)>"
+        )
+
+    @property
+    def kind(self) -> str:
+        """Model type, e.g. ``"BGNBD"``."""
+        return self.spec.kind
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """Posterior draws of the population parameters (dims ``chain, draw`` and, for
+        segmented fits with partial or no pooling, ``segment``)."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def segment_column(self) -> str | None:
+        """Name of the RFM column that defines the segments (None if unsegmented)."""
+        return self.spec.segments
+
+    @property
+    def segment_levels(self) -> tuple[str, ...]:
+        """Segment labels in code order (empty if unsegmented)."""
+        if self.spec.segments is None:
+            return ()
+        return tuple(str(v) for v in self.posterior["segment"].to_numpy())
+
+    def segment_codes(self, rfm: Any) -> np.ndarray | None:
+        """Each customer's segment code in ``rfm`` (None for an unsegmented fit).
+
+        Raises ``ValueError`` for a missing column, missing values, or segments the model
+        was not fitted on.
+        """
+        if self.spec.segments is None:
+            return None
+        codes, _ = read_segments(rfm, self.spec.segments, self.segment_levels)
+        return codes
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Posterior draws as numpy arrays.
+
+        Shape ``(chain, draw)``, or ``(chain, draw, n_segments)`` for a segmented fit
+        (complete pooling repeats the one population for every segment); segments are
+        in the order of :attr:`segment_levels`.
+        """
+        post = self.posterior
+        out = {p: post[p].to_numpy() for p in self.spec.params}
+        if self.spec.segments is not None and self.spec.pooling == "complete":
+            n = post.sizes["segment"]
+            out = {k: np.repeat(v[..., None], n, axis=-1) for k, v in out.items()}
+        return out
+
+    def customer_params(self, rfm: Any, take: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each customer's parameter draws: its segment's for a segmented fit.
+
+        Parameters
+        ----------
+        rfm : DataFrame or mapping
+            The customers (with the segment column for a segmented fit). Not modified.
+        take : array of int, optional
+            Flat ``chain * draw`` indices of the draws to use (default: all).
+
+        Returns
+        -------
+        dict of str to ndarray
+            Per parameter, ``(n_draws, n_customers)`` for a segmented fit and
+            ``(n_draws, 1)`` otherwise (broadcasting against the customers).
+        """
+        codes = self.segment_codes(rfm)
+        out = {}
+        for name, values in self.params().items():
+            flat = values.reshape(-1, values.shape[-1]) if codes is not None else values.reshape(-1)
+            if take is not None:
+                flat = flat[take]
+            out[name] = flat[:, codes] if codes is not None else flat[:, None]
+        return out
+
+    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Parameter table: mean, sd, equal-tailed interval, ESS, R-hat.
+
+        Parameters
+        ----------
+        ci_prob : float
+            Probability mass of the credible interval.
+        """
+        import arviz as az
+
+        n_draws = self.posterior.sizes["chain"] * self.posterior.sizes["draw"]
+        kind = "all" if n_draws > 1 and self.posterior.sizes["chain"] > 1 else "stats"
+        with warnings.catch_warnings():
+            # single-chain/single-draw fits (MAP) have no defined R-hat: said in the docs
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = az.summary(
+                self.posterior,
+                var_names=[*self.spec.params, *self.spec.hyper_params],
+                kind=kind,
+                ci_prob=ci_prob,
+                round_to="none",
+            )
+        table.index.name = "parameter"
+        return table
+
+    def diagnostics(self) -> Diagnosis:
+        """R-hat, bulk/tail ESS, divergences and E-BFMI (NUTS fits)."""
+        if "sample_stats" not in self.idata.children:
+            raise ValueError(
+                f"diagnostics need NUTS output; this fit used method="
+                f"{self.settings.get('method')!r}."
+            )
+        return diagnose(self.idata, [*self.spec.params, *self.spec.hyper_params])
+
+    def log_likelihood(self, per_customer: bool = False) -> xr.DataArray:
+        """Pointwise log-likelihood under every posterior draw.
+
+        Parameters
+        ----------
+        per_customer : bool
+            False: one value per unique data row (dims ``chain, draw, row``; weight each
+            row by ``data.counts``). True: expanded to one value per customer (dims
+            ``chain, draw, customer``), in the order of the fitted RFM table.
+
+        Returns
+        -------
+        xarray.DataArray
+        """
+        if self.data is None:
+            raise ValueError("this model was saved without its data; refit or reload with it.")
+        if self.spec.segments is not None and self.spec.pooling != "complete":
+            params = self.params()  # segment axis last: row_loglik works per segment
+        else:
+            params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
+        ll = self.spec.row_loglik(params, self.data)
+        if per_customer:
+            return xr.DataArray(self.data.expand(ll), dims=("chain", "draw", "customer"))
+        return xr.DataArray(ll, dims=("chain", "draw", "row"))
+
+    def save(self, path: str | Path, *, include_data: bool = True) -> None:
+        """Write to netCDF (``.nc``) or zarr (``.zarr``); see :func:`clvbayes.save`
+        (which also writes several models to one file)."""
+        write_tree(xr.DataTree.from_dict(to_groups(self, include_data)), path)
+
+    @property
+    def family(self) -> Family:
+        """The model family's maths (:mod:`clvbayes.math.family`)."""
+        return self.spec.family
+
+    @property
+    def time_unit(self) -> str | None:
+        """The time unit of the data the model was fitted on (None if not recorded)."""
+        return self.settings.get("time_unit")
+
+    def priors_json(self) -> str:
+        """The resolved priors as JSON (Prior's dict form)."""
+        return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
+
+
+def check_fitted(fit: Any, argument: str, role: str = "transaction") -> FittedModel:
+    """``fit`` if it is a fitted model of the ``role`` asked for, else a clear TypeError.
+
+    Parameters
+    ----------
+    fit : object
+        What the caller was given.
+    argument : str
+        The caller's argument name (for the message), e.g. ``"fit"`` or ``"spend_fit"``.
+    role : {"transaction", "spend"}
+        A model of purchases and dropout (BG/NBD, MBG/NBD, Pareto/NBD) or of spend
+        (Gamma-Gamma).
+    """
+    wanted = TransactionFamily if role == "transaction" else SpendFamily
+    kind = fit.kind if isinstance(fit, FittedModel) else type(fit).__name__
+    try:
+        family(kind, wanted)
+    except (TypeError, ValueError):
+        fitting = ", ".join(sorted(k for k, f in FAMILIES.items() if isinstance(f, wanted)))
+        raise TypeError(
+            f"{argument}: expected a fitted {role} model ({fitting}), got {kind}."
+        ) from None
+    return fit
+
+
+def to_groups(fit: FittedModel, include_data: bool = True) -> dict[str, xr.Dataset]:
+    """The groups a file stores for one model (see :func:`clvbayes.save`)."""
+    import clvbayes
+
+    groups: dict[str, xr.Dataset] = {"posterior": fit.posterior}
+    if "sample_stats" in fit.idata.children:
+        stats = fit.idata["sample_stats"].to_dataset()
+        groups["sample_stats"] = stats[[v for v in _KEEP_STATS if v in stats]]
+    if include_data and fit.data is not None:
+        d = fit.data
+        arrays = {f"row_{c}": ("row", d.rows[c]) for c in d.columns}
+        arrays["row_count"] = ("row", d.counts)
+        arrays["customer_row"] = ("customer", d.inverse.astype(np.int32))
+        groups["constant_data"] = xr.Dataset(arrays)
+    columns = fit.data.columns if fit.data is not None else fit.spec.columns
+    attrs = {
+        "format": FORMAT,
+        "clvbayes_version": clvbayes.__version__,
+        "model_kind": fit.kind,
+        "priors": fit.priors_json(),
+        "data_fingerprint": fit.fingerprint,
+        "data_columns": json.dumps(list(columns)),
+        "spec_options": json.dumps(fit.spec.options(), sort_keys=True),
+        "settings": json.dumps(fit.settings, sort_keys=True),
+        "problems": json.dumps(list(fit.problems)),
+    }
+    groups["posterior"] = groups["posterior"].assign_attrs(attrs)
+    return groups
+
+
+def is_stored_model(node: xr.DataTree) -> bool:
+    """Whether a file's node holds a model written by :func:`to_groups`."""
+    return "posterior" in node.children and node["posterior"].attrs.get("format") == FORMAT
+
+
+def from_groups(node: xr.DataTree, where: str) -> FittedModel:
+    """Rebuild a model from the groups :func:`to_groups` wrote (``where`` names the
+    file and node in error messages)."""
+    posterior = node["posterior"].to_dataset()
+    attrs = posterior.attrs
+    try:
+        spec_type = spec_class(attrs.get("model_kind"))
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["priors"]).items()}
+    spec = spec_type(priors=priors, **json.loads(attrs.get("spec_options", "{}")))
+    # segment labels (segmented fits) live in the posterior's "segment" coordinate
+    segments = [str(s) for s in posterior["segment"].to_numpy()] if spec.options() else []
+    data = None
+    if "constant_data" in node.children:
+        cd = node["constant_data"].to_dataset()
+        arrays = {k: cd[k].to_numpy() for k in cd.data_vars}
+        columns = json.loads(attrs["data_columns"])
+        data = CompressedRFM.from_dict(arrays, columns, segments=segments)
+    groups = {"posterior": posterior.assign_attrs({})}
+    if "sample_stats" in node.children:
+        groups["sample_stats"] = node["sample_stats"].to_dataset()
+    return FittedModel(
+        spec=spec,
+        idata=xr.DataTree.from_dict(groups),
+        data=data,
+        fingerprint=attrs["data_fingerprint"],
+        settings=json.loads(attrs["settings"]),
+        problems=tuple(json.loads(attrs["problems"])),
+    )
+
+
+def save(models: Any, path: str | Path, *, include_data: bool = True) -> None:
+    """Write one fitted model, or a mapping ``{name: fitted}``, to ``path``.
+
+    A file holds one fitted model, or several (e.g. a BG/NBD and a Gamma-Gamma fit) as
+    named groups. Each model's node stores the posterior, the sampler statistics, the
+    compressed data (unique rows, counts and the customer-to-row map; optional) and, as
+    attributes, the package version, model type, priors (JSON), data fingerprint and fit
+    settings.
+
+    Parameters
+    ----------
+    models : FittedModel or mapping of str to FittedModel
+        What to save. Several models go into named groups of one file.
+    path : str or Path
+        ``*.zarr`` writes zarr; anything else netCDF4 (HDF5, via h5netcdf).
+    include_data : bool
+        Store the compressed data (needed for the pointwise log-likelihood and LOO);
+        a CDNOW-master fit is about 0.5 MB with it.
+    """
+    if isinstance(models, Mapping):
+        tree: dict[str, xr.Dataset] = {}
+        for name, fitted in models.items():
+            if "/" in name or not name:
+                raise ValueError(f"model name {name!r} must be non-empty without '/'.")
+            for group, ds in to_groups(fitted, include_data).items():
+                tree[f"{name}/{group}"] = ds
+    else:
+        tree = to_groups(models, include_data)
+    write_tree(xr.DataTree.from_dict(tree), path)
+
+
+def load(path: str | Path, model: str | type | None = None) -> Any:
+    """Load what :func:`save` wrote.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nc`` or ``.zarr`` file written by clvbayes.
+    model : str or model class, optional
+        Expected model type (``"BGNBD"`` or ``clvbayes.BGNBD``); a file holding another
+        type raises ``ValueError``.
+
+    Returns
+    -------
+    FittedModel, or dict of str to FittedModel for a file of several models.
+    """
+    tree = read_tree(path)
+    if is_stored_model(tree):
+        result: Any = from_groups(tree, str(path))
+        found = {result.kind}
+    else:
+        named = {k: v for k, v in tree.children.items() if is_stored_model(v)}
+        if not named:
+            raise ValueError(f"{path}: not a clvbayes model file (no fitted model inside).")
+        result = {k: from_groups(v, f"{path}:{k}") for k, v in named.items()}
+        found = {m.kind for m in result.values()}
+    if model is not None:
+        expected = model if isinstance(model, str) else model.kind
+        if found != {expected}:
+            raise ValueError(
+                f"{path} holds {sorted(found)}, not {expected!r}; load it without "
+                "model=..., or with the type it holds."
+            )
+    return result
