@@ -21,15 +21,16 @@ _EXPORTS = {
     "validate_transactions": "clvbayes.data.validate",
     "predict_customers": "clvbayes.predict",
     "validate_holdout": "clvbayes.predict",
+    "PredictOptions": "clvbayes.predict",
     "p_alive": "clvbayes.predict",
     "expected_purchases": "clvbayes.predict",
     "compare": "clvbayes.compare",
-    "holdout_comparison": "clvbayes.validation",
-    "comparison_table": "clvbayes.validation",
+    "holdout_comparison": "clvbayes.compare",
+    "comparison_table": "clvbayes.compare",
     "compress": "clvbayes.data.compress",
     "CompressedRFM": "clvbayes.data.compress",
-    "load": "clvbayes.io",
-    "save": "clvbayes.io",
+    "load": "clvbayes.models",
+    "save": "clvbayes.models",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -1,4 +1,9 @@
-"""Model comparison by PSIS-LOO per customer, computed on unique rows.
+"""Model comparison: PSIS-LOO per customer on unique rows, holdout errors side by side.
+
+:func:`compare` ranks fitted models by PSIS-LOO; :func:`holdout_comparison` holds the
+models' holdout predictions against the same outcomes (MAE, RMSE, totals with intervals,
+the papers' conditional expectations by calibration frequency, interval coverage); and
+:func:`comparison_table` puts both in one frame, one row per model.
 
 Models are fitted on unique ``(frequency, recency, T)`` rows with customer counts
 (:mod:`clvbayes.data.compress`). Leave-one-out is nevertheless *per customer*: customers
@@ -21,17 +26,34 @@ with ``n_j`` the counts and ``N = Σ n_j`` customers; the standard error of a di
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import optimize
 
-from clvbayes.models.base import FittedModel
+from clvbayes.models.fitted import FittedModel
+from clvbayes.predict.holdout import (
+    HoldoutPrediction,
+    conditional_expectations,
+    coverage_table,
+    error_metrics,
+    predict_holdout,
+)
+from clvbayes.predict.options import PredictOptions
 
-__all__ = ["CompareResult", "RowLoo", "compare", "loo"]
+__all__ = [
+    "CompareResult",
+    "HoldoutComparison",
+    "RowLoo",
+    "compare",
+    "comparison_table",
+    "holdout_comparison",
+    "loo",
+]
 
 K_THRESHOLD = 0.7
 
@@ -251,3 +273,152 @@ def compare(
         warnings.warn(message, UserWarning, stacklevel=2)
     table = pd.DataFrame.from_records(records).set_index("model")
     return CompareResult(table=table, loo=results, warnings=tuple(problems))
+
+
+# --- holdout comparison and the one-frame table ------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class HoldoutComparison:
+    """Holdout validation of several models, side by side.
+
+    Attributes
+    ----------
+    metrics : DataFrame
+        One row per model: :func:`~clvbayes.predict.holdout.error_metrics` plus ``total_low``/``total_high``
+        (central 90 % predictive interval of the total) and ``freq_mae`` (mean absolute
+        error of the bin means of :func:`~clvbayes.predict.holdout.conditional_expectations`).
+    by_frequency : DataFrame
+        :func:`~clvbayes.predict.holdout.conditional_expectations` of every model, stacked, with a ``model`` column.
+    coverage : DataFrame
+        Per-customer interval coverage (observed vs model-expected) per model.
+    predictions : dict of str to HoldoutPrediction
+        The underlying predictions.
+    """
+
+    metrics: pd.DataFrame
+    by_frequency: pd.DataFrame
+    coverage: pd.DataFrame
+    predictions: dict[str, HoldoutPrediction]
+
+
+def holdout_comparison(
+    models: Mapping[str, FittedModel],
+    rfm_with_holdout: Any,
+    *,
+    seed: int | None = None,
+    max_count: int = 7,
+    ci_probs: Sequence[float] = (0.5, 0.9),
+    options: PredictOptions | None = None,
+    **kwargs: Any,
+) -> HoldoutComparison:
+    """Holdout predictions of several fitted models against the same outcomes.
+
+    Parameters
+    ----------
+    models : mapping of str to FittedModel
+        Transaction models fitted on the calibration period of ``rfm_with_holdout``.
+    rfm_with_holdout : DataFrame
+        Calibration RFM with ``holdout_frequency`` and ``holdout_duration``.
+    seed : int, optional
+        Seed; each model gets its own stream from it.
+    max_count : int
+        Pooled frequency of :func:`~clvbayes.predict.holdout.conditional_expectations`.
+    ci_probs : sequence of float
+        Central interval masses of the coverage table.
+    options : PredictOptions, optional
+        As for :func:`clvbayes.predict_customers` (fields may be passed as keyword
+        arguments, e.g. ``n_draws``: predictive draws per customer and model, 500 by
+        default, :data:`~clvbayes.predict.holdout.HOLDOUT_DRAWS`).
+
+    Returns
+    -------
+    HoldoutComparison
+    """
+    if not models:
+        raise ValueError("holdout_comparison: give at least one fitted model.")
+    seeds = np.random.SeedSequence(seed).spawn(len(models))
+    predictions, metrics, bins, coverage = {}, [], [], []
+    for (name, fitted), child in zip(models.items(), seeds, strict=True):
+        pred = predict_holdout(fitted, rfm_with_holdout, seed=child, options=options, **kwargs)
+        predictions[name] = pred
+        table = conditional_expectations(
+            pred.frequency, pred.actual, pred.predicted, pred.draws, max_count=max_count
+        )
+        totals = pred.draws.sum(axis=1, dtype=float)
+        row = {"model": name, **error_metrics(pred.actual, pred.predicted)}
+        row["total_low"], row["total_high"] = (float(q) for q in np.quantile(totals, [0.05, 0.95]))
+        row["freq_mae"] = float(np.mean(np.abs(table["predicted"] - table["actual"])))
+        metrics.append(row)
+        bins.append(table.reset_index().assign(model=name))
+        cov = coverage_table("purchases", pred.draws, pred.actual, ci_probs)
+        coverage.append(cov.assign(model=name))
+    return HoldoutComparison(
+        metrics=pd.DataFrame(metrics).set_index("model"),
+        by_frequency=pd.concat(bins, ignore_index=True),
+        coverage=pd.concat(coverage, ignore_index=True),
+        predictions=predictions,
+    )
+
+
+def _k_counts(pareto_k: np.ndarray, counts: np.ndarray, good_k: float) -> dict[str, int]:
+    """Customers per Pareto-k class (Vehtari et al. 2024: good / ok / bad / very bad)."""
+    edges = {
+        "k_good": pareto_k <= good_k,
+        "k_ok": (pareto_k > good_k) & (pareto_k <= 0.7),
+        "k_bad": (pareto_k > 0.7) & (pareto_k <= 1.0),
+        "k_very_bad": pareto_k > 1.0,
+    }
+    return {name: int(counts[mask].sum()) for name, mask in edges.items()}
+
+
+def comparison_table(
+    compared: Any = None, holdout: HoldoutComparison | None = None
+) -> pd.DataFrame:
+    """One frame per model: LOO, Pareto-k counts, holdout errors and coverage.
+
+    Parameters
+    ----------
+    compared : CompareResult, optional
+        :func:`clvbayes.compare` of the models (gives ``elpd_loo, se, elpd_diff, dse,
+        p_loo, weight`` and the customer counts per Pareto-k class ``k_good`` (at most
+        arviz's sample-size threshold), ``k_ok`` (up to 0.7), ``k_bad`` (up to 1) and
+        ``k_very_bad``).
+    holdout : HoldoutComparison, optional
+        :func:`holdout_comparison` of the same models (gives ``mae, rmse,
+        actual_total, predicted_total, total_error, total_error_pct, total_low,
+        total_high, freq_mae`` and ``coverage_<level>`` / ``coverage_<level>_expected``,
+        the observed and model-expected shares of customers inside their central
+        predictive intervals).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by model, in the LOO ranking when LOO is given.
+    """
+    if compared is None and holdout is None:
+        raise ValueError("comparison_table: give a CompareResult, a HoldoutComparison or both.")
+    parts = []
+    if compared is not None:
+        loo_cols = ["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight"]
+        loo = compared.table[loo_cols].copy()
+        ks = {
+            name: _k_counts(res.pareto_k, res.counts, res.good_k)
+            for name, res in compared.loo.items()
+        }
+        parts.append(loo.join(pd.DataFrame.from_dict(ks, orient="index")))
+    if holdout is not None:
+        metrics = holdout.metrics.copy()
+        cov = holdout.coverage
+        for level in sorted(cov["level"].unique()):
+            pct = f"{round(100 * level)}"
+            sel = cov[cov["level"] == level].set_index("model")
+            metrics[f"coverage_{pct}"] = sel["observed"]
+            metrics[f"coverage_{pct}_expected"] = sel["expected"]
+        parts.append(metrics)
+    table = parts[0] if len(parts) == 1 else parts[0].join(parts[1], how="outer")
+    if compared is not None:
+        first = [m for m in compared.table.index if m in table.index]
+        table = table.loc[first + [m for m in table.index if m not in first]]
+    table.index.name = "model"
+    return table

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from clvbayes.data.checks import check_rfm
-from clvbayes.simulate import simulate_bgnbd
+from clvbayes.models.fitted import check_fitted
+from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
     "frequency_histogram_check",
@@ -71,7 +72,7 @@ def frequency_histogram_check(
     *,
     max_count: int = 7,
     n_draws: int | None = 200,
-    interval: float = 0.9,
+    ci_prob: float = 0.9,
     seed: int | None = None,
 ) -> pd.DataFrame:
     """Observed versus predicted number of customers by repeat purchases.
@@ -87,8 +88,8 @@ def frequency_histogram_check(
         Frequencies at or above it are pooled into the last bin ("7+" in the papers).
     n_draws : int, optional
         Number of parameter draws to simulate (thinned evenly); None uses all.
-    interval : float
-        Central interval of the predicted counts.
+    ci_prob : float
+        Mass of the central interval of the predicted counts.
     seed : int, optional
         Random seed for the simulations.
 
@@ -114,7 +115,7 @@ def frequency_histogram_check(
         sim = simulate_bgnbd(flat["r"][i], flat["alpha"][i], flat["a"][i], flat["b"][i], T, rng=rng)
         sims[row] = _histogram(sim["frequency"], max_count)
     observed = _histogram(values["frequency"], max_count)
-    tail = (1 - interval) / 2
+    tail = (1 - ci_prob) / 2
     return pd.DataFrame(
         {
             "observed": observed,
@@ -130,33 +131,10 @@ def frequency_histogram_check(
 # --- tracking: cumulative repeat purchases over calendar time -------------------------
 
 
-def _segment_key(fitted: Any) -> tuple[str, ...]:
+def _segment_key(fit: Any) -> tuple[str, ...]:
     """The RFM column a fit's customers are segmented by (none if unsegmented)."""
-    column = getattr(fitted, "segment_column", None)
+    column = getattr(fit, "segment_column", None)
     return () if column is None else (column,)
-
-
-def _unconditional_purchases(fitted: Any) -> Any:
-    """``f(params, t) -> E[X(t)]`` for a new customer, by model kind."""
-    from clvbayes.math import bgnbd, pareto_nbd
-
-    kind = getattr(fitted, "kind", type(fitted).__name__)
-    if kind == "BGNBD":
-        return lambda p, t: bgnbd.expected_purchases_new(p["r"], p["alpha"], p["a"], p["b"], t)
-    if kind == "ParetoNBD":
-        # a customer observed for no time (x = t_x = T = 0) is alive: eq. 22 at T = 0 is
-        # the unconditional expectation.
-        return lambda p, t: pareto_nbd.expected_purchases(
-            p["r"], p["alpha"], p["s"], p["beta"], 0.0, 0.0, 0.0, t
-        )
-    if kind == "MBGNBD":
-        from clvbayes.math import mbgnbd
-
-        return lambda p, t: mbgnbd.expected_purchases_new(p["r"], p["alpha"], p["a"], p["b"], t)
-    raise ValueError(
-        f"tracking_curve supports fitted BGNBD, MBGNBD and ParetoNBD models, not {kind}; "
-        "its unconditional expected purchases are not in clvbayes.math yet."
-    )
 
 
 def repeat_purchase_times(
@@ -229,13 +207,13 @@ def repeat_purchase_times(
 
 
 def tracking_curve(
-    fitted: Any,
+    fit: Any,
     rfm: Any,
     *,
     times: Any = None,
     actual: pd.Series | None = None,
     n_draws: int | None = 200,
-    interval: float = 0.9,
+    ci_prob: float = 0.9,
 ) -> pd.DataFrame:
     """Cumulative repeat purchases of a cohort over time: predicted (with bands) vs actual.
 
@@ -246,11 +224,11 @@ def tracking_curve(
     model's *unconditional* expected repeat purchases of a new customer (it uses the
     birth dates only, not the customers' histories, so the calibration part is a fit
     check and the holdout part an out-of-sample forecast). The band is the central
-    ``interval`` of that expectation over the posterior (parameter uncertainty).
+    ``ci_prob`` interval of that expectation over the posterior (parameter uncertainty).
 
     Parameters
     ----------
-    fitted : FittedModel
+    fit : FittedModel
         A fitted transaction model (``BGNBD``, ``MBGNBD`` or ``ParetoNBD``); for a
         segmented fit each customer uses their segment's parameters.
     rfm : DataFrame
@@ -266,7 +244,7 @@ def tracking_curve(
         cumulative count.
     n_draws : int, optional
         Posterior draws used (thinned evenly); None uses all.
-    interval : float
+    ci_prob : float
         Mass of the band.
 
     Returns
@@ -276,7 +254,7 @@ def tracking_curve(
         ``"holdout"``), ``predicted_mean``, ``predicted_low``, ``predicted_high`` and
         ``actual`` (NaN without ``actual``).
     """
-    expected_new = _unconditional_purchases(fitted)
+    family = check_fitted(fit, "fit").family
     T = check_rfm(rfm, ("T",))["T"]
     if times is None:
         end = 0.0
@@ -286,7 +264,7 @@ def tracking_curve(
         grid = np.arange(np.ceil(start), np.floor(end) + 1.0)
         times = np.unique(np.concatenate([grid, [0.0, end]]))
     times = np.asarray(times, dtype=float).reshape(-1)
-    chains, draws = next(iter(fitted.params().values())).shape[:2]
+    chains, draws = next(iter(fit.params().values())).shape[:2]
     total = int(chains * draws)
     take = (
         np.arange(total)
@@ -295,19 +273,19 @@ def tracking_curve(
     )
     # one term per distinct (segment, birth): a segmented fit's customers use their
     # segment's parameters
-    codes = fitted.segment_codes(rfm)
+    codes = fit.segment_codes(rfm)
     codes = np.zeros(T.size, dtype=np.int64) if codes is None else codes
     births, first, counts = np.unique(
         np.column_stack([codes, T]), axis=0, return_index=True, return_counts=True
     )
-    params = fitted.customer_params(
-        {k: np.asarray(rfm[k])[first] for k in _segment_key(fitted)}, take
-    )
+    params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in _segment_key(fit)}, take)
     theta = {k: v[:, None, :] for k, v in params.items()}  # (draw, 1, birth or 1)
     age_at = np.maximum(times[:, None] + births[None, :, 1], 0.0)  # (time, birth)
-    per_birth = np.asarray(expected_new(theta, age_at[None]), dtype=float)
+    per_birth = np.asarray(
+        family.expected_purchases_new(*family.values(theta), age_at[None]), dtype=float
+    )
     totals = per_birth @ counts.astype(float)  # (draw, time)
-    tail = (1.0 - interval) / 2.0
+    tail = (1.0 - ci_prob) / 2.0
     out = pd.DataFrame(
         {
             "time": times,
@@ -357,7 +335,7 @@ def predictive_histogram_check(
     max_count: int = 7,
     n_bins: int = 10,
     n_draws: int | None = 200,
-    interval: float = 0.9,
+    ci_prob: float = 0.9,
     seed: int | None = None,
 ) -> pd.DataFrame:
     """Observed versus predicted histogram of frequency, recency or inactivity, any model.
@@ -393,8 +371,8 @@ def predictive_histogram_check(
     n_draws : int, optional
         Number of simulated data sets: parameter draws thinned evenly, or repeated
         cyclically when fewer draws are available (e.g. one MAP draw); None: one per draw.
-    interval : float
-        Central interval of the predicted counts.
+    ci_prob : float
+        Mass of the central interval of the predicted counts.
     seed : int, optional
         Random seed.
 
@@ -404,8 +382,6 @@ def predictive_histogram_check(
         One row per bin: ``observed``, ``predicted_mean``, ``predicted_low``,
         ``predicted_high`` (numbers of customers) and ``p_observed_below``.
     """
-    from clvbayes.simulate import simulate_transaction_model
-
     if statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}.")
     values = check_rfm(rfm, ("frequency", "recency", "T"))
@@ -426,7 +402,7 @@ def predictive_histogram_check(
         sim = simulate_transaction_model(model, {k: v[i] for k, v in flat.items()}, T, rng=rng)
         sims[row] = np.bincount(binning(sim["frequency"], sim["recency"]), minlength=size)
     observed = np.bincount(binning(values["frequency"], values["recency"]), minlength=size)
-    tail = (1 - interval) / 2
+    tail = (1 - ci_prob) / 2
     return pd.DataFrame(
         {
             "observed": observed,

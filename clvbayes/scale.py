@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,10 @@ import pandas as pd
 
 from clvbayes.data import rfm as _rfm
 from clvbayes.data import validate
+from clvbayes.models.fitted import check_fitted
+from clvbayes.predict.customers import predict_customers
+from clvbayes.predict.options import PredictOptions
+from clvbayes.predict.summaries import percent_label
 
 __all__ = ["partition_seed", "predict_customers_dask", "rfm_summary_dask"]
 
@@ -222,7 +226,7 @@ def _slim(fit: Any) -> Any:
 
 def _score(
     part: pd.DataFrame,
-    bgnbd_fit: Any,
+    fit: Any,
     spend_fit: Any,
     index: int,
     *,
@@ -230,23 +234,20 @@ def _score(
     horizon: Any,
     keep_clv: bool,
     draws_to: str | None,
-    options: dict[str, Any],
+    options: PredictOptions,
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """One partition through :func:`clvbayes.predict_customers` (no global ranks)."""
-    from clvbayes.predict.customers import predict_customers
-
     h = part[horizon].to_numpy() if isinstance(horizon, str) else horizon
     stream = None if draws_to is None else str(Path(draws_to) / f"part.{index}.parquet")
     res = predict_customers(
-        bgnbd_fit,
+        fit,
         part,
         horizon=h,
         spend_fit=spend_fit,
-        ranks=False,
         seed=partition_seed(seed, index),
+        options=options.replace(ranks=False),
         keep_draws=("clv",) if keep_clv else (),
         stream_to=stream,
-        **options,
     )
     keys = None
     if keep_clv:
@@ -328,43 +329,30 @@ def _top_cuts(scored: list[Any], top: Sequence[float], n: int, n_samples: int) -
     return cut, greater, equal
 
 
-def _meta_summary(rfm: Any, bgnbd_fit: Any, spend_fit: Any, horizon: Any, options: dict) -> Any:
+def _meta_summary(rfm: Any, fit: Any, spend_fit: Any, horizon: Any, options: PredictOptions) -> Any:
     """The summary's columns and dtypes: a two-draw prediction of one made-up customer."""
-    from clvbayes.predict.customers import predict_customers
-
     ids = rfm._meta_nonempty["customer_id"].iloc[:1].reset_index(drop=True)
     one = pd.DataFrame({"customer_id": ids, "frequency": [1], "recency": [1.0], "T": [2.0]})
     if spend_fit is not None:
         one["monetary_value"] = 10.0
-    opts = {k: v for k, v in options.items() if k not in ("n_draws", "chunk_customers")}
+    opts = options.replace(ranks=False, n_draws=2, chunk_customers=None)
     h = 1.0 if isinstance(horizon, str) else np.asarray(horizon).reshape(-1)[:1]
-    res = predict_customers(
-        bgnbd_fit, one, horizon=h, spend_fit=spend_fit, ranks=False, n_draws=2, seed=0, **opts
-    )
+    res = predict_customers(fit, one, horizon=h, spend_fit=spend_fit, seed=0, options=opts)
     return res.summary.iloc[:0]
 
 
 def predict_customers_dask(
-    bgnbd_fit: Any,
+    fit: Any,
     rfm: Any,
     *,
     horizon: float | str,
     out: str | Path,
     spend_fit: Any = None,
     seed: int | np.random.SeedSequence | None = None,
-    ranks: bool = True,
-    top: Iterable[float] = (0.1,),
-    thresholds: Iterable[float] = (),
-    time_unit: str | float = "week",
-    annual_discount: float = 0.0,
-    margin: float = 1.0,
-    hdi_prob: float = 0.9,
-    n_draws: int | None = None,
-    chunk_customers: int | None = None,
-    memory_limit_mb: float = 1024.0,
-    discount_nodes: int = 16,
+    options: PredictOptions | None = None,
     draws_to: str | Path | None = None,
     overwrite: bool = False,
+    **kwargs: Any,
 ) -> Any:
     """Per-customer posterior predictions on a Dask cluster, written as partitioned Parquet.
 
@@ -389,8 +377,8 @@ def predict_customers_dask(
 
     Parameters
     ----------
-    bgnbd_fit : FittedModel
-        A fitted :class:`~clvbayes.models.BGNBD` (fitted in one process).
+    fit : FittedModel
+        A fitted transaction model (BG/NBD, MBG/NBD or Pareto/NBD; fitted in one process).
     rfm : dask.dataframe.DataFrame or pandas.DataFrame
         One row per customer with ``customer_id``, ``frequency``, ``recency``, ``T`` (and
         ``monetary_value`` with ``spend_fit``), e.g. from :func:`rfm_summary_dask`. A
@@ -404,12 +392,10 @@ def predict_customers_dask(
         A fitted :class:`~clvbayes.models.GammaGamma` (CLV columns and ranks).
     seed : int or SeedSequence, optional
         Root seed; partition ``i`` uses :func:`partition_seed` ``(seed, i)``.
-    ranks : bool
-        Add ``p_top_<k>pct`` for each share in ``top`` (second pass; needs ``spend_fit``).
-    top : iterable of float
-        Shares for ``p_top_<k>pct``.
-    thresholds, time_unit, annual_discount, margin, hdi_prob, n_draws, chunk_customers, memory_limit_mb, discount_nodes
-        As in :func:`clvbayes.predict_customers` (per partition).
+    options : PredictOptions, optional
+        As for :func:`clvbayes.predict_customers` (the same object and defaults; fields
+        may be passed as keyword arguments), applied per partition. ``ranks`` adds
+        ``p_top_<k>pct`` for each share in ``top`` (second pass; needs ``spend_fit``).
     draws_to : str or Path, optional
         Directory to stream every partition's draws to (``part.<i>.parquet``, long
         format, via ``predict_customers(stream_to=...)``); must be reachable by all
@@ -437,16 +423,11 @@ def predict_customers_dask(
     import dask
     import dask.dataframe as dd
 
-    from clvbayes.predict.customers import _check_kind
-    from clvbayes.predict.summaries import percent_label
-
-    _check_kind(bgnbd_fit, "BGNBD", "bgnbd_fit")
+    opts = PredictOptions.merge(options, kwargs, "predict_customers_dask")
+    check_fitted(fit, "fit")
     if spend_fit is not None:
-        _check_kind(spend_fit, "GammaGamma", "spend_fit")
-    top = tuple(float(k) for k in top)
-    for k in top:
-        if not 0 < k <= 1:
-            raise ValueError(f"top shares must be in (0, 1], got {k}")
+        check_fitted(spend_fit, "spend_fit", role="spend")
+    top = opts.top
     if isinstance(rfm, pd.DataFrame):
         rfm = dd.from_pandas(rfm, npartitions=max(1, -(-len(rfm) // 100_000)), sort=False)
     if not isinstance(rfm, dd.DataFrame):
@@ -461,29 +442,18 @@ def predict_customers_dask(
             "rfm_summary_dask or clvbayes.rfm_summary."
         )
     seed = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    options = {
-        "thresholds": tuple(thresholds),
-        "time_unit": time_unit,
-        "annual_discount": annual_discount,
-        "margin": margin,
-        "hdi_prob": hdi_prob,
-        "n_draws": n_draws,
-        "chunk_customers": chunk_customers,
-        "memory_limit_mb": memory_limit_mb,
-        "discount_nodes": discount_nodes,
-    }
-    bg, spend = _slim(bgnbd_fit), None if spend_fit is None else _slim(spend_fit)
-    meta = _meta_summary(rfm, bg, spend, horizon, options)
+    bg, spend = _slim(fit), None if spend_fit is None else _slim(spend_fit)
+    meta = _meta_summary(rfm, bg, spend, horizon, opts)
     if draws_to is not None:
         Path(draws_to).mkdir(parents=True, exist_ok=True)
         draws_to = str(draws_to)
     # one graph key per fit: shipped once to each worker that needs it
     bg_key = dask.delayed(bg, pure=True)
     spend_key = None if spend is None else dask.delayed(spend, pure=True)
-    kw = {"seed": seed, "horizon": horizon, "draws_to": draws_to, "options": options}
+    kw = {"seed": seed, "horizon": horizon, "draws_to": draws_to, "options": opts}
     write = {"write_index": False, "overwrite": overwrite}
 
-    if not (ranks and spend is not None and top):
+    if not (opts.ranks and spend is not None and top):
         scored = rfm.map_partitions(_score_frame, bg_key, spend_key, meta=meta, **kw)
         scored.to_parquet(str(out), **write)
         return dd.read_parquet(str(out))

@@ -34,7 +34,7 @@ import xarray as xr
 
 from clvbayes.math import bgnbd, gamma_gamma
 from clvbayes.math.clv import continuous_rate, discounted_expectation
-from clvbayes.models.base import FittedModel
+from clvbayes.models.fitted import FittedModel
 from clvbayes.predict.customers import Result
 
 __all__ = [

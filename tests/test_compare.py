@@ -11,8 +11,7 @@ import xarray as xr
 
 from clvbayes.compare import compare, loo
 from clvbayes.diagnostics import ConvergenceWarning
-from clvbayes.models import BGNBD, GammaGamma
-from clvbayes.models.mbgnbd import MBGNBD
+from clvbayes.models import BGNBD, MBGNBD, GammaGamma
 from clvbayes.models.pareto_nbd import ParetoNBD
 
 QUICK = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False}

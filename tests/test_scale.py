@@ -248,5 +248,5 @@ def test_predict_customers_dask_checks_inputs(fits, rfm, tmp_path):
         predict_customers_dask(
             bg, rfm.drop(columns="monetary_value"), spend_fit=gg, horizon=1, out=tmp_path
         )
-    with pytest.raises(TypeError, match="bgnbd_fit"):
+    with pytest.raises(TypeError, match="fit: expected a fitted transaction model"):
         predict_customers_dask(gg, rfm, horizon=1, out=tmp_path)

@@ -14,8 +14,8 @@ import xarray as xr
 
 import clvbayes
 from clvbayes.math import mbgnbd, pareto_nbd
+from clvbayes.math.family import FAMILIES, TransactionFamily, family
 from clvbayes.models import BGNBD, MBGNBD, FittedModel, GammaGamma, ParetoNBD
-from clvbayes.predict.transaction_models import TRANSACTION_MODELS, transaction_model
 
 CENTRES = {
     "ParetoNBD": (ParetoNBD, {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}),
@@ -46,11 +46,12 @@ def customers(cdnow_summary_csv) -> pd.DataFrame:
 
 
 def test_every_transaction_model_is_dispatched():
-    assert set(TRANSACTION_MODELS) == {"BGNBD", "MBGNBD", "ParetoNBD"}
-    for kind, maths in TRANSACTION_MODELS.items():
-        assert maths.kind == kind
-    with pytest.raises(TypeError, match="expected a fitted transaction model"):
-        transaction_model("GammaGamma")
+    transaction = {k for k, f in FAMILIES.items() if isinstance(f, TransactionFamily)}
+    assert transaction == {"BGNBD", "MBGNBD", "ParetoNBD"}
+    for kind in transaction:
+        assert family(kind, TransactionFamily).kind == kind
+    with pytest.raises(TypeError, match="expected a transaction model"):
+        family("GammaGamma", TransactionFamily)
 
 
 @pytest.mark.parametrize("kind", list(CENTRES))
@@ -94,10 +95,10 @@ def test_predictive_draws_match_analytic_expectations(kind, customers):
     conditional = res.summary["clv_conditional_mean"].sum()
     assert abs(clv.mean() - conditional) < 4.5 * clv.std(ddof=1) / np.sqrt(clv.size)
     # the analytic columns are the math module's, per draw
-    maths = transaction_model(kind)
+    maths = family(kind, TransactionFamily)
     params = tuple(fit.params()[k].reshape(-1)[:, None] for k in maths.params)
     data = tuple(customers[c].to_numpy(float) for c in ("frequency", "recency", "T"))
-    alive = maths.p_alive(params, data)
+    alive = maths.p_alive(*params, *data)
     np.testing.assert_allclose(
         res.summary["p_alive"], alive.mean(axis=0), rtol=1e-5
     )  # float32 draws
@@ -118,7 +119,7 @@ def test_pareto_nbd_discounted_expectation_reduces_to_expected_purchases():
 
 def test_non_transaction_models_are_rejected_clearly(customers):
     gg = fake_fit(GammaGamma(), GG)
-    with pytest.raises(TypeError, match="bgnbd_fit: expected a fitted transaction model"):
+    with pytest.raises(TypeError, match="fit: expected a fitted transaction model"):
         clvbayes.predict_customers(gg, customers, horizon=10.0)
     with pytest.raises(TypeError, match="fit: expected a fitted transaction model"):
         clvbayes.p_alive(gg, customers)

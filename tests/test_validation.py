@@ -12,21 +12,16 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from clvbayes.compare import CompareResult, RowLoo
+from clvbayes.compare import CompareResult, RowLoo, comparison_table, holdout_comparison
 from clvbayes.math import mbgnbd
 from clvbayes.models import BGNBD, MBGNBD, FittedModel, ParetoNBD
 from clvbayes.ppc import predictive_histogram_check, tracking_curve
+from clvbayes.predict.holdout import conditional_expectations, error_metrics
 from clvbayes.simulate import (
     simulate_future_pareto_nbd,
     simulate_future_purchases,
     simulate_mbgnbd,
     simulate_pareto_nbd,
-)
-from clvbayes.validation import (
-    comparison_table,
-    conditional_expectations,
-    error_metrics,
-    holdout_comparison,
 )
 
 PNBD = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
@@ -81,7 +76,7 @@ def test_conditional_expectations_match_pandas_groupby_and_brute_force_intervals
     y = rng.poisson(1.0 + x / 3)
     pred = 1.0 + x / 3 + rng.normal(0, 0.1, 500)
     draws = rng.poisson(pred, size=(300, 500))
-    table = conditional_expectations(x, y, pred, draws, max_count=7, interval=0.8)
+    table = conditional_expectations(x, y, pred, draws, max_count=7, ci_prob=0.8)
     group = np.minimum(x, 7)
     expected = pd.DataFrame({"y": y, "p": pred, "g": group}).groupby("g").mean()
     np.testing.assert_allclose(table["actual"], expected["y"])
@@ -164,7 +159,7 @@ def test_holdout_predictions_at_the_true_parameters_cover_simulated_outcomes(
     cohorts, fits = simulated_holdouts
     rfm = cohorts[kind]
     before = rfm.copy()
-    result = holdout_comparison({kind: fits[kind]}, rfm, n_draws=200, seed=5, levels=(0.5, 0.9))
+    result = holdout_comparison({kind: fits[kind]}, rfm, n_draws=200, seed=5, ci_probs=(0.5, 0.9))
     pd.testing.assert_frame_equal(rfm, before)
     metrics = result.metrics.loc[kind]
     assert metrics["total_low"] <= metrics["actual_total"] <= metrics["total_high"]

@@ -8,11 +8,13 @@ from clvbayes.predict.customers import (
     predict_customers,
 )
 from clvbayes.predict.holdout import HoldoutReport, validate_holdout
+from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.summaries import summary_table
 
 __all__ = [
     "DRAW_VARIABLES",
     "HoldoutReport",
+    "PredictOptions",
     "Result",
     "expected_purchases",
     "p_alive",

@@ -26,6 +26,11 @@ rate ``d`` (``δ = ln(1+d) x days_per_unit / 365.2425``); ``continuous_discount`
 itself; or ``period_discount``, an effective rate per model time unit ``d_u``
 (``δ = ln(1+d_u)``).
 
+The options (discounting, margin, thresholds, intervals, draws, memory, threads) are one
+:class:`~clvbayes.predict.options.PredictOptions`, shared with :func:`validate_holdout`,
+the report and the Dask scorer; the per-chunk computation is
+:mod:`clvbayes.predict.scoring`.
+
 Memory and time. Customers are processed in chunks (and the draws of a chunk in blocks)
 sized from ``memory_limit_mb``; no ``draw x customer`` intermediate is formed beyond a
 chunk. Chunks follow the order of the distinct ``(frequency, recency, T, horizon)`` rows,
@@ -37,11 +42,10 @@ int32, ``4 x draws x customers`` bytes each) plus the CLV draws, which the ranks
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,13 +55,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvbayes.data.checks import check_rfm
-from clvbayes.math import gamma_gamma
-from clvbayes.math.clv import resolve_discount
-from clvbayes.models.base import FittedModel
+from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.predict.options import PredictOptions
+from clvbayes.predict.scoring import (
+    DTYPES,
+    Customers,
+    plan_chunks,
+    population_draws,
+    read_customers,
+    row_order,
+    score_chunk,
+    spend_draws,
+    take_segments,
+    unique_rows,
+)
 from clvbayes.predict.spill import DrawMatrix
 from clvbayes.predict.summaries import customer_columns, rank_columns
-from clvbayes.predict.transaction_models import transaction_model
 
 __all__ = [
     "DRAW_VARIABLES",
@@ -69,11 +82,6 @@ __all__ = [
 
 DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 """Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
-
-# float64 temporaries per (draw, customer) element of a working block, and bytes held
-# per element of a customer chunk (outputs in float32/int32 plus the summaries' sorts).
-_WORK_BYTES = 640
-_CHUNK_BYTES = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,249 +98,6 @@ class Result:
 
     summary: pd.DataFrame
     draws: xr.Dataset
-
-
-@dataclass(frozen=True, eq=False)
-class _Customers:
-    """The columns a prediction needs, as float arrays (copies of the caller's data)."""
-
-    ids: np.ndarray
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    z: np.ndarray
-    spend_informed: np.ndarray
-    horizon: np.ndarray
-    segment: np.ndarray  # segment code of the transaction fit (0 if unsegmented)
-    spend_segment: np.ndarray  # segment code of the spend fit (0 if unsegmented)
-
-    def __len__(self) -> int:
-        return self.x.size
-
-    def take(self, part: slice | np.ndarray) -> _Customers:
-        return _Customers(*(getattr(self, f)[part] for f in self.__dataclass_fields__))
-
-
-def _segment_codes(fit: FittedModel | None, rfm: Any, n: int) -> np.ndarray:
-    """Each customer's segment code under ``fit`` (zeros if unsegmented)."""
-    codes = None if fit is None else fit.segment_codes(rfm)
-    return np.zeros(n, dtype=np.int64) if codes is None else codes
-
-
-def _take_segments(values: np.ndarray, codes: np.ndarray, ndim: int) -> np.ndarray:
-    """Parameter draws per element of ``codes``: ``values[..., None]`` for an unsegmented
-    fit (``values.ndim == ndim``), else ``values[..., codes]`` (segment axis last)."""
-    return values[..., None] if values.ndim == ndim else values[..., codes]
-
-
-def _read_customers(
-    rfm: Any,
-    horizon: Any,
-    *,
-    need_spend: bool,
-    fit: FittedModel | None = None,
-    spend_fit: FittedModel | None = None,
-) -> _Customers:
-    columns = ("frequency", "recency", "T", *(("monetary_value",) if need_spend else ()))
-    values = check_rfm(rfm, columns)
-    n = values["frequency"].size
-    if "customer_id" in rfm:
-        ids = np.asarray(rfm["customer_id"]).copy()
-    else:
-        ids = np.asarray(getattr(rfm, "index", np.arange(n))).copy()
-    if pd.Index(ids).has_duplicates:
-        raise ValueError("customer_id has duplicates; predictions need one row per customer.")
-    h = np.asarray(horizon, dtype=float)
-    if h.ndim > 1 or (h.ndim == 1 and h.size != n):
-        raise ValueError(f"horizon must be a number or one value per customer ({n}).")
-    h = np.broadcast_to(h, (n,)).copy()
-    if not np.all(np.isfinite(h) & (h >= 0)):
-        raise ValueError("horizon must be finite and non-negative.")
-    x = values["frequency"]
-    z = values.get("monetary_value", np.zeros(n))
-    informed = (x > 0) & (z > 0)
-    segment, spend_segment = _segment_codes(fit, rfm, n), _segment_codes(spend_fit, rfm, n)
-    return _Customers(
-        ids, x, values["recency"], values["T"], z, informed, h, segment, spend_segment
-    )
-
-
-def _check_transaction_model(fit: FittedModel, argument: str) -> None:
-    """``fit`` must be a fitted BG/NBD, MBG/NBD or Pareto/NBD (clear TypeError if not)."""
-    if not isinstance(fit, FittedModel):
-        raise TypeError(f"{argument} must be a fitted transaction model, got {type(fit).__name__}.")
-    try:
-        transaction_model(fit.kind)
-    except TypeError as error:
-        raise TypeError(f"{argument}: {error}") from None
-
-
-def _check_kind(fit: FittedModel, kind: str, argument: str) -> None:
-    if not isinstance(fit, FittedModel) or fit.kind != kind:
-        got = getattr(fit, "kind", type(fit).__name__)
-        raise TypeError(f"{argument} must be a fitted {kind} model, got {got}.")
-
-
-def _draw_index(available: int, wanted: int | None) -> np.ndarray:
-    """Draws to use: all, evenly thinned, or repeated cyclically when more are wanted.
-
-    Repeating lets a point estimate (MAP: one draw) still give a predictive distribution
-    of the customer-level randomness.
-    """
-    if wanted is None:
-        return np.arange(available)
-    if wanted < 1:
-        raise ValueError(f"n_draws must be positive, got {wanted}")
-    if wanted >= available:
-        return np.arange(wanted) % available
-    return (np.arange(wanted) * available) // wanted
-
-
-def _population_draws(
-    fit: FittedModel, n_draws: int | None
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Flat ``(chain*draw,)`` parameter draws (``(chain*draw, segment)`` for segmented
-    fits) and the ``chain``/``draw`` coordinates."""
-    params = fit.params()
-    n_chain, n_draw = next(iter(params.values())).shape[:2]
-    per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
-    index = _draw_index(n_draw, per_chain)
-    posterior = fit.posterior
-    coords = {
-        "chain": posterior["chain"].to_numpy(),
-        "draw": posterior["draw"].to_numpy() if n_draws is None else np.arange(index.size),
-    }
-    flat = {
-        k: np.ascontiguousarray(v[:, index]).reshape(-1, *v.shape[2:]) for k, v in params.items()
-    }
-    return flat, coords
-
-
-def _spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]:
-    """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors)."""
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in spend_fit.params().items()}
-    index = _draw_index(next(iter(flat.values())).shape[0], n_samples)
-    return {k: v[index] for k, v in flat.items()}
-
-
-# --- one block of draws x one chunk of customers -------------------------------------
-
-
-def _unique_rows(c: _Customers) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Distinct ``(segment, x, t_x, T, h)`` of a chunk and each customer's row."""
-    stacked = np.column_stack([c.segment, c.x, c.t_x, c.T, c.horizon])
-    rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    names = ("s", "x", "t_x", "T", "h")
-    return {k: rows[:, i] for i, k in enumerate(names)}, inverse.reshape(-1)
-
-
-def _row_order(c: _Customers) -> np.ndarray:
-    """Customers sorted by segment, ``x``, ``T``, ``h`` and then ``t_x``, so that customers
-    sharing a row, and also those sharing the ``(x, T, h)`` on which the costly
-    hypergeometric functions depend, fall in the same chunk: those are then evaluated
-    about once per distinct value and draw overall."""
-    return np.lexsort((c.t_x, c.horizon, c.T, c.x, c.segment))
-
-
-def _block(
-    theta: dict[str, np.ndarray],
-    spend: dict[str, np.ndarray] | None,
-    c: _Customers,
-    *,
-    delta: float,
-    margin: float,
-    rng: np.random.Generator,
-    nodes: int | None,
-    max_block_elements: int,
-    model: str = "BGNBD",
-) -> dict[str, np.ndarray]:
-    """All draws-level quantities for a block of draws (rows) and customers (columns)."""
-    maths = transaction_model(model)  # per-model maths and simulator
-    rows, inv = _unique_rows(c)
-    codes = rows["s"].astype(np.int64)  # each row's segment's parameters
-    params = tuple(_take_segments(v, codes, 1) for v in maths.parameters(theta))
-    data = (rows["x"], rows["t_x"], rows["T"])
-    alive_rows = maths.p_alive(params, data)
-    expected = maths.expected_purchases(params, data, rows["h"], alive_rows)
-    out = {"p_alive": alive_rows[:, inv], "expected_purchases": expected[:, inv]}
-    shape = out["p_alive"].shape
-    horizon = np.broadcast_to(c.horizon, shape)
-    simulate = {"max_block_elements": max_block_elements}
-    if spend is None:
-        out["purchases"] = maths.simulate_future(
-            params, data, alive_rows, inv, horizon, rng, simulate
-        ).count
-        return out
-    p, q, v = (_take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
-    x_spend = np.where(c.spend_informed, c.x, 0.0)
-    z_spend = np.where(c.spend_informed, c.z, 0.0)
-    nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
-    simulate.update(discount_rate=delta, value_shape=p)
-    future = maths.simulate_future(params, data, alive_rows, inv, horizon, rng, simulate)
-    out["purchases"] = future.count
-    # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
-    # drawn (independently of the purchases) only where something was bought
-    buyers = np.nonzero(future.count)
-    shape_b, rate_b = (np.broadcast_to(w, shape)[buyers] for w in (nu_shape, nu_rate))
-    clv = np.zeros(shape)
-    clv[buyers] = margin * future.value[buyers] / rng.gamma(shape_b, 1.0 / rate_b)
-    out["clv"] = clv
-    if delta == 0:
-        discounted = out["expected_purchases"]
-    else:
-        discounted = maths.expected_discounted(params, data, rows["h"], delta, nodes, alive_rows)
-        discounted = discounted[:, inv]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
-    out["clv_conditional"] = margin * discounted * np.where(nu_shape > 1, spend_mean, np.nan)
-    return out
-
-
-_DTYPES = {
-    "p_alive": np.float32,
-    "expected_purchases": np.float32,
-    "purchases": np.int32,
-    "clv": np.float32,
-    "clv_conditional": np.float64,
-}
-
-
-def _chunk(
-    theta: dict[str, np.ndarray],
-    spend: dict[str, np.ndarray] | None,
-    c: _Customers,
-    *,
-    block_draws: int,
-    **options: Any,
-) -> dict[str, np.ndarray]:
-    """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block."""
-    n_samples = next(iter(theta.values())).shape[0]
-    out: dict[str, np.ndarray] = {}
-    for start in range(0, n_samples, block_draws):
-        part = slice(start, start + block_draws)
-        block = _block(
-            {k: v[part] for k, v in theta.items()},
-            None if spend is None else {k: v[part] for k, v in spend.items()},
-            c,
-            **options,
-        )
-        for name, values in block.items():
-            if name not in out:
-                out[name] = np.empty((n_samples, len(c)), dtype=_DTYPES[name])
-            out[name][part] = values
-    return out
-
-
-def _plan(
-    n_samples: int, n_customers: int, memory_limit_mb: float, chunk_customers: int | None
-) -> tuple[int, int]:
-    """Customers per chunk and draws per block under the memory cap."""
-    budget = memory_limit_mb * 2**20
-    if chunk_customers is None:
-        chunk_customers = int(budget // (n_samples * (_CHUNK_BYTES + _WORK_BYTES)))
-    chunk_customers = int(np.clip(chunk_customers, 1, n_customers))
-    block_draws = int(np.clip(budget // (chunk_customers * _WORK_BYTES), 1, n_samples))
-    return chunk_customers, block_draws
 
 
 class _ParquetSink:
@@ -365,38 +130,25 @@ class _ParquetSink:
 
 
 def predict_customers(
-    bgnbd_fit: FittedModel,
+    fit: FittedModel,
     rfm: Any,
     *,
     horizon: Any,
     spend_fit: FittedModel | None = None,
-    time_unit: str | float = "week",
-    annual_discount: float = 0.0,
-    continuous_discount: float | None = None,
-    period_discount: float | None = None,
-    margin: float = 1.0,
-    thresholds: Iterable[float] = (),
-    top: Iterable[float] = (0.1,),
-    ranks: bool = True,
-    hdi_prob: float = 0.9,
-    n_draws: int | None = None,
     seed: int | np.random.SeedSequence | None = None,
-    chunk_customers: int | None = None,
-    memory_limit_mb: float = 1024.0,
+    options: PredictOptions | None = None,
     keep_draws: Sequence[str] | None = None,
     stream_to: str | Path | None = None,
-    discount_nodes: int | None = None,
-    spill_dir: str | Path | None = None,
-    n_jobs: int | None = None,
+    **kwargs: Any,
 ) -> Result:
     """Posterior of P(alive), expected purchases, and predictive purchases and CLV.
 
     Parameters
     ----------
-    bgnbd_fit : FittedModel
+    fit : FittedModel
         A fitted transaction model: :class:`~clvbayes.models.BGNBD`,
         :class:`~clvbayes.models.MBGNBD` or :class:`~clvbayes.models.ParetoNBD` (the
-        per-model maths and simulators are in :mod:`clvbayes.predict.transaction_models`).
+        per-model maths and simulators come from its family, :mod:`clvbayes.math.family`).
     rfm : DataFrame
         One row per customer: ``customer_id`` (else the index is used), ``frequency``,
         ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``; in the fit's
@@ -409,41 +161,14 @@ def predict_customers(
     spend_fit : FittedModel, optional
         A fitted :class:`~clvbayes.models.GammaGamma`. Without it, only P(alive) and
         purchases are predicted (no CLV, threshold or rank columns).
-    time_unit : str or float
-        The model's time unit (``"day"``, ``"week"``, ... or days), for discounting.
-    annual_discount : float
-        Annual effective discount rate (0.1 = 10 %/year); 0 = no discounting.
-    continuous_discount : float, optional
-        Instead: a continuous-time discount rate per model time unit (``exp(-δ t)``).
-    period_discount : float, optional
-        Instead: an effective discount rate per model time unit (0.002 = 0.2 % a week
-        for weekly data). At most one of the three may be given.
-    margin : float
-        Profit margin applied to spend.
-    thresholds : iterable of float
-        CLV thresholds: adds ``p_clv_gt_<t>``.
-    top : iterable of float
-        Shares (0.1 = top 10 %): adds ``p_top_<k>pct`` (with a spend fit).
-    ranks : bool
-        Add ``expected_rank`` and ``p_top_<k>pct`` (with a spend fit). They need all
-        customers' CLV draws at once; False skips that pass.
-    hdi_prob : float
-        Mass of the HDI columns (0.9 gives ``*_hdi90_low/high``).
-    n_draws : int, optional
-        Number of posterior draws to use (spread evenly over chains, thinned evenly
-        within each). More than available repeats the draws cyclically, so a MAP fit
-        (one draw) still gives the customer-level predictive distribution.
     seed : int or SeedSequence, optional
         Seed of the simulation. The same seed, data and chunking (``chunk_customers``
         / ``memory_limit_mb``) give identical output.
-    chunk_customers : int, optional
-        Customers per chunk; by default as many as ``memory_limit_mb`` allows.
-    memory_limit_mb : float
-        Cap on the working memory of the scoring (all threads together). The CLV draws
-        the ranks need (4 bytes per draw and customer) stay in memory up to half of it
-        and count against it; above that they go to a temporary file in ``spill_dir``,
-        read back in blocks. The kept draws come on top (4 bytes per draw, customer and
-        kept variable).
+    options : PredictOptions, optional
+        Discounting, margin, thresholds, top shares, ranks, ``ci_prob``, ``n_draws``,
+        memory cap, chunking and threads (:class:`~clvbayes.predict.options.PredictOptions`
+        documents each). Its fields may also be passed as keyword arguments, e.g.
+        ``annual_discount=0.1, margin=0.3``; they override ``options``.
     keep_draws : sequence of str, optional
         Variables of :data:`DRAW_VARIABLES` to return in ``Result.draws``. By default
         all of them when they fit in ``memory_limit_mb``; otherwise none, with a warning
@@ -451,17 +176,8 @@ def predict_customers(
     stream_to : str or Path, optional
         Also write all draws, chunk by chunk, to this Parquet file (long format:
         ``chain, draw, customer_id`` and one column per variable).
-    discount_nodes : int, optional
-        Quadrature nodes of :func:`clvbayes.math.bgnbd.expected_discounted_purchases`
-        (conditional-mean CLV); by default chosen per customer for ~1e-8 accuracy.
-    spill_dir : str or Path, optional
-        Directory of the temporary CLV-draw file for large runs (default: the system's
-        temporary directory).
-    n_jobs : int, optional
-        Threads scoring chunks in parallel (default: the CPUs this process may use). The
-        numerical kernels release the GIL; ``memory_limit_mb`` is shared among them. Each
-        chunk has its own random stream derived from ``seed``, so the output does not
-        depend on ``n_jobs`` (it does on the chunking).
+    **kwargs
+        Fields of :class:`~clvbayes.predict.options.PredictOptions`.
 
     Returns
     -------
@@ -482,75 +198,96 @@ def predict_customers(
     ...                         annual_discount=0.1, thresholds=[100], seed=1)  # doctest: +SKIP
     >>> res.summary.sort_values("expected_rank").head()  # doctest: +SKIP
     """
-    _check_transaction_model(bgnbd_fit, "bgnbd_fit")
+    opts = PredictOptions.merge(options, kwargs, "predict_customers")
+    check_fitted(fit, "fit")
     if spend_fit is not None:
-        _check_kind(spend_fit, "GammaGamma", "spend_fit")
-    thresholds, top = tuple(thresholds), tuple(top)
-    if thresholds and spend_fit is None:
+        check_fitted(spend_fit, "spend_fit", role="spend")
+    if opts.thresholds and spend_fit is None:
         raise ValueError("CLV thresholds need a spend_fit (a fitted GammaGamma).")
-    customers_n = len(rfm)
-    keep_draws = _default_keep(keep_draws, customers_n, n_draws, bgnbd_fit, memory_limit_mb)
-    unknown = set(keep_draws) - set(DRAW_VARIABLES)
+    n = len(rfm)
+    keep = _default_keep(keep_draws, n, opts.n_draws, fit, opts.memory_limit_mb)
+    unknown = set(keep) - set(DRAW_VARIABLES)
     if unknown:
         raise ValueError(f"unknown keep_draws {sorted(unknown)}; choose from {DRAW_VARIABLES}")
-    customers = _read_customers(
-        rfm, horizon, need_spend=spend_fit is not None, fit=bgnbd_fit, spend_fit=spend_fit
+    customers = read_customers(
+        rfm, horizon, need_spend=spend_fit is not None, fit=fit, spend_fit=spend_fit
     )
-    theta, coords = _population_draws(bgnbd_fit, n_draws)
-    n_samples, n = next(iter(theta.values())).shape[0], len(customers)
-    spend = None if spend_fit is None else _spend_draws(spend_fit, n_samples)
-    jobs = _n_jobs(n_jobs)
-    want_ranks = ranks and spend is not None
+    theta, coords = population_draws(fit, opts.n_draws)
+    n_samples = next(iter(theta.values())).shape[0]
+    spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
+    jobs = _n_jobs(opts.n_jobs)
     # the CLV draws of all customers (for the ranks) stay in memory up to half the cap,
     # else spill to a file; the chunks' working memory gets the rest of the cap
-    clv_all = (
-        DrawMatrix(n_samples, n, max_memory_mb=memory_limit_mb / 2, directory=spill_dir)
-        if want_ranks
-        else None
-    )
+    clv_all = None
+    if opts.ranks and spend is not None:
+        half = opts.memory_limit_mb / 2
+        clv_all = DrawMatrix(n_samples, n, max_memory_mb=half, directory=opts.spill_dir)
     held_mb = 0.0 if clv_all is None or clv_all.on_disk else n_samples * n * 4 / 2**20
-    size, block_draws = _plan(n_samples, n, (memory_limit_mb - held_mb) / jobs, chunk_customers)
-    options = {
-        "delta": resolve_discount(
-            time_unit,
-            annual=annual_discount,
-            continuous=continuous_discount,
-            per_period=period_discount,
-        ),
-        "margin": float(margin),
-        "nodes": discount_nodes,
-        "model": bgnbd_fit.kind,
+    share_mb = (opts.memory_limit_mb - held_mb) / jobs
+    size, block_draws = plan_chunks(n_samples, n, share_mb, opts.chunk_customers)
+    settings = {
+        "delta": opts.discount_rate,
+        "margin": float(opts.margin),
+        "nodes": opts.discount_nodes,
+        "family": fit.family,
         "block_draws": block_draws,
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
-        "max_block_elements": int(max(4096, memory_limit_mb / jobs * 2**20 // 640)),
+        "max_block_elements": int(max(4096, opts.memory_limit_mb / jobs * 2**20 // 640)),
     }
     names = [k for k in DRAW_VARIABLES if k != "clv" or spend is not None]
-    kept = {k: np.empty((n_samples, n), dtype=_DTYPES[k]) for k in names if k in keep_draws}
-    pieces: list[pd.DataFrame] = []
-    sink = None if stream_to is None else _ParquetSink(stream_to, coords)
-    order = _row_order(customers)
+    kept = {k: np.empty((n_samples, n), dtype=DTYPES[k]) for k in names if k in keep}
+    order = row_order(customers)
     starts = range(0, n, size)
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
     def score(i: int) -> tuple[int, np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
         """Chunk ``i``: its draws and summary rows, with its own random stream."""
-        start = starts[i]
-        part = order[start : start + size]
+        part = order[starts[i] : starts[i] + size]
         chunk = customers.take(part)
         stream = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i))
-        draws = _chunk(theta, spend, chunk, rng=np.random.default_rng(stream), **options)
-        extra = None
-        if spend is not None:
-            extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
-        columns = {"customer_id": chunk.ids}
-        columns.update(
-            customer_columns(draws, thresholds=thresholds, hdi_prob=hdi_prob, extra=extra)
-        )
-        return start, part, draws, pd.DataFrame(columns, index=part)
+        draws = score_chunk(theta, spend, chunk, rng=np.random.default_rng(stream), **settings)
+        return starts[i], part, draws, _summary_rows(draws, chunk, part, opts)
 
+    summary = _run(score, len(starts), jobs, kept, clv_all, stream_to, coords)
+    if clv_all is not None:
+        with clv_all:  # columns are in the scoring order: map the results back
+            for name, values in rank_columns(clv_all, opts.top, n_jobs=jobs).items():
+                column = np.empty(n)
+                column[order] = values
+                summary[name] = column
+    return Result(summary, _dataset(kept, coords, customers.ids))
+
+
+def _summary_rows(
+    draws: dict[str, np.ndarray], chunk: Customers, part: np.ndarray, opts: PredictOptions
+) -> pd.DataFrame:
+    """A chunk's summary rows (indexed by the customers' positions)."""
+    extra = None
+    if "clv_conditional" in draws:
+        extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
+    columns = {"customer_id": chunk.ids}
+    columns.update(
+        customer_columns(draws, thresholds=opts.thresholds, ci_prob=opts.ci_prob, extra=extra)
+    )
+    return pd.DataFrame(columns, index=part)
+
+
+def _run(
+    score: Callable[[int], Any],
+    n_chunks: int,
+    jobs: int,
+    kept: dict[str, np.ndarray],
+    clv_all: DrawMatrix | None,
+    stream_to: str | Path | None,
+    coords: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """Score every chunk on ``jobs`` threads and gather: the CLV draws for the ranks,
+    the kept draws, the Parquet stream and the summary (in the customers' order)."""
+    pieces: list[pd.DataFrame] = []
+    sink = None if stream_to is None else _ParquetSink(stream_to, coords)
     try:
-        for start, part, draws, frame in _in_order(score, len(starts), jobs):
+        for start, part, draws, frame in _in_order(score, n_chunks, jobs):
             if clv_all is not None:
                 clv_all.write_columns(start, draws["clv"])
             for k, values in kept.items():
@@ -565,14 +302,7 @@ def predict_customers(
     finally:
         if sink is not None:
             sink.close()
-    summary = pd.concat(pieces).sort_index().reset_index(drop=True)
-    if clv_all is not None:
-        with clv_all:  # columns are in the scoring order: map the results back
-            for name, values in rank_columns(clv_all, top, n_jobs=jobs).items():
-                column = np.empty(n)
-                column[order] = values
-                summary[name] = column
-    return Result(summary, _dataset(kept, coords, customers.ids))
+    return pd.concat(pieces).sort_index().reset_index(drop=True)
 
 
 def _n_jobs(n_jobs: int | None) -> int:
@@ -647,16 +377,16 @@ def _dataset(
 
 
 def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArray:
-    _check_transaction_model(fit, "fit")
-    maths = transaction_model(fit.kind)
-    customers = _read_customers(rfm, horizon, need_spend=False, fit=fit)
-    rows, inv = _unique_rows(customers)
+    check_fitted(fit, "fit")
+    family = fit.family
+    customers = read_customers(rfm, horizon, need_spend=False, fit=fit)
+    rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
-    params = tuple(_take_segments(v, codes, 2) for v in maths.parameters(fit.params()))
+    params = tuple(take_segments(v, codes, 2) for v in family.values(fit.params()))
     data = (rows["x"], rows["t_x"], rows["T"])
-    values = maths.p_alive(params, data)
+    values = family.p_alive(*params, *data)
     if what != "p_alive":
-        values = maths.expected_purchases(params, data, rows["h"], values)
+        values = family.expected_purchases(*params, *data, rows["h"], alive=values)
     posterior = fit.posterior
     return xr.DataArray(
         np.asarray(values)[..., inv],

@@ -1,5 +1,8 @@
 """Holdout validation: do the predictive distributions match what happened next?
 
+(Holdout *validation* of a fit against what happened after calibration; the checks of
+input data are :mod:`clvbayes.data.validate`.)
+
 Given a fit on a calibration period and each customer's holdout outcome, the report
 holds the model's posterior predictive distribution (from
 :func:`clvbayes.predict.predict_customers`, over each customer's holdout duration,
@@ -34,12 +37,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.models.base import FittedModel
+from clvbayes.data.checks import check_rfm
+from clvbayes.models.fitted import FittedModel
 from clvbayes.predict.customers import predict_customers
+from clvbayes.predict.options import PredictOptions
 
-__all__ = ["HoldoutReport", "validate_holdout"]
+__all__ = [
+    "HOLDOUT_DRAWS",
+    "HoldoutPrediction",
+    "HoldoutReport",
+    "conditional_expectations",
+    "coverage_table",
+    "error_metrics",
+    "p_zero_table",
+    "pit_table",
+    "predict_holdout",
+    "randomized_pit",
+    "validate_holdout",
+]
 
 HOLDOUT_COLUMNS = ("holdout_frequency", "holdout_duration")
+
+HOLDOUT_DRAWS = 500
+"""Predictive draws per customer of :func:`predict_holdout` and
+:func:`clvbayes.compare.holdout_comparison` unless ``n_draws`` or ``options`` say otherwise."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +118,7 @@ def central_intervals(samples: np.ndarray, level: float) -> tuple[np.ndarray, np
 
 
 def coverage_table(
-    quantity: str, samples: np.ndarray, actual: np.ndarray, levels: Sequence[float]
+    quantity: str, samples: np.ndarray, actual: np.ndarray, ci_probs: Sequence[float]
 ) -> pd.DataFrame:
     """Observed and model-expected coverage of central predictive intervals.
 
@@ -109,16 +130,16 @@ def coverage_table(
         Predictive draws.
     actual : ndarray, shape (customer,)
         Observed outcomes.
-    levels : sequence of float
-        Nominal levels, e.g. ``(0.5, 0.8, 0.9)``.
+    ci_probs : sequence of float
+        Nominal masses of the central intervals, e.g. ``(0.5, 0.8, 0.9)``.
 
     Returns
     -------
     DataFrame
-        ``quantity, level, observed, expected, difference``.
+        ``quantity, level, observed, expected, difference`` (``level`` is the mass).
     """
     rows = []
-    for level in levels:
+    for level in ci_probs:
         low, high = central_intervals(samples, level)
         inside = (samples >= low) & (samples <= high)
         observed = float(np.mean((actual >= low) & (actual <= high)))
@@ -180,22 +201,23 @@ def _total_row(
 
 
 def validate_holdout(
-    bgnbd_fit: FittedModel,
+    fit: FittedModel,
     rfm_with_holdout: Any,
     *,
     spend_fit: FittedModel | None = None,
-    n_draws: int | None = None,
     seed: int | None = None,
-    levels: Sequence[float] = (0.5, 0.8, 0.9),
+    options: PredictOptions | None = None,
+    ci_probs: Sequence[float] = (0.5, 0.8, 0.9),
     pit_bins: int = 10,
-    memory_limit_mb: float = 1024.0,
+    **kwargs: Any,
 ) -> HoldoutReport:
     """Compare posterior predictive holdout distributions with the outcomes.
 
     Parameters
     ----------
-    bgnbd_fit : FittedModel
-        BG/NBD fitted on the calibration period.
+    fit : FittedModel
+        Transaction model (BG/NBD, MBG/NBD or Pareto/NBD) fitted on the calibration
+        period.
     rfm_with_holdout : DataFrame
         Calibration RFM (``customer_id, frequency, recency, T`` and, with a spend fit,
         ``monetary_value``) plus ``holdout_frequency`` (purchases in the holdout),
@@ -203,37 +225,45 @@ def validate_holdout(
         ``holdout_value`` (total spend in the holdout). Not modified.
     spend_fit : FittedModel, optional
         Gamma-Gamma fitted on the calibration period: adds the spend rows.
-    n_draws : int, optional
-        Predictive draws per customer (see :func:`predict_customers`; with a MAP fit
-        pass e.g. 1000 so the customer-level predictive distribution is sampled).
     seed : int, optional
         Seed of the simulation and of the PIT randomization.
-    levels : sequence of float
-        Central interval levels for the coverage table.
+    options : PredictOptions, optional
+        As for :func:`clvbayes.predict_customers` (``n_draws``: predictive draws per
+        customer, with a MAP fit pass e.g. 1000 so the customer-level predictive
+        distribution is sampled; memory, threads); fields may be passed as keyword
+        arguments. Holdout spend is compared undiscounted and before margin, so the
+        discount, margin, threshold and rank options are ignored here.
+    ci_probs : sequence of float
+        Central interval masses of the coverage table.
     pit_bins : int
         Bins of the PIT histogram.
-    memory_limit_mb : float
-        Passed to :func:`predict_customers`.
 
     Returns
     -------
     HoldoutReport
     """
+    opts = PredictOptions.merge(options, kwargs, "validate_holdout")
+    opts = opts.replace(
+        annual_discount=0.0,
+        continuous_discount=None,
+        period_discount=None,
+        margin=1.0,
+        thresholds=(),
+        ranks=False,
+    )
     actual = {"purchases": _holdout_values(rfm_with_holdout, "holdout_frequency")}
     duration = _holdout_values(rfm_with_holdout, "holdout_duration")
     if spend_fit is not None:
         actual["spend"] = _holdout_values(rfm_with_holdout, "holdout_value")
     simulation_seed, pit_seed = np.random.SeedSequence(seed).spawn(2)
     result = predict_customers(
-        bgnbd_fit,
+        fit,
         rfm_with_holdout,
         horizon=duration,
         spend_fit=spend_fit,
-        n_draws=n_draws,
         seed=simulation_seed,
-        ranks=False,
+        options=opts,
         keep_draws=("purchases", "clv"),
-        memory_limit_mb=memory_limit_mb,
     )
     n = duration.size
     samples = {"purchases": result.draws["purchases"].to_numpy().reshape(-1, n)}
@@ -256,7 +286,7 @@ def validate_holdout(
                 float(actual[quantity].sum()),
             )
         )
-        coverage.append(coverage_table(quantity, draws, actual[quantity], levels))
+        coverage.append(coverage_table(quantity, draws, actual[quantity], ci_probs))
         u = randomized_pit(draws, actual[quantity], rng)
         pit.append(pit_table(quantity, u, pit_bins))
         customers[f"{quantity}_actual"] = actual[quantity]
@@ -272,3 +302,206 @@ def validate_holdout(
         customers=pd.DataFrame(customers),
         predictions=result.summary,
     )
+
+
+# --- holdout predictions of one model, for model comparison ------------------------------
+
+
+def _holdout_options(
+    options: PredictOptions | None, kwargs: dict[str, Any], caller: str
+) -> PredictOptions:
+    """The options of a comparison's holdout predictions: :data:`HOLDOUT_DRAWS` draws
+    unless given, no ranks."""
+    if options is None:
+        kwargs = {"n_draws": HOLDOUT_DRAWS, **kwargs}
+    return PredictOptions.merge(options, kwargs, caller).replace(ranks=False)
+
+
+@dataclass(frozen=True, eq=False)
+class HoldoutPrediction:
+    """One model's holdout predictions for every customer.
+
+    Attributes
+    ----------
+    frequency : ndarray, shape (customer,)
+        Calibration repeat purchases.
+    actual : ndarray, shape (customer,)
+        Holdout repeat purchases.
+    predicted : ndarray, shape (customer,)
+        Posterior mean of the conditional expected holdout purchases.
+    draws : ndarray of int32, shape (sample, customer)
+        Posterior predictive draws of the holdout purchases.
+    """
+
+    frequency: np.ndarray
+    actual: np.ndarray
+    predicted: np.ndarray
+    draws: np.ndarray
+
+
+def _holdout_columns(rfm: Any) -> dict[str, np.ndarray]:
+    missing = [c for c in ("holdout_frequency", "holdout_duration") if c not in rfm]
+    if missing:
+        raise ValueError(
+            f"holdout validation needs column(s) {missing}; build the table with "
+            "clvbayes.rfm_summary(..., calibration_end=..., observation_end=...)."
+        )
+    values = check_rfm(rfm, ("frequency", "recency", "T"))
+    n = values["frequency"].size
+    for column in ("holdout_frequency", "holdout_duration"):
+        v = np.asarray(rfm[column], dtype=float)
+        bad = int(np.sum(~np.isfinite(v) | (v < 0)))
+        if bad:
+            raise ValueError(
+                f"column {column!r}: {bad} of {n} rows are negative or not finite; "
+                "holdout columns must be finite counts and durations >= 0."
+            )
+        values[column] = v
+    return values
+
+
+def predict_holdout(
+    fit: FittedModel,
+    rfm_with_holdout: Any,
+    *,
+    seed: int | np.random.SeedSequence | None = None,
+    options: PredictOptions | None = None,
+    **kwargs: Any,
+) -> HoldoutPrediction:
+    """Holdout predictions of one fitted transaction model.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        BG/NBD, MBG/NBD or Pareto/NBD fitted on the calibration period.
+    rfm_with_holdout : DataFrame
+        ``customer_id``, ``frequency``, ``recency``, ``T``, ``holdout_frequency`` and
+        ``holdout_duration`` (e.g. :func:`clvbayes.rfm_summary` with ``observation_end``).
+        Not modified.
+    seed : int or SeedSequence, optional
+        Seed of the simulation.
+    options : PredictOptions, optional
+        As for :func:`clvbayes.predict_customers` (``n_draws``, memory, threads; fields
+        may be passed as keyword arguments). Without ``options`` and ``n_draws``, 500
+        predictive draws per customer are used (:data:`HOLDOUT_DRAWS`).
+
+    Returns
+    -------
+    HoldoutPrediction
+    """
+    values = _holdout_columns(rfm_with_holdout)
+    result = predict_customers(
+        fit,
+        rfm_with_holdout,
+        horizon=values["holdout_duration"],
+        seed=seed,
+        options=_holdout_options(options, kwargs, "predict_holdout"),
+        keep_draws=("purchases",),
+    )
+    n = values["frequency"].size
+    return HoldoutPrediction(
+        frequency=values["frequency"],
+        actual=values["holdout_frequency"],
+        predicted=result.summary["expected_purchases"].to_numpy(dtype=float),
+        draws=result.draws["purchases"].to_numpy().reshape(-1, n),
+    )
+
+
+def conditional_expectations(
+    frequency: Any,
+    actual: Any,
+    predicted: Any,
+    draws: Any = None,
+    *,
+    max_count: int = 7,
+    ci_prob: float = 0.9,
+) -> pd.DataFrame:
+    """Mean holdout purchases by calibration frequency: actual versus predicted.
+
+    Parameters
+    ----------
+    frequency : array_like, shape (customer,)
+        Calibration repeat purchases; ``max_count`` and above are pooled ("7+").
+    actual : array_like, shape (customer,)
+        Holdout repeat purchases.
+    predicted : array_like, shape (customer,)
+        Predicted mean holdout purchases.
+    draws : array_like, shape (sample, customer), optional
+        Predictive draws: adds the central ``ci_prob`` interval of each bin's mean.
+    max_count : int
+        First pooled frequency.
+    ci_prob : float
+        Mass of the interval.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``calibration_frequency`` (``"0"``, ..., ``"7+"``): ``n_customers``,
+        ``actual``, ``predicted`` and, with draws, ``predicted_low``,
+        ``predicted_high`` and ``in_interval``. Empty bins are left out.
+    """
+    x = np.asarray(frequency, dtype=float)
+    y = np.asarray(actual, dtype=float)
+    mean = np.asarray(predicted, dtype=float)
+    if not (x.shape == y.shape == mean.shape) or x.ndim != 1:
+        raise ValueError(
+            f"frequency, actual and predicted must be 1-D of one length; got shapes "
+            f"{x.shape}, {y.shape}, {mean.shape}."
+        )
+    group = np.minimum(x, max_count).astype(np.int64)
+    labels = [str(k) for k in range(max_count)] + [f"{max_count}+"]
+    n = np.bincount(group, minlength=max_count + 1)
+    present = n > 0
+    table = pd.DataFrame(
+        {
+            "n_customers": n,
+            "actual": np.bincount(group, weights=y, minlength=max_count + 1) / np.maximum(n, 1),
+            "predicted": np.bincount(group, weights=mean, minlength=max_count + 1)
+            / np.maximum(n, 1),
+        },
+        index=pd.Index(labels, name="calibration_frequency"),
+    )
+    if draws is not None:
+        sims = np.asarray(draws, dtype=float)
+        if sims.ndim != 2 or sims.shape[1] != x.size:
+            raise ValueError(f"draws must have shape (sample, {x.size}), got {sims.shape}.")
+        one_hot = np.zeros((x.size, max_count + 1))
+        one_hot[np.arange(x.size), group] = 1.0
+        bin_means = (sims @ one_hot) / np.maximum(n, 1)  # (sample, bin)
+        tail = (1.0 - ci_prob) / 2.0
+        table["predicted_low"] = np.quantile(bin_means, tail, axis=0)
+        table["predicted_high"] = np.quantile(bin_means, 1.0 - tail, axis=0)
+        table["in_interval"] = (table["actual"] >= table["predicted_low"]) & (
+            table["actual"] <= table["predicted_high"]
+        )
+    return table[present]
+
+
+def error_metrics(actual: Any, predicted: Any) -> dict[str, float]:
+    """Holdout error of per-customer predictions.
+
+    Parameters
+    ----------
+    actual, predicted : array_like, shape (customer,)
+        Outcomes and predicted means.
+
+    Returns
+    -------
+    dict
+        ``mae`` and ``rmse`` over customers, ``actual_total``, ``predicted_total``,
+        ``total_error`` (predicted - actual) and ``total_error_pct`` (of the actual).
+    """
+    y = np.asarray(actual, dtype=float)
+    mean = np.asarray(predicted, dtype=float)
+    if y.shape != mean.shape:
+        raise ValueError(f"actual and predicted differ in shape: {y.shape} vs {mean.shape}.")
+    error = mean - y
+    total = float(y.sum())
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "actual_total": total,
+        "predicted_total": float(mean.sum()),
+        "total_error": float(error.sum()),
+        "total_error_pct": 100.0 * float(error.sum()) / total if total else float("nan"),
+    }

@@ -97,7 +97,7 @@ def describe(
     name: str,
     samples: np.ndarray,
     *,
-    hdi_prob: float = 0.9,
+    ci_prob: float = 0.9,
     quantiles: Sequence[float] = _QUANTILES,
 ) -> dict[str, np.ndarray]:
     """Mean, sd, quantiles and HDI of ``samples`` (draw, customer) as named columns.
@@ -106,7 +106,7 @@ def describe(
     -------
     dict of str to ndarray
         ``<name>_mean``, ``<name>_sd``, ``<name>_q05`` ... and
-        ``<name>_hdi90_low`` / ``<name>_hdi90_high`` (for ``hdi_prob=0.9``).
+        ``<name>_hdi90_low`` / ``<name>_hdi90_high`` (for ``ci_prob=0.9``).
     """
     values = np.asarray(samples, dtype=float)
     out = {f"{name}_mean": values.mean(axis=0), f"{name}_sd": values.std(axis=0, ddof=1)}
@@ -115,8 +115,8 @@ def describe(
     ordered = np.sort(values, axis=0)  # one sort serves the quantiles and the HDI
     for q in quantiles:
         out[f"{name}_q{round(100 * q):02d}"] = _quantile_of_sorted(ordered, q)
-    low, high = _hdi_of_sorted(ordered, hdi_prob)
-    label = percent_label(hdi_prob)
+    low, high = _hdi_of_sorted(ordered, ci_prob)
+    label = percent_label(ci_prob)
     out[f"{name}_hdi{label}_low"] = low
     out[f"{name}_hdi{label}_high"] = high
     return out
@@ -209,7 +209,7 @@ def customer_columns(
     samples: Mapping[str, np.ndarray],
     *,
     thresholds: Iterable[float] = (),
-    hdi_prob: float = 0.9,
+    ci_prob: float = 0.9,
     extra: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every per-customer column that needs only that customer's draws.
@@ -220,7 +220,7 @@ def customer_columns(
         Any of ``p_alive``, ``expected_purchases``, ``purchases``, ``clv``.
     thresholds : iterable of float
         CLV thresholds for ``p_clv_gt_<t>``.
-    hdi_prob : float
+    ci_prob : float
         Mass of the HDI columns.
     extra : mapping, optional
         Columns placed as they are right after the CLV description (e.g.
@@ -236,9 +236,9 @@ def customer_columns(
         if name in samples:
             columns[name] = np.asarray(samples[name], dtype=float).mean(axis=0)
     if "purchases" in samples:
-        columns.update(describe("purchases", samples["purchases"], hdi_prob=hdi_prob))
+        columns.update(describe("purchases", samples["purchases"], ci_prob=ci_prob))
     if "clv" in samples:
-        columns.update(describe("clv", samples["clv"], hdi_prob=hdi_prob))
+        columns.update(describe("clv", samples["clv"], ci_prob=ci_prob))
         columns.update(extra or {})
         columns.update(exceedance("clv", samples["clv"], thresholds))
     return columns
@@ -257,7 +257,7 @@ def summary_table(
     *,
     thresholds: Iterable[float] = (),
     top: Iterable[float] = (0.1,),
-    hdi_prob: float = 0.9,
+    ci_prob: float = 0.9,
 ) -> pd.DataFrame:
     """The tidy per-customer table from a Dataset of draws.
 
@@ -271,7 +271,7 @@ def summary_table(
         CLV thresholds for ``p_clv_gt_<t>``.
     top : iterable of float
         Shares for ``p_top_<k>pct``.
-    hdi_prob : float
+    ci_prob : float
         Mass of the HDI columns.
 
     Returns
@@ -283,7 +283,7 @@ def summary_table(
     names = [n for n in ("p_alive", "expected_purchases", "purchases", "clv") if n in draws]
     samples = {n: _stacked(draws, n) for n in names}
     columns = {"customer_id": draws["customer_id"].to_numpy()}
-    columns.update(customer_columns(samples, thresholds=thresholds, hdi_prob=hdi_prob))
+    columns.update(customer_columns(samples, thresholds=thresholds, ci_prob=ci_prob))
     if "clv" in samples:
         columns.update(rank_columns(samples["clv"], top))
     return pd.DataFrame(columns)

@@ -106,6 +106,21 @@ class ReportOptions:
         if not self.margin > 0:
             raise ValueError(f"--margin must be positive, got {self.margin}.")
 
+    def predict_options(self) -> Any:
+        """The :class:`~clvbayes.predict.options.PredictOptions` of the report's scoring
+        (the same object :func:`clvbayes.predict_customers` and
+        :func:`clvbayes.validate_holdout` take): discounting, margin, the top-10 % share
+        and ``draws`` posterior draws."""
+        from clvbayes.predict import PredictOptions
+
+        return PredictOptions(
+            time_unit=self.time_unit,
+            annual_discount=self.annual_discount,
+            margin=self.margin,
+            top=(0.1,),
+            n_draws=self.draws,
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class Report:
@@ -407,17 +422,14 @@ def build_report(
         fits["gamma_gamma"] = _fit_spend_model(model_rfm, segmented, options, seeds["spend"], quiet)
 
     with stage("score", f"{len(rfm):,} customers x {options.draws} draws"):
+        predict = options.predict_options()
         horizon = predict_customers(
             fits["bgnbd"],
             model_rfm,
             horizon=options.horizon,
             spend_fit=fits["gamma_gamma"],
-            time_unit=options.time_unit,
-            annual_discount=options.annual_discount,
-            margin=options.margin,
-            top=(0.1,),
-            n_draws=options.draws,
             seed=seeds["horizon"],
+            options=predict,
             keep_draws=("p_alive", "clv"),
         )
         holdout_summary = holdout = tracking = None
@@ -426,8 +438,8 @@ def build_report(
                 fits["bgnbd"],
                 model_rfm,
                 spend_fit=fits["gamma_gamma"],
-                n_draws=options.draws,
                 seed=seeds["validate"],
+                options=predict,
             )
             holdout_summary = holdout.predictions
             tracking = tracking_curve(fits["bgnbd"], model_rfm, actual=repeat_times, n_draws=200)

@@ -1,0 +1,186 @@
+"""Prediction options: one object shared by every path that scores customers.
+
+:func:`clvbayes.predict_customers`, :func:`clvbayes.validate_holdout`, the report and
+:func:`clvbayes.scale.predict_customers_dask` take the same :class:`PredictOptions`, so
+their defaults cannot drift apart. Each of them also accepts the fields as keyword
+arguments (``predict_customers(fit, rfm, horizon=52, annual_discount=0.1)``), which
+are checked here, once.
+
+The fields fall in two groups: *what* is predicted (discounting, margin, thresholds,
+ranks, interval mass, posterior draws) and *how* the work is done (memory cap, chunking,
+threads, spill directory). The second group never changes the statistics' definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from clvbayes.math.clv import days_per_unit, resolve_discount
+
+__all__ = ["PredictOptions"]
+
+# Old keyword names still accepted (with a DeprecationWarning), and their new names.
+_RENAMED = {"hdi_prob": "ci_prob"}
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What to predict and how to compute it.
+
+    Parameters
+    ----------
+    time_unit : str or float
+        The model's time unit (``"W"``, ``"D"``, ``"M"``, ``"Q"``, ``"Y"``, their names,
+        or a number of days), for discounting.
+    annual_discount : float
+        Annual effective discount rate in ``[0, 1]`` (0.1 = 10 %/year); 0 = no
+        discounting.
+    continuous_discount : float, optional
+        Instead: a continuous-time discount rate per model time unit (``exp(-δ t)``).
+    period_discount : float, optional
+        Instead: an effective discount rate per model time unit (0.002 = 0.2 % a week
+        for weekly data). At most one of the three may be given
+        (:func:`clvbayes.math.clv.resolve_discount`).
+    margin : float
+        Profit margin applied to spend: the share of spend that is profit, in ``(0, 1]``
+        (1 = CLV in revenue).
+    thresholds : tuple of float
+        CLV thresholds: adds ``p_clv_gt_<t>``.
+    top : tuple of float
+        Shares in ``(0, 1]`` (0.1 = top 10 %): adds ``p_top_<k>pct`` (with a spend fit).
+    ranks : bool
+        Add ``expected_rank`` and ``p_top_<k>pct`` (with a spend fit). They need all
+        customers' CLV draws at once; False skips that pass.
+    ci_prob : float
+        Probability mass of the highest-density interval columns (0.9 gives
+        ``*_hdi90_low/high``).
+    n_draws : int, optional
+        Number of posterior draws to use (spread evenly over chains, thinned evenly
+        within each). More than available repeats the draws cyclically, so a MAP fit
+        (one draw) still gives the customer-level predictive distribution.
+    discount_nodes : int, optional
+        Gauss-Legendre nodes of the conditional-mean CLV's discounting; by default chosen
+        per customer for ~1e-8 relative accuracy.
+    memory_limit_mb : float
+        Cap on the working memory of the scoring (all threads together). The CLV draws
+        the ranks need (4 bytes per draw and customer) stay in memory up to half of it
+        and count against it; above that they go to a temporary file in ``spill_dir``.
+    chunk_customers : int, optional
+        Customers per chunk; by default as many as ``memory_limit_mb`` allows.
+    n_jobs : int, optional
+        Threads scoring chunks in parallel (default: the CPUs this process may use).
+    spill_dir : str or Path, optional
+        Directory of the temporary CLV-draw file of large runs (default: the system's
+        temporary directory).
+    """
+
+    time_unit: str | float = "W"
+    annual_discount: float = 0.0
+    continuous_discount: float | None = None
+    period_discount: float | None = None
+    margin: float = 1.0
+    thresholds: tuple[float, ...] = ()
+    top: tuple[float, ...] = (0.1,)
+    ranks: bool = True
+    ci_prob: float = 0.9
+    n_draws: int | None = None
+    discount_nodes: int | None = None
+    memory_limit_mb: float = 1024.0
+    chunk_customers: int | None = None
+    n_jobs: int | None = None
+    spill_dir: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        object.__setattr__(self, "top", tuple(float(k) for k in self.top))
+        days_per_unit(self.time_unit)  # a clear error for an unknown unit
+        if not (math.isfinite(self.annual_discount) and 0 <= self.annual_discount <= 1):
+            raise ValueError(
+                f"annual_discount must be a yearly rate between 0 and 1 (0.10 for 10 %), got "
+                f"{self.annual_discount!r}."
+            )
+        for name in ("continuous_discount", "period_discount"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite rate >= 0, got {value!r}.")
+        self.discount_rate  # noqa: B018  (checks that at most one rate is given)
+        if not (math.isfinite(self.margin) and 0 < self.margin <= 1):
+            hint = f" (for {self.margin:g} % pass {self.margin / 100:g})" if self.margin > 1 else ""
+            raise ValueError(
+                f"margin must be the share of spend that is profit, in (0, 1] (0.3 for "
+                f"30 %), got {self.margin!r}{hint}."
+            )
+        bad = [t for t in self.thresholds if not math.isfinite(t)]
+        if bad:
+            raise ValueError(f"thresholds must be finite numbers, got {bad}.")
+        for k in self.top:
+            if not 0 < k <= 1:
+                raise ValueError(f"top shares must be in (0, 1], got {k}")
+        if not 0 < self.ci_prob < 1:
+            raise ValueError(f"ci_prob must be in (0, 1), got {self.ci_prob!r}.")
+        _positive_int(self.n_draws, "n_draws")
+        _positive_int(self.discount_nodes, "discount_nodes")
+        _positive_int(self.chunk_customers, "chunk_customers")
+        _positive_int(self.n_jobs, "n_jobs")
+        if not (math.isfinite(self.memory_limit_mb) and self.memory_limit_mb > 0):
+            raise ValueError(
+                f"memory_limit_mb must be a positive number of megabytes, got "
+                f"{self.memory_limit_mb!r}."
+            )
+
+    @property
+    def discount_rate(self) -> float:
+        """The continuous discount rate ``δ`` per model time unit."""
+        return resolve_discount(
+            self.time_unit,
+            annual=self.annual_discount,
+            continuous=self.continuous_discount,
+            per_period=self.period_discount,
+        )
+
+    def replace(self, **changes: Any) -> PredictOptions:
+        """A copy with some fields changed (checked like the constructor's)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def merge(
+        cls, options: PredictOptions | None, changes: Mapping[str, Any], caller: str
+    ) -> PredictOptions:
+        """``options`` (or the defaults) with the keyword arguments ``changes`` applied.
+
+        Raises ``TypeError`` naming ``caller`` for a keyword that is no option.
+        """
+        if options is not None and not isinstance(options, PredictOptions):
+            raise TypeError(
+                f"{caller}: options must be a clvbayes.PredictOptions, got "
+                f"{type(options).__name__}."
+            )
+        changes = dict(changes)
+        for old, new in _RENAMED.items():
+            if old in changes:
+                warnings.warn(
+                    f"{caller}: {old}= is now called {new}=.", DeprecationWarning, stacklevel=3
+                )
+                changes[new] = changes.pop(old)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(
+                f"{caller}() got unexpected keyword argument(s) {unknown}; prediction "
+                f"options are {sorted(known)}."
+            )
+        base = options if options is not None else cls()
+        return base.replace(**changes) if changes else base
+
+
+def _positive_int(value: Any, name: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
