@@ -55,6 +55,7 @@ from clvbayes.data.checks import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import resolve_discount
 from clvbayes.models.base import FittedModel
+from clvbayes.predict.result import Result
 from clvbayes.predict.spill import DrawMatrix
 from clvbayes.predict.summaries import customer_columns, rank_columns
 from clvbayes.predict.transaction_models import transaction_model
@@ -74,22 +75,6 @@ DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 # per element of a customer chunk (outputs in float32/int32 plus the summaries' sorts).
 _WORK_BYTES = 640
 _CHUNK_BYTES = 64
-
-
-@dataclass(frozen=True, eq=False)
-class Result:
-    """Per-customer predictions.
-
-    Attributes
-    ----------
-    summary : DataFrame
-        One row per customer (see :func:`predict_customers`).
-    draws : xarray.Dataset
-        Draws with dims ``(chain, draw, customer_id)``.
-    """
-
-    summary: pd.DataFrame
-    draws: xr.Dataset
 
 
 @dataclass(frozen=True, eq=False)
