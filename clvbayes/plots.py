@@ -208,7 +208,7 @@ def plot_retention(retention: pd.DataFrame, *, ax: Any = None, time_label: str =
     ----------
     retention : DataFrame
         ``segment, time, share_alive_mean, share_alive_low, share_alive_high``
-        (:func:`clvbayes.report.crm.retention_curve`).
+        (:func:`clvbayes.analyses.retention_curve`, its ``summary``).
     ax : matplotlib Axes, optional
     time_label : str
         Label of the time axis.
@@ -339,7 +339,8 @@ def plot_value_tiers(tiers: pd.DataFrame, *, ax: Any = None) -> Any:
     Parameters
     ----------
     tiers : DataFrame
-        ``tier, n_customers, clv_share`` (:func:`clvbayes.report.crm.value_tiers`).
+        ``tier, n_customers, clv_share`` (``groups`` of
+        :func:`clvbayes.analyses.value_tiers`).
     ax : matplotlib Axes, optional
     """
     ax = _axes(ax, (5, 3.5))
@@ -362,7 +363,7 @@ def plot_segments(
     ----------
     segments : DataFrame
         ``segment, <quantity>_mean, <quantity>_low, <quantity>_high``
-        (:func:`clvbayes.report.crm.segment_summary`).
+        (:func:`clvbayes.segments.segment_summary`, its ``summary``).
     quantity : str
         E.g. ``"clv"`` or ``"p_alive"``.
     ax : matplotlib Axes, optional
@@ -387,7 +388,8 @@ def plot_clv_cac(cac: pd.DataFrame, *, ax: Any = None) -> Any:
     Parameters
     ----------
     cac : DataFrame
-        ``segment, ratio_mean, ratio_low, ratio_high`` (:func:`clvbayes.report.crm.clv_cac`).
+        ``segment, ratio_mean, ratio_low, ratio_high`` (``summary`` of
+        :func:`clvbayes.segments.clv_cac`).
     ax : matplotlib Axes, optional
     """
     ax = _axes(ax, (6, max(2.5, 0.35 * len(cac) + 1)))

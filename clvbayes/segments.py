@@ -16,8 +16,12 @@ computed draw by draw from a segmented fit (``BGNBD(segments=...)``; see
   parameters).
 * :func:`segment_table`, :func:`contrasts`: tidy summaries and pairwise differences,
   ratios and ``P(A > B)``.
+* :func:`segment_means`, :func:`segment_summary`, :func:`segment_contrasts`: the same
+  from per-customer draws (e.g. of :func:`~clvbayes.predict.predict_customers`) grouped
+  by any segment labels, the whole customer base first (:data:`ALL`).
 * :func:`clv_cac`: CLV divided by the acquisition cost of each segment, with
-  ``P(ratio > 1)`` (pays back) and ``P(ratio > 3)`` (a common target).
+  ``P(ratio > 1)`` (pays back) and ``P(ratio > 3)`` (a common target): of a new customer
+  (per-segment draws) or of the existing ones (per-customer draws).
 * :func:`acquisition_segments`: cohort (month of first purchase) and first-purchase
   value group of each customer, from a transaction log.
 """
@@ -35,17 +39,26 @@ import xarray as xr
 from clvbayes.math import bgnbd, gamma_gamma
 from clvbayes.math.clv import continuous_rate, discounted_expectation
 from clvbayes.models.fitted import FittedModel
-from clvbayes.predict.customers import Result
+from clvbayes.predict.result import Result, customer_draws
+from clvbayes.predict.summaries import eti, stacked_draws
 
 __all__ = [
+    "ALL",
     "acquisition_segments",
     "clv_cac",
     "contrasts",
     "existing_customer_value",
     "new_customer_value",
+    "segment_contrasts",
+    "segment_indicator",
+    "segment_means",
     "segment_parameters",
+    "segment_summary",
     "segment_table",
 ]
+
+ALL = "all customers"
+"""Label of the whole customer base in the tables of per-customer draws grouped by segment."""
 
 
 def _require_segments(fit: FittedModel, argument: str) -> None:
@@ -214,24 +227,13 @@ def existing_customer_value(result: Result, fit: FittedModel, rfm: Any) -> xr.Da
             f"result.draws lacks {missing}; call predict_customers with keep_draws including "
             "'p_alive', 'expected_purchases' (and 'clv')."
         )
-    n_levels = len(fit.segment_levels)
-    onehot = np.zeros((codes.size, n_levels))
-    onehot[np.arange(codes.size), codes] = 1.0
-    counts = onehot.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weights = onehot / counts
-    coords = {
-        "chain": draws["chain"].to_numpy(),
-        "draw": draws["draw"].to_numpy(),
-        "segment": np.array(fit.segment_levels, dtype=str),
-    }
-    out = {}
-    for source, name in names.items():
-        if source in draws:
-            values = draws[source].to_numpy().astype(float)
-            out[name] = (("chain", "draw", "segment"), values @ weights)
-    ds = xr.Dataset(out, coords=coords)
-    return ds.assign_coords(n_customers=("segment", counts.astype(np.int64)))
+    levels = np.array(fit.segment_levels, dtype=str)
+    present = [k for k in names if k in draws]
+    means = segment_means(draws, levels[codes], variables=present).drop_sel(segment=ALL)
+    renamed = {k: names[k] for k in present}
+    ds = means.drop_vars("n_customers").reindex(segment=levels).rename(renamed)
+    counts = np.bincount(codes, minlength=levels.size).astype(np.int64)
+    return ds.assign_coords(n_customers=("segment", counts))
 
 
 def segment_parameters(fit: FittedModel, ci_prob: float = 0.9) -> pd.DataFrame:
@@ -358,23 +360,222 @@ def contrasts(
     return pd.DataFrame.from_records(records)
 
 
-def clv_cac(
-    clv: xr.DataArray,
-    cac: Mapping[str, float],
+def segment_indicator(segments: Any, n_customers: int) -> tuple[list[str], np.ndarray]:
+    """Group labels and each customer's membership: the whole base first, then each segment.
+
+    Parameters
+    ----------
+    segments : array_like or None
+        Segment label of each customer (compared as text); None: the whole base only.
+    n_customers : int
+        Number of customers.
+
+    Returns
+    -------
+    labels : list of str
+        :data:`ALL`, then the segments in sorted order.
+    onehot : ndarray, shape (customer, group)
+        1.0 where the customer is in the group (everyone is in :data:`ALL`).
+
+    Examples
+    --------
+    >>> segment_indicator(["b", "a", "b"], 3)[0]
+    ['all customers', 'a', 'b']
+    """
+    if segments is None:
+        return [ALL], np.ones((n_customers, 1))
+    labels = pd.Series(np.asarray(segments))
+    if labels.size != n_customers:
+        raise ValueError(f"segments has {labels.size} values for {n_customers} customers.")
+    if labels.isna().any():
+        raise ValueError(
+            f"segments: {int(labels.isna().sum())} of {labels.size} customers have no segment "
+            "label; fill them in (e.g. 'unknown')."
+        )
+    codes, levels = pd.factorize(labels.astype(str), sort=True)
+    onehot = np.zeros((n_customers, levels.size + 1))
+    onehot[:, 0] = 1.0
+    onehot[np.arange(n_customers), codes + 1] = 1.0
+    return [ALL, *levels.tolist()], onehot
+
+
+def segment_means(
+    draws: Result | xr.Dataset | xr.DataArray,
+    segments: Any = None,
     *,
+    variables: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Per posterior draw, the mean of per-customer draws over each segment's customers.
+
+    Parameters
+    ----------
+    draws : Result, Dataset or DataArray
+        Per-customer draws, dims ``(chain, draw, customer_id)``: e.g. the result of
+        :func:`~clvbayes.predict.predict_customers` (``keep_draws`` must include the
+        variables) or its ``draws``.
+    segments : array_like, optional
+        Segment label of each customer, in the order of ``customer_id``; without it the
+        whole base only.
+    variables : sequence of str, optional
+        Variables to average (default: all).
+
+    Returns
+    -------
+    xarray.Dataset
+        Each variable with dims ``(chain, draw, segment)``, segment :data:`ALL` first then
+        the segments in sorted order; coordinate ``n_customers`` per segment.
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> segment_means(res, rfm["channel"], variables=["clv"])["clv"].mean(("chain", "draw"))
+    ...     # doctest: +SKIP
+    """
+    ds = customer_draws(draws, variables)
+    labels, onehot = segment_indicator(segments, ds.sizes["customer_id"])
+    counts = onehot.sum(axis=0)
+    out = {}
+    for name, da in ds.data_vars.items():
+        values = np.asarray(stacked_draws(ds, name), dtype=float)  # (sample, customer)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (values @ onehot) / counts
+        dims = [d for d in da.dims if d != "customer_id"]
+        out[name] = ((*dims, "segment"), means.reshape(*(da.sizes[d] for d in dims), -1))
+    coords = {d: ds[d].to_numpy() for d in ds.dims if d != "customer_id" and d in ds.coords}
+    coords["segment"] = np.array(labels, dtype=str)
+    result = xr.Dataset(out, coords=coords)
+    return result.assign_coords(n_customers=("segment", counts.astype(np.int64)))
+
+
+def segment_summary(
+    draws: Result | xr.Dataset | xr.DataArray,
+    segments: Any = None,
+    *,
+    variables: Sequence[str] | None = None,
+    ci_prob: float = 0.9,
+) -> Result:
+    """Per segment, the posterior mean and interval of the segment mean of each quantity.
+
+    The report's segment comparison: :func:`segment_means` summarised in one wide table.
+
+    Parameters
+    ----------
+    draws : Result, Dataset or DataArray
+        Per-customer draws (see :func:`segment_means`).
+    segments : array_like, optional
+        Segment label of each customer (without: the whole base only).
+    variables : sequence of str, optional
+        Quantities, in the order of the columns (default: all variables of ``draws``).
+    ci_prob : float
+        Mass of the equal-tailed intervals.
+
+    Returns
+    -------
+    Result
+        ``summary``: ``segment, n_customers`` and ``<name>_mean, <name>_low,
+        <name>_high`` per quantity, the whole base (:data:`ALL`) first; ``draws``: the
+        segment means (:func:`segment_means`).
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> segment_summary(res, rfm["channel"], variables=["clv", "p_alive"]).summary
+    ...     # doctest: +SKIP
+    """
+    means = segment_means(draws, segments, variables=variables)
+    table: dict[str, Any] = {
+        "segment": [str(v) for v in means["segment"].to_numpy()],
+        "n_customers": means["n_customers"].to_numpy(),
+    }
+    for name, da in means.data_vars.items():
+        values = da.to_numpy().reshape(-1, da.sizes["segment"])  # (sample, segment)
+        low, high = eti(values, ci_prob)
+        table[f"{name}_mean"] = values.mean(axis=0)
+        table[f"{name}_low"] = low
+        table[f"{name}_high"] = high
+    return Result(pd.DataFrame(table), means)
+
+
+def segment_contrasts(
+    draws: Result | xr.Dataset | xr.DataArray,
+    segments: Any,
+    *,
+    variable: str = "clv",
+    pairs: Iterable[tuple[str, str]] | None = None,
+    max_segments: int | None = 8,
+    ci_prob: float = 0.9,
+) -> Result:
+    """Pairwise contrasts of segment means of per-customer draws: differences, ratios and
+    ``P(A > B)``.
+
+    The segments' means per draw (:func:`segment_means`) contrasted by :func:`contrasts`.
+
+    Parameters
+    ----------
+    draws : Result, Dataset or DataArray
+        Per-customer draws (see :func:`segment_means`).
+    segments : array_like
+        Segment label of each customer.
+    variable : str
+        The quantity compared (e.g. ``"clv"``, ``"p_alive"``).
+    pairs : iterable of (str, str), optional
+        ``(A, B)`` segment pairs; default all pairs, in label order, of the
+        ``max_segments`` largest segments.
+    max_segments : int, optional
+        Without ``pairs``: contrast only the largest segments (pairs grow quadratically);
+        None for all.
+    ci_prob : float
+        Mass of the equal-tailed intervals.
+
+    Returns
+    -------
+    Result
+        ``summary``: the columns of :func:`contrasts` (``quantity`` is ``variable``);
+        ``draws``: the means of the segments compared, dims ``(chain, draw, segment)``.
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> segment_contrasts(res, rfm["channel"]).summary[["segment_a", "segment_b", "p_a_gt_b"]]
+    ...     # doctest: +SKIP
+    """
+    if segments is None:
+        raise ValueError("segment_contrasts needs segments: one label per customer.")
+    means = segment_means(draws, segments, variables=[variable]).drop_sel(segment=ALL)
+    if pairs is None and max_segments is not None:
+        largest = np.argsort(-means["n_customers"].to_numpy(), kind="stable")[:max_segments]
+        means = means.isel(segment=np.sort(largest))
+    return Result(contrasts(means, pairs, ci_prob=ci_prob), means)
+
+
+def clv_cac(
+    clv: Result | xr.Dataset | xr.DataArray,
+    cac: float | Mapping[str, float],
+    *,
+    segments: Any = None,
     thresholds: Sequence[float] = (1.0, 3.0),
     ci_prob: float = 0.9,
 ) -> Result:
     """CLV:CAC ratio per segment as a posterior.
 
+    Two uses. With per-segment CLV draws (dim ``segment``), e.g.
+    ``new_customer_value(...)["clv"]``, the value of the next customer acquired in each
+    segment against what acquiring one costs. With per-customer CLV draws (dim
+    ``customer_id``), e.g. :func:`~clvbayes.predict.predict_customers`, the mean CLV of
+    the existing customers of each segment (:func:`segment_means`) against the cost.
+
     Parameters
     ----------
-    clv : DataArray
-        CLV draws per segment, dims ``(chain, draw, segment)``: e.g.
-        ``new_customer_value(...)["clv"]`` (value of the next customer acquired: what an
-        acquisition cost buys).
-    cac : mapping of str to float
-        Acquisition cost per segment label (positive; every segment of ``clv`` needed).
+    clv : Result, Dataset or DataArray
+        CLV draws, dims ``(chain, draw, segment)`` or ``(chain, draw, customer_id)`` (a
+        Result or Dataset: its ``clv`` variable).
+    cac : float or mapping of str to float
+        Acquisition cost: one positive number for every segment, or one per segment
+        (each segment needs one; with per-customer draws, costs of segments not in the
+        data are ignored).
+    segments : array_like, optional
+        With per-customer draws: each customer's segment label. With one cost the whole
+        base (:data:`ALL`) comes first.
     thresholds : sequence of float
         Ratios for the ``p_ratio_gt_<t>`` columns (1: pays back; 3: a common target).
     ci_prob : float
@@ -384,21 +585,51 @@ def clv_cac(
     -------
     Result
         ``summary``: ``segment, cac, clv_mean, ratio_mean, ratio_low, ratio_median,
-        ratio_high, p_ratio_gt_1, p_ratio_gt_3``; ``draws``: the ratio, dims
+        ratio_high, p_ratio_gt_1, p_ratio_gt_3`` (with per-customer draws
+        ``n_customers`` after ``segment``); ``draws``: the ratio, dims
         ``(chain, draw, segment)``.
+
+    Examples
+    --------
+    >>> new = new_customer_value(bg, gg, horizon=52, time_unit="week")  # doctest: +SKIP
+    >>> clv_cac(new["clv"], {"web": 20.0, "store": 35.0}).summary  # doctest: +SKIP
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> clv_cac(res, 20.0, segments=rfm["channel"]).summary  # doctest: +SKIP
     """
+    given = dict(cac) if isinstance(cac, Mapping) else {ALL: cac}
+    values = np.array([float(v) for v in given.values()])
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise ValueError(f"clv_cac: acquisition costs must be positive numbers, got {cac!r}.")
+    if isinstance(clv, Result):
+        clv = clv.draws
+    if isinstance(clv, xr.Dataset):
+        if "clv" not in clv:
+            raise ValueError(
+                f"clv_cac: the draws have no 'clv' variable (have {list(clv.data_vars)}); "
+                "predict with a spend_fit and keep_draws including 'clv'."
+            )
+        clv = clv["clv"]
+    per_customer = "customer_id" in clv.dims
+    if per_customer:
+        clv = next(iter(segment_means(clv, segments).data_vars.values()))
+        if isinstance(cac, Mapping) and segments is not None:
+            clv = clv.drop_sel(segment=ALL)  # a cost per segment: the segments only
     labels = [str(v) for v in clv["segment"].to_numpy()]
-    missing = [s for s in labels if s not in cac]
+    if not isinstance(cac, Mapping):
+        given = dict.fromkeys(labels, float(cac))
+    elif per_customer:
+        given = {k: v for k, v in given.items() if k in labels}
+    missing = [s for s in labels if s not in given]
     if missing:
         raise ValueError(
-            f"clv_cac: no acquisition cost for segment(s) {missing}; give all {labels}."
+            f"clv_cac: no acquisition cost for segment(s) {missing} (costs given for "
+            f"{sorted(given)}; missing for segments {missing}). Give one cost per segment "
+            "(e.g. a CSV with columns segment,cac) or one number for all customers."
         )
-    extra = sorted(set(cac) - set(labels))
+    extra = sorted(set(given) - set(labels))
     if extra:
         raise ValueError(f"clv_cac: cost given for unknown segment(s) {extra}; known: {labels}.")
-    costs = np.array([float(cac[s]) for s in labels])
-    if not np.all(np.isfinite(costs) & (costs > 0)):
-        raise ValueError(f"clv_cac: acquisition costs must be positive numbers, got {dict(cac)}.")
+    costs = np.array([float(given[s]) for s in labels])
     ratio = clv / xr.DataArray(costs, dims="segment", coords={"segment": clv["segment"]})
     ratio.name = "clv_cac"
     lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
@@ -417,7 +648,10 @@ def clv_cac(
         for t in thresholds:
             row[f"p_ratio_gt_{t:g}"] = float((v > t).mean())
         records.append(row)
-    return Result(pd.DataFrame.from_records(records), ratio.to_dataset())
+    table = pd.DataFrame.from_records(records)
+    if per_customer:
+        table.insert(1, "n_customers", clv["n_customers"].to_numpy().astype(int))
+    return Result(table, ratio.to_dataset())
 
 
 def acquisition_segments(

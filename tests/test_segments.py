@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 import clvbayes
+from clvbayes.analyses import average_order_value, retention_curve
 from clvbayes.compare import compare
 from clvbayes.data.compress import SEGMENT
 from clvbayes.diagnostics import ConvergenceWarning
@@ -24,7 +25,6 @@ from clvbayes.models.hierarchy import CENTERED_MIN_CUSTOMERS, SegmentWarning, ce
 from clvbayes.ppc import tracking_curve
 from clvbayes.predict import expected_purchases, p_alive, predict_customers
 from clvbayes.predict.customers import Result
-from clvbayes.report import crm
 from clvbayes.segments import (
     acquisition_segments,
     clv_cac,
@@ -342,8 +342,8 @@ def test_report_curves_use_each_segments_parameters(bg_partial, gg_none, seg_rfm
     )
     np.testing.assert_allclose(whole["predicted_mean"], parts, rtol=1e-12)
 
-    alive = crm.retention_curve(bg_partial, seg_rfm, times=[0.0], segments=seg, n_draws=None)
-    alive = alive.set_index("segment")["share_alive_mean"]
+    alive = retention_curve(bg_partial, seg_rfm, times=[0.0], segments=seg, n_draws=None)
+    alive = alive.summary.set_index("segment")["share_alive_mean"]
     for k, lv in enumerate(levels):
         p = bg_partial.params()
         own = seg_rfm[seg == lv]
@@ -356,9 +356,9 @@ def test_report_curves_use_each_segments_parameters(bg_partial, gg_none, seg_rfm
         assert alive[lv] == pytest.approx(expected, rel=1e-12)
 
     assert (gg_none.params()["q"] > 1).all()  # every draw has a finite mean spend
-    per_customer, _ = crm.average_order_value(gg_none, seg_rfm, n_draws=None)
+    per_customer = average_order_value(gg_none, seg_rfm, n_draws=None).summary
     for k, lv in enumerate(gg_none.segment_levels):
-        own, _ = crm.average_order_value(_OneSegment(gg_none, k), seg_rfm[seg == lv], n_draws=None)
+        own = average_order_value(_OneSegment(gg_none, k), seg_rfm[seg == lv], n_draws=None).summary
         np.testing.assert_allclose(
             per_customer["aov_mean"].to_numpy()[seg == lv], own["aov_mean"], rtol=1e-12
         )

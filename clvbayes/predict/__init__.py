@@ -2,13 +2,13 @@
 
 from clvbayes.predict.customers import (
     DRAW_VARIABLES,
-    Result,
     expected_purchases,
     p_alive,
     predict_customers,
 )
 from clvbayes.predict.holdout import HoldoutReport, validate_holdout
 from clvbayes.predict.options import PredictOptions
+from clvbayes.predict.result import Result
 from clvbayes.predict.summaries import summary_table
 
 __all__ = [

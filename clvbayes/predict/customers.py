@@ -47,7 +47,6 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ import xarray as xr
 
 from clvbayes.models.fitted import FittedModel, check_fitted
 from clvbayes.predict.options import PredictOptions
+from clvbayes.predict.result import Result
 from clvbayes.predict.scoring import (
     DTYPES,
     Customers,
@@ -82,22 +82,6 @@ __all__ = [
 
 DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 """Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
-
-
-@dataclass(frozen=True, eq=False)
-class Result:
-    """Per-customer predictions.
-
-    Attributes
-    ----------
-    summary : DataFrame
-        One row per customer (see :func:`predict_customers`).
-    draws : xarray.Dataset
-        Draws with dims ``(chain, draw, customer_id)``.
-    """
-
-    summary: pd.DataFrame
-    draws: xr.Dataset
 
 
 class _ParquetSink:

@@ -31,10 +31,12 @@ import xarray as xr
 __all__ = [
     "customer_columns",
     "describe",
+    "eti",
     "exceedance",
     "hdi",
     "percent_label",
     "rank_columns",
+    "stacked_draws",
     "summary_table",
     "threshold_label",
 ]
@@ -68,6 +70,34 @@ def hdi(samples: np.ndarray, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]
         Ends of the interval (the lowest one among equally narrow intervals).
     """
     return _hdi_of_sorted(np.sort(samples, axis=0), prob)
+
+
+def eti(samples: np.ndarray, ci_prob: float = 0.9, axis: int = 0) -> tuple[Any, Any]:
+    """Equal-tailed interval: the ``(1 - ci_prob) / 2`` and ``(1 + ci_prob) / 2`` quantiles.
+
+    Parameters
+    ----------
+    samples : ndarray
+        Draws along ``axis``; NaN draws are ignored (``numpy.nanquantile``).
+    ci_prob : float
+        Probability mass of the interval, in ``(0, 1)``.
+    axis : int
+        The draws' axis.
+
+    Returns
+    -------
+    low, high : ndarray or float
+        The ends, with ``axis`` reduced.
+
+    Examples
+    --------
+    >>> eti(np.arange(101.0), 0.5)
+    (np.float64(25.0), np.float64(75.0))
+    """
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}")
+    tail = (1.0 - ci_prob) / 2.0
+    return np.nanquantile(samples, tail, axis=axis), np.nanquantile(samples, 1 - tail, axis=axis)
 
 
 def _hdi_of_sorted(ordered: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +274,21 @@ def customer_columns(
     return columns
 
 
-def _stacked(draws: xr.Dataset, name: str) -> np.ndarray:
-    """``draws[name]`` as a ``(chain*draw, customer)`` array."""
+def stacked_draws(draws: xr.Dataset, name: str) -> np.ndarray:
+    """``draws[name]`` as a ``(chain*draw, customer)`` array.
+
+    Parameters
+    ----------
+    draws : xarray.Dataset
+        Per-customer draws with a ``customer_id`` dim (e.g. ``predict_customers(...).draws``).
+    name : str
+        The variable.
+
+    Returns
+    -------
+    ndarray, shape (sample, customer)
+        The other dims (``chain, draw``) stacked in their order, customers last.
+    """
     da = draws[name]
     sample_dims = [d for d in da.dims if d != "customer_id"]
     n = da.sizes["customer_id"]
@@ -281,7 +324,7 @@ def summary_table(
         :func:`clvbayes.predict.predict_customers` except ``clv_conditional_mean``.
     """
     names = [n for n in ("p_alive", "expected_purchases", "purchases", "clv") if n in draws]
-    samples = {n: _stacked(draws, n) for n in names}
+    samples = {n: stacked_draws(draws, n) for n in names}
     columns = {"customer_id": draws["customer_id"].to_numpy()}
     columns.update(customer_columns(samples, thresholds=thresholds, ci_prob=ci_prob))
     if "clv" in samples:

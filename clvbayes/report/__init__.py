@@ -8,7 +8,8 @@
 >>> report.content.top_customers                                        # doctest: +SKIP
 >>> write_report(report, "reports/orders")                              # doctest: +SKIP
 
-Layers: :mod:`~clvbayes.report.crm` (CRM quantities, pure functions of draws),
+Layers: the analyses it shows are library functions (:mod:`clvbayes.analyses`,
+:mod:`clvbayes.segments`; one call each gives the same table in a notebook),
 :mod:`~clvbayes.report.content` (what each section shows, as frames),
 :mod:`~clvbayes.report.pipeline` (the stages), :mod:`~clvbayes.report.html` (rendering)
 and :mod:`~clvbayes.report.output` (atomic writing). The figures are the public

@@ -12,10 +12,13 @@ import math
 import platform
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from clvbayes.predict.result import Result
 
 __all__ = ["CUSTOMER_COLUMNS", "ReportContent", "build_content", "versions"]
 
@@ -111,9 +114,13 @@ class ReportContent:
     n_at_risk : int
         All customers flagged at risk (``at_risk`` shows the first :data:`AT_RISK_N`).
     retention, aov_segments, tiers : DataFrame
-        See :mod:`clvbayes.report.crm`.
+        The tables of :func:`clvbayes.analyses.retention_curve` (``summary``),
+        :func:`clvbayes.analyses.average_order_value` and
+        :func:`clvbayes.analyses.value_tiers` (``groups``).
     segments, contrasts, cac : DataFrame or None
-        Segment comparison, pairwise contrasts, CLV:CAC (when asked for).
+        Segment comparison, pairwise contrasts, CLV:CAC (when asked for): the
+        ``summary`` of :func:`clvbayes.segments.segment_summary`,
+        :func:`clvbayes.segments.segment_contrasts` and :func:`clvbayes.segments.clv_cac`.
     holdout_totals, holdout_coverage, tracking : DataFrame or None
         Holdout validation (when a holdout period is given).
     versions : dict of str to str
@@ -242,21 +249,24 @@ def build_content(
     fits: dict[str, Any],
     customers: pd.DataFrame,
     fingerprint: str,
-    retention: pd.DataFrame,
-    aov_customers: pd.DataFrame,
-    aov_segments: pd.DataFrame,
-    tier_customers: pd.DataFrame,
-    tiers: pd.DataFrame,
-    segments: pd.DataFrame | None,
-    contrasts: pd.DataFrame | None,
-    cac: pd.DataFrame | None,
+    retention: Result,
+    order_value: Result,
+    tiers: Result,
+    at_risk: Result,
+    segments: Result | None,
+    contrasts: Result | None,
+    cac: Result | None,
     holdout: Any,
     tracking: pd.DataFrame | None,
 ) -> ReportContent:
     """Assemble the report's content from the pipeline's results (no computation of
-    model quantities here: selection, sorting and labelling only)."""
-    from clvbayes.report import crm
+    model quantities here: selection, sorting and labelling only).
 
+    ``retention``, ``order_value``, ``tiers`` and ``at_risk`` are the
+    :class:`~clvbayes.predict.Result` of the :mod:`clvbayes.analyses` functions of the
+    same names; ``segments``, ``contrasts`` and ``cac`` those of
+    :func:`clvbayes.segments.segment_summary`, :func:`~clvbayes.segments.segment_contrasts`
+    and :func:`~clvbayes.segments.clv_cac`, or None."""
     parameters, diagnostics, sampler, draws, levels = {}, {}, {}, {}, {}
     problems: list[str] = []
     notes: list[str] = []
@@ -275,12 +285,12 @@ def build_content(
                 "convergence diagnostics; use --method nuts for the full posterior."
             )
         problems += [f"{label}: {p}" for p in found]
-    details = tier_customers.merge(aov_customers, on="customer_id", validate="one_to_one")
+    details = tiers.summary.merge(order_value.summary, on="customer_id", validate="one_to_one")
     past = customers["frequency"].to_numpy(float) * customers["monetary_value"].to_numpy(float)
     details["past_value"] = past
     enriched = customers.merge(details, on="customer_id", validate="one_to_one")
     top = enriched.sort_values(["clv_mean", "customer_id"], ascending=[False, True]).head(TOP_N)
-    risky = crm.at_risk(enriched)
+    risky = at_risk.summary
     n_repeat = int((rfm["frequency"] > 0).sum())
     unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}[options["time_unit"]]
     overview_rows = [
@@ -322,12 +332,12 @@ def build_content(
         top_customers=top.reset_index(drop=True),
         at_risk=risky.head(AT_RISK_N),
         n_at_risk=len(risky),
-        retention=retention,
-        aov_segments=aov_segments,
-        tiers=tiers,
-        segments=segments,
-        contrasts=contrasts,
-        cac=cac,
+        retention=retention.summary,
+        aov_segments=order_value.groups,
+        tiers=tiers.groups,
+        segments=None if segments is None else segments.summary,
+        contrasts=None if contrasts is None else contrasts.summary,
+        cac=None if cac is None else cac.summary,
         holdout_totals=None if holdout is None else holdout.totals,
         holdout_coverage=None if holdout is None else holdout.coverage,
         tracking=tracking,

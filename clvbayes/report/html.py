@@ -274,10 +274,10 @@ def _tables(content: ReportContent, timings: dict[str, float]) -> dict[str, Any]
             [
                 ("segment_a", "segment A", "text"),
                 ("segment_b", "segment B", "text"),
-                ("difference_mean", "mean CLV A - B", "money"),
-                ("difference_low", "5%", "money"),
-                ("difference_high", "95%", "money"),
-                ("p_a_greater", "P(A > B)", "prob"),
+                ("diff_mean", "mean CLV A - B", "money"),
+                ("diff_low", "5%", "money"),
+                ("diff_high", "95%", "money"),
+                ("p_a_gt_b", "P(A > B)", "prob"),
             ],
         )
     if content.holdout_totals is not None:

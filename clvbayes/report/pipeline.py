@@ -4,8 +4,9 @@ Stages (each logged with its time): **read** (validate the log, find its period)
 **summarize** (RFM table, segments, repeat-purchase days), **fit** the BG/NBD and the
 Gamma-Gamma models, **score** the customers (CLV over the horizon; with a holdout, the
 purchases over the holdout window and the holdout validation) and **analyse** (the CRM
-tables). :func:`build_report` returns a :class:`Report`; :func:`write_report` renders
-and writes it (``index.html``, ``customers.csv``, ``posterior.nc``, ``summary.json``).
+tables: one call each of :mod:`clvbayes.analyses` and :mod:`clvbayes.segments`).
+:func:`build_report` returns a :class:`Report`; :func:`write_report` renders and writes
+it (``index.html``, ``customers.csv``, ``posterior.nc``, ``summary.json``).
 
 Every random step gets its own seed spawned from ``ReportOptions.seed``, so the same
 options and data give the same numbers.
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.report import crm
+from clvbayes.analyses import at_risk, average_order_value, retention_curve, value_tiers
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
+from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
 
 __all__ = ["Report", "ReportOptions", "build_report"]
 
@@ -447,11 +449,9 @@ def build_report(
     with stage("analyse", "retention, order value, tiers, segments"):
         customers = _customer_table(rfm, segments, horizon.summary, holdout_summary)
         seg_values = None if segments is None else segments.to_numpy()
-        clv = horizon.draws["clv"].to_numpy().reshape(-1, len(rfm))
-        p_alive = horizon.draws["p_alive"].to_numpy().reshape(-1, len(rfm))
         step = max(options.horizon / 26.0, 1.0)
         times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
-        retention = crm.retention_curve(
+        retention = retention_curve(
             fits["bgnbd"],
             model_rfm,
             times=times,
@@ -459,17 +459,18 @@ def build_report(
             n_draws=min(options.draws, 200),
             seed=seeds["retention"],
         )
-        aov_customers, aov_segments = crm.average_order_value(
+        order_value = average_order_value(
             fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
         )
-        tier_customers, tiers = crm.value_tiers(clv, customers["customer_id"].to_numpy())
+        tiers = value_tiers(horizon)
+        risk = at_risk(horizon, model_rfm)
         segment_table = contrasts = None
         if segments is not None:
-            segment_table = crm.segment_summary({"clv": clv, "p_alive": p_alive}, seg_values)
-            contrasts = crm.segment_contrasts(clv, seg_values)
+            segment_table = segment_summary(horizon, seg_values, variables=("clv", "p_alive"))
+            contrasts = segment_contrasts(horizon, seg_values)
         cac = None
         if options.cac is not None:
-            cac = crm.clv_cac(clv, options.cac, seg_values)
+            cac = clv_cac(horizon, options.cac, segments=seg_values)
         content = build_content(
             options=asdict(options),
             source=source,
@@ -481,10 +482,9 @@ def build_report(
             customers=customers,
             fingerprint=_fingerprint(rfm),
             retention=retention,
-            aov_customers=aov_customers,
-            aov_segments=aov_segments,
-            tier_customers=tier_customers,
+            order_value=order_value,
             tiers=tiers,
+            at_risk=risk,
             segments=segment_table,
             contrasts=contrasts,
             cac=cac,

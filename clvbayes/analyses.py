@@ -1,0 +1,406 @@
+"""The questions a retail CRM team asks of CLV, one call each, with their uncertainty.
+
+Each function takes fitted models, the RFM table or a
+:func:`~clvbayes.predict.predict_customers` result and returns a
+:class:`~clvbayes.predict.Result`: a tidy ``summary`` table and the ``draws`` (xarray) it
+was computed from (and, where the analysis also summarises groups of customers, a
+``groups`` table). The report (``clvbayes report``) shows exactly these tables.
+
+- :func:`retention_curve` -- expected share of today's customers still alive over the
+  horizon, with bands (overall and per segment).
+- :func:`average_order_value` -- expected spend per transaction (Gamma-Gamma), per
+  customer and per segment.
+- :func:`value_tiers` -- high / medium / low tiers by expected CLV, with each customer's
+  probability of really being in their tier.
+- :func:`at_risk` -- customers with high past value and a low P(alive).
+
+Segment comparisons of per-customer draws (means per segment, contrasts, CLV:CAC) are in
+:mod:`clvbayes.segments`: :func:`~clvbayes.segments.segment_summary`,
+:func:`~clvbayes.segments.segment_contrasts`, :func:`~clvbayes.segments.clv_cac`.
+
+Draws from a fit (:func:`retention_curve`, :func:`average_order_value`) are ``n_draws``
+posterior draws pooled over the chains and thinned evenly; their ``draws`` have one
+chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvbayes.data.checks import check_rfm
+from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.predict.result import Result, customer_draws
+from clvbayes.predict.summaries import eti, stacked_draws
+from clvbayes.segments import segment_indicator, segment_summary
+
+__all__ = ["TIERS", "at_risk", "average_order_value", "retention_curve", "value_tiers"]
+
+TIERS = ("high", "medium", "low")
+"""Value tiers, most valuable first (:func:`value_tiers`)."""
+
+
+def _thin(total: int, wanted: int | None) -> np.ndarray:
+    if wanted is None or wanted >= total:
+        return np.arange(total)
+    return np.linspace(0, total - 1, wanted).round().astype(int)
+
+
+def _n_draws(fit: Any) -> int:
+    """Number of posterior draws (chains x draws) of a fitted model."""
+    chains, draws = next(iter(fit.params().values())).shape[:2]
+    return int(chains * draws)
+
+
+def _columns(values: np.ndarray, part: slice) -> np.ndarray:
+    """The customers ``part`` of per-customer draws (a shared ``(draw, 1)`` column as is)."""
+    return values if values.shape[1] == 1 else values[:, part]
+
+
+def _check_kind(fit: Any, kind: str, argument: str) -> None:
+    if getattr(fit, "kind", None) != kind:
+        got = getattr(fit, "kind", type(fit).__name__)
+        raise TypeError(f"{argument} must be a fitted {kind} model, got {got}.")
+
+
+def _labels(segments: Any, rfm: Any) -> Any:
+    """``segments`` as given, or the RFM column it names."""
+    if not isinstance(segments, str):
+        return segments
+    if segments not in rfm:
+        raise ValueError(
+            f"segments={segments!r} is not a column of the RFM table (columns: "
+            f"{list(rfm.columns)}); pass a column name or one label per customer."
+        )
+    return np.asarray(rfm[segments])
+
+
+def _customer_ids(rfm: Any, n: int) -> np.ndarray:
+    if "customer_id" in rfm:
+        return np.asarray(rfm["customer_id"])
+    return np.asarray(getattr(rfm, "index", np.arange(n)))
+
+
+def _pooled(values: np.ndarray) -> tuple[tuple[str, str], dict[str, np.ndarray]]:
+    """Dims and coordinates of pooled ``(sample, ...)`` draws as one chain."""
+    return ("chain", "draw"), {"chain": np.array([0]), "draw": np.arange(values.shape[0])}
+
+
+def retention_curve(
+    fit: Any,
+    rfm: Any,
+    *,
+    times: Sequence[float],
+    segments: Any = None,
+    n_draws: int | None = 200,
+    ci_prob: float = 0.9,
+    seed: int | None = None,
+    chunk_customers: int = 2048,
+) -> Result:
+    """Expected share of the customers still alive ``t`` units after the calibration end.
+
+    For a customer alive at ``T`` with purchase rate ``λ`` and dropout probability ``p``,
+    purchases are Poisson and each is followed by dropout with probability ``p``, so
+    dropouts arrive at rate ``λ p`` and ``P(alive at T+t) = exp(-λ p t)``. Averaging over
+    ``λ ~ Gamma(r+x, α+T)`` (the customer's conditional posterior,
+    :func:`clvbayes.math.bgnbd.customer_posterior`) gives ``((α+T)/(α+T+p t))^(r+x)``;
+    ``p ~ Beta(a, b+x)`` is drawn once per draw and customer. Times P(alive at T) and
+    averaged over customers, this is the share alive per posterior draw.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted BG/NBD; for a segmented fit each customer uses their segment's
+        parameters (``rfm`` then has the segment column).
+    rfm : DataFrame
+        ``frequency, recency, T`` per customer.
+    times : sequence of float
+        Times after the calibration end (model units); 0 gives today's share alive.
+    segments : str or array_like, optional
+        A column of ``rfm`` or each customer's segment label: adds one curve per segment.
+    n_draws : int, optional
+        Posterior draws used (pooled over chains and thinned evenly; None: all).
+    ci_prob : float
+        Mass of the band (equal-tailed).
+    seed : int, optional
+        Seed of the dropout-probability draws.
+    chunk_customers : int
+        Customers handled at once (memory ``n_draws x chunk x len(times)`` floats).
+
+    Returns
+    -------
+    Result
+        ``summary``: ``segment, time, share_alive_mean, share_alive_low,
+        share_alive_high``, the whole base (:data:`clvbayes.segments.ALL`) first;
+        ``draws``: ``share_alive`` with dims ``(chain, draw, segment, time)``.
+
+    Examples
+    --------
+    >>> bg = clvbayes.BGNBD().fit(rfm, seed=1)  # doctest: +SKIP
+    >>> curve = retention_curve(bg, rfm, times=[0, 13, 26, 52], segments="channel", seed=2)
+    ...     # doctest: +SKIP
+    >>> curve.summary.pivot(index="time", columns="segment", values="share_alive_mean")
+    ...     # doctest: +SKIP
+    """
+    _check_kind(fit, "BGNBD", "fit")
+    values = check_rfm(rfm, ("frequency", "recency", "T"))
+    x, t_x, T = values["frequency"], values["recency"], values["T"]
+    times = np.asarray(times, dtype=float)
+    take = _thin(_n_draws(fit), n_draws)
+    params = fit.customer_params(rfm, take)  # (draw, customer or 1)
+    labels, onehot = segment_indicator(_labels(segments, rfm), x.size)
+    rng = np.random.default_rng(seed)
+    sums = np.zeros((take.size, times.size, onehot.shape[1]))
+    for start in range(0, x.size, chunk_customers):
+        part = slice(start, start + chunk_customers)
+        r, alpha, a, b = (_columns(params[k], part) for k in ("r", "alpha", "a", "b"))
+        state = bgnbd.customer_posterior(r, alpha, a, b, x[part], t_x[part], T[part])
+        p = rng.beta(state.alive_a, state.alive_b)  # (draw, customer)
+        base = state.alive_rate[None]  # (1, draw, customer)
+        surv = (base / (base + p[None] * times[:, None, None])) ** state.alive_shape[None]
+        alive = state.p_alive[None] * surv  # (time, draw, customer)
+        sums += np.einsum("tdc,cg->dtg", alive, onehot[part])
+    shares = sums / onehot.sum(axis=0)  # (draw, time, group)
+    low, high = eti(shares, ci_prob)
+    rows = []
+    for g, label in enumerate(labels):
+        for i, t in enumerate(times):
+            rows.append((label, t, shares[:, i, g].mean(), low[i, g], high[i, g]))
+    columns = ["segment", "time", "share_alive_mean", "share_alive_low", "share_alive_high"]
+    dims, coords = _pooled(shares)
+    draws = xr.Dataset(
+        {"share_alive": ((*dims, "segment", "time"), shares.transpose(0, 2, 1)[None])},
+        coords={**coords, "segment": np.array(labels, dtype=str), "time": times},
+    )
+    return Result(pd.DataFrame(rows, columns=columns), draws)
+
+
+def average_order_value(
+    spend_fit: Any,
+    rfm: Any,
+    *,
+    segments: Any = None,
+    n_draws: int | None = 1000,
+    ci_prob: float = 0.9,
+) -> Result:
+    """Expected spend per transaction, per customer and per segment (Gamma-Gamma).
+
+    Per draw, :func:`clvbayes.math.gamma_gamma.expected_spend` (Fader & Hardie 2013,
+    eq. 5): a weighted mean of the population mean and the customer's own average
+    repeat spend; customers without a repeat purchase get the population mean. Draws
+    with ``q <= 1`` (no finite mean) are left out.
+
+    Parameters
+    ----------
+    spend_fit : FittedModel
+        A fitted GammaGamma; for a segmented fit each customer uses their segment's
+        parameters (``rfm`` then has the segment column).
+    rfm : DataFrame
+        ``frequency, monetary_value`` per customer (and ``customer_id``, else the index).
+    segments : str or array_like, optional
+        A column of ``rfm`` or each customer's segment label.
+    n_draws : int, optional
+        Posterior draws used (pooled over chains and thinned evenly; None: all).
+    ci_prob : float
+        Mass of the intervals (equal-tailed).
+
+    Returns
+    -------
+    Result
+        ``summary``: ``customer_id, aov_mean, aov_low, aov_high``; ``groups``: ``segment,
+        n_customers, aov_mean, aov_low, aov_high`` (the segment's mean expected order
+        value per draw, :func:`clvbayes.segments.segment_summary`; the whole base
+        first); ``draws``: ``aov`` with dims ``(chain, draw, customer_id)``.
+
+    Examples
+    --------
+    >>> gg = clvbayes.GammaGamma().fit(rfm, seed=1)  # doctest: +SKIP
+    >>> aov = average_order_value(gg, rfm, segments="channel")  # doctest: +SKIP
+    >>> aov.groups  # doctest: +SKIP
+    """
+    _check_kind(spend_fit, "GammaGamma", "spend_fit")
+    values = check_rfm(rfm, ("frequency", "monetary_value"))
+    x, z = values["frequency"], values["monetary_value"]
+    informed = (x > 0) & (z > 0)
+    x, z = np.where(informed, x, 0.0), np.where(informed, z, 0.0)
+    take = _thin(_n_draws(spend_fit), n_draws)
+    params = spend_fit.customer_params(rfm, take)  # (draw, customer or 1)
+    p, q, v = (params[k] for k in ("p", "q", "v"))
+    finite = (q > 1).all(axis=1).nonzero()[0]  # draws with a finite mean in every segment
+    if finite.size == 0:
+        raise ValueError(
+            "every Gamma-Gamma draw has q <= 1: the mean order value is infinite; check the "
+            "spend data (monetary_value) and the priors."
+        )
+    aov = gamma_gamma.expected_spend(p[finite], q[finite], v[finite], x, z)
+    low, high = eti(aov, ci_prob)
+    ids = _customer_ids(rfm, x.size)
+    per_customer = pd.DataFrame(
+        {"customer_id": ids, "aov_mean": aov.mean(axis=0), "aov_low": low, "aov_high": high}
+    )
+    dims, coords = _pooled(aov)
+    draws = xr.Dataset(
+        {"aov": ((*dims, "customer_id"), aov[None])}, coords={**coords, "customer_id": ids}
+    )
+    groups = segment_summary(draws, _labels(segments, rfm), ci_prob=ci_prob).summary
+    return Result(per_customer, draws, groups)
+
+
+def value_tiers(
+    draws: Result | xr.Dataset | xr.DataArray,
+    *,
+    variable: str = "clv",
+    shares: tuple[float, float] = (0.2, 0.3),
+) -> Result:
+    """High / medium / low value tiers by expected CLV, with P(in tier) per customer.
+
+    A customer's tier is set by the rank of their posterior mean CLV: the top
+    ``shares[0]`` of customers are *high*, the next ``shares[1]`` *medium*, the rest
+    *low*. In each draw the same cut points are applied to that draw's CLV ranks (the
+    draw's ``1 - shares[0]`` and ``1 - shares[0] - shares[1]`` quantiles across
+    customers); ``p_in_tier`` is the share of draws in which the customer lands in their
+    own tier: how sure the assignment is.
+
+    Parameters
+    ----------
+    draws : Result, Dataset or DataArray
+        Per-customer draws with dims ``(chain, draw, customer_id)``, e.g. the result of
+        :func:`~clvbayes.predict.predict_customers` with a spend fit.
+    variable : str
+        The value ranked.
+    shares : (float, float)
+        Shares of customers in the high and medium tiers.
+
+    Returns
+    -------
+    Result
+        ``summary``: ``customer_id, tier, p_in_tier``; ``groups``: ``tier, n_customers,
+        clv_mean_total, clv_share, mean_p_in_tier`` (the tier's expected total value and
+        its share of the base's); ``draws``: the value ranked and ``tier``, each draw's
+        tier of each customer (0 = high, 1 = medium, 2 = low; :data:`TIERS`).
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> tiers = value_tiers(res)  # doctest: +SKIP
+    >>> tiers.groups  # doctest: +SKIP
+    """
+    high_share, medium_share = shares
+    if not (0 < high_share and 0 < medium_share and high_share + medium_share < 1):
+        raise ValueError(f"tier shares must be positive and sum to less than 1, got {shares}.")
+    ds = customer_draws(draws, [variable])
+    values = np.asarray(stacked_draws(ds, variable), dtype=float)  # (sample, customer)
+    n = values.shape[1]
+    mean = values.mean(axis=0)
+    rank = np.empty(n)
+    rank[np.argsort(-mean, kind="stable")] = np.arange(n)  # 0 = most valuable
+    n_high = round(high_share * n)
+    n_medium = round((high_share + medium_share) * n)
+    tier = np.where(rank < n_high, 0, np.where(rank < n_medium, 1, 2))
+    cuts = np.quantile(values, [1 - high_share, 1 - high_share - medium_share], axis=1)
+    in_high = values > cuts[0][:, None]
+    in_medium = ~in_high & (values > cuts[1][:, None])
+    drawn = np.where(in_high, 0, np.where(in_medium, 1, 2)).astype(np.int8)
+    p_in_tier = (drawn == tier).mean(axis=0)
+    per_customer = pd.DataFrame(
+        {
+            "customer_id": ds["customer_id"].to_numpy(),
+            "tier": np.array(TIERS)[tier],
+            "p_in_tier": p_in_tier,
+        }
+    )
+    total = mean.sum()
+    rows = []
+    for k, name in enumerate(TIERS):
+        members = tier == k
+        value = float(mean[members].sum())
+        rows.append(
+            (
+                name,
+                int(members.sum()),
+                value,
+                value / total if total > 0 else np.nan,
+                float(p_in_tier[members].mean()) if members.any() else np.nan,
+            )
+        )
+    per_tier = pd.DataFrame(
+        rows, columns=["tier", "n_customers", "clv_mean_total", "clv_share", "mean_p_in_tier"]
+    )
+    da = ds[variable]
+    out = ds.assign(tier=(da.dims, drawn.reshape(da.shape)))
+    out["tier"].attrs["labels"] = list(TIERS)
+    return Result(per_customer, out, per_tier)
+
+
+def at_risk(
+    result: Result,
+    rfm: pd.DataFrame,
+    *,
+    value_quantile: float = 0.8,
+    p_alive_below: float = 0.5,
+) -> Result:
+    """Customers with high past value and a low probability of being alive.
+
+    Past value is the calibration spend on repeat purchases, ``frequency x
+    monetary_value``. A customer is at risk when their past value is at or above the
+    ``value_quantile`` of the repeat customers' past values and their posterior mean
+    ``p_alive`` is below ``p_alive_below``: valuable customers who have probably lapsed,
+    the targets of a re-engagement campaign.
+
+    Parameters
+    ----------
+    result : Result
+        :func:`~clvbayes.predict.predict_customers` for ``rfm`` (its summary's
+        ``p_alive``).
+    rfm : DataFrame
+        The customers predicted, in the same order: ``frequency, monetary_value`` (and
+        ``customer_id``, else the index). Not modified.
+    value_quantile : float
+        Past-value cut among repeat customers.
+    p_alive_below : float
+        P(alive) cut.
+
+    Returns
+    -------
+    Result
+        ``summary``: the at-risk customers, most valuable first: the columns of ``rfm``,
+        then those of ``result.summary`` and ``past_value``; ``draws``: ``result.draws``
+        of these customers.
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> at_risk(res, rfm).summary.head(25)  # doctest: +SKIP
+    """
+    values = check_rfm(rfm, ("frequency", "monetary_value"))
+    ids = _customer_ids(rfm, values["frequency"].size)
+    predicted = result.summary
+    if len(predicted) != ids.size or not np.array_equal(predicted["customer_id"].to_numpy(), ids):
+        raise ValueError(
+            f"result has {len(predicted)} customers, rfm {ids.size} (or another order); pass "
+            "the rfm the predictions were made for."
+        )
+    if "p_alive" not in predicted:
+        raise ValueError("result.summary has no p_alive column; pass predict_customers' result.")
+    table = pd.DataFrame(rfm).reset_index(drop=True)
+    if "customer_id" not in table:
+        table.insert(0, "customer_id", ids)
+    extra = [c for c in predicted.columns if c not in table.columns]
+    table = pd.concat([table, predicted[extra].reset_index(drop=True)], axis=1)
+    past = values["frequency"] * values["monetary_value"]
+    repeat = past[values["frequency"] > 0]
+    if repeat.size == 0:
+        mask = np.zeros(past.size, dtype=bool)
+    else:
+        cut = float(np.quantile(repeat, value_quantile))
+        mask = (past >= cut) & (past > 0) & (table["p_alive"].to_numpy(float) < p_alive_below)
+    out = table.loc[mask].assign(past_value=past[mask])
+    out = out.sort_values(["past_value", "customer_id"], ascending=[False, True])
+    draws = result.draws
+    if "customer_id" in draws.dims:
+        draws = draws.sel(customer_id=out["customer_id"].to_numpy())
+    return Result(out.reset_index(drop=True), draws)
