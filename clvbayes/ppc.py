@@ -254,7 +254,7 @@ def tracking_curve(
         ``"holdout"``), ``predicted_mean``, ``predicted_low``, ``predicted_high`` and
         ``actual`` (NaN without ``actual``).
     """
-    family = check_fitted(fit, "fit").family
+    family = check_fitted(fit, "fit")
     T = check_rfm(rfm, ("T",))["T"]
     if times is None:
         end = 0.0

@@ -38,6 +38,7 @@ from clvbayes.models.registry import spec_class
 __all__ = [
     "FORMAT",
     "FittedModel",
+    "ModelKindError",
     "check_fitted",
     "from_groups",
     "is_stored_model",
@@ -267,8 +268,17 @@ class FittedModel:
         return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
 
 
-def check_fitted(fit: Any, argument: str, role: str = "transaction") -> FittedModel:
-    """``fit`` if it is a fitted model of the ``role`` asked for, else a clear TypeError.
+class ModelKindError(TypeError, ValueError):
+    """A fitted model of the wrong kind was passed (e.g. a Gamma-Gamma fit where a
+    transaction model is needed). Both a TypeError and a ValueError, so either catches it."""
+
+
+def check_fitted(fit: Any, argument: str, role: str = "transaction") -> Family:
+    """The family of ``fit`` if it is a fitted model of the ``role`` asked for, else a
+    clear TypeError.
+
+    Any object with the ``kind`` of a registered family of that role passes (a
+    :class:`FittedModel`, or a stand-in holding posterior draws).
 
     Parameters
     ----------
@@ -279,17 +289,27 @@ def check_fitted(fit: Any, argument: str, role: str = "transaction") -> FittedMo
     role : {"transaction", "spend"}
         A model of purchases and dropout (BG/NBD, MBG/NBD, Pareto/NBD) or of spend
         (Gamma-Gamma).
+
+    Returns
+    -------
+    Family
+        The model's family (:mod:`clvbayes.math.family`).
+
+    Raises
+    ------
+    ModelKindError
+        For anything else.
     """
     wanted = TransactionFamily if role == "transaction" else SpendFamily
-    kind = fit.kind if isinstance(fit, FittedModel) else type(fit).__name__
+    kind = getattr(fit, "kind", None)
     try:
-        family(kind, wanted)
+        return family(kind, wanted)
     except (TypeError, ValueError):
         fitting = ", ".join(sorted(k for k, f in FAMILIES.items() if isinstance(f, wanted)))
-        raise TypeError(
-            f"{argument}: expected a fitted {role} model ({fitting}), got {kind}."
+        got = kind if isinstance(kind, str) else type(fit).__name__
+        raise ModelKindError(
+            f"{argument}: expected a fitted {role} model ({fitting}), got {got}."
         ) from None
-    return fit
 
 
 def to_groups(fit: FittedModel, include_data: bool = True) -> dict[str, xr.Dataset]:

@@ -183,7 +183,7 @@ def predict_customers(
     >>> res.summary.sort_values("expected_rank").head()  # doctest: +SKIP
     """
     opts = PredictOptions.merge(options, kwargs, "predict_customers")
-    check_fitted(fit, "fit")
+    family = check_fitted(fit, "fit")
     if spend_fit is not None:
         check_fitted(spend_fit, "spend_fit", role="spend")
     if opts.thresholds and spend_fit is None:
@@ -213,7 +213,7 @@ def predict_customers(
         "delta": opts.discount_rate,
         "margin": float(opts.margin),
         "nodes": opts.discount_nodes,
-        "family": fit.family,
+        "family": family,
         "block_draws": block_draws,
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
@@ -361,8 +361,7 @@ def _dataset(
 
 
 def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArray:
-    check_fitted(fit, "fit")
-    family = fit.family
+    family = check_fitted(fit, "fit")
     customers = read_customers(rfm, horizon, need_spend=False, fit=fit)
     rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
