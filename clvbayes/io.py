@@ -9,6 +9,8 @@ package version, model type, priors (JSON), data fingerprint and fit settings.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 from clvbayes.data.compress import CompressedRFM
+from clvbayes.files import atomic_file, sibling_temp
 
 __all__ = ["load", "save"]
 
@@ -63,19 +66,104 @@ def _to_node(fitted: Any, include_data: bool) -> dict[str, xr.Dataset]:
     return groups
 
 
+def _check_models(models: Any) -> None:
+    """Raise ``TypeError`` unless ``models`` is a fitted model or a mapping of them."""
+    from clvbayes.models.base import FittedModel
+
+    accepts = "save accepts a FittedModel (from spec.fit) or a mapping {name: FittedModel}"
+    if isinstance(models, FittedModel):
+        return
+    if not isinstance(models, Mapping):
+        raise TypeError(f"{accepts}; got {type(models).__name__}.")
+    if not models:
+        raise TypeError(f"{accepts}; got an empty {type(models).__name__}.")
+    for name, fitted in models.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{accepts}; key {name!r} is a {type(name).__name__}, not a str.")
+        if not isinstance(fitted, FittedModel):
+            raise TypeError(f"{accepts}; {name!r} is a {type(fitted).__name__}.")
+
+
+_ZARR_METADATA = frozenset({"zarr.json", ".zgroup", ".zattrs", ".zmetadata"})
+
+
+def _is_saved_store(path: Path) -> bool:
+    """Whether the folder ``path`` is a zarr store that :func:`save` wrote, and only that.
+
+    It must open as a tree with a clvbayes model node (the ``format`` attribute) at its
+    root or one level below, and hold nothing but zarr metadata and the tree's groups.
+    """
+    if not any((path / name).is_file() for name in _ZARR_METADATA):
+        return False
+    try:
+        tree = xr.open_datatree(path, engine="zarr")
+    except Exception:  # zarr raises many types for a folder that is not a store
+        return False
+    try:
+        nodes = [tree, *tree.children.values()]
+        ours = any(_is_model_node(node) for node in nodes)
+        known = _ZARR_METADATA | set(tree.children) | {str(v) for v in tree.variables}
+    finally:
+        tree.close()
+    return ours and all(entry.name in known for entry in os.scandir(path))
+
+
+def _write_zarr(dt: xr.DataTree, path: Path) -> None:
+    """Write ``dt`` as the zarr store ``path``, replacing only a store :func:`save` wrote."""
+    if path.is_symlink() or (path.exists() and not (path.is_dir() and _is_saved_store(path))):
+        raise FileExistsError(
+            f"{str(path)!r} exists and is not a zarr store written by clvbayes.save; it is "
+            "left as it is. Choose another path (or remove it yourself)."
+        )
+    tmp = sibling_temp(path)
+    try:
+        dt.to_zarr(tmp, mode="w-")
+        if not path.exists():
+            os.rename(tmp, path)
+            return
+        old = sibling_temp(path, "old")
+        os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old)  # checked above: a store that save wrote
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # our own temporary store
+
+
 def save(models: Any, path: str | Path, *, include_data: bool = True) -> None:
     """Write one fitted model, or a mapping ``{name: fitted}``, to ``path``.
+
+    The file is written under a temporary name next to ``path`` and renamed at the end,
+    so a failed write leaves an earlier file intact. An existing regular file at ``path``
+    is replaced; a folder is never removed, except a ``.zarr`` store that ``save`` wrote.
 
     Parameters
     ----------
     models : FittedModel or mapping of str to FittedModel
         What to save. Several models go into named groups of one file.
     path : str or Path
-        ``*.zarr`` writes zarr; anything else netCDF4 (HDF5, via h5netcdf).
+        ``*.zarr`` writes a zarr store (a folder); anything else a netCDF4 file (HDF5,
+        via h5netcdf).
     include_data : bool
         Store the compressed data (needed for the pointwise log-likelihood and LOO);
         a CDNOW-master fit is about 0.5 MB with it.
+
+    Raises
+    ------
+    TypeError
+        When ``models`` is neither a fitted model nor a mapping of names to them.
+    ValueError
+        When a model name is empty or contains ``/``.
+    IsADirectoryError
+        When a netCDF ``path`` is a folder.
+    FileExistsError
+        When a ``.zarr`` ``path`` exists and is not a store that ``save`` wrote.
     """
+    _check_models(models)
     path = Path(path)
     if isinstance(models, Mapping):
         tree: dict[str, xr.Dataset] = {}
@@ -87,16 +175,11 @@ def save(models: Any, path: str | Path, *, include_data: bool = True) -> None:
     else:
         tree = _to_node(models, include_data)
     dt = xr.DataTree.from_dict(tree)
-    tmp = path.with_name(path.name + ".partial")
     if path.suffix == ".zarr":
-        dt.to_zarr(tmp, mode="w")
+        _write_zarr(dt, path)
     else:
-        dt.to_netcdf(tmp, engine="h5netcdf")
-    if path.exists() and path.is_dir():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.replace(path)
+        with atomic_file(path) as tmp:
+            dt.to_netcdf(tmp, engine="h5netcdf")
 
 
 def _from_node(node: xr.DataTree, where: str) -> Any:
