@@ -262,7 +262,7 @@ def _report_options(args: argparse.Namespace, **fixed: object) -> object:
 
 
 class Terminated(SystemExit):
-    """Raised by the SIGTERM handler while a report is built, so that clean-up runs."""
+    """Raised by the SIGTERM handler while a command runs, so that clean-up runs."""
 
 
 @contextlib.contextmanager
@@ -270,8 +270,8 @@ def _sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM into :class:`Terminated` (exit status 143) for the ``with`` block.
 
     Python's default SIGTERM ends the process at once, skipping ``finally`` blocks and
-    leaving a hidden staging folder; this lets them run. Only in the main thread (signal
-    handlers can be set nowhere else).
+    leaving hidden staging folders and temporary files; this lets them run. Only in the
+    main thread (signal handlers can be set nowhere else).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -296,14 +296,10 @@ def _build_and_write(transactions: object, options: object, args: argparse.Names
     log = None if args.quiet else stderr_log
     options.check()
     # a bad, busy or unwritable --out fails here, before any work; the staging folder and
-    # the lock are removed on every exit, SIGTERM included
-    try:
-        with _sigterm_raises(), ReportTarget(args.out, inputs=inputs) as target:
-            report = build_report(transactions, options, log=log, source=source)
-            write_report(report, args.out, target=target, log=log)
-    except Terminated:
-        print(f"{PROG}: terminated (SIGTERM); no partial report was written", file=sys.stderr)
-        raise
+    # the lock are removed on every exit, SIGTERM included (see main)
+    with ReportTarget(args.out, inputs=inputs) as target:
+        report = build_report(transactions, options, log=log, source=source)
+        write_report(report, args.out, target=target, log=log)
     return 0
 
 
@@ -383,7 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return handlers[args.command](args)
+        with _sigterm_raises():
+            return handlers[args.command](args)
+    except Terminated as exc:
+        print(f"{PROG}: terminated (SIGTERM); no partial output was written", file=sys.stderr)
+        return int(exc.code)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except (CLIError, ValueError, TypeError, OSError) as exc:  # OSError: e.g. a full disk

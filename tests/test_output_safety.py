@@ -272,7 +272,7 @@ def test_sigterm_during_the_fit_leaves_no_partial_folder(sample, earlier, tmp_pa
     proc.send_signal(signal.SIGTERM)
     rest = _rest_of_stderr(proc, timeout=300)
     assert proc.returncode == 143, "".join(seen) + rest
-    assert "clvbayes: terminated (SIGTERM); no partial report was written" in rest
+    assert "clvbayes: terminated (SIGTERM); no partial output was written" in rest
     assert "Traceback" not in rest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no .report.*.partial
     assert _snapshot(out) == before
