@@ -30,7 +30,7 @@ import clvbayes.io
 from clvbayes.cli import main
 from clvbayes.datasets import load_cdnow
 from clvbayes.files import spreadsheet_safe, write_table
-from clvbayes.report import FILES, ReportOptions, build_report, write_report
+from clvbayes.report import FILES, ReportOptions, ReportTarget, build_report, write_report
 from clvbayes.report.output import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,6 +307,18 @@ def test_second_report_on_a_busy_folder_gets_a_clear_error(sample, tmp_path):
     assert f"process {first.pid}," in lines[0] and ".report.lock" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_the_lock_is_held_for_the_run_and_removed_after(tmp_path):
+    out = tmp_path / "report"
+    with ReportTarget(out) as first:
+        assert first.lock_path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(ValueError, match="is being written by another clvbayes run"):
+            ReportTarget(out).__enter__()
+        assert len(_hidden(tmp_path)) == 2  # the refused run removed nothing of the first
+    assert list(tmp_path.iterdir()) == []  # staging (not committed) and lock removed
+    with ReportTarget(out):  # free again
+        pass
 
 
 def test_two_reports_started_together_never_give_a_raw_error(sample, tmp_path):

@@ -198,11 +198,7 @@ class ReportTarget:
                 current = os.stat(path)
             except FileNotFoundError:
                 current = None
-            mine = os.fstat(fd)
-            if current is not None and (current.st_ino, current.st_dev) == (
-                mine.st_ino,
-                mine.st_dev,
-            ):
+            if current is not None and os.path.samestat(current, os.fstat(fd)):
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
                 return fd
