@@ -9,8 +9,11 @@ handler, and register both there.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["main"]
@@ -83,16 +86,19 @@ def _add_rfm(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         type=Path,
         metavar="FILE",
-        help="output file; .csv or .parquet (format by extension)",
+        help="output file; .csv or .parquet (format by extension); not the input. In a CSV, "
+        "text starting with = + - @ or a tab gets a leading ' (spreadsheet-safe)",
     )
 
 
 def _run_rfm(args: argparse.Namespace) -> int:
     from clvbayes.data.rfm import rfm_summary
+    from clvbayes.files import check_output_file, write_table
 
     suffix = args.out.name.lower()
     if not suffix.endswith((".csv", ".parquet")):
         raise CLIError(f"--out {str(args.out)!r}: use a .csv or .parquet file name")
+    check_output_file(args.out, [args.transactions], what="--out")  # before any work
     rfm = rfm_summary(
         args.transactions,
         customer_col=args.customer_col,
@@ -104,10 +110,7 @@ def _run_rfm(args: argparse.Namespace) -> int:
         allow_negative=args.allow_negative,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix.endswith(".parquet"):
-        rfm.to_parquet(args.out, index=False)
-    else:
-        rfm.to_csv(args.out, index=False)
+    write_table(rfm, args.out)  # atomic; a CSV is spreadsheet-safe
     print(f"wrote {len(rfm):,} customers to {args.out}", file=sys.stderr)
     return 0
 
@@ -170,7 +173,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         metavar="DIR",
-        help="report directory (written to a temporary name, then renamed)",
+        help="report folder: new, empty, or an earlier clvbayes report (replaced); never "
+        "the current folder or one holding the input (written to a temporary name, then "
+        "renamed)",
     )
 
 
@@ -256,23 +261,45 @@ def _report_options(args: argparse.Namespace, **fixed: object) -> object:
     return ReportOptions(**fixed, **{n: getattr(args, n) for n in names})
 
 
+class Terminated(SystemExit):
+    """Raised by the SIGTERM handler while a command runs, so that clean-up runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` (exit status 143) for the ``with`` block.
+
+    Python's default SIGTERM ends the process at once, skipping ``finally`` blocks and
+    leaving hidden staging folders and temporary files; this lets them run. Only in the
+    main thread (signal handlers can be set nowhere else).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _build_and_write(transactions: object, options: object, args: argparse.Namespace,
-                     source: str) -> int:  # fmt: skip
+                     source: str, inputs: Sequence[Path] = ()) -> int:  # fmt: skip
     from clvbayes.report import build_report, write_report
-    from clvbayes.report.output import make_staging_dir
+    from clvbayes.report.output import ReportTarget
     from clvbayes.report.pipeline import stderr_log
 
     log = None if args.quiet else stderr_log
     options.check()
-    staging = make_staging_dir(args.out)  # an unwritable --out fails before any work
-    try:
+    # a bad, busy or unwritable --out fails here, before any work; the staging folder and
+    # the lock are removed on every exit, SIGTERM included (see main)
+    with ReportTarget(args.out, inputs=inputs) as target:
         report = build_report(transactions, options, log=log, source=source)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    write_report(report, args.out, staging=staging, log=log)
+        write_report(report, args.out, target=target, log=log)
     return 0
 
 
@@ -290,7 +317,8 @@ def _run_report(args: argparse.Namespace) -> int:
         segment_col=args.segment_col,
         cac=cac,
     )
-    return _build_and_write(args.transactions, options, args, str(args.transactions))
+    inputs = [args.transactions] + ([Path(args.cac)] if isinstance(cac, dict) else [])
+    return _build_and_write(args.transactions, options, args, str(args.transactions), inputs)
 
 
 DEMO_CALIBRATION_END = "1997-09-30"
@@ -351,11 +379,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = _build_parser()
     try:
         args = parser.parse_args(argv)
-        return handlers[args.command](args)
+        with _sigterm_raises():
+            return handlers[args.command](args)
+    except Terminated as exc:
+        print(f"{PROG}: terminated (SIGTERM); no partial output was written", file=sys.stderr)
+        return int(exc.code)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
-    except (CLIError, ValueError, TypeError, FileNotFoundError) as exc:
-        message = " ".join(str(exc).split())
+    except (CLIError, ValueError, TypeError, OSError) as exc:  # OSError: e.g. a full disk
+        plain = isinstance(exc, OSError) and exc.strerror and exc.filename is None
+        message = " ".join((exc.strerror if plain else str(exc)).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
 

@@ -95,11 +95,11 @@ def test_customers_csv_follows_the_column_contract(report_dir, sample_csv):
 
 
 def test_plain_report_logs_stages_drops_optional_columns_and_replaces_old(
-    sample_csv, tmp_path, capsys
+    sample_csv, report_dir, tmp_path, capsys
 ):
     out = tmp_path / "plain"
-    out.mkdir()
-    (out / "stale.txt").write_text("an earlier report")
+    shutil.copytree(report_dir, out)  # an earlier report (with segments: replaced whole)
+    capsys.readouterr()
     args = ["report", str(sample_csv), *COLS, "--calibration-end", "1997-09-30"]
     args += ["--method", "map", "--draws", "50", "--chains", "1", "--out", str(out)]
     assert main(args) == 0

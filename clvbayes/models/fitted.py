@@ -251,7 +251,7 @@ class FittedModel:
     def save(self, path: str | Path, *, include_data: bool = True) -> None:
         """Write to netCDF (``.nc``) or zarr (``.zarr``); see :func:`clvbayes.save`
         (which also writes several models to one file)."""
-        write_tree(xr.DataTree.from_dict(to_groups(self, include_data)), path)
+        save(self, path, include_data=include_data)
 
     @property
     def family(self) -> Family:
@@ -379,8 +379,28 @@ def from_groups(node: xr.DataTree, where: str) -> FittedModel:
     )
 
 
+def _check_models(models: Any) -> None:
+    """Raise ``TypeError`` unless ``models`` is a fitted model or a mapping of them."""
+    accepts = "save accepts a FittedModel (from spec.fit) or a mapping {name: FittedModel}"
+    if isinstance(models, FittedModel):
+        return
+    if not isinstance(models, Mapping):
+        raise TypeError(f"{accepts}; got {type(models).__name__}.")
+    if not models:
+        raise TypeError(f"{accepts}; got an empty {type(models).__name__}.")
+    for name, fitted in models.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{accepts}; key {name!r} is a {type(name).__name__}, not a str.")
+        if not isinstance(fitted, FittedModel):
+            raise TypeError(f"{accepts}; {name!r} is a {type(fitted).__name__}.")
+
+
 def save(models: Any, path: str | Path, *, include_data: bool = True) -> None:
     """Write one fitted model, or a mapping ``{name: fitted}``, to ``path``.
+
+    The file is written under a temporary name next to ``path`` and renamed at the end,
+    so a failed write leaves an earlier file intact. An existing regular file at ``path``
+    is replaced; a folder is never removed, except a ``.zarr`` store that ``save`` wrote.
 
     A file holds one fitted model, or several (e.g. a BG/NBD and a Gamma-Gamma fit) as
     named groups. Each model's node stores the posterior, the sampler statistics, the
@@ -393,11 +413,24 @@ def save(models: Any, path: str | Path, *, include_data: bool = True) -> None:
     models : FittedModel or mapping of str to FittedModel
         What to save. Several models go into named groups of one file.
     path : str or Path
-        ``*.zarr`` writes zarr; anything else netCDF4 (HDF5, via h5netcdf).
+        ``*.zarr`` writes a zarr store (a folder); anything else a netCDF4 file (HDF5,
+        via h5netcdf).
     include_data : bool
         Store the compressed data (needed for the pointwise log-likelihood and LOO);
         a CDNOW-master fit is about 0.5 MB with it.
+
+    Raises
+    ------
+    TypeError
+        When ``models`` is neither a fitted model nor a mapping of names to them.
+    ValueError
+        When a model name is empty or contains ``/``.
+    IsADirectoryError
+        When a netCDF ``path`` is a folder.
+    FileExistsError
+        When a ``.zarr`` ``path`` exists and is not a store that ``save`` wrote.
     """
+    _check_models(models)
     if isinstance(models, Mapping):
         tree: dict[str, xr.Dataset] = {}
         for name, fitted in models.items():
@@ -407,7 +440,7 @@ def save(models: Any, path: str | Path, *, include_data: bool = True) -> None:
                 tree[f"{name}/{group}"] = ds
     else:
         tree = to_groups(models, include_data)
-    write_tree(xr.DataTree.from_dict(tree), path)
+    write_tree(xr.DataTree.from_dict(tree), path, replaceable=is_stored_model)
 
 
 def load(path: str | Path, model: str | type | None = None) -> Any:

@@ -18,15 +18,17 @@ functions of :mod:`clvbayes.plots`.
 
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent
 from clvbayes.report.html import render_html
-from clvbayes.report.output import FILES, write_report
+from clvbayes.report.output import FILES, MARKER, ReportTarget, write_report
 from clvbayes.report.pipeline import Report, ReportOptions, build_report
 
 __all__ = [
     "CUSTOMER_COLUMNS",
     "FILES",
+    "MARKER",
     "Report",
     "ReportContent",
     "ReportOptions",
+    "ReportTarget",
     "build_report",
     "render_html",
     "write_report",
