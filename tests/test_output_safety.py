@@ -27,6 +27,7 @@ import pytest
 
 import clvbayes
 import clvbayes.io
+import clvbayes.report.output
 from clvbayes.cli import main
 from clvbayes.datasets import load_cdnow
 from clvbayes.files import spreadsheet_safe, write_table
@@ -232,7 +233,7 @@ def test_a_failure_or_interrupt_keeps_the_earlier_report(earlier, built, tmp_pat
     def fail(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(clvbayes.io, "save", fail)
+    monkeypatch.setattr(clvbayes.report.output, "save", fail)
     for failure in (RuntimeError("boom"), KeyboardInterrupt()):
         with pytest.raises(type(failure)):
             write_report(built, out)
@@ -396,7 +397,7 @@ def test_a_write_error_is_one_line_without_a_tmpfs(sample, earlier, tmp_path, mo
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(clvbayes.io, "save", no_space)
+    monkeypatch.setattr(clvbayes.report.output, "save", no_space)
     assert main(["report", str(sample), *COLS, *FAST, "--quiet", "--out", str(out)]) == 2
     line = _one_error_line(capsys)
     assert "No space left on device" in line and "Errno" not in line

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from clvbayes.files import check_not_input, os_reason, sibling_temp, write_table
+from clvbayes.models import save
 from clvbayes.report.content import jsonable
 from clvbayes.report.html import render_html
 
@@ -300,8 +301,6 @@ def write_report(
             return write_report(report, out, target=claimed, log=log)
     if target.staging is None or target.out != Path(out).resolve():
         raise ValueError(f"write_report: target is not an entered ReportTarget for {str(out)!r}.")
-    from clvbayes.io import save
-
     staging = target.staging
     timings = dict(report.timings)
     try:
