@@ -33,7 +33,8 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.data.checks import check_rfm
-from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math import gamma_gamma
+from clvbayes.models.fitted import check_fitted
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
 from clvbayes.segments import segment_indicator, segment_summary
@@ -59,12 +60,6 @@ def _n_draws(fit: Any) -> int:
 def _columns(values: np.ndarray, part: slice) -> np.ndarray:
     """The customers ``part`` of per-customer draws (a shared ``(draw, 1)`` column as is)."""
     return values if values.shape[1] == 1 else values[:, part]
-
-
-def _check_kind(fit: Any, kind: str, argument: str) -> None:
-    if getattr(fit, "kind", None) != kind:
-        got = getattr(fit, "kind", type(fit).__name__)
-        raise TypeError(f"{argument} must be a fitted {kind} model, got {got}.")
 
 
 def _labels(segments: Any, rfm: Any) -> Any:
@@ -103,19 +98,19 @@ def retention_curve(
 ) -> Result:
     """Expected share of the customers still alive ``t`` units after the calibration end.
 
-    For a customer alive at ``T`` with purchase rate ``λ`` and dropout probability ``p``,
-    purchases are Poisson and each is followed by dropout with probability ``p``, so
-    dropouts arrive at rate ``λ p`` and ``P(alive at T+t) = exp(-λ p t)``. Averaging over
-    ``λ ~ Gamma(r+x, α+T)`` (the customer's conditional posterior,
-    :func:`clvbayes.math.bgnbd.customer_posterior`) gives ``((α+T)/(α+T+p t))^(r+x)``;
-    ``p ~ Beta(a, b+x)`` is drawn once per draw and customer. Times P(alive at T) and
-    averaged over customers, this is the share alive per posterior draw.
+    Per posterior draw and customer: ``P(alive at T)`` times the probability that a
+    customer alive at ``T`` is still alive ``t`` later, averaged over the customer's
+    latent state (the family's ``survival``; BG/NBD: dropouts arrive at rate ``λ p``, so
+    ``((α+T)/(α+T+p t))^(r+x)`` over ``λ ~ Gamma(r+x, α+T)``, with ``p ~ Beta(a, b+x)``
+    drawn once per draw and customer; Pareto/NBD: ``((β+T)/(β+T+t))^s``). Averaged over
+    customers, this is the share alive per posterior draw.
 
     Parameters
     ----------
     fit : FittedModel
-        A fitted BG/NBD; for a segmented fit each customer uses their segment's
-        parameters (``rfm`` then has the segment column).
+        A fitted transaction model (BG/NBD, MBG/NBD, Pareto/NBD); for a segmented fit
+        each customer uses their segment's parameters (``rfm`` then has the segment
+        column).
     rfm : DataFrame
         ``frequency, recency, T`` per customer.
     times : sequence of float
@@ -146,7 +141,7 @@ def retention_curve(
     >>> curve.summary.pivot(index="time", columns="segment", values="share_alive_mean")
     ...     # doctest: +SKIP
     """
-    _check_kind(fit, "BGNBD", "fit")
+    family = check_fitted(fit, "fit")
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     x, t_x, T = values["frequency"], values["recency"], values["T"]
     times = np.asarray(times, dtype=float)
@@ -157,12 +152,10 @@ def retention_curve(
     sums = np.zeros((take.size, times.size, onehot.shape[1]))
     for start in range(0, x.size, chunk_customers):
         part = slice(start, start + chunk_customers)
-        r, alpha, a, b = (_columns(params[k], part) for k in ("r", "alpha", "a", "b"))
-        state = bgnbd.customer_posterior(r, alpha, a, b, x[part], t_x[part], T[part])
-        p = rng.beta(state.alive_a, state.alive_b)  # (draw, customer)
-        base = state.alive_rate[None]  # (1, draw, customer)
-        surv = (base / (base + p[None] * times[:, None, None])) ** state.alive_shape[None]
-        alive = state.p_alive[None] * surv  # (time, draw, customer)
+        theta = (_columns(params[k], part) for k in family.params)
+        state = family.customer_posterior(*theta, x[part], t_x[part], T[part])
+        surv = family.survival(state, times, rng)  # (time, draw, customer)
+        alive = state.p_alive[None] * surv
         sums += np.einsum("tdc,cg->dtg", alive, onehot[part])
     shares = sums / onehot.sum(axis=0)  # (draw, time, group)
     low, high = eti(shares, ci_prob)
@@ -222,7 +215,7 @@ def average_order_value(
     >>> aov = average_order_value(gg, rfm, segments="channel")  # doctest: +SKIP
     >>> aov.groups  # doctest: +SKIP
     """
-    _check_kind(spend_fit, "GammaGamma", "spend_fit")
+    check_fitted(spend_fit, "spend_fit", role="spend")
     values = check_rfm(rfm, ("frequency", "monetary_value"))
     x, z = values["frequency"], values["monetary_value"]
     informed = (x > 0) & (z > 0)

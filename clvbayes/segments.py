@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import continuous_rate, discounted_expectation
-from clvbayes.models.fitted import FittedModel
+from clvbayes.models.fitted import FittedModel, check_fitted
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
 
@@ -114,7 +114,7 @@ def _coords(fit: FittedModel) -> dict[str, np.ndarray]:
 
 
 def new_customer_value(
-    bgnbd_fit: FittedModel,
+    fit: FittedModel,
     spend_fit: FittedModel | None = None,
     *,
     horizon: float,
@@ -128,8 +128,8 @@ def new_customer_value(
 
     Parameters
     ----------
-    bgnbd_fit : FittedModel
-        A segmented BG/NBD fit.
+    fit : FittedModel
+        A segmented transaction model (BG/NBD, MBG/NBD or Pareto/NBD).
     spend_fit : FittedModel, optional
         A Gamma-Gamma fit: segmented by the same column, or unsegmented (one spend
         distribution for all segments). Without it only purchases are returned.
@@ -152,23 +152,25 @@ def new_customer_value(
     -------
     xarray.Dataset
         Dims ``(chain, draw, segment)``: ``expected_purchases`` (undiscounted repeat
-        purchases, FHL 2005 eq. 9) and, with ``spend_fit``, ``mean_spend``
+        purchases of a new customer, e.g. FHL 2005 eq. 9 for the BG/NBD) and, with ``spend_fit``, ``mean_spend``
         (``p v / (q - 1)``; infinite in draws with ``q <= 1``) and ``clv``
         (``margin x E[discounted purchases] x mean spend`` [+ first purchase]).
     """
-    _require_segments(bgnbd_fit, "bgnbd_fit")
-    if bgnbd_fit.kind != "BGNBD":
-        raise TypeError(f"bgnbd_fit must be a fitted BGNBD model, got {bgnbd_fit.kind}.")
+    family = check_fitted(fit, "fit")
+    _require_segments(fit, "fit")
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be finite and >= 0, got {horizon!r}.")
-    p = bgnbd_fit.params()
-    r, alpha, a, b = (p[k] for k in ("r", "alpha", "a", "b"))
-    coords = _coords(bgnbd_fit)
+    params = family.values(fit.params())
+
+    def expected_new(t: Any) -> np.ndarray:
+        return family.expected_purchases_new(*params, t)
+
+    coords = _coords(fit)
     dims = ("chain", "draw", "segment")
-    out = {"expected_purchases": (dims, bgnbd.expected_purchases_new(r, alpha, a, b, horizon))}
+    out = {"expected_purchases": (dims, expected_new(horizon))}
     if spend_fit is not None:
         spend = _spend_by_segment(
-            spend_fit, bgnbd_fit.segment_levels, bgnbd_fit.segment_column, r.shape[:2]
+            spend_fit, fit.segment_levels, fit.segment_column, params[0].shape[:2]
         )
         with np.errstate(divide="ignore"):
             mean_spend = np.where(
@@ -177,9 +179,7 @@ def new_customer_value(
                 np.inf,
             )
         delta = float(continuous_rate(annual_discount, time_unit))
-        discounted = discounted_expectation(
-            lambda t: bgnbd.expected_purchases_new(r, alpha, a, b, t), horizon, delta, nodes=nodes
-        )
+        discounted = discounted_expectation(expected_new, horizon, delta, nodes=nodes)
         clv = margin * discounted * mean_spend
         if include_first_purchase:
             clv = clv + margin * mean_spend

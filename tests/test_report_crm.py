@@ -22,7 +22,7 @@ import clvbayes
 from clvbayes import plots
 from clvbayes.analyses import at_risk, average_order_value, retention_curve, value_tiers
 from clvbayes.datasets import load_cdnow
-from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.math import bgnbd, gamma_gamma, pareto_nbd
 from clvbayes.models import FittedModel
 from clvbayes.ppc import repeat_purchase_times, tracking_curve
 from clvbayes.predict import Result
@@ -428,13 +428,27 @@ def test_segment_contrasts_compare_the_largest_segments_unless_pairs_are_given()
     assert len(segment_contrasts(draws, seg, max_segments=None).summary) == 3
 
 
+def test_retention_of_a_pareto_nbd_fit_is_p_alive_times_the_gamma_survival(sample):
+    """Pareto/NBD: a customer alive at T survives t with E[exp(-mu t)] over
+    mu ~ Gamma(s, beta+T), i.e. ((beta+T)/(beta+T+t))^s (no simulation involved)."""
+    rfm, _ = sample
+    theta = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}
+    fit = Draws({k: [[v]] for k, v in theta.items()}, kind="ParetoNBD")
+    curve = retention_curve(fit, rfm, times=[0.0, 26.0], seed=1).summary.set_index("time")
+    args = [rfm[c].to_numpy(float) for c in ("frequency", "recency", "T")]
+    alive = pareto_nbd.p_alive(*theta.values(), *args)
+    later = ((theta["beta"] + args[2]) / (theta["beta"] + args[2] + 26.0)) ** theta["s"]
+    assert curve.loc[0.0, "share_alive_mean"] == pytest.approx(alive.mean(), rel=1e-12)
+    assert curve.loc[26.0, "share_alive_mean"] == pytest.approx((alive * later).mean(), rel=1e-12)
+
+
 def test_analyses_reject_bad_input_with_clear_errors(sample):
     rfm, _ = sample
     bg = Draws({k: [[v]] for k, v in THETA.items()})
     gg = Draws({"p": [[6.25]], "q": [[3.74]], "v": [[15.44]]}, kind="GammaGamma")
-    with pytest.raises(TypeError, match="fit must be a fitted BGNBD model, got GammaGamma"):
+    with pytest.raises(TypeError, match=r"fit: expected a fitted transaction model .* GammaGamma"):
         retention_curve(gg, rfm, times=[0.0])
-    with pytest.raises(TypeError, match="spend_fit must be a fitted GammaGamma model"):
+    with pytest.raises(TypeError, match=r"spend_fit: expected a fitted spend model \(GammaGamma\)"):
         average_order_value(bg, rfm)
     with pytest.raises(ValueError, match="segments='region' is not a column"):
         retention_curve(bg, rfm, times=[0.0], segments="region")

@@ -59,6 +59,7 @@ __all__ = [
     "prob_purchases",
     "sample_alive_state",
     "simulate",
+    "survival",
 ]
 
 PARAMS = ("r", "alpha", "a", "b")
@@ -786,6 +787,20 @@ def sample_alive_state(
     return lam, BetaDropout(posterior.alive_a[index], posterior.alive_b[index])
 
 
+def survival(posterior: CustomerPosterior, times: Any, rng: np.random.Generator) -> np.ndarray:
+    """``P(alive at T+t | alive at T)`` for each of ``times``, shaped ``(time, ...)``.
+
+    A customer alive at ``T`` with rate ``λ`` and dropout probability ``p`` drops out at
+    the events of a Poisson process of rate ``λ p``, so survives ``t`` with probability
+    ``exp(-λ p t)``; averaged over ``λ ~ Gamma(r+x, α+T)`` this is
+    ``((α+T)/(α+T+p t))^(r+x)``. ``p ~ Beta(a, b+x+s)`` is drawn once per element.
+    """
+    p = rng.beta(posterior.alive_a, posterior.alive_b)
+    rate = posterior.alive_rate[None]
+    times = np.asarray(times, dtype=float).reshape((-1,) + (1,) * p.ndim)
+    return (rate / (rate + p[None] * times)) ** posterior.alive_shape[None]
+
+
 # --- the family ------------------------------------------------------------------------
 
 
@@ -837,6 +852,7 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
         expected_purchases_new=bind(expected_purchases_new),
         customer_posterior=bind(customer_posterior),
         sample_alive_state=sample_alive_state,
+        survival=survival,
         simulate_future=simulate_future_purchases,
     )
 

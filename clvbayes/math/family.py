@@ -135,6 +135,10 @@ class TransactionFamily(Family):
         ``(posterior, index, rng) -> (rate, dropout)``: draws of the alive branch's
         latent state at ``index`` (a tuple of index arrays into the posterior's fields),
         in the form :attr:`simulate_future` takes.
+    survival : callable
+        ``(posterior, times, rng) -> P(still alive t after T | alive at T)``, shaped
+        ``(time, *posterior shape)``, averaged over the alive branch's latent state (a
+        family may draw part of it with ``rng``).
     simulate_future : callable
         ``(rate, dropout, alive, horizon, *, rng, **options) -> FuturePurchases``:
         purchases in ``(0, horizon]`` of customers with a known latent state
@@ -147,6 +151,7 @@ class TransactionFamily(Family):
     expected_purchases_new: Callable[..., Any] = field(kw_only=True)
     customer_posterior: Callable[..., Any] = field(kw_only=True)
     sample_alive_state: Callable[..., tuple[Any, Any]] = field(kw_only=True)
+    survival: Callable[..., Any] = field(kw_only=True)
     simulate_future: Callable[..., Any] = field(kw_only=True)
 
 

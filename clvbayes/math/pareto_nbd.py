@@ -69,6 +69,7 @@ __all__ = [
     "sample_alive_state",
     "simulate",
     "simulate_future",
+    "survival",
 ]
 
 PARAMS = ("r", "alpha", "s", "beta")
@@ -567,6 +568,14 @@ def sample_alive_state(
     return lam, mu
 
 
+def survival(posterior: CustomerPosterior, times: Any, rng: np.random.Generator) -> np.ndarray:
+    """``P(alive at T+t | alive at T) = E[exp(-μ t)] = ((β+T)/(β+T+t))^s`` over
+    ``μ ~ Gamma(s, β+T)``, shaped ``(time, ...)`` (``rng`` is not used)."""
+    rate = posterior.mu_rate[None]
+    times = np.asarray(times, dtype=float).reshape((-1,) + (1,) * np.ndim(posterior.mu_rate))
+    return (rate / (rate + times)) ** posterior.mu_shape[None]
+
+
 def _expected_purchases_new(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> Any:
     """``E[X(t)]`` of a new customer: a customer observed for no time (``x = t_x = T =
     0``) is alive, so eq. 22 at ``T = 0`` is the unconditional expectation."""
@@ -589,6 +598,7 @@ FAMILY = register(
         expected_purchases_new=_expected_purchases_new,
         customer_posterior=customer_posterior,
         sample_alive_state=sample_alive_state,
+        survival=survival,
         simulate_future=simulate_future,
     )
 )
