@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 __all__ = [
     "FAMILIES",
@@ -30,8 +32,34 @@ __all__ = [
     "SpendFamily",
     "TransactionFamily",
     "family",
+    "from_link",
     "register",
+    "to_link",
 ]
+
+
+def to_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.ndarray:
+    """``values`` on the ``link`` scale of :func:`hierarchical_parameter` (numpy)."""
+    values = np.asarray(values, dtype=float)
+    if link == "log":
+        return np.log(values)
+    if link == "logit":
+        return np.log(values) - np.log1p(-values)
+    if link == "log_excess":
+        return np.log(values - 1.0)
+    raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
+
+
+def from_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.ndarray:
+    """The inverse of :func:`to_link`."""
+    values = np.asarray(values, dtype=float)
+    if link == "log":
+        return np.exp(values)
+    if link == "logit":
+        return 1.0 / (1.0 + np.exp(-values))
+    if link == "log_excess":
+        return 1.0 + np.exp(values)
+    raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,15 @@ class Reparametrisation:
     links: Mapping[str, str]
     pooled: Callable[[Mapping[str, Any]], dict[str, Any]]
     complete: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The pooled quantities on their link scales (numpy)."""
+        pooled = self.pooled({k: np.asarray(v, dtype=float) for k, v in params.items()})
+        return {n: to_link(link, pooled[n]) for n, link in self.links.items()}
+
+    def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The parameters from link-scale values (the inverse of :meth:`link_values`)."""
+        return self.complete({n: from_link(link, links[n]) for n, link in self.links.items()})
 
 
 @dataclass(frozen=True)

@@ -33,18 +33,13 @@ from clvbayes.data.checks import check_rfm
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
 from clvbayes.math.family import Family
 from clvbayes.models.hierarchy import (
-    POOLING,
     Pooling,
-    by_segment,
-    centered_mask,
+    check_segment_options,
     check_segment_sizes,
-    from_link,
-    hierarchical_parameter,
     read_segments,
-    segment_prior,
-    sum_by_segment,
-    to_link,
+    segment_priors,
 )
+from clvbayes.models.likelihood import build_model, row_loglik, weighted_loglik
 from clvbayes.models.registry import register_spec
 from clvbayes.priors import resolve_priors
 
@@ -102,12 +97,7 @@ class ModelSpec:
         if segments is not None:
             if not self.supports_segments:
                 raise ValueError(f"{self.kind} does not support segments yet.")
-            if not isinstance(segments, str):
-                raise TypeError(f"segments must name a column (a str), got {segments!r}.")
-            if pooling not in POOLING:
-                raise ValueError(f"pooling={pooling!r} is not one of {POOLING}.")
-            if not (isinstance(centered, bool) or centered == "auto"):
-                raise ValueError(f"centered must be True, False or 'auto', got {centered!r}.")
+            check_segment_options(segments, pooling, centered)
         hierarchical = segments is not None and pooling == "partial"
         resolved = resolve_priors(
             self.hierarchical_priors if hierarchical else self.default_priors,
@@ -202,115 +192,60 @@ class ModelSpec:
         check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
         return data
 
-    # --- the PyMC model -------------------------------------------------------------------
+    # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
-        """The PyMC model on compressed data (priors only if ``likelihood`` is False).
+        """The PyMC model on compressed data (priors only if ``likelihood`` is False):
+        :func:`clvbayes.models.likelihood.build_model`."""
+        return build_model(self, data, likelihood=likelihood)
 
-        Priors are created on the spec's parametrisation; parameters that are not
-        sampled directly (e.g. ``a, b`` from ``phi_dropout, kappa_dropout``, or ``alpha``
-        from the pooled mean purchase rate) are derived by the family's
-        reparametrisation and kept as deterministics; the potential is the
-        count-weighted sum of the family's log-likelihood terms over the unique rows.
-        """
-        coords = {"segment": list(data.segments)} if data.segmented else {}
-        with pm.Model(coords=coords) as model:
-            created = self._add_priors(data)
-            params = self._complete(created)
-            for name in self.params:
-                if name not in created:
-                    dims = "segment" if getattr(params[name], "ndim", 0) else None
-                    params[name] = pm.Deterministic(name, params[name], dims=dims)
-            if likelihood:
-                pm.Potential("loglik", self.weighted_loglik(params, data))
-        return model
-
-    def _complete(self, values: Mapping[str, Any]) -> dict[str, Any]:
+    def complete(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The model parameters from the sampled quantities (the family's
+        reparametrisation fills in e.g. ``a, b`` from ``phi_dropout, kappa_dropout``)."""
         reparam = self.family.reparametrisation
         if reparam is None or all(k in values for k in self.params):
             return {k: values[k] for k in self.params}
         return reparam.complete(values)
 
-    def _add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
-        """Create the prior variables inside the current model context.
-
-        For segmented specs (``data`` needed) parameters have dims ``("segment",)``:
-        independent plain priors (``pooling="none"``) or the hierarchical prior on the
-        reparametrisation's quantities (``"partial"``); ``"complete"`` is the plain model.
-        """
+    def add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
+        """Create the prior variables inside the current model context (plain, or per
+        segment: :func:`clvbayes.models.hierarchy.segment_priors`)."""
         if self.segments is None or self.pooling == "complete":
             return {name: prior.create_variable(name) for name, prior in self._priors.items()}
         if data is None:
             raise ValueError("segmented priors need the data (for the segment sizes).")
-        if self.pooling == "none":
-            return {
-                name: segment_prior(prior).create_variable(name)
-                for name, prior in self._priors.items()
-            }
-        mask = centered_mask(self.centered, data.segment_counts())
-        return {
-            name: hierarchical_parameter(
-                name, link, self._priors[f"{name}_mu"], self._priors[f"{name}_sigma"], mask
-            )
-            for name, link in self.segment_links.items()
-        }
-
-    def _population_terms(self, params: Mapping[str, Any], data: Any) -> Any:
-        """One population's log-likelihood terms on ``data``'s rows."""
-        columns = {
-            c: data.factor(c) if c in self.family.factored else data[c] for c in self.columns
-        }
-        return self.family.terms(params, columns)
+        return segment_priors(
+            self._priors, self.pooling, self.segment_links, self.centered, data.segment_counts()
+        )
 
     def weighted_loglik(self, params: Mapping[str, Any], data: Any) -> Any:
-        """``Σ counts x per-row log-likelihood`` (the PyMC model's potential), with the
-        per-level terms summed per level (:class:`~clvbayes.math.ops.LogLikTerms`); per
-        segment block when the parameters are per segment."""
-
-        def total(p: Mapping[str, Any], block: Any) -> Any:
-            return self._population_terms(p, block).weighted_sum(block.counts)
-
-        if data.segmented and self.pooling != "complete":
-            return sum_by_segment(total, params, data)
-        return total(params, data)
+        """``Σ counts x per-row log-likelihood``, the PyMC model's potential
+        (:func:`clvbayes.models.likelihood.weighted_loglik`)."""
+        return weighted_loglik(self, params, data)
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
-        """Log-likelihood per unique row (numpy or PyTensor; the PyMC graph's function).
-
-        ``params`` broadcast against the rows, e.g. ``(chain, draw, 1)``; for segmented
-        specs with partial or no pooling they have the segment axis last, e.g.
-        ``(chain, draw, n_segments)``, and each block of rows uses its segment's values.
-        """
-
-        def per_row(p: Mapping[str, Any], block: Any) -> Any:
-            return self._population_terms(p, block).per_row()
-
-        if data.segmented and self.pooling != "complete":
-            return by_segment(per_row, params, data)
-        return per_row(params, data)
+        """Log-likelihood per unique row (:func:`clvbayes.models.likelihood.row_loglik`)."""
+        return row_loglik(self, params, data)
 
     # --- the quantities partial pooling works on -------------------------------------------
     def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The quantities partial pooling works on (keys of ``segment_links``), from the
-        model parameters (e.g. BG/NBD ``r, alpha, a, b`` -> ``r``, the mean purchase rate
-        ``r/alpha``, ``phi_dropout``, ``kappa_dropout``), on their natural scale."""
-        reparam = self._reparametrisation()
-        return reparam.pooled({k: np.asarray(params[k], dtype=float) for k in self.params})
+        """The quantities partial pooling works on (keys of ``segment_links``) from the
+        model parameters, on their natural scale (the family's reparametrisation)."""
+        pooled = self._reparametrisation().pooled
+        return pooled({k: np.asarray(params[k], dtype=float) for k in self.params})
 
     def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The inverse of :meth:`pooled_values`: model parameters."""
-        reparam = self._reparametrisation()
-        return reparam.complete({k: np.asarray(pooled[k], dtype=float) for k in reparam.links})
+        links = self._reparametrisation().links
+        return self.complete({k: np.asarray(pooled[k], dtype=float) for k in links})
 
     def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """:meth:`pooled_values` on the link scale of the hierarchical prior (where
         ``<name>_mu`` and ``<name>_sigma`` live): what segments are compared and shrunk on."""
-        pooled = self.pooled_values(params)
-        return {n: to_link(link, pooled[n]) for n, link in self.segment_links.items()}
+        return self._reparametrisation().link_values({k: params[k] for k in self.params})
 
     def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Model parameters from link-scale values (the inverse of :meth:`link_values`)."""
-        pooled = {n: from_link(link, links[n]) for n, link in self.segment_links.items()}
-        return self.from_pooled_values(pooled)
+        return self._reparametrisation().from_link_values(links)
 
     def _reparametrisation(self) -> Any:
         if self.family.reparametrisation is None:

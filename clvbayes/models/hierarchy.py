@@ -52,12 +52,12 @@ __all__ = [
     "POOLING",
     "SegmentWarning",
     "by_segment",
-    "from_link",
+    "check_segment_options",
     "hierarchical_parameter",
     "read_segments",
     "segment_prior",
+    "segment_priors",
     "sum_by_segment",
-    "to_link",
 ]
 
 Pooling = Literal["partial", "none", "complete"]
@@ -185,6 +185,16 @@ def read_segments(
     return codes, levels
 
 
+def check_segment_options(segments: Any, pooling: Any, centered: Any) -> None:
+    """Raise a clear error for a bad ``segments=``, ``pooling=`` or ``centered=``."""
+    if not isinstance(segments, str):
+        raise TypeError(f"segments must name a column (a str), got {segments!r}.")
+    if pooling not in POOLING:
+        raise ValueError(f"pooling={pooling!r} is not one of {POOLING}.")
+    if not (isinstance(centered, bool) or centered == "auto"):
+        raise ValueError(f"centered must be True, False or 'auto', got {centered!r}.")
+
+
 def check_segment_sizes(
     counts: np.ndarray, levels: Sequence[str], pooling: str, kind: str, what: str = "customers"
 ) -> None:
@@ -238,30 +248,6 @@ def centered_mask(centered: bool | Literal["auto"], counts: np.ndarray) -> np.nd
     return np.full(len(counts), centered)
 
 
-def to_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.ndarray:
-    """``values`` on the ``link`` scale of :func:`hierarchical_parameter` (numpy)."""
-    values = np.asarray(values, dtype=float)
-    if link == "log":
-        return np.log(values)
-    if link == "logit":
-        return np.log(values) - np.log1p(-values)
-    if link == "log_excess":
-        return np.log(values - 1.0)
-    raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
-
-
-def from_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.ndarray:
-    """The inverse of :func:`to_link`."""
-    values = np.asarray(values, dtype=float)
-    if link == "log":
-        return np.exp(values)
-    if link == "logit":
-        return 1.0 / (1.0 + np.exp(-values))
-    if link == "log_excess":
-        return 1.0 + np.exp(values)
-    raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
-
-
 def hierarchical_parameter(
     name: str,
     link: Literal["log", "logit", "log_excess"],
@@ -307,6 +293,32 @@ def hierarchical_parameter(
     else:
         raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
     return pm.Deterministic(name, natural, dims="segment")
+
+
+def segment_priors(
+    priors: Mapping[str, Prior],
+    pooling: Pooling,
+    links: Mapping[str, str],
+    centered: bool | Literal["auto"],
+    counts: np.ndarray,
+) -> dict[str, Any]:
+    """Per-segment prior variables (dims ``("segment",)``) in the current model context.
+
+    ``pooling="none"``: each of ``priors`` independently per segment
+    (:func:`segment_prior`); ``"partial"``: the hierarchical prior
+    (:func:`hierarchical_parameter`) on each quantity of ``links`` with the hyperpriors
+    ``<name>_mu``/``<name>_sigma`` of ``priors``, centred per segment as
+    :func:`centered_mask` of ``centered`` and the segments' customer ``counts`` says.
+    """
+    if pooling == "none":
+        return {name: segment_prior(prior).create_variable(name) for name, prior in priors.items()}
+    mask = centered_mask(centered, counts)
+    return {
+        name: hierarchical_parameter(
+            name, link, priors[f"{name}_mu"], priors[f"{name}_sigma"], mask
+        )
+        for name, link in links.items()
+    }
 
 
 def by_segment(

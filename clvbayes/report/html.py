@@ -156,9 +156,139 @@ _CUSTOMER: list[Column] = [
 ]
 
 
+_COLUMNS: dict[str, list[Column]] = {
+    "overview": [("item", "item", "text"), ("value", "value", "auto")],
+    "diagnostics": [
+        ("parameter", "parameter", "text"),
+        ("r_hat", "R-hat", ".3f"),
+        ("ess_bulk", "ESS bulk", ".0f"),
+        ("ess_tail", "ESS tail", ".0f"),
+        ("divergences", "divergences (all)", "int"),
+        ("bfmi", "E-BFMI per chain", "text"),
+    ],
+    "top": [
+        *_CUSTOMER,
+        ("p_alive", "P(alive)", "prob"),
+        ("clv_mean", "CLV mean", "money"),
+        ("clv_q05", "CLV 5%", "money"),
+        ("clv_q95", "CLV 95%", "money"),
+        ("p_top_decile", "P(top 10%)", "prob"),
+        ("tier", "tier", "text"),
+        ("p_in_tier", "P(in tier)", "prob"),
+    ],
+    "retention": [
+        ("segment", "group", "text"),
+        ("time", "time", ".0f"),
+        ("share_alive_mean", "share alive", "pct"),
+        ("share_alive_low", "5%", "pct"),
+        ("share_alive_high", "95%", "pct"),
+    ],
+    "aov": [
+        ("segment", "group", "text"),
+        ("n_customers", "customers", "int"),
+        ("aov_mean", "expected order value", "money"),
+        ("aov_low", "5%", "money"),
+        ("aov_high", "95%", "money"),
+    ],
+    "tiers": [
+        ("tier", "tier", "text"),
+        ("n_customers", "customers", "int"),
+        ("clv_mean_total", "expected CLV", "money"),
+        ("clv_share", "share of CLV", "pct"),
+        ("mean_p_in_tier", "mean P(in tier)", "prob"),
+    ],
+    "risk": [
+        *_CUSTOMER,
+        ("past_value", "past repeat spend", "money"),
+        ("p_alive", "P(alive)", "prob"),
+        ("clv_mean", "CLV mean", "money"),
+    ],
+    "cac": [
+        ("segment", "group", "text"),
+        ("n_customers", "customers", "int"),
+        ("cac", "CAC", "money"),
+        ("clv_mean", "mean CLV", "money"),
+        ("ratio_mean", "CLV:CAC", ".2f"),
+        ("ratio_low", "5%", ".2f"),
+        ("ratio_high", "95%", ".2f"),
+        ("p_ratio_gt_1", "P(> 1)", "prob"),
+        ("p_ratio_gt_3", "P(> 3)", "prob"),
+    ],
+    "segments": [
+        ("segment", "segment", "text"),
+        ("n_customers", "customers", "int"),
+        ("clv_mean", "mean CLV", "money"),
+        ("clv_low", "5%", "money"),
+        ("clv_high", "95%", "money"),
+        ("p_alive_mean", "mean P(alive)", "prob"),
+        ("aov_mean", "order value", "money"),
+    ],
+    "contrasts": [
+        ("segment_a", "segment A", "text"),
+        ("segment_b", "segment B", "text"),
+        ("diff_mean", "mean CLV A - B", "money"),
+        ("diff_low", "5%", "money"),
+        ("diff_high", "95%", "money"),
+        ("p_a_gt_b", "P(A > B)", "prob"),
+    ],
+    "totals": [
+        ("quantity", "holdout total", "text"),
+        ("actual", "actual", "money"),
+        ("predicted_mean", "predicted", "money"),
+        ("predicted_q05", "5%", "money"),
+        ("predicted_q95", "95%", "money"),
+        ("error_pct", "error %", ".1f"),
+        ("in_interval", "inside 90%", "text"),
+    ],
+    "coverage": [
+        ("quantity", "quantity", "text"),
+        ("level", "interval", "pct"),
+        ("observed", "observed inside", "pct"),
+        ("expected", "expected inside", "pct"),
+    ],
+    "arguments": [("item", "argument", "text"), ("value", "value", "text")],
+    "versions": [("item", "package", "text"), ("value", "version", "text")],
+    "timings": [("item", "stage", "text"), ("value", "seconds", ".1f")],
+}
+"""The columns of each table of the page: (column, heading, format)."""
+
+_TABLE_IDS = {"top": "top-customers", "risk": "at-risk"}
+
+
+def _items(mapping: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame({"item": list(mapping), "value": list(mapping.values())})
+
+
+def _frames(content: ReportContent, timings: dict[str, float]) -> dict[str, pd.DataFrame]:
+    """Each table's frame (the tables the content has)."""
+    ret = content.retention
+    horizon = ret["time"].max()
+    frames = {
+        "overview": content.overview,
+        "top": content.top_customers,
+        "retention": ret[np.isclose(ret["time"], 0) | np.isclose(ret["time"], horizon)],
+        "aov": content.aov_segments,
+        "tiers": content.tiers,
+        "risk": content.at_risk,
+        "cac": content.cac,
+        "contrasts": content.contrasts,
+        "totals": content.holdout_totals,
+        "coverage": content.holdout_coverage,
+        "arguments": _items({k: str(v) for k, v in content.arguments.items()}),
+        "versions": _items(content.versions),
+        "timings": _items(timings),
+    }
+    if content.segments is not None:
+        aov = content.aov_segments[["segment", "aov_mean"]]
+        frames["segments"] = content.segments.merge(aov, on="segment")
+    return {k: v for k, v in frames.items() if v is not None}
+
+
 def _tables(content: ReportContent, timings: dict[str, float]) -> dict[str, Any]:
-    t: dict[str, Any] = {}
-    t["overview"] = _table(content.overview, [("item", "item", "text"), ("value", "value", "auto")])
+    t: dict[str, Any] = {
+        name: _table(frame, _COLUMNS[name], _TABLE_IDS.get(name, ""))
+        for name, frame in _frames(content, timings).items()
+    }
     t["parameters"] = {
         name: {
             "label": MODEL_LABELS.get(name, name),
@@ -173,147 +303,7 @@ def _tables(content: ReportContent, timings: dict[str, float]) -> dict[str, Any]
             divergences=info.get("divergences"),
             bfmi=", ".join(f"{b:.2f}" for b in info.get("bfmi", [])),
         )
-        t["diagnostics"][name] = _table(
-            frame,
-            [
-                ("parameter", "parameter", "text"),
-                ("r_hat", "R-hat", ".3f"),
-                ("ess_bulk", "ESS bulk", ".0f"),
-                ("ess_tail", "ESS tail", ".0f"),
-                ("divergences", "divergences (all)", "int"),
-                ("bfmi", "E-BFMI per chain", "text"),
-            ],
-        )
-    t["top"] = _table(
-        content.top_customers,
-        [
-            *_CUSTOMER,
-            ("p_alive", "P(alive)", "prob"),
-            ("clv_mean", "CLV mean", "money"),
-            ("clv_q05", "CLV 5%", "money"),
-            ("clv_q95", "CLV 95%", "money"),
-            ("p_top_decile", "P(top 10%)", "prob"),
-            ("tier", "tier", "text"),
-            ("p_in_tier", "P(in tier)", "prob"),
-        ],
-        "top-customers",
-    )
-    ret = content.retention
-    horizon = ret["time"].max()
-    shown = ret[np.isclose(ret["time"], 0) | np.isclose(ret["time"], horizon)]
-    t["retention"] = _table(
-        shown,
-        [
-            ("segment", "group", "text"),
-            ("time", "time", ".0f"),
-            ("share_alive_mean", "share alive", "pct"),
-            ("share_alive_low", "5%", "pct"),
-            ("share_alive_high", "95%", "pct"),
-        ],
-    )
-    t["aov"] = _table(
-        content.aov_segments,
-        [
-            ("segment", "group", "text"),
-            ("n_customers", "customers", "int"),
-            ("aov_mean", "expected order value", "money"),
-            ("aov_low", "5%", "money"),
-            ("aov_high", "95%", "money"),
-        ],
-    )
-    t["tiers"] = _table(
-        content.tiers,
-        [
-            ("tier", "tier", "text"),
-            ("n_customers", "customers", "int"),
-            ("clv_mean_total", "expected CLV", "money"),
-            ("clv_share", "share of CLV", "pct"),
-            ("mean_p_in_tier", "mean P(in tier)", "prob"),
-        ],
-    )
-    t["risk"] = _table(
-        content.at_risk,
-        [
-            *_CUSTOMER,
-            ("past_value", "past repeat spend", "money"),
-            ("p_alive", "P(alive)", "prob"),
-            ("clv_mean", "CLV mean", "money"),
-        ],
-        "at-risk",
-    )
-    if content.cac is not None:
-        t["cac"] = _table(
-            content.cac,
-            [
-                ("segment", "group", "text"),
-                ("n_customers", "customers", "int"),
-                ("cac", "CAC", "money"),
-                ("clv_mean", "mean CLV", "money"),
-                ("ratio_mean", "CLV:CAC", ".2f"),
-                ("ratio_low", "5%", ".2f"),
-                ("ratio_high", "95%", ".2f"),
-                ("p_ratio_gt_1", "P(> 1)", "prob"),
-                ("p_ratio_gt_3", "P(> 3)", "prob"),
-            ],
-        )
-    if content.segments is not None:
-        t["segments"] = _table(
-            content.segments.merge(content.aov_segments[["segment", "aov_mean"]], on="segment"),
-            [
-                ("segment", "segment", "text"),
-                ("n_customers", "customers", "int"),
-                ("clv_mean", "mean CLV", "money"),
-                ("clv_low", "5%", "money"),
-                ("clv_high", "95%", "money"),
-                ("p_alive_mean", "mean P(alive)", "prob"),
-                ("aov_mean", "order value", "money"),
-            ],
-        )
-        t["contrasts"] = _table(
-            content.contrasts,
-            [
-                ("segment_a", "segment A", "text"),
-                ("segment_b", "segment B", "text"),
-                ("diff_mean", "mean CLV A - B", "money"),
-                ("diff_low", "5%", "money"),
-                ("diff_high", "95%", "money"),
-                ("p_a_gt_b", "P(A > B)", "prob"),
-            ],
-        )
-    if content.holdout_totals is not None:
-        t["totals"] = _table(
-            content.holdout_totals,
-            [
-                ("quantity", "holdout total", "text"),
-                ("actual", "actual", "money"),
-                ("predicted_mean", "predicted", "money"),
-                ("predicted_q05", "5%", "money"),
-                ("predicted_q95", "95%", "money"),
-                ("error_pct", "error %", ".1f"),
-                ("in_interval", "inside 90%", "text"),
-            ],
-        )
-        t["coverage"] = _table(
-            content.holdout_coverage,
-            [
-                ("quantity", "quantity", "text"),
-                ("level", "interval", "pct"),
-                ("observed", "observed inside", "pct"),
-                ("expected", "expected inside", "pct"),
-            ],
-        )
-    args = pd.DataFrame(
-        {"item": list(content.arguments), "value": [str(v) for v in content.arguments.values()]}
-    )
-    t["arguments"] = _table(args, [("item", "argument", "text"), ("value", "value", "text")])
-    t["versions"] = _table(
-        pd.DataFrame({"item": list(content.versions), "value": list(content.versions.values())}),
-        [("item", "package", "text"), ("value", "version", "text")],
-    )
-    t["timings"] = _table(
-        pd.DataFrame({"item": list(timings), "value": list(timings.values())}),
-        [("item", "stage", "text"), ("value", "seconds", ".1f")],
-    )
+        t["diagnostics"][name] = _table(frame, _COLUMNS["diagnostics"])
     return t
 
 
