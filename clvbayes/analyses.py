@@ -34,6 +34,7 @@ import xarray as xr
 
 from clvbayes.data.checks import check_rfm
 from clvbayes.math import gamma_gamma
+from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
@@ -43,12 +44,6 @@ __all__ = ["TIERS", "at_risk", "average_order_value", "retention_curve", "value_
 
 TIERS = ("high", "medium", "low")
 """Value tiers, most valuable first (:func:`value_tiers`)."""
-
-
-def _thin(total: int, wanted: int | None) -> np.ndarray:
-    if wanted is None or wanted >= total:
-        return np.arange(total)
-    return np.linspace(0, total - 1, wanted).round().astype(int)
 
 
 def _n_draws(fit: Any) -> int:
@@ -145,7 +140,7 @@ def retention_curve(
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     x, t_x, T = values["frequency"], values["recency"], values["T"]
     times = np.asarray(times, dtype=float)
-    take = _thin(_n_draws(fit), n_draws)
+    take = draw_index(_n_draws(fit), n_draws, cycle=False)
     params = fit.customer_params(rfm, take)  # (draw, customer or 1)
     labels, onehot = segment_indicator(_labels(segments, rfm), x.size)
     rng = np.random.default_rng(seed)
@@ -220,7 +215,7 @@ def average_order_value(
     x, z = values["frequency"], values["monetary_value"]
     informed = (x > 0) & (z > 0)
     x, z = np.where(informed, x, 0.0), np.where(informed, z, 0.0)
-    take = _thin(_n_draws(spend_fit), n_draws)
+    take = draw_index(_n_draws(spend_fit), n_draws, cycle=False)
     params = spend_fit.customer_params(rfm, take)  # (draw, customer or 1)
     p, q, v = (params[k] for k in ("p", "q", "v"))
     finite = (q > 1).all(axis=1).nonzero()[0]  # draws with a finite mean in every segment

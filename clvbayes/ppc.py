@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from clvbayes.data.checks import check_rfm
+from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
@@ -87,7 +88,9 @@ def frequency_histogram_check(
     max_count : int
         Frequencies at or above it are pooled into the last bin ("7+" in the papers).
     n_draws : int, optional
-        Number of parameter draws to simulate (thinned evenly); None uses all.
+        Number of simulated data sets: parameter draws thinned evenly, or repeated
+        cyclically when fewer draws are available (e.g. one MAP draw); None: one per draw
+        (:func:`clvbayes.math.draws.draw_index`).
     ci_prob : float
         Mass of the central interval of the predicted counts.
     seed : int, optional
@@ -104,11 +107,7 @@ def frequency_histogram_check(
     T = values["T"]
     flat = {k: np.asarray(v).reshape(-1) for k, v in params.items()}
     total = flat["r"].size
-    take = (
-        np.arange(total)
-        if n_draws is None or n_draws >= total
-        else (np.linspace(0, total - 1, n_draws).round().astype(int))
-    )
+    take = draw_index(total, n_draws)
     rng = np.random.default_rng(seed)
     sims = np.empty((take.size, max_count + 1))
     for row, i in enumerate(take):
@@ -266,11 +265,7 @@ def tracking_curve(
     times = np.asarray(times, dtype=float).reshape(-1)
     chains, draws = next(iter(fit.params().values())).shape[:2]
     total = int(chains * draws)
-    take = (
-        np.arange(total)
-        if n_draws is None or n_draws >= total
-        else np.linspace(0, total - 1, n_draws).round().astype(int)
-    )
+    take = draw_index(total, n_draws, cycle=False)
     # one term per distinct (segment, birth): a segmented fit's customers use their
     # segment's parameters
     codes = fit.segment_codes(rfm)
@@ -390,12 +385,7 @@ def predictive_histogram_check(
     size = len(labels)
     flat = {k: np.asarray(v).reshape(-1) for k, v in params.items()}
     total = next(iter(flat.values())).size
-    if n_draws is None:
-        take = np.arange(total)
-    elif n_draws < total:
-        take = np.linspace(0, total - 1, n_draws).round().astype(int)
-    else:  # cyclically: a point estimate still gets n_draws simulated data sets
-        take = np.arange(n_draws) % total
+    take = draw_index(total, n_draws)  # cyclic: a point estimate still gets n_draws data sets
     rng = np.random.default_rng(seed)
     sims = np.empty((take.size, size))
     for row, i in enumerate(take):

@@ -38,6 +38,7 @@ import xarray as xr
 
 from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import continuous_rate, discounted_expectation
+from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import FittedModel, check_fitted
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
@@ -71,13 +72,6 @@ def _require_segments(fit: FittedModel, argument: str) -> None:
         )
 
 
-def _paired_index(available: int, wanted: int) -> np.ndarray:
-    """Indices of ``wanted`` draws out of ``available`` (evenly thinned or cycled)."""
-    if wanted >= available:
-        return np.arange(wanted) % available
-    return (np.arange(wanted) * available) // wanted
-
-
 def _spend_by_segment(
     spend_fit: FittedModel, levels: tuple[str, ...], column: str, shape: tuple[int, int]
 ) -> dict[str, np.ndarray]:
@@ -100,7 +94,7 @@ def _spend_by_segment(
     else:
         flat = {k: np.repeat(v.reshape(-1, 1), len(levels), axis=1) for k, v in params.items()}
     n = shape[0] * shape[1]
-    index = _paired_index(next(iter(flat.values())).shape[0], n)
+    index = draw_index(next(iter(flat.values())).shape[0], n)
     return {k: v[index].reshape(*shape, len(levels)) for k, v in flat.items()}
 
 

@@ -7,13 +7,15 @@ import numpy as np
 __all__ = ["draw_index"]
 
 
-def draw_index(available: int, wanted: int | None) -> np.ndarray:
+def draw_index(available: int, wanted: int | None, *, cycle: bool = True) -> np.ndarray:
     """Indices of ``wanted`` draws out of ``available``: all, evenly thinned, or cyclic.
 
-    ``None`` takes all draws in order; fewer than available are spread evenly
-    (``floor(i * available / wanted)``, so the first draw is always used); more than
-    available repeat the draws cyclically, so a point estimate (MAP: one draw) still
-    gives as many samples of the customer-level randomness as asked for.
+    The one thinning rule of the package. ``None`` takes all draws in order; fewer than
+    available are spread evenly (``floor(i * available / wanted)``, so the first draw is
+    always used); more than available repeat the draws cyclically (``cycle=True``), so a
+    point estimate (MAP: one draw) still gives as many samples of the customer-level or
+    simulated randomness as asked for, or are all draws once (``cycle=False``, for
+    quantities that are deterministic per draw).
 
     Parameters
     ----------
@@ -21,6 +23,8 @@ def draw_index(available: int, wanted: int | None) -> np.ndarray:
         Number of draws there are (e.g. ``chains x draws``, or draws per chain).
     wanted : int, optional
         Number of draws to use (positive).
+    cycle : bool
+        Repeat the draws when more are wanted than available.
 
     Returns
     -------
@@ -31,5 +35,5 @@ def draw_index(available: int, wanted: int | None) -> np.ndarray:
     if wanted < 1:
         raise ValueError(f"n_draws must be positive, got {wanted}")
     if wanted >= available:
-        return np.arange(wanted) % available
+        return np.arange(wanted) % available if cycle else np.arange(available)
     return (np.arange(wanted) * available) // wanted
