@@ -27,7 +27,10 @@ def execute(path: Path) -> None:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         NotebookClient(
-            nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+            nb,
+            timeout=3600,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
         ).execute()
         figures = sum(
             "image/png" in out.get("data", {})
