@@ -40,43 +40,29 @@ def _point(fitted) -> dict[str, float]:
     return {k: float(np.ravel(v)[0]) for k, v in fitted.params().items()}
 
 
-@pytest.fixture(scope="module")
-def flat_fits(small_rfm):
-    return {
-        kind: spec_class(priors=FLAT_PRIORS(*spec_class.params)).fit(
-            small_rfm, method="map", seed=1
-        )
-        for kind, (spec_class, _) in FAMILIES.items()
-    }
-
-
 @pytest.mark.parametrize("kind", list(FAMILIES))
-def test_flat_map_fit_is_the_numpy_likelihood_maximum(kind, flat_fits, small_rfm):
-    fitted = flat_fits[kind]
+def test_flat_map_fit_is_the_numpy_likelihood_maximum_and_predicts(kind, small_rfm):
+    spec_class, loglik = FAMILIES[kind]
+    fitted = spec_class(priors=FLAT_PRIORS(*spec_class.params)).fit(small_rfm, method="map", seed=1)
     assert fitted.kind == kind
     point = _point(fitted)
-    assert set(point) == set(FAMILIES[kind][0].params)
+    assert set(point) == set(spec_class.params)
     assert all(np.isfinite(v) and v > 0 for v in point.values()), point
-    loglik, data = FAMILIES[kind][1], _data(kind, small_rfm)
+    data = _data(kind, small_rfm)
     best = float(np.sum(loglik(point, data)))
     assert np.isfinite(best)
     for name in point:
         for factor in (0.98, 1.02):  # 2 %: the log-likelihood drops by >= 0.004
             moved = {**point, name: point[name] * factor}
             assert float(np.sum(loglik(moved, data))) < best, (name, factor)
-
-
-@pytest.mark.parametrize("kind", ["BGNBD", "MBGNBD", "ParetoNBD"])
-def test_every_transaction_model_predicts_customers(kind, flat_fits, small_rfm):
+    if kind == "GammaGamma":
+        return
     rfm = small_rfm.iloc[:50]
-    res = clvbayes.predict_customers(
-        flat_fits[kind], rfm, horizon=52.0, spend_fit=flat_fits["GammaGamma"], n_draws=20, seed=3
-    )
-    summary = res.summary
+    summary = clvbayes.predict_customers(fitted, rfm, horizon=52.0, n_draws=20, seed=3).summary
     assert len(summary) == len(rfm)
     assert summary["p_alive"].between(0, 1).all()
     assert (summary["expected_purchases"] >= 0).all()
-    assert (summary["clv_mean"] >= 0).all() and np.isfinite(summary["clv_mean"]).all()
+    assert np.isfinite(summary["purchases_mean"]).all()
     # frequent buyers are expected to buy more (over these 50, a clearly positive relation)
     assert summary["expected_purchases"].corr(rfm["frequency"].reset_index(drop=True)) > 0
 
