@@ -30,12 +30,12 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check clvbayes tests benchmarks
-	$(PY) -m ruff format --check clvbayes tests benchmarks
+	$(PY) -m ruff check clvbayes tests benchmarks notebooks scripts
+	$(PY) -m ruff format --check clvbayes tests benchmarks notebooks scripts
 
 format: $(STAMP)
-	$(PY) -m ruff format clvbayes tests benchmarks
-	$(PY) -m ruff check --fix clvbayes tests benchmarks
+	$(PY) -m ruff format clvbayes tests benchmarks notebooks scripts
+	$(PY) -m ruff check --fix clvbayes tests benchmarks notebooks scripts
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rfm.py --sizes 1000000 10000000 --timeout 600

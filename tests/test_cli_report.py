@@ -94,6 +94,7 @@ def test_customers_csv_follows_the_column_contract(report_dir, sample_csv):
     assert set(customers["segment"]) == {"web", "store & <b>shop</b>"}
 
 
+@pytest.mark.slow
 def test_plain_report_logs_stages_drops_optional_columns_and_replaces_old(
     sample_csv, report_dir, tmp_path, capsys
 ):
@@ -146,6 +147,7 @@ def test_summary_json_records_what_made_the_report(report_dir):
     assert list(summary)[-1] == "timings"
 
 
+@pytest.mark.slow
 def test_same_arguments_and_seed_give_identical_files(sample_csv, report_dir, tmp_path, capsys):
     out = tmp_path / "again"
     args = ["report", str(sample_csv), *COLS, *PERIOD, *FAST, "--out", str(out)]

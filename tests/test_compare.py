@@ -32,6 +32,7 @@ def fits(small_rfm):
     }
 
 
+@pytest.mark.slow
 def test_row_loo_matches_arviz_loo_on_expanded_customers(fits):
     fitted = fits["ParetoNBD"]
     assert fitted.data.n_rows < fitted.data.n_customers  # the test needs shared rows
@@ -50,6 +51,7 @@ def test_row_loo_matches_arviz_loo_on_expanded_customers(fits):
     np.testing.assert_allclose(per_customer["pareto_k"], np.asarray(full.pareto_k), atol=1e-10)
 
 
+@pytest.mark.slow
 def test_compare_table_ranks_and_weighted_differences(fits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -71,12 +73,14 @@ def test_compare_table_ranks_and_weighted_differences(fits):
     assert table.loc[other, "elpd_diff"] == pytest.approx((a - b).sum(), rel=1e-10)
 
 
+@pytest.mark.slow
 def test_compare_rejects_models_fitted_to_different_customers(fits, small_rfm):
     other = _fit(BGNBD(), small_rfm.iloc[:300], 4)
     with pytest.raises(ValueError, match="different customers"):
         compare({"a": fits["BGNBD"], "b": other})
 
 
+@pytest.mark.slow
 def test_compare_gamma_gamma_models(small_rfm):
     first = _fit(GammaGamma(), small_rfm, 5)
     second = _fit(

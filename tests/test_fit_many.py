@@ -101,6 +101,7 @@ def many():
     return datasets, first, again, direct
 
 
+@pytest.mark.slow
 def test_fit_many_returns_one_fit_per_data_set_in_order(many):
     datasets, first, _, direct = many
     assert len(first) == len(datasets)
@@ -110,6 +111,7 @@ def test_fit_many_returns_one_fit_per_data_set_in_order(many):
         assert fitted.posterior.sizes == single.posterior.sizes
 
 
+@pytest.mark.slow
 def test_fit_many_is_reproducible_and_agrees_with_fit(many):
     _, first, again, direct = many
     for one, two, single in zip(first, again, direct, strict=True):
@@ -121,6 +123,7 @@ def test_fit_many_is_reproducible_and_agrees_with_fit(many):
             assert abs(draws.mean() - ref.mean()) < 4 * se, name
 
 
+@pytest.mark.slow
 def test_fit_many_recompiles_for_a_new_structure_and_fits_every_segment():
     datasets = [_rfm(21), _rfm(22)]
     datasets[1]["channel"] = np.where(datasets[1]["channel"] == "tv", "web", "store")
@@ -131,6 +134,7 @@ def test_fit_many_recompiles_for_a_new_structure_and_fits_every_segment():
     assert all(np.isfinite(f.posterior["p"]).all() for f in fits)
 
 
+@pytest.mark.slow
 def test_fit_many_fits_one_by_one_where_nothing_is_compiled_for_nutpie():
     """MAP (and PyMC's sampler, and the Pareto/NBD, whose graph groups rows by concrete
     value pairs) take the plain ``fit`` path: the same answer as ``fit``."""

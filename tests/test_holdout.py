@@ -126,6 +126,7 @@ def test_holdout_on_cdnow_sample_with_map_fit(sample_rfm, map_fits):
     ]
 
 
+@pytest.mark.slow
 def test_holdout_on_cdnow_master_with_map_fit():
     """All 23,570 master customers: the ML plug-in forecast 16,874 vs 19,684 actual
     (-14.3 %), and per-customer coverage of purchases and spend within 3 points of what
@@ -149,6 +150,7 @@ def test_holdout_on_cdnow_master_with_map_fit():
     assert (pz["predicted"] - pz["observed"]).abs().mean() < 0.06
 
 
+@pytest.mark.slow
 def test_posterior_predictive_total_is_no_worse_than_the_ml_plug_in(sample_rfm):
     """The full posterior (default priors, NUTS 4 x 1000) forecasts the holdout's repeat
     purchases at least as well as the maximum-likelihood plug-in (1,653 vs 1,882 actual,

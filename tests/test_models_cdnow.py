@@ -42,6 +42,7 @@ def _total_loglik(fitted) -> float:
     return float(fitted.log_likelihood().to_numpy().ravel() @ fitted.data.counts)
 
 
+@pytest.mark.slow
 def test_bgnbd_flat_map_matches_btyd_mle_and_fader_hardie_lee_2005(cdnow_sample_rfm):
     fitted = BGNBD(priors=FLAT_PRIORS("r", "alpha", "a", "b")).fit(cdnow_sample_rfm, method="map")
     point = _point(fitted)

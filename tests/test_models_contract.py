@@ -33,17 +33,20 @@ def fitted_pair(request, small_rfm):
     return spec, first, second, before, first_warnings
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_draws(fitted_pair):
     _, first, second, _, _ = fitted_pair
     xr.testing.assert_equal(first.posterior, second.posterior)
 
 
+@pytest.mark.slow
 def test_convergence_problems_are_warned_and_recorded(fitted_pair):
     spec, first, _, _, caught = fitted_pair
     assert caught == [f"{spec.kind}: {p}" for p in first.problems]
     assert any("ESS" in p for p in first.problems)  # 2 x 150 draws cannot reach 400
 
 
+@pytest.mark.slow
 def test_fit_does_not_mutate_input_or_spec(fitted_pair, small_rfm):
     spec, first, _, before, _ = fitted_pair
     pd.testing.assert_frame_equal(small_rfm, before)
@@ -52,6 +55,7 @@ def test_fit_does_not_mutate_input_or_spec(fitted_pair, small_rfm):
         spec.foo = 1
 
 
+@pytest.mark.slow
 def test_posterior_has_population_parameters(fitted_pair):
     spec, first, _, _, _ = fitted_pair
     post = first.posterior
@@ -67,6 +71,7 @@ def test_posterior_has_population_parameters(fitted_pair):
     assert len(diag.bfmi) == 2
 
 
+@pytest.mark.slow
 def test_idata_holds_posterior_stats_observed_data_and_settings(fitted_pair, small_rfm):
     spec, first, _, _, _ = fitted_pair
     idata = first.idata
@@ -83,6 +88,7 @@ def test_idata_holds_posterior_stats_observed_data_and_settings(fitted_pair, sma
         assert idata.attrs[key] == first.settings[key]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_save_load_round_trip_is_exact(fitted_pair, tmp_path, suffix):
     _, first, _, _, _ = fitted_pair
@@ -101,6 +107,7 @@ def test_save_load_round_trip_is_exact(fitted_pair, tmp_path, suffix):
     np.testing.assert_array_equal(loaded.log_likelihood(), first.log_likelihood())
 
 
+@pytest.mark.slow
 def test_save_without_data_then_loglik_is_a_clear_error(fitted_pair, tmp_path):
     _, first, _, _, _ = fitted_pair
     path = tmp_path / "nodata.nc"
@@ -111,6 +118,7 @@ def test_save_without_data_then_loglik_is_a_clear_error(fitted_pair, tmp_path):
         loaded.log_likelihood()
 
 
+@pytest.mark.slow
 def test_load_wrong_model_type_or_corrupt_file_fails_clearly(fitted_pair, tmp_path):
     _, first, _, _, _ = fitted_pair
     path = tmp_path / "m.nc"
@@ -128,6 +136,7 @@ def test_load_wrong_model_type_or_corrupt_file_fails_clearly(fitted_pair, tmp_pa
         clvbayes.load(foreign)
 
 
+@pytest.mark.slow
 def test_pointwise_loglik_expands_to_customers_and_sums_like_the_weighted_rows(fitted_pair):
     _, first, _, _, _ = fitted_pair
     rows = first.log_likelihood()
@@ -146,6 +155,7 @@ def test_several_models_in_one_file(tmp_path, small_rfm):
     assert {k: v.kind for k, v in loaded.items()} == {"bgnbd": "BGNBD", "gamma_gamma": "GammaGamma"}
 
 
+@pytest.mark.slow
 def test_pymc_nuts_is_the_fallback_without_nutpie_and_is_reproducible(small_rfm, monkeypatch):
     """Without nutpie, ``sampler="auto"`` runs PyMC's own NUTS; the same seed gives the
     same draws there too, and the posterior agrees with nutpie's."""
@@ -201,6 +211,7 @@ def test_a_b_priors_replace_phi_kappa(small_rfm):
     assert set(fitted.posterior.data_vars) == {"r", "alpha", "a", "b"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["advi", "pathfinder"])
 def test_approximate_methods_return_a_posterior(small_rfm, method):
     fitted = BGNBD().fit(small_rfm, method=method, draws=100, chains=2, seed=3, progressbar=False)

@@ -99,6 +99,7 @@ def test_draw_shaped_parameters_broadcast_and_chunk():
     np.testing.assert_allclose(out[2, 17], single, rtol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", [PARAMS[0], PARAMS[1], PARAMS[3], PARAMS[4]])
 def test_pytensor_equals_numpy_and_gradient_matches_finite_differences(params):
     x, t_x, T = _data(4)

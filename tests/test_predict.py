@@ -123,6 +123,7 @@ def _stieltjes(r, alpha, a, b, x, t_x, T, h, delta, steps=20_000):
     return np.sum(np.exp(-delta * mid)[:, None] * np.diff(e, axis=0), axis=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delta", [0.002, 0.05])
 @pytest.mark.parametrize("h", [10.0, 52.0, 400.0])
 def test_expected_discounted_purchases_matches_fine_stieltjes_sum(delta, h):
@@ -363,6 +364,7 @@ def test_stream_to_parquet_holds_every_draw(bg_fit, gg_fit, rfm, tmp_path):
     xr.testing.assert_equal(back.astype(np.float32), res.draws["clv"].drop_attrs())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cap_mb", [8.0, 32.0])
 def test_working_memory_stays_under_the_cap(bg_fit, gg_fit, cdnow_summary_csv, cap_mb):
     """Oracle: tracemalloc's peak (numpy allocations are traced), minus the CLV draws kept

@@ -98,6 +98,7 @@ def test_tracking_curve_matches_closed_form_and_actual_counts(sample):
     assert set(curve["period"]) == {"calibration", "holdout"}
 
 
+@pytest.mark.slow
 def test_cumulative_tracking_at_week_78_is_within_5_percent_of_actual(sample):
     """FHL 2005: calibration + holdout repeat purchases of the CDNOW sample at week 78 are
     under-forecast by about 4 %; ours (the posterior mean) must be within 5 %."""

@@ -112,6 +112,7 @@ def _per_partition(fits, rfm_ddf, **extra):
 # --- RFM ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rfm_summary_dask_matches_rfm_summary_with_holdout(client, tx, rfm):
     # rows split without regard to customers: the shuffle must bring them together
     ddf = dd.from_pandas(tx, npartitions=5, sort=False)
@@ -122,6 +123,7 @@ def test_rfm_summary_dask_matches_rfm_summary_with_holdout(client, tx, rfm):
     assert_same_rfm(table, rfm)
 
 
+@pytest.mark.slow
 def test_rfm_summary_dask_from_parquet_glob_matches_file_path(client, tx, tmp_path):
     # oracle: rfm_summary reading one Parquet file through DuckDB; defaults for the period
     tx = tx[["customer_id", "date", "value"]]
@@ -136,6 +138,7 @@ def test_rfm_summary_dask_from_parquet_glob_matches_file_path(client, tx, tmp_pa
     assert_same_rfm(got, expected)
 
 
+@pytest.mark.slow
 def test_rfm_summary_dask_reports_whole_log_counts_like_rfm_summary(client, tx):
     bad = tx.copy()
     bad.loc[[5, 4000, 6500], "value"] = np.nan  # in different partitions
@@ -155,6 +158,7 @@ def test_rfm_summary_dask_rejects_in_memory_frames(tx):
 # --- scoring --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_analytic_columns_match_predict_customers_on_whole_table(scored, fits, rfm):
     bg, gg = fits
     whole = clvbayes.predict_customers(bg, rfm, spend_fit=gg, seed=1, **PREDICT_KW).summary
@@ -163,6 +167,7 @@ def test_analytic_columns_match_predict_customers_on_whole_table(scored, fits, r
         np.testing.assert_allclose(scored[column], whole[column], rtol=1e-12, err_msg=column)
 
 
+@pytest.mark.slow
 def test_simulated_columns_match_predict_customers_per_partition(scored, fits, rfm_ddf):
     # oracle: predict_customers on each partition with the partition's derived seed
     pieces = [r.summary for r in _per_partition(fits, rfm_ddf, keep_draws=())]
@@ -171,6 +176,7 @@ def test_simulated_columns_match_predict_customers_per_partition(scored, fits, r
     assert "expected_rank" not in scored
 
 
+@pytest.mark.slow
 def test_p_top_matches_rank_columns_over_all_customers(scored, fits, rfm_ddf):
     # oracle: rank_columns on the CLV draws of every customer (per-partition runs joined)
     runs = _per_partition(fits, rfm_ddf, keep_draws=("clv",))
@@ -183,6 +189,7 @@ def test_p_top_matches_rank_columns_over_all_customers(scored, fits, rfm_ddf):
     assert scored["p_top_10pct"].sum() == pytest.approx(0.1 * len(scored), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_simulated_columns_consistent_with_whole_table_run(scored, fits, rfm):
     # Same population draws, independent customer-level randomness: the totals differ by
     # Monte Carlo error only (sd of a mean <= posterior sd / sqrt(draws); 5 sigma).
@@ -196,6 +203,7 @@ def test_simulated_columns_consistent_with_whole_table_run(scored, fits, rfm):
     assert np.corrcoef(scored["p_top_10pct"], whole["p_top_10pct"])[0, 1] > 0.9
 
 
+@pytest.mark.slow
 def test_scoring_is_deterministic_and_paths_agree(client, scored, fits, rfm_ddf, tmp_path):
     bg, gg = fits
     # the map_partitions path (no ranks) writes the same numbers as the ranks path
@@ -208,6 +216,7 @@ def test_scoring_is_deterministic_and_paths_agree(client, scored, fits, rfm_ddf,
     assert len(list((tmp_path / "a").glob("*.parquet"))) == rfm_ddf.npartitions
 
 
+@pytest.mark.slow
 def test_horizon_column_and_streamed_draws(client, fits, rfm_ddf, rfm, tmp_path):
     bg, _ = fits
     draws_dir = tmp_path / "draws"

@@ -220,6 +220,7 @@ def test_categorical_levels_keep_category_order(seg_rfm):
 # --- fitted models --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_posterior_dims_params_and_levels(bg_partial, gg_none):
     for fit, names in ((bg_partial, ("r", "alpha", "a", "b")), (gg_none, ("p", "q", "v"))):
         assert fit.segment_column == "channel"
@@ -232,6 +233,7 @@ def test_posterior_dims_params_and_levels(bg_partial, gg_none):
     assert bg_partial.diagnostics().divergences == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["map", "advi"])
 def test_map_and_advi_fit_segmented_models(seg_rfm, bg_partial, method):
     """Fast approximations keep the segment dimension and land near the NUTS posterior."""
@@ -252,6 +254,7 @@ def test_map_and_advi_fit_segmented_models(seg_rfm, bg_partial, method):
     assert expected_purchases(fit, seg_rfm, horizon=10.0).shape[-1] == len(seg_rfm)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])
 def test_save_load_round_trip_of_segmented_fits(bg_partial, gg_none, tmp_path, suffix):
     path = tmp_path / f"seg{suffix}"
@@ -266,6 +269,7 @@ def test_save_load_round_trip_of_segmented_fits(bg_partial, gg_none, tmp_path, s
         assert back.data.segments == fit.data.segments
 
 
+@pytest.mark.slow
 def test_pointwise_loglik_per_customer_and_loo(bg_partial, seg_rfm):
     rows = bg_partial.log_likelihood()
     customers = bg_partial.log_likelihood(per_customer=True)
@@ -280,6 +284,7 @@ def test_pointwise_loglik_per_customer_and_loo(bg_partial, seg_rfm):
     assert np.isfinite(table["elpd_loo"]).all()
 
 
+@pytest.mark.slow
 def test_customer_outputs_use_their_segment_parameters(bg_partial, gg_none, seg_rfm):
     codes, _ = _codes(seg_rfm)
     par = bg_partial.params()
@@ -327,6 +332,7 @@ class _OneSegment:
         return None
 
 
+@pytest.mark.slow
 def test_report_curves_use_each_segments_parameters(bg_partial, gg_none, seg_rfm):
     """Tracking, retention and order value of a segmented fit = the one-population
     computation on each segment's customers with that segment's draws, added up."""
@@ -364,6 +370,7 @@ def test_report_curves_use_each_segments_parameters(bg_partial, gg_none, seg_rfm
         )
 
 
+@pytest.mark.slow
 def test_new_customer_value_is_the_segment_maths(bg_partial, gg_none):
     ds = new_customer_value(bg_partial, gg_none, horizon=52.0, margin=0.3)
     par, gpar = bg_partial.params(), gg_none.params()
@@ -381,6 +388,7 @@ def test_new_customer_value_is_the_segment_maths(bg_partial, gg_none):
     assert len(params) == 12 and {"segment", "parameter", "mean", "low", "high"} <= set(params)
 
 
+@pytest.mark.slow
 def test_existing_customer_value_averages_each_segments_customers(bg_partial, seg_rfm):
     res = predict_customers(bg_partial, seg_rfm, horizon=10.0, seed=2)
     ds = existing_customer_value(res, bg_partial, seg_rfm)
@@ -424,6 +432,7 @@ def test_contrasts_and_clv_cac_match_numpy_on_known_draws():
         clv_cac(da, {"a": 1.0, "b": 0.0, "c": 1.0})
 
 
+@pytest.mark.slow
 def test_existing_value_needs_matching_result(bg_partial, seg_rfm):
     empty = Result(pd.DataFrame(), xr.Dataset())
     with pytest.raises(ValueError, match="customers"):

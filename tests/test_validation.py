@@ -177,6 +177,7 @@ def test_holdout_predictions_at_the_true_parameters_cover_simulated_outcomes(
     )
 
 
+@pytest.mark.slow
 def test_wrong_model_is_worse_on_holdout(simulated_holdouts):
     """Pareto/NBD data: the Pareto/NBD at its true parameters beats a BG/NBD that
     keeps every zero-repeat customer alive forever (a = 1e-3: almost no dropout)."""

@@ -1,7 +1,7 @@
 """Execute the notebooks in place with the full data and draws, keeping their figures.
 
-    .venv/bin/python notebooks/_src/execute.py                 # all notebooks
-    .venv/bin/python notebooks/_src/execute.py 03_segments     # one
+    .venv/bin/python scripts/execute_notebooks.py                 # all notebooks
+    .venv/bin/python scripts/execute_notebooks.py 03_segments     # one
 
 The test suite runs them with ``CLVBAYES_QUICK=1`` (few draws) and the Agg backend and
 throws the outputs away; this script runs them as a reader would (no quick mode, the
@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-HERE = Path(__file__).resolve().parents[1]
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def execute(path: Path) -> None:
@@ -27,7 +27,10 @@ def execute(path: Path) -> None:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         NotebookClient(
-            nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+            nb,
+            timeout=3600,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
         ).execute()
         figures = sum(
             "image/png" in out.get("data", {})
@@ -42,6 +45,6 @@ def execute(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or [p.stem for p in sorted(HERE.glob("*.ipynb"))]
+    names = sys.argv[1:] or [p.stem for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
     for name in names:
-        execute(HERE / f"{name}.ipynb")
+        execute(NOTEBOOKS / f"{name}.ipynb")
