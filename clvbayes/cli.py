@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from clvbayes.math.units import TIME_UNITS
+
 __all__ = ["main"]
 
 PROG = "clvbayes"
@@ -70,13 +72,19 @@ def _add_rfm(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-unit",
         default="W",
-        choices=["D", "W", "M", "Y"],
-        help="unit of recency and T: days, weeks, months (365.2425/12 d), years (default: W)",
+        choices=list(TIME_UNITS),
+        help="unit of recency and T: days, weeks, months (365.2425/12 d), quarters, years "
+        "(default: W)",
     )
     p.add_argument(
         "--allow-negative",
         action="store_true",
         help="accept negative values (returns), netted into their day's value",
+    )
+    p.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="read rows that repeat another row exactly (same customer, date, value) once",
     )
     p.add_argument(
         "--out",
@@ -93,6 +101,8 @@ def _run_rfm(args: argparse.Namespace) -> int:
     suffix = args.out.name.lower()
     if not suffix.endswith((".csv", ".parquet")):
         raise CLIError(f"--out {str(args.out)!r}: use a .csv or .parquet file name")
+    if args.out.is_dir():
+        raise CLIError(f"--out {str(args.out)!r} is a directory; give a file name inside it.")
     rfm = rfm_summary(
         args.transactions,
         customer_col=args.customer_col,
@@ -102,6 +112,7 @@ def _run_rfm(args: argparse.Namespace) -> int:
         observation_end=args.observation_end,
         time_unit=args.time_unit,
         allow_negative=args.allow_negative,
+        drop_duplicates=args.drop_duplicates,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if suffix.endswith(".parquet"):
@@ -117,8 +128,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--time-unit",
         default="W",
-        choices=["D", "W", "M", "Y"],
-        help="model time unit: days, weeks, months, years (default: W)",
+        choices=list(TIME_UNITS),
+        help="model time unit: days, weeks, months, quarters, years (default: W)",
     )
     p.add_argument(
         "--horizon",

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.checks import check_rfm
+from clvbayes.data.validate import check_rfm
 from clvbayes.models.base import FittedModel
 from clvbayes.predict.customers import predict_customers
 from clvbayes.predict.holdout import coverage_table

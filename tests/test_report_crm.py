@@ -19,8 +19,9 @@ import clvbayes
 from clvbayes import plots
 from clvbayes.datasets import load_cdnow
 from clvbayes.math import bgnbd, gamma_gamma
+from clvbayes.data.rfm import repeat_purchase_times
 from clvbayes.models.base import FittedModel
-from clvbayes.ppc import repeat_purchase_times, tracking_curve
+from clvbayes.ppc import tracking_curve
 from clvbayes.report import crm
 from clvbayes.simulate import simulate_bgnbd
 

@@ -3,6 +3,6 @@
 Imports nothing of clvbayes beyond this package, and neither PyMC nor pandas.
 """
 
-from clvbayes.math import bgnbd, clv, gamma_gamma, mbgnbd, pareto_nbd
+from clvbayes.math import bgnbd, clv, gamma_gamma, mbgnbd, pareto_nbd, units
 
-__all__ = ["bgnbd", "clv", "gamma_gamma", "mbgnbd", "pareto_nbd"]
+__all__ = ["bgnbd", "clv", "gamma_gamma", "mbgnbd", "pareto_nbd", "units"]

@@ -29,8 +29,8 @@ import pymc as pm
 import xarray as xr
 from pymc_extras.prior import Prior
 
-from clvbayes.data.checks import check_rfm
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
+from clvbayes.data.validate import check_rfm
 from clvbayes.diagnostics import Diagnosis, diagnose, warn_problems
 from clvbayes.inference import Method, run_inference
 from clvbayes.math._ops import LogLikTerms

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clvbayes.math.units import unit_name
+
 __all__ = ["CUSTOMER_COLUMNS", "ReportContent", "build_content", "versions"]
 
 CUSTOMER_COLUMNS = (
@@ -153,7 +155,7 @@ class ReportContent:
     @property
     def time_unit_name(self) -> str:
         """``"week"`` for ``"W"`` and so on."""
-        return {"D": "day", "W": "week", "M": "month", "Y": "year"}[self.arguments["time_unit"]]
+        return unit_name(self.arguments["time_unit"])
 
     def summary(self) -> dict[str, Any]:
         """The deterministic content of ``summary.json`` (everything but the timings)."""
@@ -282,7 +284,7 @@ def build_content(
     top = enriched.sort_values(["clv_mean", "customer_id"], ascending=[False, True]).head(TOP_N)
     risky = crm.at_risk(enriched)
     n_repeat = int((rfm["frequency"] > 0).sum())
-    unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}[options["time_unit"]]
+    unit = unit_name(options["time_unit"], plural=True)
     overview_rows = [
         ("transactions file", source),
         ("transactions", int(scan["n"])),

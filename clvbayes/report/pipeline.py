@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -48,8 +49,8 @@ class ReportOptions:
         Last day of the holdout period: adds the holdout validation.
     segment_col : str, optional
         Segment column; a customer's segment is the one of their first transaction.
-    time_unit : {"D", "W", "M", "Y"}
-        Model time unit.
+    time_unit : {"D", "W", "M", "Q", "Y"}
+        Model time unit (:mod:`clvbayes.math.units`).
     horizon : float
         CLV horizon, in ``time_unit``.
     annual_discount : float
@@ -87,11 +88,10 @@ class ReportOptions:
 
     def check(self) -> None:
         """Raise ``ValueError`` on an impossible option."""
-        from clvbayes.data.rfm import TIME_UNITS
         from clvbayes.inference import METHODS
+        from clvbayes.math.units import check_time_unit
 
-        if self.time_unit not in TIME_UNITS:
-            raise ValueError(f"--time-unit {self.time_unit!r}: use one of {list(TIME_UNITS)}.")
+        check_time_unit(self.time_unit, "--time-unit")
         if self.method not in METHODS:
             raise ValueError(f"--method {self.method!r}: use one of {list(METHODS)}.")
         for name in ("horizon", "draws", "chains"):
@@ -169,56 +169,53 @@ def _seeds(seed: int, n: int) -> list[int]:
 
 
 def _scan(transactions: Any, options: ReportOptions) -> dict[str, Any]:
-    """Validate the log (same checks as ``rfm_summary``); counts and first/last day."""
-    import duckdb
+    """Validate the log (same checks as ``rfm_summary``, and that the segment column
+    exists); counts and first/last day."""
+    from clvbayes.data.source import open_source
+    from clvbayes.data.validate import checked_scan
 
-    from clvbayes.data.rfm import _open_source
-    from clvbayes.data.rfm import _scan as scan_source
-
-    try:
-        with _open_source(
-            transactions, options.customer_col, options.date_col, options.value_col
-        ) as source:
-            return scan_source(source, allow_negative=False)
-    except duckdb.Error as err:
-        raise ValueError(f"could not read the transactions: {str(err).splitlines()[0]}") from err
+    segment = [] if options.segment_col is None else [("segment_col", options.segment_col)]
+    with open_source(
+        transactions,
+        customer_col=options.customer_col,
+        date_col=options.date_col,
+        value_col=options.value_col,
+        other_cols=segment,
+    ) as source:
+        return checked_scan(source)
 
 
 def _customer_segments(
     transactions: Any, options: ReportOptions, calibration_end: dt.date
 ) -> pd.DataFrame:
-    """Each customer's segment: the segment of their first transaction (DuckDB)."""
-    import duckdb
+    """Each customer's segment: the segment of their first transaction."""
+    from clvbayes.data.rfm import first_purchase_values
 
-    from clvbayes.data import validate
-    from clvbayes.data.rfm import _day_expr, _quote, _register_file, _register_frame
+    return first_purchase_values(
+        transactions,
+        customer_col=options.customer_col,
+        date_col=options.date_col,
+        columns=[options.segment_col],
+        calibration_end=calibration_end,
+        argument="segment_col",
+    ).rename(columns={options.segment_col: "segment"})
 
-    c, d, s = options.customer_col, options.date_col, options.segment_col
-    con = duckdb.connect()
-    try:
-        if isinstance(transactions, str | Path):
-            _register_file(con, Path(transactions), d)
-        else:
-            _register_frame(con, transactions, [c, d, s])
-        types = {row[0]: row[1] for row in con.execute("DESCRIBE src").fetchall()}
-        validate.check_columns(types, [c, d, s])
-        day, _ = _day_expr(_quote(d), types[d], d)
-        seg = f"CAST({_quote(s)} AS VARCHAR)"
-        missing = con.execute(f"SELECT count(*) FILTER (WHERE {seg} IS NULL) FROM src").fetchone()
-        if missing[0]:
-            n = con.execute("SELECT count(*) FROM src").fetchone()[0]
-            raise ValueError(
-                f"column {s!r}: {missing[0]} of {n} rows have a missing segment; fill them "
-                "in (e.g. 'unknown') or drop those rows."
-            )
-        frame = con.execute(
-            f"""SELECT {_quote(c)} AS customer_id, arg_min({seg}, {day}) AS segment
-                FROM src WHERE {day} <= $cal GROUP BY {_quote(c)}""",
-            {"cal": calibration_end},
-        ).df()
-    finally:
-        con.close()
-    return frame
+
+def _drop_new_customers(rfm: pd.DataFrame, calibration_end: dt.date) -> pd.DataFrame:
+    """The RFM rows with ``T > 0``: customers acquired on the calibration end's day have
+    ``T = 0`` and nothing for the models to learn from yet (a warning counts them)."""
+    new = rfm["T"].to_numpy() <= 0
+    if not new.any():
+        return rfm
+    warnings.warn(
+        f"{int(new.sum()):,} of {len(rfm):,} customers made their first purchase on the "
+        f"calibration end ({calibration_end}), so T = 0 and there is nothing to learn from "
+        "them yet; the report leaves them out (pass a later --calibration-end to include "
+        "them once they have been observed for a while).",
+        UserWarning,
+        stacklevel=3,
+    )
+    return rfm.loc[~new].reset_index(drop=True)
 
 
 SEGMENT = "segment"
@@ -320,9 +317,10 @@ def build_report(
     ValueError, TypeError, FileNotFoundError
         On bad options or data, with a message naming the column or option and the fix.
     """
-    from clvbayes.data.rfm import rfm_summary
-    from clvbayes.data.validate import check_period, parse_day
-    from clvbayes.ppc import repeat_purchase_times, tracking_curve
+    from clvbayes.data.rfm import repeat_purchase_times, rfm_summary
+    from clvbayes.data.source import check_period, parse_day, past_data
+    from clvbayes.math.units import check_time_unit
+    from clvbayes.ppc import tracking_curve
     from clvbayes.predict import predict_customers, validate_holdout
 
     options.check()
@@ -359,6 +357,16 @@ def build_report(
                 f"--calibration-end {cal} is outside the data ({scan['first_day']} to "
                 f"{scan['last_day']}); pass a date inside that range."
             )
+        late = None
+        if obs is not None:
+            unit = check_time_unit(options.time_unit)
+            late = past_data("--holdout-end", obs, scan["last_day"], unit)
+        if late is not None:
+            raise ValueError(
+                f"{late}: the holdout validation would compare the predictions with "
+                "purchases the log cannot contain; pass a --holdout-end on or before "
+                f"{scan['last_day']}."
+            )
 
     with stage("summarize", "RFM table per customer"):
         rfm = rfm_summary(
@@ -370,6 +378,7 @@ def build_report(
             observation_end=obs,
             time_unit=options.time_unit,
         )
+        rfm = _drop_new_customers(rfm, cal)
         segments = None
         if options.segment_col is not None:
             seg = _customer_segments(transactions, options, cal)
@@ -387,6 +396,7 @@ def build_report(
                 calibration_end=cal,
                 observation_end=obs,
                 time_unit=options.time_unit,
+                customers=rfm["customer_id"],
             )
         if int((rfm["frequency"] > 0).sum()) == 0:
             raise ValueError(

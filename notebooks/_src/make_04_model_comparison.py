@@ -41,9 +41,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import clvbayes
+from clvbayes.data.rfm import repeat_purchase_times
 from clvbayes.datasets import load_cdnow
 from clvbayes.plots import plot_conditional_expectations, plot_frequency_check, plot_tracking
-from clvbayes.ppc import predictive_histogram_check, repeat_purchase_times, tracking_curve
+from clvbayes.ppc import predictive_histogram_check, tracking_curve
 from clvbayes.validation import comparison_table, holdout_comparison
 
 QUICK = os.environ.get("CLVBAYES_QUICK") == "1"
