@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from clvbayes.data import validate
+from clvbayes.data.period import parse_period, resolve_period
 from clvbayes.data.rfm import summarize
-from clvbayes.data.source import check_columns, open_source, parse_period, resolve_period, scan
+from clvbayes.data.source import check_columns, open_source, scan
 from clvbayes.math.units import check_time_unit
 
 __all__ = ["partition_seed", "predict_customers_dask", "rfm_summary_dask"]

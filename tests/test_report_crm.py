@@ -17,9 +17,9 @@ from scipy import integrate, stats
 
 import clvbayes
 from clvbayes import plots
+from clvbayes.data.rfm import repeat_purchase_times
 from clvbayes.datasets import load_cdnow
 from clvbayes.math import bgnbd, gamma_gamma
-from clvbayes.data.rfm import repeat_purchase_times
 from clvbayes.models.base import FittedModel
 from clvbayes.ppc import tracking_curve
 from clvbayes.report import crm

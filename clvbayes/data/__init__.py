@@ -1,7 +1,7 @@
 """Data preparation: sources, RFM summaries, validation, compression. Knows no model.
 
-* :mod:`clvbayes.data.source`: any input (frame, CSV, Parquet) as a DuckDB relation,
-  period parsing.
+* :mod:`clvbayes.data.source`: any input (frame, CSV, Parquet) as a DuckDB relation.
+* :mod:`clvbayes.data.period`: period bounds (ISO 8601 only) and their checks.
 * :mod:`clvbayes.data.rfm`: per-customer summaries (``rfm_summary``,
   ``repeat_purchase_times``, ``first_purchase_values``).
 * :mod:`clvbayes.data.validate`: input checks (transaction logs and RFM tables).

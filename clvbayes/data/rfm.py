@@ -22,14 +22,8 @@ import numpy as np
 import pandas as pd
 
 from clvbayes.data import validate
-from clvbayes.data.source import (
-    Source,
-    open_source,
-    parse_day,
-    parse_period,
-    quote,
-    resolve_period,
-)
+from clvbayes.data.period import parse_day, parse_period, resolve_period
+from clvbayes.data.source import Source, open_source, quote
 from clvbayes.math.units import TIME_UNITS, check_time_unit
 
 __all__ = [
@@ -123,7 +117,7 @@ def summarize(
     source : Source
         The open log (:func:`clvbayes.data.source.open_source`), already checked.
     calibration_end, observation_end : datetime.date
-        The period (:func:`clvbayes.data.source.resolve_period`).
+        The period (:func:`clvbayes.data.period.resolve_period`).
     time_unit : str
         A code of :data:`TIME_UNITS`.
     allow_negative, drop_duplicates : bool

@@ -317,8 +317,8 @@ def build_report(
     ValueError, TypeError, FileNotFoundError
         On bad options or data, with a message naming the column or option and the fix.
     """
+    from clvbayes.data.period import check_period, parse_day, past_data
     from clvbayes.data.rfm import repeat_purchase_times, rfm_summary
-    from clvbayes.data.source import check_period, parse_day, past_data
     from clvbayes.math.units import check_time_unit
     from clvbayes.ppc import tracking_curve
     from clvbayes.predict import predict_customers, validate_holdout
