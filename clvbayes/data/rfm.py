@@ -257,8 +257,8 @@ def rfm_summary(
         transactions, customer_col=customer_col, date_col=date_col, value_col=value_col
     ) as source:
         scanned = validate.checked_scan(source, allow_negative=allow_negative)
-        if not drop_duplicates and value_col is not None:
-            validate.warn_duplicates(source, scanned["n"])
+        if not drop_duplicates:
+            validate.warn_duplicates(source, scanned)
         cal, obs = resolve_period(cal, obs, scanned, unit)
         return summarize(
             source,
@@ -362,10 +362,8 @@ def first_purchase_values(
 
     Parameters
     ----------
-    transactions : DataFrame or str or Path
-        The log (frame, or CSV/Parquet path read in place by DuckDB).
-    customer_col, date_col : str
-        Customer id and transaction date columns.
+    transactions, customer_col, date_col
+        The log and its customer id and date columns, as in :func:`rfm_summary`.
     columns : sequence of str
         Columns whose first-purchase values are wanted; read as text.
     calibration_end : date-like, optional

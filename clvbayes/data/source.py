@@ -495,6 +495,32 @@ def _disable_type_pushdown(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET disabled_optimizers = 'type_pushdown'")
 
 
+def _expressions(
+    con: duckdb.DuckDBPyConnection, types: Mapping[str, str], want: _Columns
+) -> dict[str, Any]:
+    """The SQL of the customer, the raw date, the day and the value of ``src``."""
+    date = quote(want.date_col)
+    try:
+        day, date_is_text = day_expr(date, types[want.date_col], want.date_col)
+        raw_value = value = None
+        if want.value_col is not None:
+            raw_value = quote(want.value_col)
+            value = value_expr(raw_value, types[want.value_col], want.value_col)
+    except TypeError:
+        # An empty column has no meaningful type: report the emptiness instead.
+        if con.execute("SELECT count(*) FROM src").fetchone()[0] == 0:
+            raise ValueError(EMPTY) from None
+        raise
+    return {
+        "customer": quote(want.customer_col),
+        "date": date,
+        "day": day,
+        "raw_value": raw_value,
+        "value": value,
+        "date_is_text": date_is_text,
+    }
+
+
 @contextmanager
 def open_source(
     transactions: Any,
@@ -558,31 +584,14 @@ def open_source(
         con.execute(f"SET TimeZone = {literal(registered.tz or 'UTC')}")
         types = _types(con)
         check_columns(types, want.required)
-        date = quote(date_col)
-        try:
-            day, date_is_text = day_expr(date, types[date_col], date_col)
-            raw_value = value = None
-            if value_col is not None:
-                raw_value = quote(value_col)
-                value = value_expr(raw_value, types[value_col], value_col)
-        except TypeError:
-            # An empty column has no meaningful type: report the emptiness instead.
-            if con.execute("SELECT count(*) FROM src").fetchone()[0] == 0:
-                raise ValueError(EMPTY) from None
-            raise
         yield Source(
             connection=con,
             description=registered.description,
             columns=want.main,
             other_cols=tuple(col for _, col in want.other_cols),
             types=types,
-            customer=quote(customer_col),
-            date=date,
-            day=day,
-            raw_value=raw_value,
-            value=value,
-            date_is_text=date_is_text,
             _reread=registered.reread,
+            **_expressions(con, types, want),
         )
     finally:
         con.close()
@@ -637,7 +646,22 @@ def _scan_sql(source: Source) -> str:
             f"count(*) FILTER (WHERE {value} < 0) AS value_negative",
             f"{example(value, f'{value} < 0')} AS value_negative_example",
         ]
+        # Exact repeats, in the same pass (a file is read once): distinct row hashes.
+        row = f"hash({customer}, {date}, {raw_value})"
+        timed = _timed(source)
+        parts += [
+            f"count(DISTINCT {row}) AS distinct_rows",
+            f"count(*) FILTER (WHERE {timed}) AS timed_rows",
+            f"count(DISTINCT {row}) FILTER (WHERE {timed}) AS timed_distinct_rows",
+        ]
     return f"SELECT {', '.join(parts)} FROM src"
+
+
+def _timed(source: Source) -> str:
+    """SQL: the row's date has a time of day other than midnight."""
+    if source.types[source.date_col] == "DATE":
+        return "false"
+    return f"CAST(TRY_CAST({source.date} AS TIMESTAMP) AS TIME) <> TIME '00:00:00'"
 
 
 def scan(source: Source) -> dict[str, Any]:
@@ -652,7 +676,10 @@ def scan(source: Source) -> dict[str, Any]:
         problem a count and an example: ``customer_missing``, ``customer_blank`` (text
         ids only), ``date_missing``, ``date_bad``, ``date_aware``/``date_naive`` (text
         dates only) and, with a value column, ``value_bad``, ``value_missing``,
-        ``value_inf``, ``value_negative``.
+        ``value_inf``, ``value_negative``, and for exactly repeated rows (same customer,
+        date and value) ``distinct_rows``, ``timed_rows`` and ``timed_distinct_rows``
+        (rows whose date has a time of day; see :func:`count_duplicates`). The distinct
+        counts hold for this relation only: they do not add up over partitions.
     """
     cursor = source.execute(lambda: _scan_sql(source))
     names = [d[0] for d in cursor.description]
@@ -681,10 +708,14 @@ class Duplicates:
 
 
 def count_duplicates(source: Source) -> Duplicates:
-    """Count the rows that repeat another row exactly (same customer, date and value)."""
+    """Count the rows that repeat another row exactly (same customer, date and value).
+
+    One grouping pass over ``src``; :func:`scan` gives the same counts (from row hashes)
+    without the example, in its own pass.
+    """
     keys = [source.customer, source.date] + ([source.raw_value] if source.raw_value else [])
     columns = ", ".join(keys)
-    timed = f"CAST(TRY_CAST({source.date} AS TIMESTAMP) AS TIME) <> TIME '00:00:00'"
+    timed = _timed(source)
     row = source.execute(
         f"""SELECT sum(n - 1), coalesce(sum(n - 1) FILTER (WHERE timed), 0), min(example)
             FROM (

@@ -192,7 +192,7 @@ DUPLICATE_SHARE = 0.01
 """Share of exactly repeated date-only rows from which :func:`warn_duplicates` warns."""
 
 
-def warn_duplicates(source: Source, n_rows: int, *, stacklevel: int = 2) -> int:
+def warn_duplicates(source: Source, scanned: dict[str, Any], *, stacklevel: int = 2) -> int:
     """Warn when rows repeat another row exactly (same customer, date and value).
 
     Such rows are legal -- two identical orders on one day are two orders' worth of value
@@ -200,38 +200,45 @@ def warn_duplicates(source: Source, n_rows: int, *, stacklevel: int = 2) -> int:
     warning comes when the repeated rows carry a time of day (identical orders in the same
     second are almost surely one order recorded twice) or make up at least
     :data:`DUPLICATE_SHARE` of the log. (CDNOW's 255 identical same-day orders among
-    69,659 rows, 0.4 %, pass without one.)
+    69,659 rows, 0.4 %, pass without one.) Without a value column repeated rows change
+    nothing (same-day purchases merge) and are not counted.
 
     Parameters
     ----------
     source : Source
         The open log.
-    n_rows : int
-        Its number of rows.
+    scanned : dict
+        Its scan (:func:`clvbayes.data.source.scan`), which counts the repeats.
     stacklevel : int
         Passed to :func:`warnings.warn`, counted from the caller.
 
     Returns
     -------
     int
-        The number of surplus copies (whether or not a warning was given).
+        The number of surplus copies (a row present three times counts 2), whether or not
+        a warning was given.
     """
-    found = count_duplicates(source)
-    if found.timed or found.surplus >= DUPLICATE_SHARE * n_rows:
-        names = [source.customer_col, source.date_col]
-        names += [source.value_col] if source.value_col is not None else []
-        shown = ", ".join(
-            f"{name}={value!s}" for name, value in zip(names, found.example, strict=True)
-        )
-        warnings.warn(
-            f"{found.surplus:,} of {n_rows:,} transactions repeat another row exactly (same "
-            f"{'/'.join(names)}; e.g. {shown}); their values add up in that day's purchase. "
-            "If the log counts them twice (loaded or exported twice), drop them: "
-            "rfm_summary(..., drop_duplicates=True) (clvbayes rfm --drop-duplicates) or "
-            "deduplicate the log first. Identical orders that really happened twice can stay.",
-            UserWarning,
-            stacklevel=stacklevel + 1,
-        )
+    if "distinct_rows" not in scanned:
+        return 0
+    n_rows = scanned["n"]
+    surplus = n_rows - scanned["distinct_rows"]
+    timed = scanned["timed_rows"] - scanned["timed_distinct_rows"]
+    if not timed and surplus < DUPLICATE_SHARE * n_rows:
+        return surplus
+    found = count_duplicates(source)  # exact counts and an example (one more pass)
+    if not found.surplus:
+        return 0
+    names = [source.customer_col, source.date_col, source.value_col]
+    shown = ", ".join(f"{name}={value!s}" for name, value in zip(names, found.example, strict=True))
+    warnings.warn(
+        f"{found.surplus:,} of {n_rows:,} transactions repeat another row exactly (same "
+        f"{'/'.join(names)}; e.g. {shown}); their values add up in that day's purchase. "
+        "If the log counts them twice (loaded or exported twice), drop them: "
+        "rfm_summary(..., drop_duplicates=True) (clvbayes rfm --drop-duplicates) or "
+        "deduplicate the log first. Identical orders that really happened twice can stay.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
     return found.surplus
 
 
@@ -278,7 +285,7 @@ def validate_transactions(
         transactions, customer_col=customer_col, date_col=date_col, value_col=value_col
     ) as source:
         scanned = checked_scan(source, allow_negative=allow_negative)
-        warn_duplicates(source, scanned["n"])
+        warn_duplicates(source, scanned)
     return scanned
 
 
