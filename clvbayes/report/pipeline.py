@@ -210,8 +210,7 @@ def _drop_new_customers(rfm: pd.DataFrame, calibration_end: dt.date) -> pd.DataF
     warnings.warn(
         f"{int(new.sum()):,} of {len(rfm):,} customers made their first purchase on the "
         f"calibration end ({calibration_end}), so T = 0 and there is nothing to learn from "
-        "them yet; the report leaves them out (pass a later --calibration-end to include "
-        "them once they have been observed for a while).",
+        "them yet; the report leaves them out of the models and of customers.csv.",
         UserWarning,
         stacklevel=3,
     )
