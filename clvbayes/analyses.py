@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvbayes.data.checks import check_rfm
+from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from clvbayes.math.units import TIME_UNITS
+
 __all__ = ["main"]
 
 PROG = "clvbayes"
@@ -73,13 +75,19 @@ def _add_rfm(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-unit",
         default="W",
-        choices=["D", "W", "M", "Y"],
-        help="unit of recency and T: days, weeks, months (365.2425/12 d), years (default: W)",
+        choices=list(TIME_UNITS),
+        help="unit of recency and T: days, weeks, months (365.2425/12 d), quarters, years "
+        "(default: W)",
     )
     p.add_argument(
         "--allow-negative",
         action="store_true",
         help="accept negative values (returns), netted into their day's value",
+    )
+    p.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="read rows that repeat another row exactly (same customer, date, value) once",
     )
     p.add_argument(
         "--out",
@@ -108,6 +116,7 @@ def _run_rfm(args: argparse.Namespace) -> int:
         observation_end=args.observation_end,
         time_unit=args.time_unit,
         allow_negative=args.allow_negative,
+        drop_duplicates=args.drop_duplicates,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_table(rfm, args.out)  # atomic; a CSV is spreadsheet-safe
@@ -120,8 +129,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--time-unit",
         default="W",
-        choices=["D", "W", "M", "Y"],
-        help="model time unit: days, weeks, months, years (default: W)",
+        choices=list(TIME_UNITS),
+        help="model time unit: days, weeks, months, quarters, years (default: W)",
     )
     p.add_argument(
         "--horizon",

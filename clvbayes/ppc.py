@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.checks import check_rfm
+from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
@@ -23,7 +23,6 @@ __all__ = [
     "frequency_histogram_check",
     "predictive_histogram_check",
     "prior_draws",
-    "repeat_purchase_times",
     "tracking_curve",
 ]
 
@@ -136,75 +135,6 @@ def _segment_key(fit: Any) -> tuple[str, ...]:
     return () if column is None else (column,)
 
 
-def repeat_purchase_times(
-    transactions: Any,
-    *,
-    customer_col: str,
-    date_col: str,
-    calibration_end: Any,
-    observation_end: Any = None,
-    time_unit: str = "W",
-) -> pd.Series:
-    """Repeat purchases per day, timed relative to the end of the calibration period.
-
-    The same conventions as :func:`clvbayes.rfm_summary` (same-day transactions are one
-    purchase; only customers whose first purchase is on or before ``calibration_end``;
-    nothing after ``observation_end``), so the counts up to time 0 sum to the table's
-    ``frequency`` and those in ``(0, holdout_duration]`` to ``holdout_frequency``.
-
-    Parameters
-    ----------
-    transactions : DataFrame or str or Path
-        The log (frame, or CSV/Parquet path read in place by DuckDB).
-    customer_col, date_col : str
-        Customer id and transaction date columns.
-    calibration_end, observation_end : date-like
-        Inclusive period ends (``observation_end`` defaults to ``calibration_end``).
-    time_unit : {"D", "W", "M", "Y"}
-        Unit of the times.
-
-    Returns
-    -------
-    pandas.Series
-        Number of repeat purchases (int64) indexed by ``time`` (float: days since
-        ``calibration_end`` in ``time_unit``; <= 0 in the calibration period), sorted.
-    """
-    from clvbayes.data.rfm import TIME_UNITS, _open_source, _scan
-    from clvbayes.data.validate import check_period, parse_day
-
-    if time_unit not in TIME_UNITS:
-        raise ValueError(f"time_unit={time_unit!r} is not one of {sorted(TIME_UNITS)}.")
-    cal = parse_day(calibration_end, "calibration_end")
-    obs = cal if observation_end is None else parse_day(observation_end, "observation_end")
-    check_period(cal, obs)
-    with _open_source(transactions, customer_col, date_col, None) as source:
-        _scan(source, allow_negative=False)
-        rows = source.con.execute(
-            f"""
-            WITH days AS (
-                SELECT DISTINCT {source.customer} AS c, {source.day} AS day
-                FROM src WHERE {source.day} <= $obs
-            ),
-            firsts AS (
-                SELECT c, min(day) AS first_day FROM days GROUP BY c
-                HAVING min(day) <= $cal
-            )
-            SELECT date_diff('day', $cal, d.day) AS day_offset, count(*) AS n
-            FROM days AS d JOIN firsts AS f ON d.c = f.c
-            WHERE d.day > f.first_day
-            GROUP BY day_offset ORDER BY day_offset
-            """,
-            {"cal": cal, "obs": obs},
-        ).fetchall()
-    offsets = np.array([r[0] for r in rows], dtype=float)
-    counts = np.array([r[1] for r in rows], dtype=np.int64)
-    return pd.Series(
-        counts,
-        index=pd.Index(offsets / TIME_UNITS[time_unit], name="time"),
-        name="repeat_purchases",
-    )
-
-
 def tracking_curve(
     fit: Any,
     rfm: Any,
@@ -239,8 +169,8 @@ def tracking_curve(
         Default: whole units from the first birth to the end of the holdout (or 0),
         plus 0 and the end.
     actual : Series, optional
-        Repeat purchases indexed by time (:func:`repeat_purchase_times`): adds their
-        cumulative count.
+        Repeat purchases indexed by time
+        (:func:`clvbayes.data.rfm.repeat_purchase_times`): adds their cumulative count.
     n_draws : int, optional
         Posterior draws used (thinned evenly); None uses all.
     ci_prob : float

@@ -36,8 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.data import rfm as _rfm
 from clvbayes.data import validate
+from clvbayes.data.period import parse_period, resolve_period
+from clvbayes.data.rfm import summarize
+from clvbayes.data.source import check_columns, open_source, scan
+from clvbayes.math.units import check_time_unit
 from clvbayes.models.fitted import check_fitted
 from clvbayes.predict.customers import predict_customers
 from clvbayes.predict.options import PredictOptions
@@ -69,7 +72,9 @@ def _as_dask_frame(transactions: Any, columns: list[str]) -> Any:
             "transactions must be a Dask DataFrame or the path/glob of Parquet files, got "
             f"{type(transactions).__name__}; for an in-memory frame use clvbayes.rfm_summary."
         )
-    validate.check_columns(frame.columns, columns)
+    check_columns(
+        frame.columns, zip(("customer_col", "date_col", "value_col"), columns, strict=False)
+    )
     return frame[columns]
 
 
@@ -77,15 +82,17 @@ def _scan_partition(
     part: pd.DataFrame, customer_col: str, date_col: str, value_col: str | None
 ) -> dict[str, Any]:
     """The validation scan of :func:`clvbayes.rfm_summary` on one partition."""
-    with _rfm._open_source(part, customer_col, date_col, value_col) as source:
-        return _rfm._scan_counts(source)
+    with open_source(
+        part, customer_col=customer_col, date_col=date_col, value_col=value_col
+    ) as source:
+        return scan(source)
 
 
 def _merge_scans(scans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Whole-log scan from per-partition scans: counts add, ranges widen, first example."""
     merged: dict[str, Any] = {}
-    for scan in scans:
-        for key, value in scan.items():
+    for part_scan in scans:
+        for key, value in part_scan.items():
             old = merged.get(key)
             if key == "first_day":
                 merged[key] = value if old is None or (value is not None and value < old) else old
@@ -109,11 +116,16 @@ def _summarize_partition(
     allow_negative: bool,
 ) -> pd.DataFrame:
     """:func:`clvbayes.rfm_summary`'s aggregation on one partition (whole customers)."""
-    with _rfm._open_source(part, customer_col, date_col, value_col) as source:
-        sql = _rfm._summary_sql(source, holdout=obs > cal, allow_negative=allow_negative)
-        params = {"cal": cal, "obs": obs, "unit": _rfm.TIME_UNITS[time_unit]}
-        out = source.con.execute(sql, params).df()
-    return out.reset_index(drop=True)
+    with open_source(
+        part, customer_col=customer_col, date_col=date_col, value_col=value_col
+    ) as source:
+        return summarize(
+            source,
+            calibration_end=cal,
+            observation_end=obs,
+            time_unit=time_unit,
+            allow_negative=allow_negative,
+        )
 
 
 def rfm_summary_dask(
@@ -174,7 +186,8 @@ def rfm_summary_dask(
     """
     import dask
 
-    cal, obs = _rfm._period(calibration_end, observation_end, time_unit)
+    time_unit = check_time_unit(time_unit)
+    cal, obs = parse_period(calibration_end, observation_end)
     columns = [customer_col, date_col] + ([value_col] if value_col is not None else [])
     frame = _as_dask_frame(transactions, columns)
 
@@ -182,17 +195,15 @@ def rfm_summary_dask(
         dask.delayed(_scan_partition)(part, customer_col, date_col, value_col)
         for part in frame.to_delayed()
     ]
-    scan = _merge_scans(dask.compute(*scan_tasks))
+    scanned = _merge_scans(dask.compute(*scan_tasks))
     validate.check_scan(
-        scan,
+        scanned,
         customer_col=customer_col,
         date_col=date_col,
         value_col=value_col,
         allow_negative=allow_negative,
     )
-    cal = cal if cal is not None else scan["last_day"]
-    obs = obs if obs is not None else cal
-    validate.check_first_purchase(cal, scan["first_day"])
+    cal, obs = resolve_period(cal, obs, scanned, time_unit)
 
     args = (customer_col, date_col, value_col, cal, obs, time_unit, allow_negative)
     meta = _summarize_partition(frame._meta, *args)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +31,78 @@ def test_the_check_would_notice_a_heavy_import():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "True"
+
+
+# --- the data layer knows no model (AST: every import, lazy ones inside functions too) ---
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "clvbayes" / "data"
+ABOVE_DATA = (
+    "clvbayes.models",
+    "clvbayes.inference",
+    "clvbayes.predict",
+    "clvbayes.simulate",
+    "clvbayes.ppc",
+    "clvbayes.compare",
+    "clvbayes.validation",
+    "clvbayes.segments",
+    "clvbayes.scale",
+    "clvbayes.plots",
+    "clvbayes.report",
+    "clvbayes.cli",
+    "clvbayes.io",
+)
+
+
+def _imported_modules(source: str, package: str) -> set[str]:
+    """Every module an import statement anywhere in ``source`` names (relative ones
+    resolved against ``package``), including ``from pkg import module`` targets."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base]) if base else ".".join(parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _forbidden(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def test_data_layer_imports_no_model_prediction_report_or_cli():
+    offenders = {}
+    for path in sorted(DATA_DIR.glob("*.py")):
+        bad = _forbidden(_imported_modules(path.read_text(), "clvbayes.data"), ABOVE_DATA)
+        if bad:
+            offenders[path.name] = bad
+    assert offenders == {}
+
+
+def test_validate_does_not_import_rfm():
+    modules = _imported_modules((DATA_DIR / "validate.py").read_text(), "clvbayes.data")
+    assert _forbidden(modules, ("clvbayes.data.rfm",)) == []
+
+
+def test_the_import_rule_sees_lazy_relative_and_from_imports():
+    source = (
+        "import numpy\n"
+        "def f():\n"
+        "    from clvbayes.models import BGNBD\n"
+        "    from ..report import crm\n"
+        "    from clvbayes import cli\n"
+        "    import clvbayes.predict.customers as pc\n"
+    )
+    modules = _imported_modules(source, "clvbayes.data")
+    assert _forbidden(modules, ABOVE_DATA) == [
+        "clvbayes.cli",
+        "clvbayes.models",
+        "clvbayes.models.BGNBD",
+        "clvbayes.predict.customers",
+        "clvbayes.report",
+        "clvbayes.report.crm",
+    ]

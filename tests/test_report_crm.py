@@ -21,10 +21,11 @@ from scipy import integrate, stats
 import clvbayes
 from clvbayes import plots
 from clvbayes.analyses import at_risk, average_order_value, retention_curve, value_tiers
+from clvbayes.data.rfm import repeat_purchase_times
 from clvbayes.datasets import load_cdnow
 from clvbayes.math import bgnbd, gamma_gamma, pareto_nbd
 from clvbayes.models import FittedModel
-from clvbayes.ppc import repeat_purchase_times, tracking_curve
+from clvbayes.ppc import tracking_curve
 from clvbayes.predict import Result
 from clvbayes.segments import ALL, clv_cac, segment_contrasts, segment_summary
 from clvbayes.simulate import simulate_bgnbd

@@ -1,4 +1,11 @@
-"""Data preparation: RFM summaries, validation, compression. Knows no model.
+"""Data preparation: sources, RFM summaries, validation, compression. Knows no model.
+
+* :mod:`clvbayes.data.source`: any input (frame, CSV, Parquet) as a DuckDB relation.
+* :mod:`clvbayes.data.period`: period bounds (ISO 8601 only) and their checks.
+* :mod:`clvbayes.data.rfm`: per-customer summaries (``rfm_summary``,
+  ``repeat_purchase_times``, ``first_purchase_values``).
+* :mod:`clvbayes.data.validate`: input checks (transaction logs and RFM tables).
+* :mod:`clvbayes.data.compress`: unique rows and their counts.
 
 Public names are loaded on first use, so importing a model does not import DuckDB.
 """
@@ -10,8 +17,12 @@ from typing import Any
 
 _EXPORTS = {
     "rfm_summary": "clvbayes.data.rfm",
-    "TIME_UNITS": "clvbayes.data.rfm",
+    "repeat_purchase_times": "clvbayes.data.rfm",
+    "first_purchase_values": "clvbayes.data.rfm",
+    "TIME_UNITS": "clvbayes.math.units",
+    "open_source": "clvbayes.data.source",
     "validate_transactions": "clvbayes.data.validate",
+    "check_rfm": "clvbayes.data.validate",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,247 +1,50 @@
-"""Per-customer RFM summaries of a transaction log, in the papers' conventions.
+"""Per-customer summaries of a transaction log, in the papers' conventions.
 
-The aggregation is written once, as DuckDB SQL over a relation: a pandas, polars or Arrow
-frame is registered and scanned in place, a CSV or Parquet file is read directly (never
-loaded into pandas), so every input gives the same output and 10 million transactions
-summarize in seconds.
+The aggregations are written once, as DuckDB SQL over a :class:`~clvbayes.data.source.Source`
+(:func:`clvbayes.data.source.open_source`): a pandas, polars or Arrow frame is registered
+and scanned in place, a CSV or Parquet file is read directly (never loaded into pandas), so
+every input gives the same output and 10 million transactions summarize in seconds.
+
+* :func:`rfm_summary`: one row per customer (frequency, recency, T, value, holdout).
+* :func:`repeat_purchase_times`: the repeat purchases per day, timed relative to the
+  calibration end (the tracking plot's actual curve).
+* :func:`first_purchase_values`: each customer's value of given columns at their first
+  purchase (e.g. the acquisition channel as the customer's segment).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-import duckdb
+import numpy as np
 import pandas as pd
 
 from clvbayes.data import validate
+from clvbayes.data.period import parse_day, parse_period, resolve_period
+from clvbayes.data.source import Source, open_source, quote
+from clvbayes.math.units import TIME_UNITS, check_time_unit
 
-__all__ = ["TIME_UNITS", "rfm_summary"]
-
-#: Length of one time unit in days. A month is the mean Gregorian month (365.2425 / 12
-#: days), a year the mean Gregorian year.
-TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.2425 / 12, "Y": 365.2425}
-
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-)
+__all__ = [
+    "TIME_UNITS",
+    "first_purchase_values",
+    "repeat_purchase_times",
+    "rfm_summary",
+    "summarize",
+    "summary_sql",
+]
 
 
-@dataclass(frozen=True)
-class _Source:
-    """A transaction log registered in DuckDB as the view ``src``, with SQL expressions."""
+def summary_sql(
+    source: Source, *, holdout: bool, allow_negative: bool, drop_duplicates: bool = False
+) -> str:
+    """The aggregation of :func:`rfm_summary`: days per customer, then one row per customer.
 
-    con: duckdb.DuckDBPyConnection
-    customer_col: str
-    date_col: str
-    value_col: str | None
-    customer: str  # quoted column
-    date: str  # quoted raw date column
-    day: str  # expression: the calendar day (DATE), NULL when unparsable
-    raw_value: str | None
-    value: str | None  # expression: the value as DOUBLE, NULL when not a number
-    date_is_text: bool
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _file_kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(_CSV_SUFFIXES):
-        return "csv"
-    raise ValueError(
-        f"cannot tell the format of {str(path)!r} from its extension; use a .csv or .parquet file."
-    )
-
-
-def _register_file(con: duckdb.DuckDBPyConnection, path: Path, date_col: str) -> str | None:
-    """Create the view ``src`` over a CSV/Parquet file; return the date column's time zone."""
-    if not path.is_file():
-        raise FileNotFoundError(f"transactions file {str(path)!r} does not exist.")
-    kind = _file_kind(path)
-    if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        con.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet({_literal(str(path))})")
-        schema = pq.read_schema(path)
-        if date_col in schema.names:
-            return getattr(schema.field(date_col).type, "tz", None)
-        return None
-    con.execute(f"CREATE VIEW src AS SELECT * FROM read_csv({_literal(str(path))})")
-    names = [row[0] for row in con.execute("DESCRIBE src").fetchall()]
-    if date_col in names:
-        # Dates are read as text and parsed by the same SQL as text columns of a frame,
-        # so a CSV gives what pandas.read_csv of it would.
-        types = "{" + _literal(date_col) + ": 'VARCHAR'}"
-        con.execute(
-            f"CREATE OR REPLACE VIEW src AS SELECT * FROM "
-            f"read_csv({_literal(str(path))}, types={types})"
-        )
-    return None
-
-
-def _pandas_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, str | None]:
-    """A shallow frame of the needed columns (object date/value columns as text)."""
-    tz = None
-    out = {}
-    for i, name in enumerate(columns):
-        series = frame[name]
-        if i > 0 and series.dtype == object:
-            # Mixed Python objects (datetimes with and without tz, numbers and text) are
-            # not scannable by DuckDB; as text they get the same checks as text columns.
-            series = series.astype("str")
-        if i == 1 and isinstance(series.dtype, pd.DatetimeTZDtype):
-            tz = str(series.dtype.tz)
-        out[name] = series
-    return pd.DataFrame(out, copy=False), tz
-
-
-def _register_frame(con: duckdb.DuckDBPyConnection, frame: Any, columns: list[str]) -> str | None:
-    """Register a frame as ``src``; return the date column's time zone (if aware)."""
-    if isinstance(frame, pd.DataFrame):
-        validate.check_columns(frame.columns, columns)
-        view, tz = _pandas_columns(frame, columns)
-        con.register("src", view)
-        return tz
-    import narwhals as nw
-
-    try:
-        nw_frame = nw.from_native(frame, eager_only=True)
-    except TypeError as err:
-        raise TypeError(
-            "transactions must be a pandas or polars DataFrame, a pyarrow Table, or the path "
-            f"of a CSV or Parquet file; got {type(frame).__name__}."
-        ) from err
-    validate.check_columns(nw_frame.columns, columns)
-    dtype = nw_frame.schema[columns[1]]
-    tz = dtype.time_zone if isinstance(dtype, nw.Datetime) else None
-    con.register("src", nw_frame.select(columns).to_arrow())
-    return tz
-
-
-def _day_expr(column: str, sql_type: str, name: str) -> tuple[str, bool]:
-    if sql_type == "DATE":
-        return column, False
-    if sql_type.startswith("TIMESTAMP"):
-        return f"CAST({column} AS DATE)", False
-    if sql_type == "VARCHAR":
-        return f"CAST(TRY_CAST({column} AS TIMESTAMP) AS DATE)", True
-    raise TypeError(
-        f"column {name!r} has type {sql_type}, not dates; parse it to datetimes first "
-        "(e.g. pandas.to_datetime(df[col].astype(str), format='%Y%m%d'))."
-    )
-
-
-def _value_expr(column: str, sql_type: str, name: str) -> str:
-    if sql_type.startswith(_NUMERIC):
-        return f"CAST({column} AS DOUBLE)"
-    if sql_type == "VARCHAR":
-        return f"TRY_CAST({column} AS DOUBLE)"
-    raise TypeError(
-        f"column {name!r} has type {sql_type}, not numbers; convert it to a numeric column."
-    )
-
-
-@contextmanager
-def _open_source(
-    transactions: Any, customer_col: str, date_col: str, value_col: str | None
-) -> Iterator[_Source]:
-    """Register ``transactions`` in a private DuckDB connection as ``src``."""
-    columns = [customer_col, date_col] + ([value_col] if value_col is not None else [])
-    con = duckdb.connect()
-    try:
-        if isinstance(transactions, str | Path):
-            tz = _register_file(con, Path(transactions), date_col)
-        else:
-            tz = _register_frame(con, transactions, columns)
-        # A time-zone-aware timestamp's day is its calendar day in its own time zone.
-        con.execute(f"SET TimeZone = {_literal(tz or 'UTC')}")
-        types = {row[0]: row[1] for row in con.execute("DESCRIBE src").fetchall()}
-        validate.check_columns(types, columns)
-        date = _quote(date_col)
-        try:
-            day, date_is_text = _day_expr(date, types[date_col], date_col)
-            raw_value = value = None
-            if value_col is not None:
-                raw_value = _quote(value_col)
-                value = _value_expr(raw_value, types[value_col], value_col)
-        except TypeError:
-            # An empty column has no meaningful type: report the emptiness instead.
-            if con.execute("SELECT count(*) FROM src").fetchone()[0] == 0:
-                validate.check_scan({"n": 0}, customer_col="", date_col="", value_col=None)
-            raise
-        yield _Source(
-            con,
-            customer_col,
-            date_col,
-            value_col,
-            _quote(customer_col),
-            date,
-            day,
-            raw_value,
-            value,
-            date_is_text,
-        )
-    finally:
-        con.close()
-
-
-def _scan_counts(source: _Source) -> dict[str, Any]:
-    """The validation scan's counts and date range (no checks; see :func:`_scan`)."""
-    sql = validate.scan_sql(
-        "src",
-        customer=source.customer,
-        date=source.date,
-        day=source.day,
-        value=source.value,
-        raw_value=source.raw_value,
-        date_is_text=source.date_is_text,
-    )
-    cursor = source.con.execute(sql)
-    names = [d[0] for d in cursor.description]
-    return dict(zip(names, cursor.fetchone(), strict=True))
-
-
-def _scan(source: _Source, *, allow_negative: bool) -> dict[str, Any]:
-    """Run the validation scan; raise on bad rows; return counts and the date range."""
-    scan = _scan_counts(source)
-    validate.check_scan(
-        scan,
-        customer_col=source.customer_col,
-        date_col=source.date_col,
-        value_col=source.value_col,
-        allow_negative=allow_negative,
-    )
-    return scan
-
-
-def _summary_sql(source: _Source, *, holdout: bool, allow_negative: bool) -> str:
-    """The aggregation: days per customer, then one row per customer."""
+    Parameters ``$cal``, ``$obs`` (days) and ``$unit`` (days per time unit); see
+    :func:`summarize`, which runs it. ``drop_duplicates`` reads each exactly repeated row
+    (same customer, date and value) once.
+    """
     has_value = source.value is not None
     value = f"CAST({source.value} AS DECIMAL(38, 9))" if has_value else "0.0"
     # Values are summed as DECIMAL(38, 9) (exact integer arithmetic at 1e-9 resolution):
@@ -271,10 +74,14 @@ def _summary_sql(source: _Source, *, holdout: bool, allow_negative: bool) -> str
                 " AS holdout_value"
             )
         columns.append("CAST(date_diff('day', $cal, $obs) AS DOUBLE) / $unit AS holdout_duration")
+    rows = "src"
+    if drop_duplicates:
+        keys = [source.customer, source.date] + ([source.raw_value] if has_value else [])
+        rows = f"(SELECT DISTINCT {', '.join(keys)} FROM src) AS src"
     return f"""
         WITH tx AS (
             SELECT {source.customer} AS customer_id, {source.day} AS day, {value} AS value
-            FROM src WHERE {source.day} <= $obs
+            FROM {rows} WHERE {source.day} <= $obs
         ),
         days AS (
             SELECT customer_id, day, sum(value) AS value
@@ -291,27 +98,41 @@ def _summary_sql(source: _Source, *, holdout: bool, allow_negative: bool) -> str
     """
 
 
-def _period(calibration_end: Any, observation_end: Any, time_unit: str) -> tuple[Any, Any]:
-    """Checked ``time_unit`` and the parsed ``(calibration_end, observation_end)`` days.
+def summarize(
+    source: Source,
+    *,
+    calibration_end: dt.date,
+    observation_end: dt.date,
+    time_unit: str,
+    allow_negative: bool = False,
+    drop_duplicates: bool = False,
+) -> pd.DataFrame:
+    """:func:`rfm_summary`'s table of an open, checked source and a resolved period.
 
-    Shared by :func:`rfm_summary` and :func:`clvbayes.scale.rfm_summary_dask`.
+    Shared by :func:`rfm_summary` and :func:`clvbayes.scale.rfm_summary_dask` (which runs
+    it per partition with the whole log's period).
+
+    Parameters
+    ----------
+    source : Source
+        The open log (:func:`clvbayes.data.source.open_source`), already checked.
+    calibration_end, observation_end : datetime.date
+        The period (:func:`clvbayes.data.period.resolve_period`).
+    time_unit : str
+        A code of :data:`TIME_UNITS`.
+    allow_negative, drop_duplicates : bool
+        As in :func:`rfm_summary`.
+
+    Returns
+    -------
+    pandas.DataFrame
     """
-    if time_unit not in TIME_UNITS:
-        raise ValueError(f"time_unit must be one of {list(TIME_UNITS)}, got {time_unit!r}.")
-    cal = (
-        None if calibration_end is None else validate.parse_day(calibration_end, "calibration_end")
+    holdout = observation_end > calibration_end
+    sql = summary_sql(
+        source, holdout=holdout, allow_negative=allow_negative, drop_duplicates=drop_duplicates
     )
-    obs = (
-        None if observation_end is None else validate.parse_day(observation_end, "observation_end")
-    )
-    if cal is None and obs is not None:
-        raise ValueError(
-            "observation_end needs calibration_end: pass the last day of the calibration "
-            "period too."
-        )
-    if cal is not None:
-        validate.check_period(cal, obs)
-    return cal, obs
+    params = {"cal": calibration_end, "obs": observation_end, "unit": TIME_UNITS[time_unit]}
+    return source.execute(sql, params).df().reset_index(drop=True)
 
 
 def rfm_summary(
@@ -324,6 +145,7 @@ def rfm_summary(
     observation_end: Any = None,
     time_unit: str = "W",
     allow_negative: bool = False,
+    drop_duplicates: bool = False,
 ) -> pd.DataFrame:
     """Summarize a transaction log to one row per customer (frequency, recency, T, value).
 
@@ -345,8 +167,20 @@ def rfm_summary(
       on the ``calibration_end`` date is in the calibration period. Transactions after
       ``calibration_end`` never count towards the calibration columns, and transactions
       after ``observation_end`` do not count at all.
-    * Customers whose first purchase is after ``calibration_end`` are left out.
-    * Zero-value transactions are legal purchases.
+    * Customers whose first purchase is after ``calibration_end`` are left out. A customer
+      whose first purchase is *on* ``calibration_end`` is kept with ``T = 0`` (as lifetimes
+      and pymc-marketing do: the table describes the log), but there is nothing for a
+      model to learn from them yet, so the models refuse ``T = 0``
+      (:func:`clvbayes.data.validate.check_rfm`: drop them with ``rfm[rfm["T"] > 0]``) and
+      ``clvbayes report`` leaves them out with a warning that counts them.
+    * Zero-value transactions are legal purchases. Rows that repeat another row exactly
+      (same customer, date and value) count; when they have a time of day or make up at
+      least 1 % of the log a ``UserWarning`` gives their number (a log loaded twice
+      doubles every value; :func:`clvbayes.data.validate.warn_duplicates`).
+      ``drop_duplicates=True`` reads each such row once.
+    * A ``calibration_end`` or ``observation_end`` more than one ``time_unit`` after the
+      last transaction gives a ``UserWarning``: ``T`` (or the holdout) would include time
+      in which the log records no purchase.
 
     Parameters
     ----------
@@ -354,30 +188,36 @@ def rfm_summary(
         One row per transaction, or the path of a CSV or Parquet file holding them (read
         by DuckDB in place; the format follows the extension, ``.csv``/``.csv.gz``/
         ``.parquet``). Dates may be datetime or date columns or ISO 8601 text. Never
-        modified.
+        modified. A CSV file's customer ids get the type its values have (integers stay
+        integers, as with ``pandas.read_csv``; see :mod:`clvbayes.data.source`).
     customer_col : str
-        Customer id column (any type; output sorted by it).
+        Customer id column (any type; output sorted by it). Ids must not be missing, empty
+        or whitespace only.
     date_col : str
         Transaction date column.
     value_col : str, optional
         Transaction value column. Without it, the output has no ``monetary_value`` and no
         ``holdout_value`` column.
-    calibration_end : str, date, datetime or Timestamp, optional
-        Last day of the calibration period (inclusive). Default: the last transaction day
-        in the data.
-    observation_end : str, date, datetime or Timestamp, optional
-        Last day of the observation period (inclusive). When later than
+    calibration_end : str, date, datetime, Timestamp or numpy.datetime64, optional
+        Last day of the calibration period (inclusive); text in ISO 8601 form only
+        (``"1997-09-30"``, optionally with a time). Default: the last transaction day in
+        the data.
+    observation_end : str, date, datetime, Timestamp or numpy.datetime64, optional
+        Last day of the observation period (inclusive), in the same forms. When later than
         ``calibration_end``, the holdout columns are added. Requires ``calibration_end``.
-    time_unit : {"D", "W", "M", "Y"}, default "W"
+    time_unit : {"D", "W", "M", "Q", "Y"}, default "W"
         Unit of ``recency``, ``T`` and ``holdout_duration``: days, weeks (7 days), mean
-        Gregorian months (365.2425 / 12 = 30.436875 days) or mean Gregorian years
-        (365.2425 days).
+        Gregorian months (365.2425 / 12 = 30.436875 days), quarters (365.2425 / 4 days)
+        or years (365.2425 days); names such as ``"week"`` work too
+        (:mod:`clvbayes.math.units`).
     allow_negative : bool, default False
         Accept negative values (returns, refunds). They are netted into their day's value
         (not carried back to the purchase they refund); a day whose net value is <= 0 and
         that holds a negative row is no purchase (it is dropped: a pure return day or a
         purchase returned the same day). A day of zero-value rows only is still a purchase.
         Without this option a negative value is an error.
+    drop_duplicates : bool, default False
+        Read rows that repeat another row exactly (same customer, date and value) once.
 
     Returns
     -------
@@ -395,10 +235,11 @@ def rfm_summary(
     ------
     ValueError
         On bad input (see :mod:`clvbayes.data.validate`): missing columns, an empty log,
-        missing ids, missing or unparsable dates, mixed time-zone-aware and naive dates,
-        non-numeric, NaN, infinite or (unless allowed) negative values, an
-        ``observation_end`` before ``calibration_end``, a ``calibration_end`` before every
-        first purchase, or an unknown ``time_unit``.
+        missing or blank ids, missing or unparsable dates, mixed time-zone-aware and naive
+        dates, non-numeric, NaN, infinite or (unless allowed) negative values, a period
+        bound that is not an ISO 8601 date, an ``observation_end`` before
+        ``calibration_end``, a ``calibration_end`` before every first purchase, an unknown
+        ``time_unit``, or a file that cannot be read (empty, a directory, ragged lines).
     TypeError
         When the input, or its date or value column, has an unsupported type.
 
@@ -410,33 +251,162 @@ def rfm_summary(
     >>> len(rfm), int((rfm["frequency"] > 0).sum())
     (2357, 946)
     """
-    cal, obs = _period(calibration_end, observation_end, time_unit)
-    try:
-        return _summarize(
-            transactions, customer_col, date_col, value_col, cal, obs, time_unit, allow_negative
+    unit = check_time_unit(time_unit)
+    cal, obs = parse_period(calibration_end, observation_end)
+    with open_source(
+        transactions, customer_col=customer_col, date_col=date_col, value_col=value_col
+    ) as source:
+        scanned = validate.checked_scan(source, allow_negative=allow_negative)
+        if not drop_duplicates:
+            validate.warn_duplicates(source, scanned)
+        cal, obs = resolve_period(cal, obs, scanned, unit)
+        return summarize(
+            source,
+            calibration_end=cal,
+            observation_end=obs,
+            time_unit=unit,
+            allow_negative=allow_negative,
+            drop_duplicates=drop_duplicates,
         )
-    except duckdb.Error as err:  # e.g. a malformed CSV file
-        message = str(err).splitlines()[0]
-        raise ValueError(f"could not read the transactions: {message}") from err
 
 
-def _summarize(
+def repeat_purchase_times(
     transactions: Any,
+    *,
     customer_col: str,
     date_col: str,
-    value_col: str | None,
-    cal: Any,
-    obs: Any,
-    time_unit: str,
-    allow_negative: bool,
+    calibration_end: Any,
+    observation_end: Any = None,
+    time_unit: str = "W",
+    customers: Any = None,
+) -> pd.Series:
+    """Repeat purchases per day, timed relative to the end of the calibration period.
+
+    The same conventions as :func:`rfm_summary` (same-day transactions are one
+    purchase; only customers whose first purchase is on or before ``calibration_end``;
+    nothing after ``observation_end``), so the counts up to time 0 sum to the table's
+    ``frequency`` and those in ``(0, holdout_duration]`` to ``holdout_frequency``.
+
+    Parameters
+    ----------
+    transactions : DataFrame or str or Path
+        The log (frame, or CSV/Parquet path read in place by DuckDB).
+    customer_col, date_col : str
+        Customer id and transaction date columns.
+    calibration_end, observation_end : date-like
+        Inclusive period ends (``observation_end`` defaults to ``calibration_end``), as in
+        :func:`rfm_summary`.
+    time_unit : str, default "W"
+        Unit of the times (:data:`TIME_UNITS`).
+    customers : array_like, optional
+        Count only these customers (e.g. the ``customer_id`` of the RFM rows a model was
+        fitted to), so the counts match that table's.
+
+    Returns
+    -------
+    pandas.Series
+        Number of repeat purchases (int64) indexed by ``time`` (float: days since
+        ``calibration_end`` in ``time_unit``; <= 0 in the calibration period), sorted.
+    """
+    unit = check_time_unit(time_unit)
+    cal = parse_day(calibration_end, "calibration_end")
+    _, obs = parse_period(cal, observation_end)
+    obs = cal if obs is None else obs
+    with open_source(transactions, customer_col=customer_col, date_col=date_col) as source:
+        validate.checked_scan(source)
+        among = ""
+        if customers is not None:
+            ids = pd.DataFrame({"customer_id": np.asarray(customers)})
+            source.connection.register("chosen", ids)
+            among = "AND c IN (SELECT customer_id FROM chosen)"
+        rows = source.execute(
+            f"""
+            WITH days AS (
+                SELECT DISTINCT {source.customer} AS c, {source.day} AS day
+                FROM src WHERE {source.day} <= $obs
+            ),
+            firsts AS (
+                SELECT c, min(day) AS first_day FROM days GROUP BY c
+                HAVING min(day) <= $cal {among}
+            )
+            SELECT date_diff('day', $cal, d.day) AS day_offset, count(*) AS n
+            FROM days AS d JOIN firsts AS f ON d.c = f.c
+            WHERE d.day > f.first_day
+            GROUP BY day_offset ORDER BY day_offset
+            """,
+            {"cal": cal, "obs": obs},
+        ).fetchall()
+    offsets = np.array([r[0] for r in rows], dtype=float)
+    counts = np.array([r[1] for r in rows], dtype=np.int64)
+    return pd.Series(
+        counts,
+        index=pd.Index(offsets / TIME_UNITS[unit], name="time"),
+        name="repeat_purchases",
+    )
+
+
+def first_purchase_values(
+    transactions: Any,
+    *,
+    customer_col: str,
+    date_col: str,
+    columns: Sequence[str],
+    calibration_end: Any = None,
+    argument: str = "columns",
 ) -> pd.DataFrame:
-    with _open_source(transactions, customer_col, date_col, value_col) as source:
-        scan = _scan(source, allow_negative=allow_negative)
-        cal = cal if cal is not None else scan["last_day"]
-        obs = obs if obs is not None else cal
-        validate.check_first_purchase(cal, scan["first_day"])
-        holdout = obs > cal
-        sql = _summary_sql(source, holdout=holdout, allow_negative=allow_negative)
-        params: dict[str, Any] = {"cal": cal, "obs": obs, "unit": TIME_UNITS[time_unit]}
-        out = source.con.execute(sql, params).df()
-    return out.reset_index(drop=True)
+    """Each customer's values of ``columns`` at their first purchase.
+
+    E.g. the acquisition channel or month of each customer, to use as their segment. When
+    a customer's first day has several transactions with different values, the smallest
+    value (as text) is taken, so the result does not depend on the row order.
+
+    Parameters
+    ----------
+    transactions, customer_col, date_col
+        The log and its customer id and date columns, as in :func:`rfm_summary`.
+    columns : sequence of str
+        Columns whose first-purchase values are wanted; read as text.
+    calibration_end : date-like, optional
+        Only customers whose first purchase is on or before this day (ISO 8601 text or a
+        date; default: all customers).
+    argument : str, default "columns"
+        The name of the argument that chose ``columns``, for error messages (the report
+        passes ``"segment_col"`` so a missing column names ``--segment-col``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` and one text column per entry of ``columns``, sorted by
+        ``customer_id``.
+
+    Raises
+    ------
+    ValueError
+        On a missing column, on any missing value in ``columns`` (fill them in, e.g. with
+        ``"unknown"``, or drop those rows), or on bad transactions (as :func:`rfm_summary`).
+    """
+    cal = None if calibration_end is None else parse_day(calibration_end, "calibration_end")
+    other = [(argument, column) for column in columns]
+    with open_source(
+        transactions, customer_col=customer_col, date_col=date_col, other_cols=other
+    ) as source:
+        scanned = validate.checked_scan(source)
+        values = {col: f"CAST({quote(col)} AS VARCHAR)" for col in columns}
+        for col, expr in values.items():
+            sql = f"SELECT count(*) FILTER (WHERE {expr} IS NULL) FROM src"
+            ((missing,),) = source.execute(sql).fetchall()
+            if missing:
+                raise ValueError(
+                    f"column {col!r}: {missing:,} of {scanned['n']:,} rows have a missing "
+                    "value; fill them in (e.g. 'unknown') or drop those rows."
+                )
+        day = source.day
+        firsts = ", ".join(
+            f"first({expr} ORDER BY {day}, {expr}) AS {quote(col)}" for col, expr in values.items()
+        )
+        where = "" if cal is None else f"WHERE {day} <= $cal"
+        sql = (
+            f"SELECT {source.customer} AS customer_id, {firsts} FROM src {where} "
+            "GROUP BY customer_id ORDER BY customer_id"
+        )
+        return source.execute(sql, {} if cal is None else {"cal": cal}).df()

@@ -1,17 +1,17 @@
-"""Checks of a transaction log before it is summarized.
+"""Input checks: transaction logs before they are summarized, RFM tables before a model.
 
 Every error names the column, how many rows are affected, an example offending value and
 the fix. The checks only read: nothing the caller passed is modified.
 
-The row-level checks run as one DuckDB aggregate over the source (a registered pandas,
-polars or Arrow frame, or a CSV/Parquet file read in place), so a file is never loaded into
-pandas; :func:`clvbayes.data.rfm.rfm_summary` calls them on the same relation it then
-summarizes.
+The row-level checks of a transaction log run as one DuckDB aggregate over the source
+(:func:`clvbayes.data.source.scan`: a registered pandas, polars or Arrow frame, or a
+CSV/Parquet file read in place), so a file is never loaded into pandas;
+:func:`clvbayes.data.rfm.rfm_summary` runs them on the same relation it then summarizes.
 
-Rules
------
+Rules for transaction logs
+--------------------------
 * Every named column must exist; the transaction log must have at least one row.
-* Customer ids must not be missing.
+* Customer ids must not be missing, empty or only whitespace.
 * Dates must be present and parse as dates: datetime or date columns, or text in ISO 8601
   form (``YYYY-MM-DD``, optionally with a time). Text mixing time-zone-aware entries (with
   an offset such as ``+02:00`` or ``Z``) and naive ones is rejected: their days cannot be
@@ -20,139 +20,48 @@ Rules
   is legal (a free item or a fully discounted order is still a purchase occasion).
 * ``observation_end`` must not precede ``calibration_end``, and some customer must have made
   the first purchase on or before ``calibration_end``.
+* Rows that repeat another row exactly (same customer, date and value) are legal but give
+  a ``UserWarning`` with their count when they have a time of day or make up at least 1 %
+  of the log (:func:`warn_duplicates`): a log loaded twice doubles every customer's spend.
+
+Rules for RFM tables (:func:`check_rfm`)
+----------------------------------------
+Every column numeric and finite; ``frequency`` a whole number >= 0; ``recency`` and ``T``
+>= 0 with ``recency <= T`` and ``recency == 0`` when ``frequency == 0``; ``T > 0`` (a
+customer whose first purchase is on the calibration end's day has ``T = 0`` and nothing for
+a model to learn from yet: drop such customers, as ``clvbayes report`` does);
+``monetary_value`` >= 0.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
+import numpy as np
+
+from clvbayes.data.source import EMPTY, Source, count_duplicates, open_source, scan
 
 __all__ = [
-    "check_columns",
-    "check_period",
-    "parse_day",
+    "DUPLICATE_SHARE",
+    "check_rfm",
+    "check_scan",
+    "checked_scan",
     "validate_transactions",
+    "warn_duplicates",
 ]
 
-# A time of day followed by a UTC offset or "Z": the text is time-zone aware.
-TZ_PATTERN = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$"
+
+def _fail(column: str, count: str, what: str, example: Any, fix: str) -> None:
+    raise ValueError(f"column {column!r}: {count} rows {what} (e.g. {example}); {fix}")
 
 
-def _fail(column: str, n_bad: int, n: int, what: str, example: Any, fix: str) -> None:
-    raise ValueError(f"column {column!r}: {n_bad:,} of {n:,} rows {what} (e.g. {example}); {fix}")
+def _fail_rows(column: str, n_bad: int, n: int, what: str, example: Any, fix: str) -> None:
+    _fail(column, f"{n_bad:,} of {n:,}", what, example, fix)
 
 
-def check_columns(available: Iterable[str], required: Sequence[str | None]) -> None:
-    """Raise ``ValueError`` naming each required column that is absent.
-
-    Parameters
-    ----------
-    available : iterable of str
-        Columns the input has.
-    required : sequence of str or None
-        Columns the caller named; ``None`` entries (optional columns not used) are skipped.
-    """
-    have = list(available)
-    for column in required:
-        if column is not None and column not in have:
-            raise ValueError(
-                f"column {column!r} not found in the transactions (columns: {have}); "
-                "pass the right name with customer_col=/date_col=/value_col= "
-                "(--customer-col/--date-col/--value-col on the command line)."
-            )
-
-
-def parse_day(value: Any, name: str) -> dt.date:
-    """A period bound (str, date, datetime, Timestamp, numpy datetime64) as a calendar day.
-
-    The time of day, if any, is dropped: bounds are inclusive whole days. A time-zone-aware
-    bound keeps its own wall-clock date.
-
-    Raises
-    ------
-    ValueError
-        When the value cannot be read as a date.
-    """
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"{name}={value!r} is not a date; pass e.g. '1997-09-30' or a datetime.date."
-        ) from err
-    if ts is pd.NaT:
-        raise ValueError(f"{name} is missing (NaT); pass e.g. '1997-09-30'.")
-    return ts.date()
-
-
-def check_period(calibration_end: dt.date, observation_end: dt.date | None) -> None:
-    """Raise ``ValueError`` if ``observation_end`` precedes ``calibration_end``."""
-    if observation_end is not None and observation_end < calibration_end:
-        raise ValueError(
-            f"observation_end={observation_end} is before calibration_end={calibration_end}; "
-            "the holdout period runs from the day after calibration_end to observation_end, "
-            "so pass an observation_end on or after calibration_end."
-        )
-
-
-def check_first_purchase(calibration_end: dt.date, first_day: dt.date) -> None:
-    """Raise ``ValueError`` if no purchase happened on or before ``calibration_end``."""
-    if first_day > calibration_end:
-        raise ValueError(
-            f"calibration_end={calibration_end} is before every customer's first purchase "
-            f"(the earliest is {first_day}); no customer can be summarized. Pass a later "
-            "calibration_end."
-        )
-
-
-def scan_sql(
-    source: str,
-    *,
-    customer: str,
-    date: str,
-    day: str,
-    value: str | None,
-    raw_value: str | None,
-    date_is_text: bool,
-) -> str:
-    """One aggregate over the source counting every kind of bad row (with an example)."""
-
-    def example(expr: str, cond: str) -> str:
-        return f"first(CAST({expr} AS VARCHAR)) FILTER (WHERE {cond})"
-
-    parts = [
-        "count(*) AS n",
-        f"count(*) FILTER (WHERE {customer} IS NULL) AS customer_missing",
-        f"count(*) FILTER (WHERE {date} IS NULL) AS date_missing",
-        f"count(*) FILTER (WHERE {date} IS NOT NULL AND {day} IS NULL) AS date_bad",
-        f"{example(date, f'{date} IS NOT NULL AND {day} IS NULL')} AS date_bad_example",
-        f"min({day}) AS first_day",
-        f"max({day}) AS last_day",
-    ]
-    if date_is_text:
-        aware = f"regexp_matches(trim({date}), '{TZ_PATTERN}')"
-        parts += [
-            f"count(*) FILTER (WHERE {day} IS NOT NULL AND {aware}) AS date_aware",
-            f"count(*) FILTER (WHERE {day} IS NOT NULL AND NOT {aware}) AS date_naive",
-            f"{example(date, f'{day} IS NOT NULL AND {aware}')} AS date_aware_example",
-            f"{example(date, f'{day} IS NOT NULL AND NOT {aware}')} AS date_naive_example",
-        ]
-    if value is not None:
-        parts += [
-            f"count(*) FILTER (WHERE {raw_value} IS NOT NULL AND {value} IS NULL) AS value_bad",
-            f"{example(raw_value, f'{raw_value} IS NOT NULL AND {value} IS NULL')}"
-            " AS value_bad_example",
-            f"count(*) FILTER (WHERE {raw_value} IS NULL OR isnan({value})) AS value_missing",
-            f"count(*) FILTER (WHERE isinf({value})) AS value_inf",
-            f"{example(value, f'isinf({value})')} AS value_inf_example",
-            f"count(*) FILTER (WHERE {value} < 0) AS value_negative",
-            f"{example(value, f'{value} < 0')} AS value_negative_example",
-        ]
-    return f"SELECT {', '.join(parts)} FROM {source}"
+# --- transaction logs ------------------------------------------------------------------
 
 
 def check_scan(
@@ -163,14 +72,12 @@ def check_scan(
     value_col: str | None,
     allow_negative: bool = False,
 ) -> None:
-    """Raise the first problem found by :func:`scan_sql` as a ``ValueError``."""
+    """Raise the first problem found by :func:`clvbayes.data.source.scan` as a ``ValueError``."""
     n = scan["n"]
     if n == 0:
-        raise ValueError(
-            "the transactions are empty (0 rows); pass a log with one row per transaction."
-        )
+        raise ValueError(EMPTY)
     if scan["customer_missing"]:
-        _fail(
+        _fail_rows(
             customer_col,
             scan["customer_missing"],
             n,
@@ -178,8 +85,17 @@ def check_scan(
             "None/NaN",
             "drop those rows or fill in the customer id.",
         )
+    if scan.get("customer_blank"):
+        _fail_rows(
+            customer_col,
+            scan["customer_blank"],
+            n,
+            "have an empty or blank customer id",
+            repr(scan["customer_blank_example"]),
+            "drop those rows or fill in the customer id (an empty id is no customer).",
+        )
     if scan["date_missing"]:
-        _fail(
+        _fail_rows(
             date_col,
             scan["date_missing"],
             n,
@@ -188,7 +104,7 @@ def check_scan(
             "drop those rows or fill in the transaction date.",
         )
     if scan["date_bad"]:
-        _fail(
+        _fail_rows(
             date_col,
             scan["date_bad"],
             n,
@@ -198,7 +114,7 @@ def check_scan(
             "datetimes first (e.g. pandas.to_datetime(..., format=...)).",
         )
     if scan.get("date_aware") and scan.get("date_naive"):
-        _fail(
+        _fail_rows(
             date_col,
             scan["date_aware"],
             n,
@@ -214,7 +130,7 @@ def check_scan(
 
 def _check_values(scan: dict[str, Any], n: int, value_col: str, allow_negative: bool) -> None:
     if scan["value_bad"]:
-        _fail(
+        _fail_rows(
             value_col,
             scan["value_bad"],
             n,
@@ -224,7 +140,7 @@ def _check_values(scan: dict[str, Any], n: int, value_col: str, allow_negative: 
             "decimal separator).",
         )
     if scan["value_missing"]:
-        _fail(
+        _fail_rows(
             value_col,
             scan["value_missing"],
             n,
@@ -233,7 +149,7 @@ def _check_values(scan: dict[str, Any], n: int, value_col: str, allow_negative: 
             "drop those rows or fill in the transaction value.",
         )
     if scan["value_inf"]:
-        _fail(
+        _fail_rows(
             value_col,
             scan["value_inf"],
             n,
@@ -242,7 +158,7 @@ def _check_values(scan: dict[str, Any], n: int, value_col: str, allow_negative: 
             "drop those rows or fix the transaction value.",
         )
     if scan["value_negative"] and not allow_negative:
-        _fail(
+        _fail_rows(
             value_col,
             scan["value_negative"],
             n,
@@ -253,6 +169,79 @@ def _check_values(scan: dict[str, Any], n: int, value_col: str, allow_negative: 
         )
 
 
+def checked_scan(source: Source, *, allow_negative: bool = False) -> dict[str, Any]:
+    """Scan ``source`` (:func:`clvbayes.data.source.scan`) and raise on its first problem.
+
+    Returns
+    -------
+    dict
+        The scan: ``n``, ``first_day``, ``last_day`` and the per-problem counts.
+    """
+    scanned = scan(source)
+    check_scan(
+        scanned,
+        customer_col=source.customer_col,
+        date_col=source.date_col,
+        value_col=source.value_col,
+        allow_negative=allow_negative,
+    )
+    return scanned
+
+
+DUPLICATE_SHARE = 0.01
+"""Share of exactly repeated date-only rows from which :func:`warn_duplicates` warns."""
+
+
+def warn_duplicates(source: Source, scanned: dict[str, Any], *, stacklevel: int = 2) -> int:
+    """Warn when rows repeat another row exactly (same customer, date and value).
+
+    Such rows are legal -- two identical orders on one day are two orders' worth of value
+    -- but a log exported or loaded twice repeats every row and doubles the spend. So the
+    warning comes when the repeated rows carry a time of day (identical orders in the same
+    second are almost surely one order recorded twice) or make up at least
+    :data:`DUPLICATE_SHARE` of the log. (CDNOW's 255 identical same-day orders among
+    69,659 rows, 0.4 %, pass without one.) Without a value column repeated rows change
+    nothing (same-day purchases merge) and are not counted.
+
+    Parameters
+    ----------
+    source : Source
+        The open log.
+    scanned : dict
+        Its scan (:func:`clvbayes.data.source.scan`), which counts the repeats.
+    stacklevel : int
+        Passed to :func:`warnings.warn`, counted from the caller.
+
+    Returns
+    -------
+    int
+        The number of surplus copies (a row present three times counts 2), whether or not
+        a warning was given.
+    """
+    if "distinct_rows" not in scanned:
+        return 0
+    n_rows = scanned["n"]
+    surplus = n_rows - scanned["distinct_rows"]
+    timed = scanned["timed_rows"] - scanned["timed_distinct_rows"]
+    if not timed and surplus < DUPLICATE_SHARE * n_rows:
+        return surplus
+    found = count_duplicates(source)  # exact counts and an example (one more pass)
+    if not found.surplus:
+        return 0
+    names = [source.customer_col, source.date_col, source.value_col]
+    shown = ", ".join(f"{name}={value!s}" for name, value in zip(names, found.example, strict=True))
+    warnings.warn(
+        f"{found.surplus:,} of {n_rows:,} transactions repeat another row exactly (same "
+        f"{'/'.join(names)}; e.g. {shown}); their values add up in that day's purchase. "
+        "If the log counts them twice (loaded or exported twice), drop them: "
+        "rfm_summary(..., drop_duplicates=True) (clvbayes rfm --drop-duplicates) or "
+        "deduplicate the log first. Identical orders that really happened twice can stay.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return found.surplus
+
+
 def validate_transactions(
     transactions: Any,
     *,
@@ -260,11 +249,11 @@ def validate_transactions(
     date_col: str,
     value_col: str | None = None,
     allow_negative: bool = False,
-) -> None:
+) -> dict[str, Any]:
     """Check a transaction log without summarizing it.
 
     Runs the same checks as :func:`clvbayes.data.rfm.rfm_summary` (see the module
-    docstring for the rules).
+    docstring for the rules), including the warning about exactly repeated rows.
 
     Parameters
     ----------
@@ -277,16 +266,137 @@ def validate_transactions(
     allow_negative : bool, default False
         Accept negative values (returns, refunds).
 
+    Returns
+    -------
+    dict
+        The scan (:func:`clvbayes.data.source.scan`): ``n`` (rows), ``first_day`` and
+        ``last_day`` (the date range) and a count per kind of problem (all 0).
+
     Raises
     ------
     ValueError
-        On missing columns, an empty log, missing ids, missing or unparsable dates, mixed
-        time-zone-aware and naive dates, or non-numeric, missing, infinite or (unless
-        allowed) negative values.
+        On missing columns, an empty log, missing or blank ids, missing or unparsable
+        dates, mixed time-zone-aware and naive dates, non-numeric, missing, infinite or
+        (unless allowed) negative values, or a file that cannot be read.
     TypeError
         When the input or a column has an unsupported type.
     """
-    from clvbayes.data.rfm import _open_source, _scan
+    with open_source(
+        transactions, customer_col=customer_col, date_col=date_col, value_col=value_col
+    ) as source:
+        scanned = checked_scan(source, allow_negative=allow_negative)
+        warn_duplicates(source, scanned)
+    return scanned
 
-    with _open_source(transactions, customer_col, date_col, value_col) as source:
-        _scan(source, allow_negative=allow_negative)
+
+# --- RFM tables ------------------------------------------------------------------------
+
+
+def _fail_mask(column: str, mask: np.ndarray, values: np.ndarray, what: str, fix: str) -> None:
+    example = values[np.flatnonzero(mask)[0]]
+    _fail(column, f"{int(mask.sum())} of {mask.size}", what, repr(example), fix)
+
+
+def _numeric(rfm: Any, column: str) -> np.ndarray:
+    raw = np.asarray(rfm[column])
+    try:
+        values = raw.astype(float)
+    except (TypeError, ValueError):
+        bad = np.array([not _is_number(v) for v in raw])
+        _fail_mask(column, bad, raw, "are not numbers", "convert the column to numbers.")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        _fail_mask(column, bad, values, "are NaN or infinite", "drop or fill those customers.")
+    return values
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_rfm(rfm: Any, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Validate the RFM ``columns`` and return them as float arrays (copies).
+
+    Rules: every column present, numeric and finite; ``frequency`` a non-negative integer;
+    ``recency`` and ``T`` non-negative with ``recency <= T`` (up to 1e-9 relative) and
+    ``recency == 0`` when ``frequency == 0``; ``T > 0``; ``monetary_value`` non-negative.
+
+    Parameters
+    ----------
+    rfm : DataFrame or mapping
+        One row per customer, e.g. from :func:`clvbayes.rfm_summary`.
+    columns : sequence of str
+        Columns the model needs.
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
+    if not hasattr(rfm, "__getitem__") or isinstance(rfm, str | bytes):
+        raise TypeError(
+            f"expected an RFM DataFrame (from clvbayes.rfm_summary), got {type(rfm).__name__}."
+        )
+    missing = [c for c in columns if c not in rfm]
+    if missing:
+        have = list(getattr(rfm, "columns", rfm))
+        raise ValueError(
+            f"RFM table is missing column(s) {missing} (has {have}); build it with "
+            "clvbayes.rfm_summary or rename your columns."
+        )
+    out = {c: _numeric(rfm, c) for c in columns}
+    n = len(next(iter(out.values())))
+    if n == 0:
+        raise ValueError("RFM table has 0 rows; there are no customers to fit.")
+    if "frequency" in out:
+        x = out["frequency"]
+        bad = (x < 0) | (x != np.round(x))
+        if bad.any():
+            _fail_mask(
+                "frequency",
+                bad,
+                x,
+                "are not whole numbers >= 0",
+                "frequency counts repeat purchases (clvbayes.rfm_summary).",
+            )
+    for col in ("recency", "T", "monetary_value"):
+        if col in out and (out[col] < 0).any():
+            _fail_mask(
+                col, out[col] < 0, out[col], "are negative", "times and values must be >= 0."
+            )
+    if "T" in out and (out["T"] <= 0).any():
+        _fail_mask(
+            "T",
+            out["T"] <= 0,
+            out["T"],
+            "are 0",
+            "T is the time from the first purchase to calibration_end, so these customers "
+            "made their first purchase on the calibration end's day and there is nothing to "
+            "learn from them yet; drop them (rfm[rfm['T'] > 0]), as clvbayes report does.",
+        )
+    if "recency" in out and "T" in out:
+        t_x, T = out["recency"], out["T"]
+        bad = t_x > T * (1 + 1e-9)
+        if bad.any():
+            _fail_mask(
+                "recency",
+                bad,
+                t_x,
+                "exceed T",
+                "recency is the time from the first to the last purchase before the "
+                "calibration end; transactions after it must not count.",
+            )
+        if "frequency" in out:
+            bad = (out["frequency"] == 0) & (t_x > 0)
+            if bad.any():
+                _fail_mask(
+                    "recency",
+                    bad,
+                    t_x,
+                    "are > 0 with frequency 0",
+                    "a customer without repeat purchases has recency 0.",
+                )
+    return out

@@ -21,6 +21,7 @@ from clvbayes.math import (
     ops,
     pareto_nbd,
     processes,
+    units,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "ops",
     "pareto_nbd",
     "processes",
+    "units",
 ]

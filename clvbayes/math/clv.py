@@ -9,7 +9,7 @@ An *annual effective* discount rate ``d`` (e.g. 0.10 for 10 % a year) is convert
 
 so that a cash flow at time ``t`` (in model units) is worth ``exp(-δ t)`` today and one
 year later exactly ``1/(1+d)``. 365.2425 is the mean Gregorian year. Time units are
-given as a number of days or one of the names in :data:`DAYS_PER_UNIT`. A continuous
+given as a number of days or a code or name of :mod:`clvbayes.math.units`. A continuous
 rate per time unit, or an effective rate per time unit, can be given instead
 (:func:`resolve_discount`).
 """
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from clvbayes.math.units import DAYS_PER_YEAR, days_per_unit
+
 __all__ = [
-    "DAYS_PER_UNIT",
     "DAYS_PER_YEAR",
-    "UNIT_CODES",
     "continuous_rate",
     "days_per_unit",
     "discount_factor",
@@ -32,43 +32,6 @@ __all__ = [
     "discounted_sum",
     "resolve_discount",
 ]
-
-DAYS_PER_YEAR = 365.2425
-"""Mean length of the Gregorian year in days."""
-
-DAYS_PER_UNIT: dict[str, float] = {
-    "day": 1.0,
-    "week": 7.0,
-    "month": DAYS_PER_YEAR / 12.0,
-    "quarter": DAYS_PER_YEAR / 4.0,
-    "year": DAYS_PER_YEAR,
-}
-"""Length of each named ``time_unit`` in days (months and quarters are mean lengths)."""
-
-
-#: The one-letter codes of :func:`clvbayes.rfm_summary` (``time_unit="W"``) for the names.
-UNIT_CODES: dict[str, str] = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
-
-
-def days_per_unit(time_unit: str | float) -> float:
-    """Number of days in one ``time_unit``.
-
-    ``time_unit`` is a name in :data:`DAYS_PER_UNIT`, one of the codes ``rfm_summary``
-    takes (``"D"``, ``"W"``, ``"M"``, ``"Q"``, ``"Y"``) or a number of days.
-    """
-    if isinstance(time_unit, str):
-        try:
-            return DAYS_PER_UNIT[UNIT_CODES.get(time_unit, time_unit)]
-        except KeyError:
-            raise ValueError(
-                f"unknown time_unit {time_unit!r}; use one of {sorted(DAYS_PER_UNIT)}, "
-                f"{sorted(UNIT_CODES)} "
-                "or a number of days"
-            ) from None
-    days = float(time_unit)
-    if not days > 0:
-        raise ValueError(f"time_unit must be a positive number of days, got {time_unit!r}")
-    return days
 
 
 def continuous_rate(annual_rate: Any, time_unit: str | float = "week") -> Any:
@@ -79,8 +42,8 @@ def continuous_rate(annual_rate: Any, time_unit: str | float = "week") -> Any:
     annual_rate : float or array_like
         Annual effective rate ``d > -1`` (0.1 = 10 % a year; 0 = no discounting).
     time_unit : str or float
-        The model's time unit: ``"day"``, ``"week"``, ``"month"``, ``"quarter"``,
-        ``"year"`` or a number of days.
+        The model's time unit: a code or name of :mod:`clvbayes.math.units` (``"W"``,
+        ``"week"``, ...) or a number of days.
 
     Returns
     -------

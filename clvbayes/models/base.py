@@ -29,8 +29,8 @@ import pymc as pm
 from pymc_extras.prior import Prior
 
 from clvbayes import inference
-from clvbayes.data.checks import check_rfm
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
+from clvbayes.data.validate import check_rfm
 from clvbayes.math.family import Family
 from clvbayes.models.hierarchy import (
     Pooling,

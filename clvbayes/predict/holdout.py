@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.checks import check_rfm
+from clvbayes.data.validate import check_rfm
 from clvbayes.models.fitted import FittedModel
 from clvbayes.predict.customers import predict_customers
 from clvbayes.predict.options import PredictOptions

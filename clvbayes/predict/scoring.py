@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.data.checks import check_rfm
+from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from clvbayes.math.units import unit_name
+
 if TYPE_CHECKING:
     from clvbayes.predict.result import Result
 
@@ -160,7 +162,7 @@ class ReportContent:
     @property
     def time_unit_name(self) -> str:
         """``"week"`` for ``"W"`` and so on."""
-        return {"D": "day", "W": "week", "M": "month", "Y": "year"}[self.arguments["time_unit"]]
+        return unit_name(self.arguments["time_unit"])
 
     def summary(self) -> dict[str, Any]:
         """The deterministic content of ``summary.json`` (everything but the timings)."""
@@ -292,7 +294,7 @@ def build_content(
     top = enriched.sort_values(["clv_mean", "customer_id"], ascending=[False, True]).head(TOP_N)
     risky = at_risk.summary
     n_repeat = int((rfm["frequency"] > 0).sum())
-    unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}[options["time_unit"]]
+    unit = unit_name(options["time_unit"], plural=True)
     overview_rows = [
         ("transactions file", source),
         ("transactions", int(scan["n"])),

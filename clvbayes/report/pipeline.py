@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -50,8 +51,8 @@ class ReportOptions:
         Last day of the holdout period: adds the holdout validation.
     segment_col : str, optional
         Segment column; a customer's segment is the one of their first transaction.
-    time_unit : {"D", "W", "M", "Y"}
-        Model time unit.
+    time_unit : {"D", "W", "M", "Q", "Y"}
+        Model time unit (:mod:`clvbayes.math.units`).
     horizon : float
         CLV horizon, in ``time_unit``.
     annual_discount : float
@@ -89,11 +90,10 @@ class ReportOptions:
 
     def check(self) -> None:
         """Raise ``ValueError`` on an impossible option."""
-        from clvbayes.data.rfm import TIME_UNITS
         from clvbayes.inference import METHODS
+        from clvbayes.math.units import check_time_unit
 
-        if self.time_unit not in TIME_UNITS:
-            raise ValueError(f"--time-unit {self.time_unit!r}: use one of {list(TIME_UNITS)}.")
+        check_time_unit(self.time_unit, "--time-unit")
         if self.method not in METHODS:
             raise ValueError(f"--method {self.method!r}: use one of {list(METHODS)}.")
         for name in ("horizon", "draws", "chains"):
@@ -186,56 +186,52 @@ def _seeds(seed: int, n: int) -> list[int]:
 
 
 def _scan(transactions: Any, options: ReportOptions) -> dict[str, Any]:
-    """Validate the log (same checks as ``rfm_summary``); counts and first/last day."""
-    import duckdb
+    """Validate the log (same checks as ``rfm_summary``, and that the segment column
+    exists); counts and first/last day."""
+    from clvbayes.data.source import open_source
+    from clvbayes.data.validate import checked_scan
 
-    from clvbayes.data.rfm import _open_source
-    from clvbayes.data.rfm import _scan as scan_source
-
-    try:
-        with _open_source(
-            transactions, options.customer_col, options.date_col, options.value_col
-        ) as source:
-            return scan_source(source, allow_negative=False)
-    except duckdb.Error as err:
-        raise ValueError(f"could not read the transactions: {str(err).splitlines()[0]}") from err
+    segment = [] if options.segment_col is None else [("segment_col", options.segment_col)]
+    with open_source(
+        transactions,
+        customer_col=options.customer_col,
+        date_col=options.date_col,
+        value_col=options.value_col,
+        other_cols=segment,
+    ) as source:
+        return checked_scan(source)
 
 
 def _customer_segments(
     transactions: Any, options: ReportOptions, calibration_end: dt.date
 ) -> pd.DataFrame:
-    """Each customer's segment: the segment of their first transaction (DuckDB)."""
-    import duckdb
+    """Each customer's segment: the segment of their first transaction."""
+    from clvbayes.data.rfm import first_purchase_values
 
-    from clvbayes.data import validate
-    from clvbayes.data.rfm import _day_expr, _quote, _register_file, _register_frame
+    return first_purchase_values(
+        transactions,
+        customer_col=options.customer_col,
+        date_col=options.date_col,
+        columns=[options.segment_col],
+        calibration_end=calibration_end,
+        argument="segment_col",
+    ).rename(columns={options.segment_col: "segment"})
 
-    c, d, s = options.customer_col, options.date_col, options.segment_col
-    con = duckdb.connect()
-    try:
-        if isinstance(transactions, str | Path):
-            _register_file(con, Path(transactions), d)
-        else:
-            _register_frame(con, transactions, [c, d, s])
-        types = {row[0]: row[1] for row in con.execute("DESCRIBE src").fetchall()}
-        validate.check_columns(types, [c, d, s])
-        day, _ = _day_expr(_quote(d), types[d], d)
-        seg = f"CAST({_quote(s)} AS VARCHAR)"
-        missing = con.execute(f"SELECT count(*) FILTER (WHERE {seg} IS NULL) FROM src").fetchone()
-        if missing[0]:
-            n = con.execute("SELECT count(*) FROM src").fetchone()[0]
-            raise ValueError(
-                f"column {s!r}: {missing[0]} of {n} rows have a missing segment; fill them "
-                "in (e.g. 'unknown') or drop those rows."
-            )
-        frame = con.execute(
-            f"""SELECT {_quote(c)} AS customer_id, arg_min({seg}, {day}) AS segment
-                FROM src WHERE {day} <= $cal GROUP BY {_quote(c)}""",
-            {"cal": calibration_end},
-        ).df()
-    finally:
-        con.close()
-    return frame
+
+def _drop_new_customers(rfm: pd.DataFrame, calibration_end: dt.date) -> pd.DataFrame:
+    """The RFM rows with ``T > 0``: customers acquired on the calibration end's day have
+    ``T = 0`` and nothing for the models to learn from yet (a warning counts them)."""
+    new = rfm["T"].to_numpy() <= 0
+    if not new.any():
+        return rfm
+    warnings.warn(
+        f"{int(new.sum()):,} of {len(rfm):,} customers made their first purchase on the "
+        f"calibration end ({calibration_end}), so T = 0 and there is nothing to learn from "
+        "them yet; the report leaves them out of the models and of customers.csv.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return rfm.loc[~new].reset_index(drop=True)
 
 
 SEGMENT = "segment"
@@ -307,6 +303,192 @@ def _customer_table(
     return table
 
 
+@dataclass(frozen=True, eq=False)
+class _Data:
+    """What the read and summarize stages found: the period, the RFM table and the
+    customers' segments (``model_rfm`` is the models' view: the RFM table with the
+    segment column)."""
+
+    scan: dict[str, Any]
+    calibration_end: dt.date
+    holdout_end: dt.date | None
+    rfm: pd.DataFrame
+    segments: pd.Series | None
+    repeat_times: pd.Series | None
+
+    @property
+    def model_rfm(self) -> pd.DataFrame:
+        if self.segments is None:
+            return self.rfm
+        return self.rfm.assign(**{SEGMENT: self.segments.to_numpy()})
+
+    @property
+    def segment_values(self) -> np.ndarray | None:
+        return None if self.segments is None else self.segments.to_numpy()
+
+
+def _period(scan: dict[str, Any], options: ReportOptions) -> tuple[dt.date, dt.date | None]:
+    """The calibration end and holdout end, checked against the log's dates."""
+    from clvbayes.data.period import check_period, parse_day, past_data
+    from clvbayes.math.units import check_time_unit
+
+    cal = (
+        scan["last_day"]
+        if options.calibration_end is None
+        else parse_day(options.calibration_end, "--calibration-end")
+    )
+    obs = None
+    if options.holdout_end is not None:
+        obs = parse_day(options.holdout_end, "--holdout-end")
+        check_period(cal, obs)
+        if obs == cal:
+            raise ValueError(
+                f"--holdout-end {obs} equals --calibration-end: the holdout would be "
+                "empty; pass a later --holdout-end or leave it out."
+            )
+    if cal > scan["last_day"] or cal < scan["first_day"]:
+        raise ValueError(
+            f"--calibration-end {cal} is outside the data ({scan['first_day']} to "
+            f"{scan['last_day']}); pass a date inside that range."
+        )
+    if obs is not None:
+        late = past_data("--holdout-end", obs, scan["last_day"], check_time_unit(options.time_unit))
+        if late is not None:
+            raise ValueError(
+                f"{late}: the holdout validation would compare the predictions with "
+                "purchases the log cannot contain; pass a --holdout-end on or before "
+                f"{scan['last_day']}."
+            )
+    return cal, obs
+
+
+def _summarize(
+    transactions: Any, options: ReportOptions, scan: dict[str, Any], cal: Any, obs: Any
+) -> _Data:
+    """The RFM table, each customer's segment and the repeat-purchase days."""
+    from clvbayes.data.rfm import repeat_purchase_times, rfm_summary
+
+    columns = {"customer_col": options.customer_col, "date_col": options.date_col}
+    rfm = rfm_summary(
+        transactions,
+        **columns,
+        value_col=options.value_col,
+        calibration_end=cal,
+        observation_end=obs,
+        time_unit=options.time_unit,
+    )
+    rfm = _drop_new_customers(rfm, cal)
+    segments = None
+    if options.segment_col is not None:
+        seg = _customer_segments(transactions, options, cal)
+        segments = (
+            rfm[["customer_id"]]
+            .merge(seg, on="customer_id", how="left", validate="one_to_one")["segment"]
+            .astype(str)
+        )
+    repeat_times = None
+    if obs is not None:
+        repeat_times = repeat_purchase_times(
+            transactions,
+            **columns,
+            calibration_end=cal,
+            observation_end=obs,
+            time_unit=options.time_unit,
+            customers=rfm["customer_id"],
+        )
+    if int((rfm["frequency"] > 0).sum()) == 0:
+        raise ValueError(
+            f"none of the {len(rfm)} customers made a repeat purchase by {cal}; the "
+            "models need repeat buyers: pass a later --calibration-end."
+        )
+    return _Data(scan, cal, obs, rfm, segments, repeat_times)
+
+
+def _score(
+    data: _Data, fits: dict[str, Any], options: ReportOptions, seeds: dict[str, int]
+) -> tuple[Any, Any, Any]:
+    """CLV over the horizon; with a holdout, its validation and the tracking curve."""
+    from clvbayes.ppc import tracking_curve
+    from clvbayes.predict import predict_customers, validate_holdout
+
+    predict = options.predict_options()
+    model_rfm = data.model_rfm
+    horizon = predict_customers(
+        fits["bgnbd"],
+        model_rfm,
+        horizon=options.horizon,
+        spend_fit=fits["gamma_gamma"],
+        seed=seeds["horizon"],
+        options=predict,
+        keep_draws=("p_alive", "clv"),
+    )
+    holdout = tracking = None
+    if data.holdout_end is not None:
+        holdout = validate_holdout(
+            fits["bgnbd"],
+            model_rfm,
+            spend_fit=fits["gamma_gamma"],
+            seed=seeds["validate"],
+            options=predict,
+        )
+        tracking = tracking_curve(fits["bgnbd"], model_rfm, actual=data.repeat_times, n_draws=200)
+    return horizon, holdout, tracking
+
+
+def _analyse(
+    data: _Data,
+    fits: dict[str, Any],
+    scored: tuple[Any, Any, Any],
+    options: ReportOptions,
+    seeds: dict[str, int],
+    source: str,
+) -> ReportContent:
+    """The CRM analyses (one library call each) and the report's content."""
+    horizon, holdout, tracking = scored
+    model_rfm, seg_values = data.model_rfm, data.segment_values
+    holdout_summary = None if holdout is None else holdout.predictions
+    customers = _customer_table(data.rfm, data.segments, horizon.summary, holdout_summary)
+    step = max(options.horizon / 26.0, 1.0)
+    times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
+    retention = retention_curve(
+        fits["bgnbd"],
+        model_rfm,
+        times=times,
+        segments=seg_values,
+        n_draws=min(options.draws, 200),
+        seed=seeds["retention"],
+    )
+    order_value = average_order_value(
+        fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
+    )
+    segment_table = contrasts = cac = None
+    if seg_values is not None:
+        segment_table = segment_summary(horizon, seg_values, variables=("clv", "p_alive"))
+        contrasts = segment_contrasts(horizon, seg_values)
+    if options.cac is not None:
+        cac = clv_cac(horizon, options.cac, segments=seg_values)
+    return build_content(
+        options=asdict(options),
+        source=source,
+        scan=data.scan,
+        calibration_end=data.calibration_end,
+        holdout_end=data.holdout_end,
+        rfm=data.rfm,
+        fits=fits,
+        customers=customers,
+        fingerprint=_fingerprint(data.rfm),
+        retention=retention,
+        order_value=order_value,
+        tiers=value_tiers(horizon),
+        at_risk=at_risk(horizon, model_rfm),
+        segments=segment_table,
+        contrasts=contrasts,
+        cac=cac,
+        holdout=holdout,
+        tracking=tracking,
+    )
+
+
 def build_report(
     transactions: Any,
     options: ReportOptions,
@@ -337,11 +519,6 @@ def build_report(
     ValueError, TypeError, FileNotFoundError
         On bad options or data, with a message naming the column or option and the fix.
     """
-    from clvbayes.data.rfm import rfm_summary
-    from clvbayes.data.validate import check_period, parse_day
-    from clvbayes.ppc import repeat_purchase_times, tracking_curve
-    from clvbayes.predict import predict_customers, validate_holdout
-
     options.check()
     stage = _Stages(log)
     quiet = log is None
@@ -354,141 +531,26 @@ def build_report(
             strict=True,
         )
     )
-
     with stage("read", source):
         scan = _scan(transactions, options)
-        cal = (
-            scan["last_day"]
-            if options.calibration_end is None
-            else parse_day(options.calibration_end, "--calibration-end")
-        )
-        obs = None
-        if options.holdout_end is not None:
-            obs = parse_day(options.holdout_end, "--holdout-end")
-            check_period(cal, obs)
-            if obs == cal:
-                raise ValueError(
-                    f"--holdout-end {obs} equals --calibration-end: the holdout would be "
-                    "empty; pass a later --holdout-end or leave it out."
-                )
-        if cal > scan["last_day"] or cal < scan["first_day"]:
-            raise ValueError(
-                f"--calibration-end {cal} is outside the data ({scan['first_day']} to "
-                f"{scan['last_day']}); pass a date inside that range."
-            )
-
+        cal, obs = _period(scan, options)
     with stage("summarize", "RFM table per customer"):
-        rfm = rfm_summary(
-            transactions,
-            customer_col=options.customer_col,
-            date_col=options.date_col,
-            value_col=options.value_col,
-            calibration_end=cal,
-            observation_end=obs,
-            time_unit=options.time_unit,
-        )
-        segments = None
-        if options.segment_col is not None:
-            seg = _customer_segments(transactions, options, cal)
-            segments = (
-                rfm[["customer_id"]]
-                .merge(seg, on="customer_id", how="left", validate="one_to_one")["segment"]
-                .astype(str)
-            )
-        repeat_times = None
-        if obs is not None:
-            repeat_times = repeat_purchase_times(
-                transactions,
-                customer_col=options.customer_col,
-                date_col=options.date_col,
-                calibration_end=cal,
-                observation_end=obs,
-                time_unit=options.time_unit,
-            )
-        if int((rfm["frequency"] > 0).sum()) == 0:
-            raise ValueError(
-                f"none of the {len(rfm)} customers made a repeat purchase by {cal}; the "
-                "models need repeat buyers: pass a later --calibration-end."
-            )
-
+        data = _summarize(transactions, options, scan, cal, obs)
     fits: dict[str, Any] = {}
-    segmented = segments is not None
-    # the models' view of the customers: with segments, each customer's segment column
-    model_rfm = rfm.assign(**{SEGMENT: segments.to_numpy()}) if segmented else rfm
+    segmented = data.segments is not None
     how = f"{options.method}, {options.chains} x {options.draws} draws"
     if segmented:
-        how += f", {segments.nunique()} segments partially pooled"
+        how += f", {data.segments.nunique()} segments partially pooled"
     with stage("fit BG/NBD", how):
-        fits["bgnbd"] = _fit_transaction_model(model_rfm, segmented, options, seeds["bgnbd"], quiet)
+        fits["bgnbd"] = _fit_transaction_model(
+            data.model_rfm, segmented, options, seeds["bgnbd"], quiet
+        )
     with stage("fit Gamma-Gamma", how):
-        fits["gamma_gamma"] = _fit_spend_model(model_rfm, segmented, options, seeds["spend"], quiet)
-
-    with stage("score", f"{len(rfm):,} customers x {options.draws} draws"):
-        predict = options.predict_options()
-        horizon = predict_customers(
-            fits["bgnbd"],
-            model_rfm,
-            horizon=options.horizon,
-            spend_fit=fits["gamma_gamma"],
-            seed=seeds["horizon"],
-            options=predict,
-            keep_draws=("p_alive", "clv"),
+        fits["gamma_gamma"] = _fit_spend_model(
+            data.model_rfm, segmented, options, seeds["spend"], quiet
         )
-        holdout_summary = holdout = tracking = None
-        if obs is not None:
-            holdout = validate_holdout(
-                fits["bgnbd"],
-                model_rfm,
-                spend_fit=fits["gamma_gamma"],
-                seed=seeds["validate"],
-                options=predict,
-            )
-            holdout_summary = holdout.predictions
-            tracking = tracking_curve(fits["bgnbd"], model_rfm, actual=repeat_times, n_draws=200)
-
+    with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
+        scored = _score(data, fits, options, seeds)
     with stage("analyse", "retention, order value, tiers, segments"):
-        customers = _customer_table(rfm, segments, horizon.summary, holdout_summary)
-        seg_values = None if segments is None else segments.to_numpy()
-        step = max(options.horizon / 26.0, 1.0)
-        times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
-        retention = retention_curve(
-            fits["bgnbd"],
-            model_rfm,
-            times=times,
-            segments=seg_values,
-            n_draws=min(options.draws, 200),
-            seed=seeds["retention"],
-        )
-        order_value = average_order_value(
-            fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
-        )
-        tiers = value_tiers(horizon)
-        risk = at_risk(horizon, model_rfm)
-        segment_table = contrasts = None
-        if segments is not None:
-            segment_table = segment_summary(horizon, seg_values, variables=("clv", "p_alive"))
-            contrasts = segment_contrasts(horizon, seg_values)
-        cac = None
-        if options.cac is not None:
-            cac = clv_cac(horizon, options.cac, segments=seg_values)
-        content = build_content(
-            options=asdict(options),
-            source=source,
-            scan=scan,
-            calibration_end=cal,
-            holdout_end=obs,
-            rfm=rfm,
-            fits=fits,
-            customers=customers,
-            fingerprint=_fingerprint(rfm),
-            retention=retention,
-            order_value=order_value,
-            tiers=tiers,
-            at_risk=risk,
-            segments=segment_table,
-            contrasts=contrasts,
-            cac=cac,
-            holdout=holdout,
-            tracking=tracking,
-        )
+        content = _analyse(data, fits, scored, options, seeds, source)
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
