@@ -44,16 +44,25 @@ def _sample_stat(idata: xr.DataTree, name: str) -> xr.DataArray | None:
 
 
 def _flat_parameters(post: xr.Dataset, names: list[str]) -> tuple[xr.Dataset, list[str]]:
-    """``names`` of ``post`` as scalar variables: a per-segment parameter becomes one
-    variable ``name[label]`` per segment, checked on its own."""
+    """``names`` of ``post`` as scalar variables: a parameter with a dimension besides
+    ``chain, draw`` (per segment, per calendar period, per covariate) becomes one variable
+    ``name[label]`` per element, checked on its own."""
     flat: dict[str, xr.DataArray] = {}
     for name in names:
         values = post[name]
-        if "segment" in values.dims:
-            for label in values["segment"].to_numpy():
-                flat[f"{name}[{label}]"] = values.sel(segment=label, drop=True)
-        else:
+        extra = [d for d in values.dims if d not in ("chain", "draw")]
+        if not extra:
             flat[name] = values
+            continue
+        stacked = (
+            values.stack(element=extra) if len(extra) > 1 else values.rename({extra[0]: "element"})
+        )
+        labels = [
+            ",".join(str(v) for v in (label if isinstance(label, tuple) else (label,)))
+            for label in stacked["element"].to_numpy()
+        ]
+        for i, label in enumerate(labels):
+            flat[f"{name}[{label}]"] = stacked.isel(element=i, drop=True)
     return xr.Dataset(flat), list(flat)
 
 

@@ -73,14 +73,17 @@ def nutpie_available() -> bool:
     return importlib.util.find_spec("nutpie") is not None
 
 
-def _posterior_tree(draws: dict[str, np.ndarray]) -> xr.DataTree:
-    """DataTree with a posterior group from arrays shaped ``(chain, draw)`` or, for
-    per-segment parameters, ``(chain, draw, segment)``."""
+def _posterior_tree(draws: dict[str, np.ndarray], model: pm.Model) -> xr.DataTree:
+    """DataTree with a posterior group from arrays shaped ``(chain, draw, ...)``, the
+    further dimensions named as in the model (``segment``, ``period``, ...)."""
     n_chain, n_draw = next(iter(draws.values())).shape[:2]
     coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw)}
-    dims = {2: ("chain", "draw"), 3: ("chain", "draw", "segment")}
-    ds = xr.Dataset({k: (dims[np.ndim(v)], np.asarray(v)) for k, v in draws.items()}, coords)
-    return xr.DataTree.from_dict({"posterior": ds})
+    named = model.named_vars_to_dims
+    variables = {}
+    for k, v in draws.items():
+        extra = tuple(named.get(k) or ()) or tuple(f"{k}_dim_{i}" for i in range(np.ndim(v) - 2))
+        variables[k] = (("chain", "draw", *extra), np.asarray(v))
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(variables, coords)})
 
 
 def _by_chain(values: xr.DataArray, chains: int, draws: int) -> np.ndarray:
@@ -166,7 +169,7 @@ def _map(model, var_names, seed):
     with model:
         point = pm.find_MAP(progressbar=False, seed=seed, include_transformed=False)
     return _posterior_tree(
-        {v: np.reshape(point[v], (1, 1, *np.shape(point[v]))) for v in var_names}
+        {v: np.reshape(point[v], (1, 1, *np.shape(point[v]))) for v in var_names}, model
     )
 
 
@@ -176,7 +179,7 @@ def _advi(model, var_names, draws, chains, seed, progressbar, n_steps):
         tree = approx.sample(draws * chains, random_seed=seed, return_inferencedata=True)
     post = tree["posterior"].to_dataset()
     arrays = {v: _by_chain(post[v], chains, draws) for v in var_names}
-    return _posterior_tree(arrays)
+    return _posterior_tree(arrays, model)
 
 
 def _pathfinder(model, var_names, draws, chains, seed, progressbar):
@@ -191,7 +194,7 @@ def _pathfinder(model, var_names, draws, chains, seed, progressbar):
     )
     post = tree["posterior"].to_dataset()
     arrays = {v: _by_chain(post[v], chains, draws) for v in var_names}
-    return _posterior_tree(arrays)
+    return _posterior_tree(arrays, model)
 
 
 def run_inference(
@@ -402,6 +405,9 @@ def _structure(spec: Any, data: CompressedRFM) -> tuple[Any, ...]:
     """What the graph built on ``data`` depends on besides the arrays: the data's
     structure and, for partial pooling, which segments are centred."""
     key = structure(data)
+    grid = data.extras.get("calendar")
+    if grid is not None:  # the time effects' graph has a variable per period and covariate
+        key += ((grid.n_periods, grid.n_free, grid.covariate_names),)
     if data.segmented and spec.partially_pooled:
         key += (tuple(centered_mask(spec.centered, data.segment_counts())),)
     return key
@@ -429,7 +435,7 @@ def _fit_built(
         inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
     if tune is None:
         tune = PARTIAL_TUNE if spec.partially_pooled else 1000
-    names = [*spec.params, *spec.hyper_params]
+    names = spec.posterior_names(data)
     result = run_inference(
         model,
         names,
@@ -457,6 +463,7 @@ def _fit_built(
         fingerprint=data.fingerprint(),
         settings=settings,
         problems=problems,
+        calendar=data.extras.get("calendar"),
     )
 
 

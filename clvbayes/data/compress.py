@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -56,6 +56,9 @@ class CompressedRFM:
         Segment labels, indexed by the codes of the :data:`SEGMENT` column (empty for
         unsegmented data). A label may have no rows (e.g. a segment whose customers
         the model does not use).
+    extras : dict
+        Data a model needs besides the rows, by name (e.g. ``"calendar"``: the calendar
+        grid of a model with calendar-time effects, :class:`clvbayes.data.calendar.CalendarGrid`).
     """
 
     columns: tuple[str, ...]
@@ -64,6 +67,17 @@ class CompressedRFM:
     inverse: np.ndarray
     factors: dict[str, Factor]
     segments: tuple[str, ...] = ()
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def derived(self, name: str, getter: Any) -> Any:
+        """An array computed from these data by ``getter(data)``.
+
+        The seam through which a model builder reads data-dependent arrays (e.g. each
+        row's position on a calendar grid): here it is simply ``getter(self)``; on
+        :class:`clvbayes.models.shared_data.SharedRFM` the same call makes it a named
+        input of the compiled model, recomputed for every data set swapped in.
+        """
+        return getter(self)
 
     @property
     def segmented(self) -> bool:

@@ -28,6 +28,7 @@ from clvbayes.math.units import TIME_UNITS, check_time_unit
 
 __all__ = [
     "TIME_UNITS",
+    "days_sql",
     "first_purchase_values",
     "repeat_purchase_times",
     "rfm_summary",
@@ -45,15 +46,11 @@ def summary_sql(
     :func:`summarize`, which runs it. ``drop_duplicates`` reads each exactly repeated row
     (same customer, date and value) once.
     """
+    # Values are summed as DECIMAL(38, 9) (exact integer arithmetic at 1e-9 resolution,
+    # days_sql): DuckDB's parallel aggregation combines partial sums in no fixed order, and
+    # floating point sums would then differ in the last bits between runs (customers.csv of
+    # a report must be byte-reproducible). Money is exact to far below a cent.
     has_value = source.value is not None
-    value = f"CAST({source.value} AS DECIMAL(38, 9))" if has_value else "0.0"
-    # Values are summed as DECIMAL(38, 9) (exact integer arithmetic at 1e-9 resolution):
-    # DuckDB's parallel aggregation combines partial sums in no fixed order, and floating
-    # point sums would then differ in the last bits between runs (customers.csv of a
-    # report must be byte-reproducible). Money is exact to far below a cent.
-    # With returns allowed, a day whose net value is <= 0 and that holds a negative row
-    # (a return or refund day, or a purchase fully returned the same day) is no purchase.
-    having = "HAVING NOT (sum(value) <= 0 AND min(value) < 0)" if allow_negative else ""
     columns = [
         "d.customer_id",
         "CAST(count(*) FILTER (WHERE d.day <= $cal) - 1 AS BIGINT) AS frequency",
@@ -74,6 +71,27 @@ def summary_sql(
                 " AS holdout_value"
             )
         columns.append("CAST(date_diff('day', $cal, $obs) AS DOUBLE) / $unit AS holdout_duration")
+    return f"""
+        {days_sql(source, allow_negative=allow_negative, drop_duplicates=drop_duplicates)}
+        SELECT {", ".join(columns)}
+        FROM days AS d JOIN firsts AS f ON d.customer_id = f.customer_id
+        GROUP BY d.customer_id, f.first_day
+        ORDER BY d.customer_id
+    """
+
+
+def days_sql(source: Source, *, allow_negative: bool = False, drop_duplicates: bool = False) -> str:
+    """The ``WITH`` clause every summary starts from: the purchase days of the log.
+
+    Defines ``tx`` (transactions up to ``$obs``), ``days`` (one row per customer and
+    purchase day, its ``value`` the day's total; with ``allow_negative`` a day whose net
+    value is <= 0 and that holds a negative row is no purchase) and ``firsts`` (each
+    customer's ``first_day``, for customers whose first purchase is on or before
+    ``$cal``). ``drop_duplicates`` reads each exactly repeated row once.
+    """
+    has_value = source.value is not None
+    value = f"CAST({source.value} AS DECIMAL(38, 9))" if has_value else "0.0"
+    having = "HAVING NOT (sum(value) <= 0 AND min(value) < 0)" if allow_negative else ""
     rows = "src"
     if drop_duplicates:
         keys = [source.customer, source.date] + ([source.raw_value] if has_value else [])
@@ -90,12 +108,7 @@ def summary_sql(
         firsts AS (
             SELECT customer_id, min(day) AS first_day
             FROM days GROUP BY customer_id HAVING min(day) <= $cal
-        )
-        SELECT {", ".join(columns)}
-        FROM days AS d JOIN firsts AS f ON d.customer_id = f.customer_id
-        GROUP BY d.customer_id, f.first_day
-        ORDER BY d.customer_id
-    """
+        )"""
 
 
 def summarize(

@@ -854,6 +854,7 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
         sample_alive_state=sample_alive_state,
         survival=survival,
         simulate_future=simulate_future_purchases,
+        clock_change=True,
     )
 
 

@@ -180,6 +180,11 @@ class TransactionFamily(Family):
         ``(rate, dropout, alive, horizon, *, rng, **options) -> FuturePurchases``:
         purchases in ``(0, horizon]`` of customers with a known latent state
         (:func:`clvbayes.math.processes.simulate_future_purchases`).
+    clock_change : bool
+        Whether a common calendar multiplier of the purchase rate is a change of clock
+        for this family (dropout happens only at purchases: BG/NBD, MBG/NBD), so that
+        calendar-time effects apply (:mod:`clvbayes.math.calendar`). False for the
+        Pareto/NBD, whose dropout runs in calendar time.
     """
 
     p_alive: Callable[..., Any] = field(kw_only=True)
@@ -190,6 +195,7 @@ class TransactionFamily(Family):
     sample_alive_state: Callable[..., tuple[Any, Any]] = field(kw_only=True)
     survival: Callable[..., Any] = field(kw_only=True)
     simulate_future: Callable[..., Any] = field(kw_only=True)
+    clock_change: bool = field(default=False, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ NUMPY_OPS = SimpleNamespace(
     minimum=np.minimum,
     asarray=np.asarray,
     concatenate=np.concatenate,
+    cumsum=np.cumsum,
 )
 
 
@@ -71,6 +72,7 @@ def _tensor_ops() -> SimpleNamespace:
         minimum=pt.minimum,
         asarray=pt.as_tensor_variable,
         concatenate=pt.concatenate,
+        cumsum=pt.cumsum,
     )
 
 

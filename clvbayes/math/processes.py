@@ -57,6 +57,7 @@ def simulate_future_purchases(
     value_shape: Any = None,
     value_rate: Any = None,
     max_block_elements: int = 2**22,
+    time_map: Any = None,
 ) -> FuturePurchases:
     """Simulate purchases in ``(0, horizon]`` for customers with known latent state.
 
@@ -101,6 +102,11 @@ def simulate_future_purchases(
         customer's ``ν``); both or neither.
     max_block_elements : int
         Upper bound on the size of the temporary ``(elements x purchases)`` block.
+    time_map : callable, optional
+        ``(times, elements) -> times``: maps purchase times (in the rate's clock) of the
+        given flat elements to the times discounting uses, e.g. operational time back to
+        calendar time under calendar-time effects (:mod:`clvbayes.math.calendar`);
+        monotone per element. None: the identity.
 
     Returns
     -------
@@ -151,7 +157,7 @@ def simulate_future_purchases(
     end = np.array(np.broadcast_to(_at(horizon, idx), idx.shape), dtype=float)
     end[stops] *= rng.beta(bought[stops], arrivals[stops] - bought[stops] + 1)
     last = idx[stops]
-    weight = discount_factor(end[stops], _at(delta, last))
+    weight = discount_factor(_mapped(time_map, end[stops], last), _at(delta, last))
     discounted[last] = weight
     if marks:
         value[last] = rng.gamma(_at(v_shape, last), 1.0 / _at(v_rate, last), size=last.size)
@@ -159,7 +165,17 @@ def simulate_future_purchases(
     free = bought.copy()
     free[stops] -= 1
     _uniform_purchases(
-        idx, free, end, delta, v_shape, v_rate, rng, discounted, value, max_block_elements
+        idx,
+        free,
+        end,
+        delta,
+        v_shape,
+        v_rate,
+        rng,
+        discounted,
+        value,
+        max_block_elements,
+        time_map,
     )
     return FuturePurchases(
         count.reshape(shape),
@@ -188,6 +204,11 @@ def _at(value: Any, index: Any) -> Any:
     return value if np.ndim(value) == 0 else value[index]
 
 
+def _mapped(time_map: Any, times: np.ndarray, elements: np.ndarray) -> np.ndarray:
+    """``time_map(times, elements)``, or ``times`` without a map."""
+    return times if time_map is None else time_map(times, elements)
+
+
 def _uniform_purchases(
     idx: np.ndarray,
     counts: np.ndarray,
@@ -199,6 +220,7 @@ def _uniform_purchases(
     discounted: np.ndarray,
     value: np.ndarray | None,
     cap: int,
+    time_map: Any = None,
 ) -> None:
     """Add ``counts[i]`` purchases at iid uniform times on ``(0, end[i])`` to element
     ``idx[i]``'s discounted count (and value), in passes of at most ``cap`` purchases."""
@@ -216,7 +238,8 @@ def _uniform_purchases(
         here = np.minimum(ends[i:j], stop) - np.maximum(starts[i:j], done)
         owner = np.repeat(np.arange(j - i), here)
         element = idx[i:j][owner]
-        weight = discount_factor(rng.random(owner.size) * end[i:j][owner], _at(delta, element))
+        times = _mapped(time_map, rng.random(owner.size) * end[i:j][owner], element)
+        weight = discount_factor(times, _at(delta, element))
         discounted[idx[i:j]] += np.bincount(owner, weights=weight, minlength=j - i)
         if value is not None:
             worth = rng.gamma(_at(v_shape, element), 1.0 / _at(v_rate, element), size=owner.size)

@@ -20,6 +20,7 @@ one-population likelihood terms are evaluated per segment block.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -29,9 +30,11 @@ import pymc as pm
 from pymc_extras.prior import Prior
 
 from clvbayes import inference
+from clvbayes.data.calendar import CalendarRFM
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.family import Family
+from clvbayes.models.calendar import TimeEffects, prepare_grid
 from clvbayes.models.hierarchy import (
     Pooling,
     check_segment_options,
@@ -100,7 +103,16 @@ class ModelSpec:
         segments: str | None = None,
         pooling: Pooling = "partial",
         centered: bool | Literal["auto"] = "auto",
+        time_effects: bool | TimeEffects | None = None,
     ) -> None:
+        te = TimeEffects.coerce(time_effects)
+        if te is not None and not getattr(self.family, "clock_change", False):
+            raise ValueError(
+                f"{self.kind}: calendar-time effects are a change of clock only for models "
+                "whose dropout happens at purchases (BGNBD, MBGNBD); the Pareto/NBD's "
+                "lifetime runs in calendar time and the Gamma-Gamma models spend, so "
+                "time_effects is not available here. Use BGNBD(time_effects=True)."
+            )
         if segments is not None:
             if not self.supports_segments:
                 raise ValueError(f"{self.kind} does not support segments yet.")
@@ -116,20 +128,29 @@ class ModelSpec:
         object.__setattr__(self, "segments", segments)
         object.__setattr__(self, "pooling", pooling if segments is not None else "complete")
         object.__setattr__(self, "centered", centered)
+        object.__setattr__(self, "time_effects", te)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; create a new spec.")
 
     def __repr__(self) -> str:
-        options = "".join(f", {k}={v!r}" for k, v in self.options().items())
+        shown = {
+            **self.options(),
+            **({"time_effects": self.time_effects} if self.time_effects else {}),
+        }
+        options = "".join(f", {k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}(priors={dict(self._priors)!r}{options})"
 
     # --- what the options mean ------------------------------------------------------------
     def options(self) -> dict[str, Any]:
-        """Constructor options besides the priors (``{}`` for an unsegmented spec)."""
-        if self.segments is None:
-            return {}
-        return {"segments": self.segments, "pooling": self.pooling, "centered": self.centered}
+        """Constructor options besides the priors, in JSON-friendly form (``{}`` for a
+        plain spec)."""
+        out: dict[str, Any] = {}
+        if self.segments is not None:
+            out = {"segments": self.segments, "pooling": self.pooling, "centered": self.centered}
+        if self.time_effects is not None:
+            out["time_effects"] = self.time_effects.to_dict()
+        return out
 
     @property
     def segmented(self) -> bool:
@@ -149,6 +170,20 @@ class ModelSpec:
             return ()
         return tuple(f"{n}_{h}" for n in self.segment_links for h in ("mu", "sigma"))
 
+    def posterior_names(self, data: CompressedRFM | None = None) -> list[str]:
+        """The variables a fit keeps in its posterior: the parameters, the hyperparameters
+        of partial pooling and, with calendar-time effects, those of the process (which
+        depend on the data's grid: free periods, covariates)."""
+        names = [*self.params, *self.hyper_params]
+        if self.time_effects is not None:
+            grid = None if data is None else data.extras.get("calendar")
+            names += ["time_effect", "level_sigma", "noise_sigma"]
+            if grid is None or grid.n_free:
+                names.append("free_sigma")
+            if grid is None or grid.covariate_names:
+                names.append("calendar_coefficient")
+        return names
+
     @property
     def priors(self) -> dict[str, Prior]:
         """The resolved priors (copies: changing them does not change the spec)."""
@@ -166,6 +201,15 @@ class ModelSpec:
         the segment labels are learnt from all customers of ``rfm`` (also those the model
         does not use), so every segment has parameters.
         """
+        calendar = rfm if isinstance(rfm, CalendarRFM) else None
+        if calendar is not None:
+            rfm = calendar.customers
+        elif self.time_effects is not None:
+            raise TypeError(
+                f"{self.kind}(time_effects=...) needs the calendar of the data: build it with "
+                "clvbayes.calendar_rfm(transactions, customer_col=..., date_col=..., "
+                "calibration_end=...) instead of rfm_summary."
+            )
         values = check_rfm(rfm, self.columns)
         keep = self.select(values)
         if not keep.any():
@@ -174,14 +218,24 @@ class ModelSpec:
                 f"({self.selection_note})."
             )
         if self.segments is None:
-            return compress({c: v[keep] for c, v in values.items()}, self.columns)
+            data = compress({c: v[keep] for c, v in values.items()}, self.columns)
+            return self._with_calendar(data, calendar, keep)
         codes, levels = read_segments(rfm, self.segments)
         kept = {SEGMENT: codes[keep].astype(float)}
         kept.update({c: v[keep] for c, v in values.items()})
         data = compress(kept, (SEGMENT, *self.columns), segments=levels)
         what = "customers" if keep.all() else f"customers used ({self.selection_note})"
         check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
-        return data
+        return self._with_calendar(data, calendar, keep)
+
+    def _with_calendar(self, data: CompressedRFM, calendar: Any, keep: np.ndarray) -> Any:
+        """``data`` with the calendar grid the time effects are fitted on (if any)."""
+        if self.time_effects is None:
+            return data
+        grid = calendar.grid(keep)
+        first = calendar.first_position[keep]
+        grid = prepare_grid(grid, self.time_effects, first)
+        return dataclasses.replace(data, extras={**data.extras, "calendar": grid})
 
     # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
@@ -213,9 +267,10 @@ class ModelSpec:
         (:func:`clvbayes.models.likelihood.weighted_loglik`)."""
         return weighted_loglik(self, params, data)
 
-    def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
-        """Log-likelihood per unique row (:func:`clvbayes.models.likelihood.row_loglik`)."""
-        return row_loglik(self, params, data)
+    def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM, f: Any = None) -> Any:
+        """Log-likelihood per unique row (:func:`clvbayes.models.likelihood.row_loglik`;
+        ``f``: calendar-time effects' log multipliers)."""
+        return row_loglik(self, params, data, f)
 
     # --- the quantities partial pooling works on -------------------------------------------
     def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -16,6 +16,7 @@ models each.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Mapping
@@ -28,9 +29,11 @@ import pandas as pd
 import xarray as xr
 from pymc_extras.prior import Prior
 
+from clvbayes.data.calendar import CalendarGrid
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.diagnostics import Diagnosis, diagnose
 from clvbayes.io import read_tree, write_tree
+from clvbayes.math.calendar import customer_jacobian
 from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamily, family
 from clvbayes.models.hierarchy import read_segments
 from clvbayes.models.registry import spec_class
@@ -79,6 +82,9 @@ class FittedModel:
         Inference settings (method, sampler, draws, tune, chains, seed, seconds).
     problems : tuple of str
         Convergence problems found at fit time (each also raised as a warning).
+    calendar : CalendarGrid or None
+        With calendar-time effects: the grid the model was fitted on (periods, the
+        calibration's per-period purchases, known covariates); predictions continue it.
     """
 
     spec: Any
@@ -87,6 +93,7 @@ class FittedModel:
     fingerprint: str
     settings: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    calendar: CalendarGrid | None = None
 
     def __post_init__(self) -> None:
         groups = {
@@ -206,7 +213,7 @@ class FittedModel:
             warnings.simplefilter("ignore", RuntimeWarning)
             table = az.summary(
                 self.posterior,
-                var_names=[*self.spec.params, *self.spec.hyper_params],
+                var_names=self._summary_names(),
                 kind=kind,
                 ci_prob=ci_prob,
                 round_to="none",
@@ -221,7 +228,13 @@ class FittedModel:
                 f"diagnostics need NUTS output; this fit used method="
                 f"{self.settings.get('method')!r}."
             )
-        return diagnose(self.idata, [*self.spec.params, *self.spec.hyper_params])
+        return diagnose(self.idata, [v for v in self.spec.posterior_names() if v in self.posterior])
+
+    def _summary_names(self) -> list[str]:
+        """The posterior's parameters for :meth:`summary` (the per-period time effects
+        have their own table, :func:`clvbayes.time_effects`)."""
+        names = [v for v in self.spec.posterior_names() if v in self.posterior]
+        return [v for v in names if v != "time_effect"]
 
     def log_likelihood(self, per_customer: bool = False) -> xr.DataArray:
         """Pointwise log-likelihood under every posterior draw.
@@ -243,10 +256,24 @@ class FittedModel:
             params = self.params()  # segment axis last: row_loglik works per segment
         else:
             params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
-        ll = self.spec.row_loglik(params, self.data)
-        if per_customer:
-            return xr.DataArray(self.data.expand(ll), dims=("chain", "draw", "customer"))
-        return xr.DataArray(ll, dims=("chain", "draw", "row"))
+        if self.calendar is None:
+            ll = self.spec.row_loglik(params, self.data)
+            if per_customer:
+                return xr.DataArray(self.data.expand(ll), dims=("chain", "draw", "customer"))
+            return xr.DataArray(ll, dims=("chain", "draw", "row"))
+        if not per_customer:
+            raise ValueError(
+                "with calendar-time effects customers sharing a row differ in their own "
+                "purchase periods (the Jacobian), so the pointwise log-likelihood is per "
+                "customer: pass per_customer=True."
+            )
+        f = self.posterior["time_effect"].to_numpy()
+        data = dataclasses.replace(self.data, extras={"calendar": self.calendar})
+        ll = self.data.expand(self.spec.row_loglik(params, data, f))
+        return xr.DataArray(
+            ll + customer_jacobian(f, self.calendar.purchases, ll.shape[-1]),
+            dims=("chain", "draw", "customer"),
+        )
 
     def save(self, path: str | Path, *, include_data: bool = True) -> None:
         """Write to netCDF (``.nc``) or zarr (``.zarr``); see :func:`clvbayes.save`

@@ -14,42 +14,64 @@ from typing import Any
 
 import pymc as pm
 
+from clvbayes.models.calendar import operational_columns, time_effect
 from clvbayes.models.hierarchy import by_segment, sum_by_segment
 
 __all__ = ["build_model", "population_terms", "row_loglik", "weighted_loglik"]
 
 
-def population_terms(spec: Any, params: Mapping[str, Any], data: Any) -> Any:
+def population_terms(
+    spec: Any, params: Mapping[str, Any], data: Any, clock: tuple[Any, Any] | None = None
+) -> Any:
     """One population's log-likelihood terms on ``data``'s rows (``params`` broadcast
-    against the rows)."""
+    against the rows). With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows'
+    ``recency`` and ``T`` enter as operational times
+    (:func:`clvbayes.models.calendar.operational_columns`)."""
     family = spec.family
     columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
+    if clock is not None:
+        columns["recency"], columns["T"] = operational_columns(*clock, data)
     return family.terms(params, columns)
 
 
-def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any) -> Any:
+def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
+    return None if f is None else (f, data.extras["calendar"])
+
+
+def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
     """``Σ counts x per-row log-likelihood`` (the PyMC model's potential), with the
     per-level terms summed per level (:class:`~clvbayes.math.ops.LogLikTerms`); per
-    segment block when the parameters are per segment."""
+    segment block when the parameters are per segment. With calendar-time effects ``f``
+    (log multipliers per calibration period) the rows are in operational time and the
+    Jacobian ``Σ_p N_p f_p`` is added once."""
+    clock = _clock(data, f)
 
     def total(p: Mapping[str, Any], block: Any) -> Any:
-        return population_terms(spec, p, block).weighted_sum(block.counts)
+        return population_terms(spec, p, block, clock).weighted_sum(block.counts)
 
     if data.segmented and spec.pooling != "complete":
-        return sum_by_segment(total, params, data)
-    return total(params, data)
+        value = sum_by_segment(total, params, data)
+    else:
+        value = total(params, data)
+    if clock is None:
+        return value
+    counts = data.derived("calendar_counts", lambda d: d.extras["calendar"].counts)
+    return value + (f * counts).sum(axis=-1)
 
 
-def row_loglik(spec: Any, params: Mapping[str, Any], data: Any) -> Any:
+def row_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
     """Log-likelihood per unique row (numpy or PyTensor; the PyMC graph's function).
 
     ``params`` broadcast against the rows, e.g. ``(chain, draw, 1)``; for segmented specs
     with partial or no pooling they have the segment axis last, e.g. ``(chain, draw,
-    n_segments)``, and each block of rows uses its segment's values.
+    n_segments)``, and each block of rows uses its segment's values. With calendar-time
+    effects ``f`` (e.g. ``(chain, draw, 1, P)``) the rows are in operational time; the
+    Jacobian is each customer's own (:meth:`clvbayes.models.FittedModel.log_likelihood`).
     """
+    clock = _clock(data, f)
 
     def per_row(p: Mapping[str, Any], block: Any) -> Any:
-        return population_terms(spec, p, block).per_row()
+        return population_terms(spec, p, block, clock).per_row()
 
     if data.segmented and spec.pooling != "complete":
         return by_segment(per_row, params, data)
@@ -63,9 +85,16 @@ def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:
     directly (e.g. ``a, b`` from ``phi_dropout, kappa_dropout``, or ``alpha`` from the
     pooled mean purchase rate) are derived by the family's reparametrisation and kept as
     deterministics; the potential is the count-weighted sum of the family's
-    log-likelihood terms over the unique rows.
+    log-likelihood terms over the unique rows. With calendar-time effects the latent
+    log multipliers (:func:`clvbayes.models.calendar.time_effect`) change the rows' clock
+    and add their Jacobian.
     """
-    coords = {"segment": list(data.segments)} if data.segmented else {}
+    coords: dict[str, Any] = {"segment": list(data.segments)} if data.segmented else {}
+    grid = data.extras.get("calendar") if spec.time_effects is not None else None
+    if grid is not None:
+        coords["period"] = list(range(grid.n_periods))
+        if grid.covariate_names:
+            coords["calendar_covariate"] = list(grid.covariate_names)
     with pm.Model(coords=coords) as model:
         created = spec.add_priors(data)
         params = spec.complete(created)
@@ -73,6 +102,7 @@ def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:
             if name not in created:
                 dims = "segment" if getattr(params[name], "ndim", 0) else None
                 params[name] = pm.Deterministic(name, params[name], dims=dims)
+        f = None if grid is None else time_effect(grid, spec.time_effects, data)
         if likelihood:
-            pm.Potential("loglik", weighted_loglik(spec, params, data))
+            pm.Potential("loglik", weighted_loglik(spec, params, data, f))
     return model

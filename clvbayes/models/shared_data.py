@@ -82,6 +82,15 @@ class SharedRFM:
         """Customers per segment of the template data (concrete: part of the structure)."""
         return self._data.segment_counts()
 
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The template's extras (concrete: their arrays enter through :meth:`derived`)."""
+        return self._data.extras
+
+    def derived(self, name: str, getter: Getter) -> Any:
+        """``getter(data)`` as the named input ``name`` (recomputed for every data set)."""
+        return self._input(name, getter)
+
     def factor(self, column: str) -> Factor:
         """``column`` as a Factor of two inputs, ``<column>_levels`` and ``<column>_index``."""
         levels = self._input(f"{column}_levels", lambda d: d.factor(column).levels)

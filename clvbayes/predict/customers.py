@@ -54,13 +54,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvbayes.data.calendar import customer_table
 from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.predict.calendar import ForecastClock, forecast_clock
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result
 from clvbayes.predict.scoring import (
     DTYPES,
     Customers,
     plan_chunks,
+    population_draw_ids,
     population_draws,
     read_customers,
     row_order,
@@ -188,6 +191,7 @@ def predict_customers(
         check_fitted(spend_fit, "spend_fit", role="spend")
     if opts.thresholds and spend_fit is None:
         raise ValueError("CLV thresholds need a spend_fit (a fitted GammaGamma).")
+    rfm = customer_table(rfm)
     n = len(rfm)
     keep = _default_keep(keep_draws, n, opts.n_draws, fit, opts.memory_limit_mb)
     unknown = set(keep) - set(DRAW_VARIABLES)
@@ -198,6 +202,8 @@ def predict_customers(
     )
     theta, coords = population_draws(fit, opts.n_draws)
     n_samples = next(iter(theta.values())).shape[0]
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    clock_end = _add_clock(theta, fit, customers.horizon, root, opts)
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
     jobs = _n_jobs(opts.n_jobs)
     # the CLV draws of all customers (for the ranks) stay in memory up to half the cap,
@@ -214,6 +220,7 @@ def predict_customers(
         "margin": float(opts.margin),
         "nodes": opts.discount_nodes,
         "family": family,
+        "clock_end": clock_end,
         "block_draws": block_draws,
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
@@ -223,7 +230,6 @@ def predict_customers(
     kept = {k: np.empty((n_samples, n), dtype=DTYPES[k]) for k in names if k in keep}
     order = row_order(customers)
     starts = range(0, n, size)
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
     def score(i: int) -> tuple[int, np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
         """Chunk ``i``: its draws and summary rows, with its own random stream."""
@@ -360,16 +366,50 @@ def _dataset(
     )
 
 
-def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArray:
+_CLOCK_STREAM = 2**31 - 1  # spawn key of the forecast clock's stream (chunks use 0, 1, ...)
+
+
+def _add_clock(
+    theta: dict[str, np.ndarray],
+    fit: FittedModel,
+    horizon: np.ndarray,
+    root: np.random.SeedSequence,
+    opts: PredictOptions,
+) -> float:
+    """With calendar-time effects, put each draw's forecast clock into ``theta`` (as
+    ``clock_f``, sliced with the draws) and return the calibration end's position."""
+    if getattr(fit, "calendar", None) is None:
+        return 0.0
+    stream = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, _CLOCK_STREAM))
+    draws = population_draw_ids(fit, opts.n_draws)
+    h_max = float(np.max(horizon, initial=0.0))
+    clock = forecast_clock(
+        fit, draws, h_max, np.random.default_rng(stream), opts.calendar_covariates
+    )
+    theta["clock_f"] = clock.f
+    return clock.grid_end
+
+
+def _analytic(
+    fit: FittedModel, rfm: Any, horizon: Any, what: str, seed: Any = None
+) -> xr.DataArray:
     family = check_fitted(fit, "fit")
-    customers = read_customers(rfm, horizon, need_spend=False, fit=fit)
+    customers = read_customers(customer_table(rfm), horizon, need_spend=False, fit=fit)
     rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
     params = tuple(take_segments(v, codes, 2) for v in family.values(fit.params()))
     data = (rows["x"], rows["t_x"], rows["T"])
+    window = rows["h"]
+    if getattr(fit, "calendar", None) is not None:
+        theta: dict[str, np.ndarray] = {}
+        end = _add_clock(theta, fit, rows["h"], np.random.SeedSequence(seed), PredictOptions())
+        clock = ForecastClock(theta["clock_f"], end)
+        chains, draws = params[0].shape[:2]
+        data = (rows["x"], *(v.reshape(chains, draws, -1) for v in clock.history(data[1], data[2])))
+        window = clock.window(rows["h"]).reshape(chains, draws, -1)
     values = family.p_alive(*params, *data)
     if what != "p_alive":
-        values = family.expected_purchases(*params, *data, rows["h"], alive=values)
+        values = family.expected_purchases(*params, *data, window, alive=values)
     posterior = fit.posterior
     return xr.DataArray(
         np.asarray(values)[..., inv],
@@ -389,28 +429,34 @@ def p_alive(fit: FittedModel, rfm: Any) -> xr.DataArray:
     Parameters
     ----------
     fit : FittedModel
-        A fitted BG/NBD, MBG/NBD or Pareto/NBD.
-    rfm : DataFrame
+        A fitted BG/NBD, MBG/NBD or Pareto/NBD (with calendar-time effects too: the
+        histories then run on each draw's operational clock).
+    rfm : DataFrame or CalendarRFM
         ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
     """
     return _analytic(fit, rfm, 0.0, "p_alive")
 
 
-def expected_purchases(fit: FittedModel, rfm: Any, horizon: Any) -> xr.DataArray:
+def expected_purchases(
+    fit: FittedModel, rfm: Any, horizon: Any, *, seed: int | None = None
+) -> xr.DataArray:
     """Posterior of the expected purchases in ``(T, T+horizon]`` per customer.
 
     Parameters
     ----------
     fit : FittedModel
         A fitted BG/NBD, MBG/NBD or Pareto/NBD.
-    rfm : DataFrame
+    rfm : DataFrame or CalendarRFM
         ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
     horizon : float or array_like
         Window length, one number or one per customer.
+    seed : int, optional
+        With calendar-time effects: the seed of each draw's future calendar path (the
+        expectation is then that of a draw of the posterior predictive calendar).
 
     Returns
     -------
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``.
     """
-    return _analytic(fit, rfm, horizon, "expected_purchases")
+    return _analytic(fit, rfm, horizon, "expected_purchases", seed)

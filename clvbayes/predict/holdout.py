@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clvbayes.data.calendar import customer_table
 from clvbayes.data.validate import check_rfm
 from clvbayes.models.fitted import FittedModel
 from clvbayes.predict.customers import predict_customers
@@ -242,6 +243,7 @@ def validate_holdout(
     -------
     HoldoutReport
     """
+    rfm_with_holdout = customer_table(rfm_with_holdout)
     opts = PredictOptions.merge(options, kwargs, "validate_holdout")
     opts = opts.replace(
         annual_discount=0.0,
@@ -389,6 +391,7 @@ def predict_holdout(
     -------
     HoldoutPrediction
     """
+    rfm_with_holdout = customer_table(rfm_with_holdout)
     values = _holdout_columns(rfm_with_holdout)
     result = predict_customers(
         fit,

@@ -17,9 +17,11 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from clvbayes.math.clv import days_per_unit, resolve_discount
 
@@ -78,6 +80,10 @@ class PredictOptions:
     spill_dir : str or Path, optional
         Directory of the temporary CLV-draw file of large runs (default: the system's
         temporary directory).
+    calendar_covariates : DataFrame, optional
+        For fits with calendar-time effects and known calendar covariates: their values
+        in the forecast periods (indexed by period start) that the fit's
+        ``TimeEffects.covariates`` did not already hold.
     """
 
     time_unit: str | float = "W"
@@ -95,6 +101,7 @@ class PredictOptions:
     chunk_customers: int | None = None
     n_jobs: int | None = None
     spill_dir: str | Path | None = None
+    calendar_covariates: pd.DataFrame | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))

@@ -23,15 +23,18 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
+from clvbayes.math.clv import discounted_expectation
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
 from clvbayes.math.processes import FuturePurchases
 from clvbayes.models.fitted import FittedModel
+from clvbayes.predict.calendar import ForecastClock
 
 __all__ = [
     "DTYPES",
     "Customers",
     "plan_chunks",
+    "population_draw_ids",
     "population_draws",
     "read_customers",
     "row_order",
@@ -139,6 +142,16 @@ def population_draws(
     return flat, coords
 
 
+def population_draw_ids(fit: FittedModel, n_draws: int | None) -> np.ndarray:
+    """Flat ``chain x draw`` indices of the draws :func:`population_draws` uses, in its
+    order (to pair other per-draw quantities with them)."""
+    post = fit.posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
+    index = draw_index(n_draw, per_chain)
+    return (np.arange(n_chain)[:, None] * n_draw + index[None, :]).reshape(-1)
+
+
 def spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]:
     """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors)."""
     flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in spend_fit.params().items()}
@@ -176,20 +189,33 @@ def _block(
     nodes: int | None,
     max_block_elements: int,
     family: TransactionFamily,
+    clock_end: float = 0.0,
 ) -> dict[str, np.ndarray]:
-    """All draws-level quantities for a block of draws (rows) and customers (columns)."""
+    """All draws-level quantities for a block of draws (rows) and customers (columns).
+
+    With calendar-time effects (``theta["clock_f"]``: each draw's log multipliers of the
+    calibration and forecast periods, :mod:`clvbayes.predict.calendar`) the histories and
+    windows are operational times, and simulated purchase times are mapped back to the
+    calendar before discounting.
+    """
     rows, inv = unique_rows(c)
     codes = rows["s"].astype(np.int64)  # each row's segment's parameters
     params = tuple(take_segments(v, codes, 1) for v in family.values(theta))
-    data = (rows["x"], rows["t_x"], rows["T"])
+    clock = None if "clock_f" not in theta else ForecastClock(theta["clock_f"], clock_end)
+    if clock is None:
+        data, window = (rows["x"], rows["t_x"], rows["T"]), rows["h"]
+    else:
+        data, window = (rows["x"], *clock.history(rows["t_x"], rows["T"])), clock.window(rows["h"])
     alive_rows = family.p_alive(*params, *data)
-    expected = family.expected_purchases(*params, *data, rows["h"], alive=alive_rows)
+    expected = family.expected_purchases(*params, *data, window, alive=alive_rows)
     out = {"p_alive": alive_rows[:, inv], "expected_purchases": expected[:, inv]}
     shape = out["p_alive"].shape
-    horizon = np.broadcast_to(c.horizon, shape)
+    horizon = np.broadcast_to(c.horizon if clock is None else window[:, inv], shape)
     simulate = {"max_block_elements": max_block_elements}
     if spend is None:
-        future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate)
+        future = simulate_future(
+            family, params, data, alive_rows, inv, horizon, rng, simulate, clock
+        )
         out["purchases"] = future.count
         return out
     p, q, v = (take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
@@ -197,7 +223,7 @@ def _block(
     z_spend = np.where(c.spend_informed, c.z, 0.0)
     nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
     simulate.update(discount_rate=delta, value_shape=p)
-    future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate)
+    future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate, clock)
     out["purchases"] = future.count
     # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
     # drawn (independently of the purchases) only where something was bought
@@ -208,10 +234,17 @@ def _block(
     out["clv"] = clv
     if delta == 0:
         discounted = out["expected_purchases"]
-    else:
+    elif clock is None:
         discounted = family.expected_discounted_purchases(
             *params, *data, rows["h"], delta, nodes=nodes, alive=alive_rows
         )[:, inv]
+    else:  # ∫ e^{-δs} dE(τ(s)) over calendar offsets s, τ the draw's operational window
+
+        def expected_by(offset: Any) -> Any:
+            return family.expected_purchases(*params, *data, clock.window(offset), alive=alive_rows)
+
+        discounted = discounted_expectation(expected_by, rows["h"], delta, nodes=nodes or 16)
+        discounted = discounted[:, inv]
     with np.errstate(divide="ignore", invalid="ignore"):
         spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
     out["clv_conditional"] = margin * discounted * np.where(nu_shape > 1, spend_mean, np.nan)
@@ -274,6 +307,7 @@ def simulate_future(
     horizon: np.ndarray,
     rng: np.random.Generator,
     options: dict[str, Any],
+    clock: ForecastClock | None = None,
 ) -> FuturePurchases:
     """Simulated future purchases of every ``(draw, customer)`` element.
 
@@ -289,6 +323,8 @@ def simulate_future(
     state = family.customer_posterior(*params, *data, alive=alive)
     shape, draw, customer, row = _alive_elements(alive, inverse, rng)
     rates = family.sample_alive_state(state, (draw, row), rng)
+    if clock is not None:  # purchase times in operational time -> calendar offsets
+        options = {**options, "time_map": lambda t, e: clock.to_calendar(t, draw[e])}
     return _simulate_alive(
         family.simulate_future, shape, draw, customer, rates, horizon, rng, options
     )
