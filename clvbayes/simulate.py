@@ -11,12 +11,14 @@ over the purchase index, never over customers.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from clvbayes.math import bgnbd, gamma_gamma, mbgnbd, pareto_nbd
+from clvbayes.math.calendar import CalendarSample, simulate_customers, simulate_path
 from clvbayes.math.family import TransactionFamily, family
 from clvbayes.math.gamma_gamma import TransactionValues, simulate_transaction_values
 from clvbayes.math.processes import (
@@ -28,9 +30,12 @@ from clvbayes.math.processes import (
 
 __all__ = [
     "BetaDropout",
+    "CalendarSample",
     "FuturePurchases",
     "TransactionValues",
     "simulate_bgnbd",
+    "simulate_calendar",
+    "simulate_calendar_path",
     "simulate_future_pareto_nbd",
     "simulate_future_purchases",
     "simulate_gamma_gamma",
@@ -39,6 +44,7 @@ __all__ = [
     "simulate_segments",
     "simulate_transaction_model",
     "simulate_transaction_values",
+    "transactions_from",
 ]
 
 simulate_bgnbd = bgnbd.simulate
@@ -46,6 +52,8 @@ simulate_mbgnbd = mbgnbd.simulate
 simulate_pareto_nbd = pareto_nbd.simulate
 simulate_future_pareto_nbd = pareto_nbd.simulate_future
 simulate_gamma_gamma = gamma_gamma.simulate
+simulate_calendar = simulate_customers
+simulate_calendar_path = simulate_path
 
 
 def simulate_transaction_model(
@@ -127,3 +135,20 @@ def simulate_segments(
         spend = (per_customer[k] for k in ("p", "q", "v"))
         out["monetary_value"] = gamma_gamma.simulate(*spend, sim["frequency"], rng=rng)
     return out
+
+
+def transactions_from(
+    sample: CalendarSample, origin: dt.date, *, days_per_unit: float = 7.0
+) -> dict[str, Any]:
+    """A transaction log (``customer_id``, ``date``) of customers simulated under
+    calendar multipliers (:func:`simulate_calendar` with ``resolution=1/days_per_unit``):
+    each first and repeat purchase on its day, grid position 0 being ``origin``. Feed it
+    to :func:`clvbayes.calendar_rfm` to fit it like a real log.
+    """
+    import numpy as np
+
+    n = sample.first.size
+    customers = np.concatenate([np.arange(n), sample.customer])
+    position = np.concatenate([sample.first, sample.purchase_time])
+    days = np.round(position * days_per_unit).astype("timedelta64[D]")
+    return {"customer_id": customers, "date": np.datetime64(origin, "D") + days}

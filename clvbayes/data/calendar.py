@@ -234,6 +234,7 @@ class CalendarGrid:
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> CalendarGrid:
         """Rebuild from :meth:`to_dict`'s output."""
+        names = tuple(str(c) for c in _names(stored["covariate_names"]))
         return cls(
             origin=dt.date.fromisoformat(str(stored["origin"])),
             time_unit=str(stored["time_unit"]),
@@ -242,11 +243,18 @@ class CalendarGrid:
             exposure=np.asarray(stored["exposure"], dtype=float),
             purchases=np.asarray(stored["purchases"], dtype=np.int64).reshape(3, -1),
             n_free=int(stored["n_free"]),
-            covariate_names=tuple(str(c) for c in stored["covariate_names"]),
-            covariates=np.asarray(stored["covariates"], dtype=float).reshape(
-                -1, len(stored["covariate_names"])
-            ),
+            covariate_names=names,
+            covariates=np.asarray(stored["covariates"], dtype=float).reshape(-1, len(names)),
         )
+
+
+def _names(value: Any) -> list[str]:
+    """A stored list of names (a list, or its JSON text)."""
+    if isinstance(value, str):
+        import json
+
+        return list(json.loads(value))
+    return list(value)
 
 
 def customer_table(rfm: Any) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -98,6 +98,7 @@ class CompressedRFM:
             block = CompressedRFM._build(
                 value_columns, rows, self.counts[part], np.empty(0, dtype=np.int64)
             )
+            block = replace(block, extras=self.extras)  # e.g. the calendar grid
             blocks.append((code, part, block))
         return tuple(blocks)
 

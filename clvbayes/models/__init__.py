@@ -6,6 +6,7 @@ One spec per model family; each registers itself by kind
 
 from clvbayes.models.base import ModelSpec
 from clvbayes.models.bgnbd import BGNBD, MBGNBD
+from clvbayes.models.calendar import TimeEffects
 from clvbayes.models.fitted import FittedModel, load, save
 from clvbayes.models.gamma_gamma import GammaGamma
 from clvbayes.models.pareto_nbd import ParetoNBD
@@ -19,6 +20,7 @@ __all__ = [
     "GammaGamma",
     "ModelSpec",
     "ParetoNBD",
+    "TimeEffects",
     "load",
     "save",
     "spec_class",

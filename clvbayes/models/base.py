@@ -262,10 +262,11 @@ class ModelSpec:
             self._priors, self.pooling, self.segment_links, self.centered, data.segment_counts()
         )
 
-    def weighted_loglik(self, params: Mapping[str, Any], data: Any) -> Any:
+    def weighted_loglik(self, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
         """``Σ counts x per-row log-likelihood``, the PyMC model's potential
-        (:func:`clvbayes.models.likelihood.weighted_loglik`)."""
-        return weighted_loglik(self, params, data)
+        (:func:`clvbayes.models.likelihood.weighted_loglik`; ``f``: calendar-time
+        effects' log multipliers)."""
+        return weighted_loglik(self, params, data, f)
 
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM, f: Any = None) -> Any:
         """Log-likelihood per unique row (:func:`clvbayes.models.likelihood.row_loglik`;

@@ -353,6 +353,8 @@ def to_groups(fit: FittedModel, include_data: bool = True) -> dict[str, xr.Datas
         arrays["row_count"] = ("row", d.counts)
         arrays["customer_row"] = ("customer", d.inverse.astype(np.int32))
         groups["constant_data"] = xr.Dataset(arrays)
+    if fit.calendar is not None:
+        groups["calendar"] = _calendar_group(fit.calendar)
     columns = fit.data.columns if fit.data is not None else fit.spec.columns
     attrs = {
         "format": FORMAT,
@@ -386,7 +388,7 @@ def from_groups(node: xr.DataTree, where: str) -> FittedModel:
     priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["priors"]).items()}
     spec = spec_type(priors=priors, **json.loads(attrs.get("spec_options", "{}")))
     # segment labels (segmented fits) live in the posterior's "segment" coordinate
-    segments = [str(s) for s in posterior["segment"].to_numpy()] if spec.options() else []
+    segments = [str(s) for s in posterior["segment"].to_numpy()] if spec.segments else []
     data = None
     if "constant_data" in node.children:
         cd = node["constant_data"].to_dataset()
@@ -396,6 +398,14 @@ def from_groups(node: xr.DataTree, where: str) -> FittedModel:
     groups = {"posterior": posterior.assign_attrs({})}
     if "sample_stats" in node.children:
         groups["sample_stats"] = node["sample_stats"].to_dataset()
+    calendar = None
+    if "calendar" in node.children:
+        stored = node["calendar"].to_dataset()
+        calendar = CalendarGrid.from_dict(
+            {**stored.attrs, **{k: stored[k].to_numpy() for k in stored.data_vars}}
+        )
+        if data is not None:
+            data = dataclasses.replace(data, extras={"calendar": calendar})
     return FittedModel(
         spec=spec,
         idata=xr.DataTree.from_dict(groups),
@@ -403,7 +413,21 @@ def from_groups(node: xr.DataTree, where: str) -> FittedModel:
         fingerprint=attrs["data_fingerprint"],
         settings=json.loads(attrs["settings"]),
         problems=tuple(json.loads(attrs["problems"])),
+        calendar=calendar,
     )
+
+
+def _calendar_group(grid: CalendarGrid) -> xr.Dataset:
+    """A fit's calendar grid as a dataset (arrays) with attributes (the rest)."""
+    stored = grid.to_dict()
+    arrays = {
+        "counts": ("period", stored.pop("counts")),
+        "exposure": ("period", stored.pop("exposure")),
+        "purchases": (("purchase_field", "purchase"), stored.pop("purchases")),
+        "covariates": (("known_period", "calendar_covariate"), stored.pop("covariates")),
+    }
+    stored["covariate_names"] = json.dumps(stored["covariate_names"])
+    return xr.Dataset(arrays).assign_attrs(stored)
 
 
 def _check_models(models: Any) -> None:

@@ -1,0 +1,411 @@
+"""Calendar-time effects (issue 16): the clock, the operational-time likelihood against a
+brute-force quadrature of the non-homogeneous process, the process and its forecast, the
+calendar summary, fits and predictions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate
+from scipy import special as sp
+
+import clvbayes
+from clvbayes.data.calendar import calendar_rfm
+from clvbayes.datasets import load_cdnow
+from clvbayes.math import bgnbd
+from clvbayes.math import calendar as cm
+from clvbayes.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD, TimeEffects
+from clvbayes.simulate import simulate_calendar, simulate_calendar_path, transactions_from
+
+THETA = {"r": 0.25, "alpha": 4.8, "a": 0.72, "b": 2.16}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """CDNOW sample with the papers' split, as a calendar summary."""
+    return calendar_rfm(
+        load_cdnow("sample"),
+        customer_col="customer_id",
+        date_col="date",
+        value_col="value",
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+    )
+
+
+# --- the clock -------------------------------------------------------------------------
+
+
+def test_clock_and_its_inverse_match_a_direct_sum_and_round_trip():
+    rng = np.random.default_rng(1)
+    f = rng.normal(0, 0.7, (4, 30))
+    s = np.array([0.0, 0.3, 1.0, 7.25, 29.99, 30.0])
+    w = np.exp(f)
+    direct = np.array(
+        [[w[d, : int(np.floor(x))].sum() + (x - np.floor(x)) * w[d, min(int(x), 29)]
+          if x < 30 else w[d].sum() for x in s] for d in range(4)]
+    )  # fmt: skip
+    np.testing.assert_allclose(cm.clock(f, s), direct, rtol=1e-13)
+    start = 12.857
+    tau = rng.uniform(0, 5, 50)
+    draw = rng.integers(0, 4, 50)
+    offsets = cm.inverse_elapsed(f, start, tau, draw)
+    back = np.array([cm.elapsed(f[d], start, o) for d, o in zip(draw, offsets, strict=True)])
+    np.testing.assert_allclose(back, tau, rtol=1e-12)
+    assert np.isinf(cm.inverse_elapsed(f, start, np.array([1e9]), np.array([0])))[0]
+    np.testing.assert_allclose(cm.elapsed(np.zeros(30), [1.5, 3.0], [4.25, 0.0]), [4.25, 0.0])
+
+
+def test_difference_basis_diagonalises_the_local_levels_differences():
+    n, s_l, s_n = 9, 0.05, 0.2
+    V, s = cm.difference_basis(n)
+    cov = np.diag(np.full(n, s_l**2 + 2 * s_n**2)) - s_n**2 * (np.eye(n, k=1) + np.eye(n, k=-1))
+    np.testing.assert_allclose(V @ V.T, np.eye(n), atol=1e-14)
+    np.testing.assert_allclose(V.T @ cov @ V, np.diag(s_l**2 + 4 * s_n**2 * s), atol=1e-14)
+
+
+def test_last_level_equals_gaussian_conditioning_with_a_flat_first_level():
+    """Kalman filter of the local level vs the exact Gaussian answer with a flat prior
+    on ℓ_0 (generalised least squares for ℓ_0, then the conditional of the last level)."""
+    rng = np.random.default_rng(2)
+    n, s_l, s_n = 12, 0.07, 0.15
+    f = rng.normal(0, 0.3, n)
+    mean, var = cm.level_posterior(f[None], np.array([s_l]), np.array([s_n]))
+    L = np.tril(np.ones((n, n)))
+    L[:, 0] = 0.0  # ℓ_p = ℓ_0 + Σ_{1<=i<=p} η_i
+    sigma = s_l**2 * L @ L.T + s_n**2 * np.eye(n)  # cov of f given ℓ_0
+    c = s_l**2 * L @ L[-1]  # cov(f, ℓ_{n-1} - ℓ_0)
+    inv = np.linalg.inv(sigma)
+    one = np.ones(n)
+    l0 = (one @ inv @ f) / (one @ inv @ one)
+    want_mean = l0 + c @ inv @ (f - l0)
+    want_var = s_l**2 * L[-1] @ L[-1] - c @ inv @ c + (1 - c @ inv @ one) ** 2 / (one @ inv @ one)
+    assert mean[0] == pytest.approx(want_mean, rel=1e-10)
+    assert var[0] == pytest.approx(want_var, rel=1e-10)
+
+
+# --- the likelihood --------------------------------------------------------------------
+
+
+def _log_quad(fn, peak, width):
+    scale = fn(peak)
+    value = integrate.quad(
+        lambda u: np.exp(fn(u) - scale), peak - 40 * width, peak + 40 * width,
+        points=[peak], limit=400, epsabs=0.0, epsrel=1e-13,
+    )[0]  # fmt: skip
+    return scale + np.log(value)
+
+
+def _log_gamma_moment(k, r, alpha, exposure):
+    """log E[λ^k e^{-λ Λ}] over λ ~ Gamma(r, rate α), both integrals numerical."""
+
+    def part(s, rho):
+        return _log_quad(
+            lambda v: s * v - rho * np.exp(v), np.log(s / rho), np.sqrt(sp.polygamma(1, s))
+        )
+
+    return part(r + k, alpha + exposure) - part(r, alpha)
+
+
+def _log_beta_moment(kp, kq, a, b):
+    """log E[p^kp (1-p)^kq] over p ~ Beta(a, b), both integrals numerical."""
+
+    def part(A, B):
+        fn = lambda u: -A * np.logaddexp(0.0, -u) - B * np.logaddexp(0.0, u)  # noqa: E731
+        return _log_quad(fn, np.log(A / B), np.sqrt(1.0 / A + 1.0 / B))
+
+    return part(a + kp, b + kq) - part(a, b)
+
+
+def reference_loglik(r, alpha, a, b, first, offsets, T, f, modified=False):
+    """One customer's log-likelihood under the calendar-time process, by quadrature:
+    the clock by integrating the step function exp(f), the Jacobian from the step
+    function at each purchase, the mixing over λ and p numerically."""
+    P = f.size
+
+    def m(s):
+        return float(np.exp(f[min(int(np.floor(s)), P - 1)]))
+
+    def clock(length):
+        if length <= 0:
+            return 0.0
+        lo, hi = first, first + length
+        pts = [q for q in range(int(np.ceil(lo)), int(np.floor(hi)) + 1) if lo < q < hi]
+        return integrate.quad(m, lo, hi, points=pts or None, limit=4 * P + 50, epsrel=1e-13)[0]
+
+    t = np.sort(np.asarray(offsets, dtype=float))
+    x, t_x = t.size, (float(t[-1]) if t.size else 0.0)
+    jacobian = float(sum(np.log(m(first + tj)) for tj in t))
+    shift = 1 if modified else 0
+    alive = _log_gamma_moment(x, r, alpha, clock(T)) + _log_beta_moment(0.0, x + shift, a, b)
+    if x + shift == 0:
+        return alive + jacobian
+    dropped = _log_gamma_moment(x, r, alpha, clock(t_x)) + _log_beta_moment(
+        1.0, x + shift - 1, a, b
+    )
+    return float(np.logaddexp(alive, dropped)) + jacobian
+
+
+@pytest.mark.parametrize("modified", [False, True], ids=["bgnbd", "mbgnbd"])
+@pytest.mark.parametrize("scale", [0.3, 1.0])
+def test_operational_time_likelihood_matches_brute_force_quadrature(modified, scale):
+    """ℓ_model(x, M(t_x), M(T)) + Σ_j f(c + t_j) against a per-customer numerical
+    evaluation of the non-homogeneous process's likelihood, to 1e-8."""
+    rng = np.random.default_rng(7 + int(10 * scale))
+    f = rng.normal(0, scale, 40)
+    family = clvbayes.math.mbgnbd if modified else bgnbd
+    for _ in range(12):
+        first = rng.uniform(0, 15)
+        T = rng.uniform(1, 40 - first - 1e-6)
+        x = int(rng.integers(0, 8))
+        offsets = np.sort(rng.uniform(0, T, x))
+        t_x = offsets[-1] if x else 0.0
+        m_tx, m_T = cm.elapsed(f, first, t_x), cm.elapsed(f, first, T)
+        jac = sum(f[cm.period_of(first + o, 40)] for o in offsets)
+        ours = family.loglik(*THETA.values(), float(x), m_tx, m_T) + jac
+        want = reference_loglik(*THETA.values(), first, offsets, T, f, modified)
+        assert ours == pytest.approx(want, rel=1e-8, abs=1e-8)
+
+
+@pytest.mark.parametrize("spec_class", [BGNBD, MBGNBD])
+def test_time_effects_with_zero_multipliers_are_exactly_the_stationary_model(sample, spec_class):
+    """The fitted likelihood (rows in operational time + pooled Jacobian) at f = 0 equals
+    the ordinary model's, to 1e-10, for the same data."""
+    te, plain = spec_class(time_effects=True), spec_class()
+    data, flat = te.prepare(sample), plain.prepare(sample)
+    params = {k: np.array(v) for k, v in THETA.items()}
+    zero = np.zeros(data.extras["calendar"].n_periods)
+    ours = te.weighted_loglik(params, data, zero)
+    assert ours == pytest.approx(plain.weighted_loglik(params, flat), rel=1e-10)
+    np.testing.assert_allclose(
+        te.row_loglik(params, data, zero), plain.row_loglik(params, flat), rtol=1e-10
+    )
+
+
+def test_numpy_and_pytensor_give_the_same_likelihood_and_it_stays_finite(sample):
+    import pytensor
+    import pytensor.tensor as pt
+
+    spec = BGNBD(time_effects=True)
+    data = spec.prepare(sample)
+    n = data.extras["calendar"].n_periods
+    f_sym = pt.vector("f")
+    params = {k: pt.constant(v) for k, v in THETA.items()}
+    graph = pytensor.function([f_sym], spec.weighted_loglik(params, data, f_sym))
+    rng = np.random.default_rng(3)
+    numpy_params = {k: np.array(v) for k, v in THETA.items()}
+    for f in (rng.normal(0, 0.3, n), rng.normal(0, 2.0, n)):
+        # the package's standard for numpy vs PyTensor (their gammaln differ in last bits)
+        assert graph(f) == pytest.approx(spec.weighted_loglik(numpy_params, data, f), rel=1e-8)
+    extreme = np.where(np.arange(n) % 2, 20.0, -20.0)
+    assert np.isfinite(graph(extreme))
+    rows = spec.row_loglik({k: np.array([[v]]) for k, v in THETA.items()}, data, extreme)
+    assert np.isfinite(rows).all()
+
+
+def test_likelihood_is_finite_on_extreme_grids_and_frequencies():
+    rng = np.random.default_rng(5)
+    f = rng.uniform(-20, 20, 500)
+    first = rng.uniform(0, 100, 3000)
+    T = rng.uniform(1e-3, 499 - first)
+    t_x = T * rng.uniform(0, 1, 3000)
+    x = rng.choice([0.0, 1.0, 50.0, 1e4], 3000)
+    t_x = np.where(x > 0, t_x, 0.0)
+    for theta in ({"r": 1e-3, "alpha": 1e-3, "a": 1e-3, "b": 1e3},
+                  {"r": 1e3, "alpha": 1e3, "a": 1e3, "b": 1e-3}, THETA):  # fmt: skip
+        ll = bgnbd.loglik(*theta.values(), x, cm.elapsed(f, first, t_x), cm.elapsed(f, first, T))
+        assert np.isfinite(ll).all()
+
+
+# --- the calendar summary and the model's options -------------------------------------
+
+
+def test_calendar_summary_counts_every_repeat_purchase_and_matches_rfm_summary(sample):
+    rfm = clvbayes.rfm_summary(
+        load_cdnow("sample"),
+        customer_col="customer_id",
+        date_col="date",
+        value_col="value",
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+    )
+    pd.testing.assert_frame_equal(rfm, sample.customers.drop(columns="first_purchase"))
+    assert sample.calibration_counts().sum() == rfm["frequency"].sum()
+    assert sample.holdout_counts().sum() == rfm["holdout_frequency"].sum()
+    assert sample.periods["start"].iloc[sample.n_periods - 1] == dt.date(1997, 9, 24)
+    assert sample.grid_end == pytest.approx(39 - 1 / 7)
+    per_customer = sample.purchases.groupby("customer_id")["repeat_purchases"].sum()
+    merged = rfm.set_index("customer_id")["frequency"]
+    assert (per_customer.reindex(merged.index, fill_value=0) == merged).all()
+
+
+def test_time_effects_are_refused_where_they_are_no_change_of_clock(sample):
+    with pytest.raises(ValueError, match="Pareto/NBD's lifetime runs in calendar time"):
+        ParetoNBD(time_effects=True)
+    with pytest.raises(ValueError, match="change of clock"):
+        GammaGamma(time_effects=True)
+    with pytest.raises(TypeError, match="calendar_rfm"):
+        BGNBD(time_effects=True).prepare(sample.customers)
+    with pytest.raises(TypeError, match="time_effects must be"):
+        BGNBD(time_effects="weekly")
+
+
+def test_calendar_covariates_are_checked_and_aligned(sample):
+    starts = pd.to_datetime(sample.periods["start"])
+    holiday = pd.DataFrame(
+        {"holiday": (starts.dt.month == 12).astype(float).to_numpy()}, index=starts
+    )
+    promo = pd.DataFrame({"promo": np.r_[np.zeros(20), np.ones(58)]}, index=starts)
+    data = BGNBD(time_effects=TimeEffects(covariates=promo)).prepare(sample)
+    grid = data.extras["calendar"]
+    assert grid.covariate_names == ("promo",) and grid.covariates.shape == (78, 1)
+    with pytest.raises(ValueError, match="missing for 10 period"):
+        BGNBD(time_effects=TimeEffects(covariates=promo.iloc[10:])).prepare(sample)
+    with pytest.raises(ValueError, match="do not vary over the calibration"):
+        BGNBD(time_effects=TimeEffects(covariates=holiday)).prepare(sample)  # no December
+    with pytest.raises(ValueError, match="not numeric"):
+        TimeEffects(covariates=promo.assign(promo="yes"))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        TimeEffects(covariates=promo.assign(promo=np.nan))
+    assert BGNBD(time_effects=TimeEffects(seasonality=2)).prepare(sample).extras[
+        "calendar"
+    ].covariate_names == ("season_sin1", "season_cos1", "season_sin2", "season_cos2")
+
+
+def test_acquisition_periods_are_free_for_a_cohort_and_not_for_a_steady_base(sample):
+    assert BGNBD(time_effects=True).prepare(sample).extras["calendar"].n_free == 12
+    assert BGNBD(time_effects=TimeEffects(n_free=0)).prepare(sample).extras["calendar"].n_free == 0
+    rng = np.random.default_rng(9)
+    f = np.zeros(80)
+    steady = simulate_calendar(
+        800, *THETA.values(), f, calibration_end=39 - 1 / 7, acquisition=(0, 38),
+        resolution=1 / 7, rng=rng,
+    )  # fmt: skip
+    log = pd.DataFrame(transactions_from(steady, dt.date(2020, 1, 1)))
+    cal = calendar_rfm(
+        log, customer_col="customer_id", date_col="date", calibration_end="2020-09-29"
+    )
+    assert BGNBD(time_effects=True).prepare(cal).extras["calendar"].n_free == 0
+
+
+# --- the simulator ----------------------------------------------------------------------
+
+
+def test_simulated_periods_match_the_operational_time_expectation():
+    """Mean repeat purchases per calendar period of a cohort born at 0, against
+    E[X(M(t))] differences of the closed form (FHL eq. 9 in operational time)."""
+    rng = np.random.default_rng(4)
+    f = simulate_calendar_path(30, 0.1, 0.2, rng)
+    n = 60_000
+    sim = simulate_calendar(n, *THETA.values(), f, calibration_end=30.0, acquisition=(0, 0), rng=5)
+    counts = np.bincount(cm.period_of(sim.purchase_time, 30), minlength=30)
+    op = cm.elapsed(f, 0.0, np.arange(31.0))
+    expected = n * np.diff(bgnbd.expected_purchases_new(*THETA.values(), op))
+    z = (counts - expected) / np.sqrt(expected * 1.5)  # NBD-ish overdispersion allowance
+    assert np.abs(z).max() < 4.5
+
+
+# --- fits and predictions -------------------------------------------------------------
+
+
+def _fake_fit(spec, cal, f_cal, level_sigma=0.0, noise_sigma=0.0):
+    """A FittedModel with fixed draws (2 chains x 3 draws) and given time effects."""
+    from clvbayes.models import FittedModel
+
+    data = spec.prepare(cal)
+    grid = data.extras.get("calendar")
+    shape = (2, 3)
+    post = {k: (("chain", "draw"), np.full(shape, v)) for k, v in THETA.items()}
+    if spec.time_effects is not None:
+        post["time_effect"] = (
+            ("chain", "draw", "period"),
+            np.broadcast_to(f_cal, (*shape, f_cal.size)).copy(),
+        )
+        post["level_sigma"] = (("chain", "draw"), np.full(shape, level_sigma))
+        post["noise_sigma"] = (("chain", "draw"), np.full(shape, noise_sigma))
+    import xarray as xr
+
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(post)})
+    return FittedModel(spec, tree, data, data.fingerprint(), {"method": "fixed"},
+                       calendar=grid if spec.time_effects is not None else None)  # fmt: skip
+
+
+def test_predictions_with_a_flat_calendar_equal_the_stationary_models(sample):
+    """With f = 0 in calibration and no process noise the forecast clock is the identity:
+    P(alive), expected purchases, discounted CLV means equal the stationary fit's."""
+    te, plain = BGNBD(time_effects=True), BGNBD()
+    fit_te = _fake_fit(te, sample, np.zeros(39))
+    fit_st = _fake_fit(plain, sample, np.zeros(39))
+    kw = {"horizon": 52.0, "seed": 1, "keep_draws": ("p_alive", "expected_purchases")}
+    a = clvbayes.predict_customers(fit_te, sample, **kw).summary
+    b = clvbayes.predict_customers(fit_st, sample, **kw).summary
+    for col in ("p_alive", "expected_purchases"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-10)
+
+
+def test_a_calendar_multiplier_scales_the_forecast_as_a_change_of_clock(sample):
+    """A constant future multiplier m: the expected purchases of the window are those of
+    a window m times as long in operational time."""
+    te = BGNBD(time_effects=True)
+    fit = _fake_fit(te, sample, np.zeros(39))
+    from clvbayes.predict.calendar import ForecastClock
+
+    clock = ForecastClock(
+        np.concatenate([np.zeros((6, 39)), np.full((6, 60), np.log(1.5))], axis=1),
+        fit.calendar.grid_end,
+    )
+    tau = clock.window(np.array([20.0]))
+    np.testing.assert_allclose(tau, 1.5 * 20.0 - 0.5 * (39 - fit.calendar.grid_end), rtol=1e-12)
+
+
+def test_a_time_effect_fit_saves_and_loads_with_its_calendar(sample, tmp_path):
+    fit = _fake_fit(BGNBD(time_effects=TimeEffects(seasonality=1)), sample, np.zeros(39))
+    fit.save(tmp_path / "te.nc")
+    back = clvbayes.load(tmp_path / "te.nc")
+    assert back.spec.time_effects.seasonality == 1
+    assert back.calendar.n_periods == 39 and back.calendar.n_free == 12
+    np.testing.assert_array_equal(back.calendar.purchases, fit.calendar.purchases)
+    np.testing.assert_array_equal(back.calendar.covariates, fit.calendar.covariates)
+
+
+@pytest.mark.slow
+def test_nothing_of_the_holdout_enters_the_fit(sample):
+    """Every holdout transaction changed (moved, added, removed): identical posterior."""
+    tx = load_cdnow("sample")
+    cal_end = pd.Timestamp("1997-09-30")
+    later = tx["date"] > cal_end
+    rng = np.random.default_rng(0)
+    changed = tx[~later]
+    moved = tx[later].assign(
+        date=tx.loc[later, "date"] + pd.to_timedelta(rng.integers(1, 30, later.sum()), "D")
+    )
+    changed = pd.concat([changed, moved.iloc[::2], moved.iloc[::3]])  # some dropped, some doubled
+    kw = {"customer_col": "customer_id", "date_col": "date", "calibration_end": "1997-09-30",
+          "observation_end": "1998-06-30"}  # fmt: skip
+    settings = {"draws": 100, "tune": 150, "chains": 1, "seed": 3, "progressbar": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = BGNBD(time_effects=True).fit(calendar_rfm(tx, **kw), **settings)
+        two = BGNBD(time_effects=True).fit(calendar_rfm(changed, **kw), **settings)
+    for name in ("r", "alpha", "a", "b", "time_effect", "level_sigma"):
+        np.testing.assert_array_equal(one.posterior[name], two.posterior[name])
+
+
+@pytest.mark.slow
+def test_time_effect_fit_predicts_and_validates_the_cdnow_sample(sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = BGNBD(time_effects=True).fit(sample, draws=200, tune=300, chains=2, seed=1,
+                                           progressbar=False)  # fmt: skip
+    assert {"time_effect", "level_sigma", "noise_sigma", "free_sigma"} <= set(fit.posterior)
+    report = clvbayes.validate_holdout(fit, sample, seed=2)
+    total = report.totals.iloc[0]
+    assert total["predicted_q05"] < total["predicted_mean"] < total["predicted_q95"]
+    ll = fit.log_likelihood(per_customer=True)
+    assert ll.shape[-1] == len(sample) and np.isfinite(ll).all()
+    summary = fit.summary()
+    assert "level_sigma" in summary.index and "time_effect" not in summary.index
