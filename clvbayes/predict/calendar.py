@@ -97,7 +97,7 @@ def forecast_clock(
     grid: CalendarGrid = fit.calendar
     post = fit.posterior
     P = grid.n_periods
-    n_total = max(P, int(math.floor(grid.grid_end + horizon)) + 1)
+    n_total = max(P, math.floor(grid.grid_end + horizon) + 1)
     n_future = n_total - P
 
     def flat(name: str) -> np.ndarray:
