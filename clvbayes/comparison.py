@@ -77,6 +77,18 @@ class RowLoo:
     pareto_k: np.ndarray
     counts: np.ndarray
     good_k: float
+    inverse: np.ndarray | None = None
+
+    def customers(self) -> RowLoo:
+        """The same values with one element per customer (counts 1), so that models
+        whose unique rows differ (a calendar-time fit groups customers by their purchase
+        periods too) can be compared customer by customer."""
+        if self.inverse is None:
+            raise ValueError("these LOO values do not know their customers (no inverse map).")
+        i = self.inverse
+        return RowLoo(
+            self.elpd_row[i], self.p_loo_row[i], self.pareto_k[i], np.ones(i.size), self.good_k, np.arange(i.size)
+        )
 
     @property
     def n_customers(self) -> int:
@@ -158,7 +170,10 @@ def loo(fitted: FittedModel) -> RowLoo:
 
     if fitted.data is None:
         raise ValueError(f"{fitted.kind}: LOO needs the fitted data; reload with data.")
-    ll = fitted.log_likelihood()
+    if fitted.calendar is not None:
+        ll, counts, inverse = _calendar_pointwise(fitted)
+    else:
+        ll, counts, inverse = fitted.log_likelihood(), fitted.data.counts, fitted.data.inverse
     if ll.sizes["chain"] * ll.sizes["draw"] < 2:
         raise ValueError(
             f"{fitted.kind}: LOO needs posterior draws; this fit has one "
@@ -181,9 +196,31 @@ def loo(fitted: FittedModel) -> RowLoo:
         elpd_row=elpd_row,
         p_loo_row=lppd_row - elpd_row,
         pareto_k=np.asarray(result.pareto_k, dtype=float),
-        counts=np.asarray(fitted.data.counts),
+        counts=np.asarray(counts),
         good_k=float(result.good_k),
+        inverse=np.asarray(inverse),
     )
+
+
+def _calendar_pointwise(fitted: FittedModel) -> tuple[xr.DataArray, np.ndarray, np.ndarray]:
+    """The pointwise log-likelihood of a calendar-time fit on groups of identical
+    customers: same unique row and same repeat purchases per period (hence the same
+    Jacobian). Most customers share a group (all one-time buyers of a row do), so PSIS
+    runs on far fewer elements than customers; returns the values ``(chain, draw,
+    group)``, the customers per group and each customer's group."""
+    grid = fitted.calendar
+    inverse_row = fitted.data.inverse
+    customer, period, count = grid.purchases
+    pattern = pd.Series(list(zip(period, count, strict=True))).groupby(customer).agg(tuple)
+    signature = pd.Series([()] * inverse_row.size)
+    signature.iloc[pattern.index] = pattern.to_numpy()
+    keys = pd.MultiIndex.from_arrays([inverse_row, signature.astype(str)])
+    group, uniques = pd.factorize(keys)
+    first = np.zeros(len(uniques), dtype=np.int64)
+    first[group[::-1]] = np.arange(group.size)[::-1]  # a representative customer per group
+    counts = np.bincount(group, minlength=len(uniques))
+    customers = fitted.log_likelihood(per_customer=True, customers=first)
+    return customers.rename(customer="row"), counts, group
 
 
 def _stacking_weights(elpd_rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -239,6 +276,10 @@ def compare(
             "other spend models)."
         )
     results = {n: loo(models[n]) for n in names}
+    if len({len(r.elpd_row) for r in results.values()}) > 1 or any(
+        models[n].calendar is not None for n in names
+    ):  # different groupings of customers: compare customer by customer
+        results = {n: r.customers() for n, r in results.items()}
     counts = results[names[0]].counts
     order = sorted(names, key=lambda n: -results[n].elpd)
     best = results[order[0]]

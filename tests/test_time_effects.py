@@ -372,6 +372,23 @@ def test_a_time_effect_fit_saves_and_loads_with_its_calendar(sample, tmp_path):
     np.testing.assert_array_equal(back.calendar.covariates, fit.calendar.covariates)
 
 
+def test_loo_groups_identical_customers_without_changing_their_values(sample):
+    """PSIS-LOO of a calendar fit runs on groups of customers with the same row and the
+    same purchases per period; every customer's value equals its group's."""
+    from clvbayes.comparison import _calendar_pointwise
+
+    rng = np.random.default_rng(4)
+    fit = _fake_fit(BGNBD(time_effects=True), sample, rng.normal(0, 0.2, 39))
+    full = fit.log_likelihood(per_customer=True).to_numpy()
+    grouped, counts, group = _calendar_pointwise(fit)
+    assert counts.sum() == len(sample) and grouped.sizes["row"] < len(sample) / 2
+    np.testing.assert_allclose(full, grouped.to_numpy()[..., group], rtol=1e-12)
+    some = np.array([5, 0, 17])
+    np.testing.assert_allclose(
+        fit.log_likelihood(per_customer=True, customers=some).to_numpy(), full[..., some]
+    )
+
+
 @pytest.mark.slow
 def test_nothing_of_the_holdout_enters_the_fit(sample):
     """Every holdout transaction changed (moved, added, removed): identical posterior."""
@@ -409,3 +426,9 @@ def test_time_effect_fit_predicts_and_validates_the_cdnow_sample(sample):
     assert ll.shape[-1] == len(sample) and np.isfinite(ll).all()
     summary = fit.summary()
     assert "level_sigma" in summary.index and "time_effect" not in summary.index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = BGNBD().fit(sample, draws=200, tune=300, chains=2, seed=1, progressbar=False)
+        table = clvbayes.compare({"time effects": fit, "stationary": plain})
+    assert set(table.table.index) == {"time effects", "stationary"}
+    assert np.isfinite(table.table["elpd_loo"]).all()

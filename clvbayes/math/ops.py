@@ -145,7 +145,7 @@ class Factor(NamedTuple):
     @property
     def values(self) -> np.ndarray:
         """The column itself."""
-        return self.levels[self.index]
+        return self.levels[..., self.index]
 
 
 def per_level(fn: Callable[[Any], Any], column: Any) -> Any:

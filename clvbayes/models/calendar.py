@@ -398,7 +398,10 @@ def operational_columns(f: Any, grid: CalendarGrid, block: Any) -> tuple[Any, An
     )
     c_start = clock_at(f, at_start)
     T = block.factor("T")
-    m_T = Factor(clock_at(f, at_end) - c_start, T.index)
+    c_end = clock_at(f, at_end)
+    if getattr(c_end, "ndim", 0) > 0:  # numpy draws (..., P): one end per draw
+        c_end = c_end[..., None]
+    m_T = Factor(c_end - c_start, T.index)
     m_tx = clock_at(f, at_row) - c_start[..., T.index]
     return m_tx, m_T
 

@@ -236,7 +236,9 @@ class FittedModel:
         names = [v for v in self.spec.posterior_names() if v in self.posterior]
         return [v for v in names if v != "time_effect"]
 
-    def log_likelihood(self, per_customer: bool = False) -> xr.DataArray:
+    def log_likelihood(
+        self, per_customer: bool = False, customers: np.ndarray | None = None
+    ) -> xr.DataArray:
         """Pointwise log-likelihood under every posterior draw.
 
         Parameters
@@ -245,6 +247,8 @@ class FittedModel:
             False: one value per unique data row (dims ``chain, draw, row``; weight each
             row by ``data.counts``). True: expanded to one value per customer (dims
             ``chain, draw, customer``), in the order of the fitted RFM table.
+        customers : ndarray of int, optional
+            With ``per_customer``: only these customers (positions in the fitted table).
 
         Returns
         -------
@@ -256,10 +260,11 @@ class FittedModel:
             params = self.params()  # segment axis last: row_loglik works per segment
         else:
             params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
+        rows = self.data.inverse if customers is None else self.data.inverse[customers]
         if self.calendar is None:
             ll = self.spec.row_loglik(params, self.data)
             if per_customer:
-                return xr.DataArray(self.data.expand(ll), dims=("chain", "draw", "customer"))
+                return xr.DataArray(ll[..., rows], dims=("chain", "draw", "customer"))
             return xr.DataArray(ll, dims=("chain", "draw", "row"))
         if not per_customer:
             raise ValueError(
@@ -269,9 +274,15 @@ class FittedModel:
             )
         f = self.posterior["time_effect"].to_numpy()
         data = dataclasses.replace(self.data, extras={"calendar": self.calendar})
-        ll = self.data.expand(self.spec.row_loglik(params, data, f))
+        ll = self.spec.row_loglik(params, data, f)[..., rows]
+        purchases = np.asarray(self.calendar.purchases)
+        if customers is not None:  # renumber the chosen customers' purchases 0..k-1
+            position = np.full(self.data.inverse.size, -1)
+            position[np.asarray(customers)] = np.arange(len(customers))
+            purchases = purchases[:, position[purchases[0]] >= 0]
+            purchases[0] = position[purchases[0]]
         return xr.DataArray(
-            ll + customer_jacobian(f, self.calendar.purchases, ll.shape[-1]),
+            ll + customer_jacobian(f, purchases, ll.shape[-1]),
             dims=("chain", "draw", "customer"),
         )
 
