@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "plot_calendar_multipliers",
     "plot_clv_cac",
     "plot_clv_distribution",
     "plot_conditional_expectations",
@@ -22,6 +23,7 @@ __all__ = [
     "plot_p_zero",
     "plot_parameter_draws",
     "plot_parameter_posteriors",
+    "plot_period_tracking",
     "plot_pit",
     "plot_retention",
     "plot_segment_forest",
@@ -258,6 +260,93 @@ def plot_tracking(tracking: pd.DataFrame, *, ax: Any = None, time_label: str = "
     ax.annotate("end of calibration", (0, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
     ax.set_xlabel(time_label)
     ax.set_ylabel("cumulative repeat purchases")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _calibration_end_line(ax: Any, frame: pd.DataFrame) -> None:
+    """A dotted line where the calibration's periods end."""
+    holdout = frame.loc[~frame["calibration"].astype(bool), "start"]
+    if len(holdout):
+        ax.axvline(holdout.iloc[0], color=_GREY, ls=":", lw=1)
+        ax.annotate(
+            "end of calibration", (holdout.iloc[0], 0.02), xycoords=("data", "axes fraction"),
+            fontsize=8,
+        )  # fmt: skip
+
+
+def _closed_steps(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``start`` as datetimes and one more row, a copy of the last one
+    a period later, so that step plots (``where="post"``) draw the last period too."""
+    out = frame.assign(start=pd.to_datetime(frame["start"])).reset_index(drop=True)
+    if len(out) < 2:
+        return out
+    last = out.iloc[[-1]].assign(start=out["start"].iloc[-1] + out["start"].diff().iloc[-1])
+    return pd.concat([out, last], ignore_index=True)
+
+
+def plot_period_tracking(
+    tracking: pd.DataFrame, *, ax: Any = None, label: str = "predicted", color: str = _ORANGE
+) -> Any:
+    """Repeat purchases per calendar period, actual vs predicted with a band (the weekly
+    tracking plot of Fader, Hardie & Lee 2005, figure 2).
+
+    Parameters
+    ----------
+    tracking : DataFrame
+        ``start, calibration, actual, predicted_mean, predicted_low, predicted_high``
+        (:func:`clvbayes.ppc.period_tracking`).
+    ax : matplotlib Axes, optional
+        Draw several fits' predictions on one Axes by passing it again (the actual line
+        is drawn once per call).
+    label, color : str
+        Legend label and colour of the prediction.
+    """
+    ax = _axes(ax, figsize=(9, 4))
+    tracking = _closed_steps(tracking)
+    x = tracking["start"]
+    ax.fill_between(
+        x, tracking["predicted_low"], tracking["predicted_high"], step="post", color=color,
+        alpha=0.25, label=f"{label}, band",
+    )  # fmt: skip
+    ax.step(x, tracking["predicted_mean"], where="post", color=color, ls="--", label=label)
+    if not any(line.get_label() == "actual" for line in ax.get_lines()):
+        ax.step(x, tracking["actual"], where="post", color=_BLUE, label="actual")
+        _calibration_end_line(ax, tracking)
+    ax.set_xlabel("period")
+    ax.set_ylabel("repeat purchases per period")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_calendar_multipliers(multipliers: pd.DataFrame, *, ax: Any = None) -> Any:
+    """The calendar multiplier ``exp(f)`` per period with its band; forecast periods
+    (after the calibration) in a lighter shade.
+
+    Parameters
+    ----------
+    multipliers : DataFrame
+        ``start, calibration, multiplier_mean, multiplier_low, multiplier_high``
+        (:func:`clvbayes.calendar_multipliers`).
+    ax : matplotlib Axes, optional
+    """
+    ax = _axes(ax, figsize=(9, 4))
+    multipliers = _closed_steps(multipliers)
+    x = multipliers["start"]
+    forecast = ~multipliers["calibration"].astype(bool).to_numpy()
+    calib = ~forecast
+    calib[1:] = calib[1:] | calib[:-1]  # the calibration's band closes at the forecast's start
+    for part, alpha, label in ((calib, 0.35, "estimated"), (forecast, 0.15, "forecast")):
+        if part.any():
+            ax.fill_between(
+                x[part], multipliers["multiplier_low"][part], multipliers["multiplier_high"][part],
+                step="post", color=_BLUE, alpha=alpha, label=f"{label}, band",
+            )  # fmt: skip
+    ax.step(x, multipliers["multiplier_mean"], where="post", color=_BLUE, label="mean")
+    ax.axhline(1.0, color=_GREY, lw=1)
+    _calibration_end_line(ax, multipliers)
+    ax.set_xlabel("period")
+    ax.set_ylabel("purchase-rate multiplier")
     ax.legend(fontsize=8)
     return ax
 

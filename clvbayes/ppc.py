@@ -17,10 +17,12 @@ import pandas as pd
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted
+from clvbayes.predict.calendar import cohort_expectation
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
     "frequency_histogram_check",
+    "period_tracking",
     "predictive_histogram_check",
     "prior_draws",
     "tracking_curve",
@@ -143,6 +145,8 @@ def tracking_curve(
     actual: pd.Series | None = None,
     n_draws: int | None = 200,
     ci_prob: float = 0.9,
+    seed: int | None = None,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Cumulative repeat purchases of a cohort over time: predicted (with bands) vs actual.
 
@@ -154,6 +158,11 @@ def tracking_curve(
     birth dates only, not the customers' histories, so the calibration part is a fit
     check and the holdout part an out-of-sample forecast). The band is the central
     ``ci_prob`` interval of that expectation over the posterior (parameter uncertainty).
+
+    A fit with calendar-time effects runs each customer's clock through the estimated
+    multipliers (calibration) and their forecast (holdout), so its band also holds the
+    uncertainty of the future calendar; it needs ``rfm`` as a
+    :func:`clvbayes.calendar_rfm` result (which any fit accepts).
 
     Parameters
     ----------
@@ -175,6 +184,10 @@ def tracking_curve(
         Posterior draws used (thinned evenly); None uses all.
     ci_prob : float
         Mass of the band.
+    seed : int, optional
+        Stream of the future calendar paths (fits with time effects).
+    calendar_covariates : DataFrame, optional
+        Future values of the fit's calendar covariates (indexed by period start).
 
     Returns
     -------
@@ -184,6 +197,11 @@ def tracking_curve(
         ``actual`` (NaN without ``actual``).
     """
     family = check_fitted(fit, "fit")
+    calendar_data = rfm if hasattr(rfm, "first_position") else None
+    if getattr(fit, "calendar", None) is not None:
+        _calendar_periods(rfm, "tracking_curve of a fit with calendar-time effects")
+    if calendar_data is not None:
+        rfm = calendar_data.customers
     T = check_rfm(rfm, ("T",))["T"]
     if times is None:
         end = 0.0
@@ -196,6 +214,12 @@ def tracking_curve(
     chains, draws = next(iter(fit.params().values())).shape[:2]
     total = int(chains * draws)
     take = draw_index(total, n_draws, cycle=False)
+    if getattr(fit, "calendar", None) is not None:
+        totals = cohort_expectation(
+            fit, calendar_data, calendar_data.grid_end + times, take,
+            np.random.default_rng(seed), calendar_covariates,
+        )  # fmt: skip
+        return _tracking_table(times, totals, ci_prob, actual)
     # one term per distinct (segment, birth): a segmented fit's customers use their
     # segment's parameters
     codes = fit.segment_codes(rfm)
@@ -210,6 +234,13 @@ def tracking_curve(
         family.expected_purchases_new(*family.values(theta), age_at[None]), dtype=float
     )
     totals = per_birth @ counts.astype(float)  # (draw, time)
+    return _tracking_table(times, totals, ci_prob, actual)
+
+
+def _tracking_table(
+    times: np.ndarray, totals: np.ndarray, ci_prob: float, actual: pd.Series | None
+) -> pd.DataFrame:
+    """The tracking curve's table from its per-draw totals ``(draw, time)``."""
     tail = (1.0 - ci_prob) / 2.0
     out = pd.DataFrame(
         {
@@ -228,6 +259,91 @@ def tracking_curve(
         position = np.searchsorted(when, times, side="right")
         out["actual"] = np.where(position > 0, cumulative[np.maximum(position - 1, 0)], 0.0)
     return out
+
+
+def period_tracking(
+    fit: Any,
+    data: Any,
+    *,
+    n_draws: int | None = 200,
+    ci_prob: float = 0.9,
+    seed: int | None = None,
+    calendar_covariates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Repeat purchases per calendar period, actual against predicted with bands (the
+    weekly tracking plot of Fader, Hardie & Lee 2005, figure 2).
+
+    The prediction for a period is the cohort's *unconditional* expectation (births
+    only, not histories: :func:`clvbayes.predict.calendar.cohort_expectation`), so the
+    calibration part checks the fit and the holdout part is a forecast. A stationary fit
+    spreads purchases evenly over calendar time; a fit with calendar-time effects uses
+    its estimated multipliers in calibration and their forecast afterwards. The band is
+    predictive: per posterior draw (and future path) a Poisson count around the
+    period's expectation, so it holds parameter, common-shock and count uncertainty
+    (the extra variance from customer heterogeneity within one period is small for
+    short periods and left out).
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted transaction model.
+    data : CalendarRFM
+        The customers and their calendar (:func:`clvbayes.calendar_rfm`), with the
+        holdout periods to forecast.
+    n_draws : int, optional
+        Posterior draws used (thinned evenly); None uses all.
+    ci_prob : float
+        Mass of the band.
+    seed : int, optional
+        Random seed (future paths, Poisson counts).
+    calendar_covariates : DataFrame, optional
+        Future values of the fit's calendar covariates (indexed by period start).
+
+    Returns
+    -------
+    DataFrame
+        One row per period: ``period``, ``start``, ``calibration`` (bool), ``actual``,
+        ``predicted_mean``, ``predicted_low``, ``predicted_high``.
+    """
+    check_fitted(fit, "fit")
+    periods = _calendar_periods(data, "period_tracking")
+    if not 0.0 < ci_prob < 1.0:
+        raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
+    rng = np.random.default_rng(seed)
+    chains, draws = next(iter(fit.params().values())).shape[:2]
+    take = draw_index(int(chains * draws), n_draws, cycle=False)
+    first_day = (pd.to_datetime(periods["start"]) - pd.Timestamp(data.origin)).dt.days
+    unit = data.days_per_unit
+    last_day = first_day + periods["days"].to_numpy()
+    # period p holds the grid positions [p, p + days / unit): the multiplier's own span
+    edges = np.concatenate([[first_day.iloc[0]], last_day]) / unit
+    cumulative = cohort_expectation(fit, data, edges, take, rng, calendar_covariates)
+    expected = np.maximum(np.diff(cumulative, axis=1), 0.0)
+    counts = rng.poisson(expected)
+    tail = (1.0 - ci_prob) / 2.0
+    return pd.DataFrame(
+        {
+            "period": periods["period"].to_numpy(),
+            "start": periods["start"].to_numpy(),
+            "calibration": periods["calibration"].to_numpy(),
+            "actual": periods["repeat_purchases"].to_numpy(dtype=float),
+            "predicted_mean": expected.mean(axis=0),
+            "predicted_low": np.quantile(counts, tail, axis=0),
+            "predicted_high": np.quantile(counts, 1.0 - tail, axis=0),
+        }
+    )
+
+
+def _calendar_periods(data: Any, caller: str) -> pd.DataFrame:
+    """The periods table of a CalendarRFM, or a clear error."""
+    periods = getattr(data, "periods", None)
+    if not isinstance(periods, pd.DataFrame) or not hasattr(data, "first_position"):
+        raise TypeError(
+            f"{caller} needs the customers with their calendar: pass "
+            "clvbayes.calendar_rfm(transactions, customer_col=..., date_col=..., "
+            f"calibration_end=..., observation_end=...), not a {type(data).__name__}."
+        )
+    return periods
 
 
 # --- histogram checks of frequency, recency and inactivity for any transaction model ----

@@ -362,6 +362,49 @@ def test_a_calendar_multiplier_scales_the_forecast_as_a_change_of_clock(sample):
     np.testing.assert_allclose(tau, 1.5 * 20.0 - 0.5 * (39 - fit.calendar.grid_end), rtol=1e-12)
 
 
+def test_tracking_with_a_flat_calendar_equals_the_stationary_tracking(sample):
+    """Weekly and cumulative tracking of a time-effect fit with f = 0 (no process noise)
+    equal the stationary fit's; the weekly expectations add up to the cumulative curve
+    (which the stationary path computes from the ages alone)."""
+    from clvbayes.ppc import period_tracking, tracking_curve
+
+    fit_te = _fake_fit(BGNBD(time_effects=True), sample, np.zeros(39))
+    fit_st = _fake_fit(BGNBD(), sample, np.zeros(39))
+    weekly_te = period_tracking(fit_te, sample, seed=1)
+    weekly_st = period_tracking(fit_st, sample, seed=1)
+    np.testing.assert_allclose(weekly_te["predicted_mean"], weekly_st["predicted_mean"], rtol=1e-9)
+    assert len(weekly_st) == 78 and weekly_st["calibration"].sum() == 39
+    np.testing.assert_array_equal(weekly_st["actual"], sample.periods["repeat_purchases"])
+    curve = tracking_curve(fit_st, sample.customers, times=[1 / 7])  # the grid ends at G + 1 day
+    calib = weekly_st.loc[weekly_st["calibration"], "predicted_mean"].sum()
+    np.testing.assert_allclose(calib, curve["predicted_mean"].iloc[0], rtol=1e-9)
+    times = np.array([-20.0, 0.0, 10.0, 39.0])
+    a = tracking_curve(fit_te, sample, times=times, seed=1)
+    b = tracking_curve(fit_st, sample, times=times)
+    np.testing.assert_allclose(a["predicted_mean"], b["predicted_mean"], rtol=1e-9)
+    with pytest.raises(TypeError, match="calendar_rfm"):
+        tracking_curve(fit_te, sample.customers)
+
+
+def test_a_weekly_multiplier_moves_that_weeks_tracking_and_the_table_reports_it(sample):
+    from clvbayes.ppc import period_tracking
+    from clvbayes.predict.calendar import calendar_multipliers
+
+    f = np.zeros(39)
+    f[30] = np.log(2.0)
+    fit = _fake_fit(BGNBD(time_effects=True), sample, f)
+    flat = period_tracking(_fake_fit(BGNBD(), sample, np.zeros(39)), sample, seed=1)
+    moved = period_tracking(fit, sample, seed=1)
+    ratio = moved["predicted_mean"] / flat["predicted_mean"]
+    assert 1.9 < ratio.iloc[30] < 2.0 and abs(ratio.iloc[20] - 1) < 1e-9
+    table = calendar_multipliers(fit, horizon=10)
+    assert len(table) == 39 + 10 and table["calibration"].sum() == 39
+    np.testing.assert_allclose(table["multiplier_mean"].iloc[30], 2.0)
+    assert str(table["start"].iloc[0])[:10] == str(sample.origin)
+    with pytest.raises(ValueError, match="stationary"):
+        calendar_multipliers(_fake_fit(BGNBD(), sample, np.zeros(39)))
+
+
 def test_a_time_effect_fit_saves_and_loads_with_its_calendar(sample, tmp_path):
     fit = _fake_fit(BGNBD(time_effects=TimeEffects(seasonality=1)), sample, np.zeros(39))
     fit.save(tmp_path / "te.nc")
