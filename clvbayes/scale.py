@@ -42,6 +42,7 @@ from clvbayes.data.rfm import summarize
 from clvbayes.data.source import check_columns, open_source, scan
 from clvbayes.math.units import check_time_unit
 from clvbayes.models.fitted import check_fitted
+from clvbayes.predict.calendar import CALENDAR_VARIABLES
 from clvbayes.predict.customers import predict_customers
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.summaries import percent_label
@@ -230,7 +231,8 @@ def _slim(fit: Any) -> Any:
     """The fit without its data and sampler stats: what prediction needs, small to ship."""
     import xarray as xr
 
-    posterior = fit.posterior[list(fit.spec.params)]
+    keep = [*fit.spec.params, *(v for v in CALENDAR_VARIABLES if v in fit.posterior)]
+    posterior = fit.posterior[keep]
     idata = xr.DataTree.from_dict({"posterior": posterior})
     return dataclasses.replace(fit, idata=idata, data=None)
 
@@ -453,6 +455,9 @@ def predict_customers_dask(
             "rfm_summary_dask or clvbayes.rfm_summary."
         )
     seed = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    if getattr(fit, "calendar", None) is not None and opts.calendar_seed is None:
+        # one forecast of the calendar shared by every partition (the common shocks)
+        opts = opts.replace(calendar_seed=int(seed.spawn(1)[0].generate_state(1)[0]))
     bg, spend = _slim(fit), None if spend_fit is None else _slim(spend_fit)
     meta = _meta_summary(rfm, bg, spend, horizon, opts)
     if draws_to is not None:

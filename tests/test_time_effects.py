@@ -405,6 +405,27 @@ def test_a_weekly_multiplier_moves_that_weeks_tracking_and_the_table_reports_it(
         calendar_multipliers(_fake_fit(BGNBD(), sample, np.zeros(39)))
 
 
+@pytest.mark.slow
+def test_dask_partitions_share_one_forecast_of_the_calendar(sample, tmp_path):
+    """The Dask scorer gives every partition the same future calendar: its per-customer
+    expectations equal one predict_customers call with that calendar_seed."""
+    import dask.dataframe as dd
+
+    from clvbayes.scale import predict_customers_dask
+
+    rng = np.random.default_rng(2)
+    fit = _fake_fit(BGNBD(time_effects=True), sample, rng.normal(0, 0.1, 39), 0.05, 0.1)
+    parts = dd.from_pandas(sample.customers, npartitions=3, sort=False)
+    kw = {"horizon": 20.0, "n_draws": 6, "ranks": False, "calendar_seed": 7}
+    got = predict_customers_dask(fit, parts, seed=1, out=tmp_path / "out", **kw).compute()
+    whole = clvbayes.predict_customers(fit, sample, seed=2, **kw).summary
+    got = got.sort_values("customer_id", ignore_index=True)
+    whole = whole.sort_values("customer_id", ignore_index=True)
+    np.testing.assert_allclose(got["expected_purchases"], whole["expected_purchases"], rtol=1e-12)
+    other = clvbayes.predict_customers(fit, sample, seed=2, **{**kw, "calendar_seed": 8}).summary
+    assert not np.allclose(other["expected_purchases"].sum(), whole["expected_purchases"].sum())
+
+
 def test_a_time_effect_fit_saves_and_loads_with_its_calendar(sample, tmp_path):
     fit = _fake_fit(BGNBD(time_effects=TimeEffects(seasonality=1)), sample, np.zeros(39))
     fit.save(tmp_path / "te.nc")
@@ -475,3 +496,16 @@ def test_time_effect_fit_predicts_and_validates_the_cdnow_sample(sample):
         table = clvbayes.compare({"time effects": fit, "stationary": plain})
     assert set(table.table.index) == {"time effects", "stationary"}
     assert np.isfinite(table.table["elpd_loo"]).all()
+
+
+@pytest.mark.slow
+def test_mbgnbd_with_time_effects_fits_and_predicts(sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = MBGNBD(time_effects=True).fit(sample, draws=100, tune=200, chains=1, seed=4,
+                                            progressbar=False)  # fmt: skip
+    assert fit.kind == "MBGNBD" and fit.calendar is not None
+    total = clvbayes.validate_holdout(fit, sample, seed=1).totals.iloc[0]
+    assert 0.5 * total["actual"] < total["predicted_mean"] < 1.5 * total["actual"]
+    weekly = clvbayes.period_tracking(fit, sample, n_draws=50, seed=1)
+    assert np.isfinite(weekly[["predicted_mean", "predicted_low", "predicted_high"]]).all().all()

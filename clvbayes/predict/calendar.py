@@ -25,7 +25,17 @@ from clvbayes.math.calendar import clock, elapsed, inverse_elapsed, simulate_fut
 from clvbayes.math.draws import draw_index
 from clvbayes.models.calendar import covariate_matrix
 
-__all__ = ["ForecastClock", "calendar_multipliers", "cohort_expectation", "forecast_clock"]
+__all__ = [
+    "CALENDAR_VARIABLES",
+    "ForecastClock",
+    "calendar_multipliers",
+    "cohort_expectation",
+    "forecast_clock",
+]
+
+
+CALENDAR_VARIABLES = ("time_effect", "level_sigma", "noise_sigma", "calendar_coefficient")
+"""Posterior variables the forecast clock reads (besides the model's parameters)."""
 
 
 @dataclass(frozen=True)

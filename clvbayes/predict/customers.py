@@ -381,6 +381,8 @@ def _add_clock(
     if getattr(fit, "calendar", None) is None:
         return 0.0
     stream = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, _CLOCK_STREAM))
+    if opts.calendar_seed is not None:
+        stream = np.random.SeedSequence(int(opts.calendar_seed))
     draws = population_draw_ids(fit, opts.n_draws)
     h_max = float(np.max(horizon, initial=0.0))
     clock = forecast_clock(

@@ -84,6 +84,11 @@ class PredictOptions:
         For fits with calendar-time effects and known calendar covariates: their values
         in the forecast periods (indexed by period start) that the fit's
         ``TimeEffects.covariates`` did not already hold.
+    calendar_seed : int, optional
+        For fits with calendar-time effects: the seed of the future calendar paths
+        (default: derived from the call's ``seed``). Give the same one to separate calls
+        that should share one forecast of the calendar (the Dask scorer's partitions do),
+        so that their totals add up with the common shocks correlated.
     """
 
     time_unit: str | float = "W"
@@ -102,6 +107,7 @@ class PredictOptions:
     n_jobs: int | None = None
     spill_dir: str | Path | None = None
     calendar_covariates: pd.DataFrame | None = field(default=None, compare=False)
+    calendar_seed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
@@ -135,6 +141,11 @@ class PredictOptions:
         _positive_int(self.discount_nodes, "discount_nodes")
         _positive_int(self.chunk_customers, "chunk_customers")
         _positive_int(self.n_jobs, "n_jobs")
+        if self.calendar_seed is not None and (
+            isinstance(self.calendar_seed, bool) or not float(self.calendar_seed).is_integer()
+            or self.calendar_seed < 0
+        ):  # fmt: skip
+            raise ValueError(f"calendar_seed must be a whole number >= 0, got {self.calendar_seed!r}.")
         if not (math.isfinite(self.memory_limit_mb) and self.memory_limit_mb > 0):
             raise ValueError(
                 f"memory_limit_mb must be a positive number of megabytes, got "
