@@ -258,7 +258,8 @@ def covariate_matrix(
             raise ValueError(
                 f"calendar covariates are missing for {absent.size} period(s) starting "
                 f"{shown}{more}; give a row (indexed by the period's first day) for every "
-                "calibration period and every forecast period."
+                "calibration period (TimeEffects(covariates=...)) and every forecast "
+                "period (there, or calendar_covariates=... of the prediction)."
             )
         aligned = frame.reindex(starts)
         names += [str(c) for c in frame.columns]
