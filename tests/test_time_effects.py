@@ -243,6 +243,23 @@ def test_calendar_summary_counts_every_repeat_purchase_and_matches_rfm_summary(s
     assert (per_customer.reindex(merged.index, fill_value=0) == merged).all()
 
 
+def test_selecting_customers_recomputes_the_calendar_for_them(sample):
+    everyone = sample.select(np.ones(len(sample), dtype=bool))
+    pd.testing.assert_frame_equal(everyone.periods, sample.periods)
+    late = sample.customers["T"].to_numpy() < 30
+    some = sample.select(late)
+    assert len(some) == late.sum() and set(some.purchases["customer_id"]) <= set(
+        some.customers["customer_id"]
+    )
+    calib = some.periods["calibration"]
+    assert some.periods.loc[calib, "repeat_purchases"].sum() == some.customers["frequency"].sum()
+    held = some.customers["holdout_frequency"].sum()
+    assert some.periods.loc[~calib, "repeat_purchases"].sum() == held
+    assert some.periods["exposure"].sum() < sample.periods["exposure"].sum()
+    with pytest.raises(ValueError, match="mask"):
+        sample.select(late[:10])
+
+
 def test_time_effects_are_refused_where_they_are_no_change_of_clock(sample):
     with pytest.raises(ValueError, match="Pareto/NBD's lifetime runs in calendar time"):
         ParetoNBD(time_effects=True)

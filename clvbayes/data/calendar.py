@@ -18,6 +18,7 @@ with ``P`` calibration periods).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class CalendarRFM:
         The calibration's repeat purchases per customer and period (``customer_id,
         period, repeat_purchases``; only non-zero counts): the data of each customer's
         own share of the calendar effects (pointwise log-likelihood, LOO).
+    holdout_purchases : DataFrame
+        The same for the holdout periods (empty without a holdout).
     origin : datetime.date
         First day of period 0.
     time_unit : str
@@ -75,6 +78,7 @@ class CalendarRFM:
     customers: pd.DataFrame
     periods: pd.DataFrame
     purchases: pd.DataFrame
+    holdout_purchases: pd.DataFrame
     origin: dt.date
     time_unit: str
     calibration_end: dt.date
@@ -124,6 +128,39 @@ class CalendarRFM:
     def holdout_counts(self) -> np.ndarray:
         """Repeat purchases per holdout period (empty without a holdout)."""
         return self.periods.loc[~self.periods["calibration"], "repeat_purchases"].to_numpy()
+
+    def select(self, customers: Any) -> CalendarRFM:
+        """The same data for some of the customers (a boolean mask over
+        :attr:`customers` or their positions): the per-period purchases and exposure are
+        recomputed for them.
+
+        Examples
+        --------
+        >>> from clvbayes.datasets import load_cdnow
+        >>> cal = calendar_rfm(load_cdnow("sample"), customer_col="customer_id",
+        ...                    date_col="date", calibration_end="1997-09-30")
+        >>> repeat = cal.select(cal.customers["frequency"] > 0)
+        >>> len(repeat), int(repeat.calibration_counts().sum())
+        (946, 2457)
+        """
+        keep = np.asarray(customers)
+        if keep.dtype == bool:
+            if keep.shape != (len(self),):
+                raise ValueError(
+                    f"select: the mask has {keep.size} values for {len(self)} customers."
+                )
+            keep = np.flatnonzero(keep)
+        table = self.customers.iloc[keep].reset_index(drop=True)
+        ids = table["customer_id"]
+        bought = [t[t["customer_id"].isin(ids)].reset_index(drop=True)
+                  for t in (self.purchases, self.holdout_purchases)]  # fmt: skip
+        periods = _periods(
+            table, pd.concat(bought), self.origin, self.calibration_end,
+            self.observation_end, self.time_unit, self.n_periods,
+        )  # fmt: skip
+        return dataclasses.replace(
+            self, customers=table, periods=periods, purchases=bought[0], holdout_purchases=bought[1]
+        )
 
     def grid(self, customers: Any = None) -> CalendarGrid:
         """The :class:`CalendarGrid` of these data (no covariates, no free periods yet).
@@ -349,8 +386,10 @@ def calendar_rfm(
         ).df()
     customers = customers.assign(first_purchase=pd.to_datetime(first.to_numpy()).date)
     periods = _periods(customers, counts, origin, cal, obs, unit, n_cal)
-    purchases = counts[counts["period"] < n_cal].reset_index(drop=True)
-    return CalendarRFM(customers, periods, purchases, origin, unit, cal, obs)
+    calibration = counts["period"] < n_cal
+    purchases = counts[calibration].reset_index(drop=True)
+    holdout = counts[~calibration].reset_index(drop=True)
+    return CalendarRFM(customers, periods, purchases, holdout, origin, unit, cal, obs)
 
 
 def _periods(
