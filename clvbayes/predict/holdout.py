@@ -73,7 +73,9 @@ class HoldoutReport:
     totals : DataFrame
         One row per quantity (``purchases``; ``spend`` with a spend fit):
         ``predicted_mean, simulated_mean, predicted_q05, predicted_q95, actual,
-        error, error_pct, in_interval``.
+        error, error_pct, in_interval, p_below`` (``p_below``: the share of the
+        predictive distribution of the total below the actual, ties counted half; near
+        0 or 1 the actual is in a tail).
     coverage : DataFrame
         ``quantity, level, observed, expected, difference`` (observed - expected).
     pit : DataFrame
@@ -198,6 +200,9 @@ def _total_row(
         "error": predicted_mean - actual,
         "error_pct": 100.0 * (predicted_mean - actual) / actual if actual else np.nan,
         "in_interval": bool(low <= actual <= high),
+        "p_below": float(
+            (per_draw_totals < actual).mean() + 0.5 * (per_draw_totals == actual).mean()
+        ),
     }
 
 
