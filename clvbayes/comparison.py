@@ -87,7 +87,12 @@ class RowLoo:
             raise ValueError("these LOO values do not know their customers (no inverse map).")
         i = self.inverse
         return RowLoo(
-            self.elpd_row[i], self.p_loo_row[i], self.pareto_k[i], np.ones(i.size), self.good_k, np.arange(i.size)
+            self.elpd_row[i],
+            self.p_loo_row[i],
+            self.pareto_k[i],
+            np.ones(i.size),
+            self.good_k,
+            np.arange(i.size),
         )
 
     @property

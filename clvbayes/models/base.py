@@ -20,7 +20,6 @@ one-population likelihood terms are evaluated per segment block.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -30,11 +29,16 @@ import pymc as pm
 from pymc_extras.prior import Prior
 
 from clvbayes import inference
-from clvbayes.data.calendar import CalendarRFM
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.family import Family
-from clvbayes.models.calendar import TimeEffects, prepare_grid
+from clvbayes.models.calendar import (
+    TimeEffects,
+    attach_calendar,
+    check_time_effects,
+    split_calendar,
+    time_effect_names,
+)
 from clvbayes.models.hierarchy import (
     Pooling,
     check_segment_options,
@@ -105,14 +109,7 @@ class ModelSpec:
         centered: bool | Literal["auto"] = "auto",
         time_effects: bool | TimeEffects | None = None,
     ) -> None:
-        te = TimeEffects.coerce(time_effects)
-        if te is not None and not getattr(self.family, "clock_change", False):
-            raise ValueError(
-                f"{self.kind}: calendar-time effects are a change of clock only for models "
-                "whose dropout happens at purchases (BGNBD, MBGNBD); the Pareto/NBD's "
-                "lifetime runs in calendar time and the Gamma-Gamma models spend, so "
-                "time_effects is not available here. Use BGNBD(time_effects=True)."
-            )
+        te = check_time_effects(time_effects, self.family)
         if segments is not None:
             if not self.supports_segments:
                 raise ValueError(f"{self.kind} does not support segments yet.")
@@ -174,15 +171,7 @@ class ModelSpec:
         """The variables a fit keeps in its posterior: the parameters, the hyperparameters
         of partial pooling and, with calendar-time effects, those of the process (which
         depend on the data's grid: free periods, covariates)."""
-        names = [*self.params, *self.hyper_params]
-        if self.time_effects is not None:
-            grid = None if data is None else data.extras.get("calendar")
-            names += ["time_effect", "level_sigma", "noise_sigma"]
-            if grid is None or grid.n_free:
-                names.append("free_sigma")
-            if grid is None or grid.covariate_names:
-                names.append("calendar_coefficient")
-        return names
+        return [*self.params, *self.hyper_params, *time_effect_names(self.time_effects, data)]
 
     @property
     def priors(self) -> dict[str, Prior]:
@@ -201,15 +190,7 @@ class ModelSpec:
         the segment labels are learnt from all customers of ``rfm`` (also those the model
         does not use), so every segment has parameters.
         """
-        calendar = rfm if isinstance(rfm, CalendarRFM) else None
-        if calendar is not None:
-            rfm = calendar.customers
-        elif self.time_effects is not None:
-            raise TypeError(
-                f"{self.kind}(time_effects=...) needs the calendar of the data: build it with "
-                "clvbayes.calendar_rfm(transactions, customer_col=..., date_col=..., "
-                "calibration_end=...) instead of rfm_summary."
-            )
+        rfm, calendar = split_calendar(rfm, self.time_effects, self.kind)
         values = check_rfm(rfm, self.columns)
         keep = self.select(values)
         if not keep.any():
@@ -219,23 +200,14 @@ class ModelSpec:
             )
         if self.segments is None:
             data = compress({c: v[keep] for c, v in values.items()}, self.columns)
-            return self._with_calendar(data, calendar, keep)
+            return attach_calendar(data, self.time_effects, calendar, keep)
         codes, levels = read_segments(rfm, self.segments)
         kept = {SEGMENT: codes[keep].astype(float)}
         kept.update({c: v[keep] for c, v in values.items()})
         data = compress(kept, (SEGMENT, *self.columns), segments=levels)
         what = "customers" if keep.all() else f"customers used ({self.selection_note})"
         check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
-        return self._with_calendar(data, calendar, keep)
-
-    def _with_calendar(self, data: CompressedRFM, calendar: Any, keep: np.ndarray) -> Any:
-        """``data`` with the calendar grid the time effects are fitted on (if any)."""
-        if self.time_effects is None:
-            return data
-        grid = calendar.grid(keep)
-        first = calendar.first_position[keep]
-        grid = prepare_grid(grid, self.time_effects, first)
-        return dataclasses.replace(data, extras={**data.extras, "calendar": grid})
+        return attach_calendar(data, self.time_effects, calendar, keep)
 
     # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:

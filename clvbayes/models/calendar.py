@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from pymc_extras.prior import Prior
 
-from clvbayes.data.calendar import CalendarGrid
+from clvbayes.data.calendar import CalendarGrid, CalendarRFM
 from clvbayes.math.calendar import GridPositions, clock_at, difference_basis, positions
 from clvbayes.math.ops import Factor
 from clvbayes.priors import resolve_priors
@@ -64,9 +64,13 @@ __all__ = [
     "FREE_SHARE",
     "TIME_EFFECT_PRIORS",
     "TimeEffects",
+    "attach_calendar",
+    "check_time_effects",
     "operational_columns",
     "prepare_grid",
+    "split_calendar",
     "time_effect",
+    "time_effect_names",
 ]
 
 TIME_EFFECT_PRIORS: dict[str, Prior] = {
@@ -410,3 +414,57 @@ def operational_columns(f: Any, grid: CalendarGrid, block: Any) -> tuple[Any, An
 def _grid_of(data: Any) -> CalendarGrid:
     """The calendar grid of compressed data (a segment block carries its parent's)."""
     return data.extras["calendar"]
+
+
+# --- what a spec with time effects does with its options and data ----------------------
+
+
+def check_time_effects(value: Any, family: Any) -> TimeEffects | None:
+    """A spec's ``time_effects=`` option as :class:`TimeEffects` (or None), refused for
+    families whose dropout is no function of purchases (no change of clock)."""
+    options = TimeEffects.coerce(value)
+    if options is not None and not getattr(family, "clock_change", False):
+        raise ValueError(
+            f"{family.kind}: calendar-time effects are a change of clock only for models "
+            "whose dropout happens at purchases (BGNBD, MBGNBD); the Pareto/NBD's "
+            "lifetime runs in calendar time and the Gamma-Gamma models spend, so "
+            "time_effects is not available here. Use BGNBD(time_effects=True)."
+        )
+    return options
+
+
+def time_effect_names(options: TimeEffects | None, data: Any = None) -> list[str]:
+    """Posterior variables of the process (they depend on the data's grid: free periods,
+    covariates; without data, all that may occur)."""
+    if options is None:
+        return []
+    grid = None if data is None else data.extras.get("calendar")
+    names = ["time_effect", "level_sigma", "noise_sigma"]
+    if grid is None or grid.n_free:
+        names.append("free_sigma")
+    if grid is None or grid.covariate_names:
+        names.append("calendar_coefficient")
+    return names
+
+
+def split_calendar(rfm: Any, options: TimeEffects | None, kind: str) -> tuple[Any, Any]:
+    """``(customer table, calendar or None)`` of a spec's input; a clear error when time
+    effects are asked for without a calendar."""
+    if isinstance(rfm, CalendarRFM):
+        return rfm.customers, rfm
+    if options is not None:
+        raise TypeError(
+            f"{kind}(time_effects=...) needs the calendar of the data: build it with "
+            "clvbayes.calendar_rfm(transactions, customer_col=..., date_col=..., "
+            "calibration_end=...) instead of rfm_summary."
+        )
+    return rfm, None
+
+
+def attach_calendar(data: Any, options: TimeEffects | None, calendar: Any, keep: np.ndarray) -> Any:
+    """Compressed ``data`` with the calendar grid the time effects are fitted on (the
+    customers ``keep`` of ``calendar``); unchanged without time effects."""
+    if options is None:
+        return data
+    grid = prepare_grid(calendar.grid(keep), options, calendar.first_position[keep])
+    return dataclasses.replace(data, extras={**data.extras, "calendar": grid})

@@ -145,7 +145,9 @@ class PredictOptions:
             isinstance(self.calendar_seed, bool) or not float(self.calendar_seed).is_integer()
             or self.calendar_seed < 0
         ):  # fmt: skip
-            raise ValueError(f"calendar_seed must be a whole number >= 0, got {self.calendar_seed!r}.")
+            raise ValueError(
+                f"calendar_seed must be a whole number >= 0, got {self.calendar_seed!r}."
+            )
         if not (math.isfinite(self.memory_limit_mb) and self.memory_limit_mb > 0):
             raise ValueError(
                 f"memory_limit_mb must be a positive number of megabytes, got "
