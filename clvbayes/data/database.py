@@ -434,18 +434,22 @@ def _export_snapshot(dbapi: Any, cursor: Any) -> str | None:
 
 
 def _pg_table(dbapi: Any, db: Database, connection: Any, cursor: Any) -> str:
-    """The quoted, qualified name of ``db.table`` (as PostgreSQL resolves it), or raise."""
+    """The quoted, qualified name of ``db.table`` (as PostgreSQL resolves it), or raise.
+
+    The name is read as SQL would read it (``Orders`` is ``orders``, ``sales.orders`` is
+    in schema ``sales``); failing that, as one quoted name (``"Mixed Case"``).
+    """
     wanted = db.table.strip()
-    exact = '"' + wanted.replace('"', '""') + '"'
-    try:
-        cursor.execute(
-            f"SELECT coalesce(to_regclass({literal(wanted)}), to_regclass({literal(exact)}))::text"
-        )
-        (name,) = cursor.fetchone()
-    except dbapi.Error:  # an impossible name (e.g. a.b.c.d): not found
-        connection.rollback()  # the failed statement ended the transaction
-        _begin(dbapi, db, cursor)
-        name = None
+    name = None
+    for candidate in (wanted, '"' + wanted.replace('"', '""') + '"'):
+        try:
+            cursor.execute(f"SELECT to_regclass({literal(candidate)})::text")
+            (name,) = cursor.fetchone()
+        except dbapi.Error:  # not a valid name (e.g. a.b.c.d)
+            connection.rollback()  # the failed statement ended the transaction
+            _begin(dbapi, db, cursor)
+        if name is not None:
+            break
     if name is not None:
         return name
     cursor.execute(
