@@ -11,6 +11,7 @@ password.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from urllib.parse import quote, unquote
 
@@ -328,3 +329,37 @@ def test_first_day_of_a_date_column_is_a_date(pg_url):
         Database(pg_url, table="day_orders"), customer_col="customer_id", date_col="date"
     )
     assert checked["first_day"] == dt.date(1997, 1, 1)
+
+
+@pytest.mark.slow
+def test_report_is_the_same_from_a_csv_file_duckdb_and_postgres(
+    pg_url, duckdb_path, csv_path, tmp_path, monkeypatch
+):
+    """``customers.csv`` byte for byte; the password nowhere in the report, and
+    ``summary.json`` rebuilds the report with the password from ``PGPASSWORD``."""
+    options = ["--customer-col", "customer_id", "--date-col", "date", "--value-col", "value",
+               "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
+               "--method", "map", "--draws", "100", "--chains", "1", "--quiet"]  # fmt: skip
+    runs = {
+        "csv": [str(csv_path)],
+        "duckdb": [str(duckdb_path), "--table", "orders"],
+        "postgres": [pg_url, "--query", "SELECT * FROM orders"],
+    }
+    for name, source in runs.items():
+        assert main(["report", *source, *options, "--out", str(tmp_path / name)]) == 0
+    expected = (tmp_path / "csv" / "customers.csv").read_bytes()
+    for name in ("duckdb", "postgres"):
+        assert (tmp_path / name / "customers.csv").read_bytes() == expected, name
+    for path in (tmp_path / "postgres").iterdir():
+        _no_secret(path.read_bytes().decode("latin-1"))
+    summary = json.loads((tmp_path / "postgres" / "summary.json").read_text())
+    assert summary["arguments"]["transactions"] == redact_url(pg_url, None)
+    assert summary["arguments"]["query"] == "SELECT * FROM orders"
+    assert summary["data"]["transactions file"] == (
+        f"query 'SELECT * FROM orders' in {redact_url(pg_url)}"
+    )
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    again = tmp_path / "again"
+    config = str(tmp_path / "postgres" / "summary.json")
+    assert main(["report", "--config", config, "--out", str(again), "--quiet"]) == 0
+    assert (again / "customers.csv").read_bytes() == expected

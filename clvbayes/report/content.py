@@ -236,7 +236,8 @@ class ReportContent:
             out["n_at_risk"] = self.n_at_risk
         if self.segments is not None:
             out["segments"] = _records(self.segments)
-            out["segment_contrasts"] = _records(self.contrasts)
+            if self.contrasts is not None:  # contrasts of CLV: with a value column
+                out["segment_contrasts"] = _records(self.contrasts)
         if self.cac is not None:
             out["clv_cac"] = _records(self.cac)
         if self.holdout_totals is not None:
