@@ -333,31 +333,37 @@ def test_first_day_of_a_date_column_is_a_date(pg_url):
 
 @pytest.mark.slow
 def test_report_is_the_same_from_a_csv_file_duckdb_and_postgres(
-    pg_url, duckdb_path, csv_path, tmp_path, monkeypatch
+    pg_url, duckdb_path, log, tmp_path, monkeypatch
 ):
     """``customers.csv`` byte for byte; the password nowhere in the report, and
-    ``summary.json`` rebuilds the report with the password from ``PGPASSWORD``."""
+    ``summary.json`` rebuilds the report with the password from ``PGPASSWORD``.
+
+    The customers whose ids sort below 'c15' (in byte order, the PostgreSQL cluster's C
+    collation): the queries select them in each database, the CSV file holds them."""
+    subset = "SELECT * FROM orders WHERE customer_id < 'c15'"
+    csv = tmp_path / "subset.csv"
+    chosen = log[log["customer_id"] < "c15"]
+    chosen.to_csv(csv, index=False)
     options = ["--customer-col", "customer_id", "--date-col", "date", "--value-col", "value",
                "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
                "--method", "map", "--draws", "100", "--chains", "1", "--quiet"]  # fmt: skip
     runs = {
-        "csv": [str(csv_path)],
-        "duckdb": [str(duckdb_path), "--table", "orders"],
-        "postgres": [pg_url, "--query", "SELECT * FROM orders"],
+        "csv": [str(csv)],
+        "duckdb": [str(duckdb_path), "--query", subset],
+        "postgres": [pg_url, "--query", subset],
     }
     for name, source in runs.items():
         assert main(["report", *source, *options, "--out", str(tmp_path / name)]) == 0
     expected = (tmp_path / "csv" / "customers.csv").read_bytes()
+    assert expected.count(b"\n") == chosen["customer_id"].nunique() + 1
     for name in ("duckdb", "postgres"):
         assert (tmp_path / name / "customers.csv").read_bytes() == expected, name
     for path in (tmp_path / "postgres").iterdir():
         _no_secret(path.read_bytes().decode("latin-1"))
     summary = json.loads((tmp_path / "postgres" / "summary.json").read_text())
     assert summary["arguments"]["transactions"] == redact_url(pg_url, None)
-    assert summary["arguments"]["query"] == "SELECT * FROM orders"
-    assert summary["data"]["transactions file"] == (
-        f"query 'SELECT * FROM orders' in {redact_url(pg_url)}"
-    )
+    assert summary["arguments"]["query"] == subset
+    assert summary["data"]["transactions file"] == f"query {subset!r} in {redact_url(pg_url)}"
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
     again = tmp_path / "again"
     config = str(tmp_path / "postgres" / "summary.json")
