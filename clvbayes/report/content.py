@@ -59,15 +59,10 @@ segments; ``holdout_frequency`` only with a holdout. The value and CLV columns
 (:data:`CLV_COLUMNS`: ``monetary_value``, ``clv_*``, ``p_top_decile`` and, with a holdout,
 ``holdout_value``) only with a value column: CLV needs one."""
 
-CLV_COLUMNS = (
-    "monetary_value",
-    "clv_mean",
-    "clv_sd",
-    "clv_q05",
-    "clv_q50",
-    "clv_q95",
-    "p_top_decile",
-    "holdout_value",
+CLV_COLUMNS = tuple(
+    c
+    for c in CUSTOMER_COLUMNS
+    if c.startswith("clv_") or c in ("monetary_value", "p_top_decile", "holdout_value")
 )
 """The columns of ``customers.csv`` that need a value column (``--value-col``)."""
 
