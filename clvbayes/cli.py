@@ -21,7 +21,7 @@ from typing import Any
 
 from clvbayes.math.units import TIME_UNITS
 
-__all__ = ["main"]
+__all__ = ["apply_config", "main"]
 
 PROG = "clvbayes"
 

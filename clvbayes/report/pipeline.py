@@ -14,6 +14,7 @@ CLV:CAC; ``customers.csv`` has no value or CLV columns).
 The log may be a frame, a CSV or Parquet file or a :class:`clvbayes.Database` (a
 PostgreSQL or DuckDB table or query); :func:`source_arguments` is what ``summary.json``
 records of it, so that ``clvbayes report --config summary.json`` runs the report again.
+
 :func:`build_report` returns a :class:`Report`; :func:`write_report` renders and writes
 it (``index.html``, ``customers.csv``, ``posterior.nc``, ``summary.json``).
 
