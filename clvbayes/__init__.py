@@ -19,6 +19,7 @@ _EXPORTS = {
     "FittedModel": "clvbayes.models",
     "rfm_summary": "clvbayes.data.rfm",
     "validate_transactions": "clvbayes.data.validate",
+    "Database": "clvbayes.data.database",
     "predict_customers": "clvbayes.predict",
     "validate_holdout": "clvbayes.predict",
     "PredictOptions": "clvbayes.predict",
