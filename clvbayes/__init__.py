@@ -25,6 +25,7 @@ _EXPORTS = {
     "period_tracking": "clvbayes.ppc",
     "tracking_curve": "clvbayes.ppc",
     "validate_transactions": "clvbayes.data.validate",
+    "Database": "clvbayes.data.database",
     "predict_customers": "clvbayes.predict",
     "validate_holdout": "clvbayes.predict",
     "PredictOptions": "clvbayes.predict",

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from clvbayes.math.units import TIME_UNITS
 
-__all__ = ["main"]
+__all__ = ["apply_config", "main"]
 
 PROG = "clvbayes"
 
@@ -36,12 +39,72 @@ class _Parser(argparse.ArgumentParser):
         raise CLIError(f"{message} (see '{self.prog} --help')")
 
 
+SOURCE_HELP = (
+    "the transaction log: a .csv or .parquet file; or, with --table or --query, a database: "
+    "a postgresql:// URL (keep the password in PGPASSWORD or ~/.pgpass) or a DuckDB "
+    "database file"
+)
+
+
+def _add_source(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """The log: ``SOURCE`` and, for a database, ``--table`` or ``--query``."""
+    p.add_argument(
+        "transactions",
+        nargs="?" if optional else None,
+        metavar="SOURCE",
+        help=SOURCE_HELP + (" (or the config's 'transactions')" if optional else ""),
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--table", metavar="NAME", help="read the log from this table (or view) of SOURCE"
+    )
+    group.add_argument(
+        "--query",
+        metavar="SQL",
+        help="read the log from this SELECT, run read-only in SOURCE (in its own SQL)",
+    )
+
+
+def _transactions(source: str, table: str | None, query: str | None) -> Any:
+    """The log named on the command line: a file path or a :class:`Database`."""
+    from clvbayes.data.database import DUCKDB_SUFFIXES, Database
+
+    if table is None and query is None:
+        if "://" in source:
+            raise CLIError(
+                "SOURCE is a database URL: a database URL needs --table or --query to say "
+                "where the transactions are."
+            )
+        if source.lower().endswith(DUCKDB_SUFFIXES):
+            raise CLIError(
+                f"{source!r} is read as a DuckDB database file: pass --table NAME or --query "
+                "SQL to say where the transactions are."
+            )
+        return Path(source)
+    return Database(source, table=table, query=query)
+
+
+def _input_files(transactions: Any) -> list[Path]:
+    """The files a run reads (an output must not replace them)."""
+    if isinstance(transactions, Path):
+        return [transactions]
+    if getattr(transactions, "kind", None) == "duckdb":
+        return [transactions.path]
+    return []
+
+
+def _describe(transactions: Any) -> str:
+    """The log for the report's pages: the path, or the table or query and the database."""
+    return str(transactions) if isinstance(transactions, Path) else transactions.description
+
+
 def _add_rfm(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "rfm",
         help="summarize a transaction log to one RFM row per customer",
         description=(
-            "Summarize a transaction log (CSV or Parquet, read in place by DuckDB) to one "
+            "Summarize a transaction log (CSV or Parquet, read in place by DuckDB; or a "
+            "PostgreSQL or DuckDB table or query) to one "
             "row per customer: frequency (repeat purchase days), recency and T (time from "
             "the first purchase to the last purchase and to the calibration end), "
             "monetary_value (mean value of the repeat purchase days) and, with "
@@ -51,10 +114,12 @@ def _add_rfm(subparsers: argparse._SubParsersAction) -> None:
         epilog=(
             "example: clvbayes rfm orders.parquet --customer-col customer_id "
             "--date-col date --value-col value --calibration-end 1997-09-30 "
-            "--observation-end 1998-06-30 --out rfm.csv"
+            "--observation-end 1998-06-30 --out rfm.csv; from PostgreSQL: clvbayes rfm "
+            "postgresql://shop@db.example/sales --table orders --customer-col customer_id "
+            "--date-col ordered_at --value-col amount --out rfm.parquet"
         ),
     )
-    p.add_argument("transactions", type=Path, help="transaction log, a .csv or .parquet file")
+    _add_source(p)
     p.add_argument("--customer-col", required=True, metavar="C", help="customer id column")
     p.add_argument("--date-col", required=True, metavar="D", help="transaction date column")
     p.add_argument(
@@ -106,9 +171,10 @@ def _run_rfm(args: argparse.Namespace) -> int:
     suffix = args.out.name.lower()
     if not suffix.endswith((".csv", ".parquet")):
         raise CLIError(f"--out {str(args.out)!r}: use a .csv or .parquet file name")
-    check_output_file(args.out, [args.transactions], what="--out")  # before any work
+    transactions = _transactions(args.transactions, args.table, args.query)
+    check_output_file(args.out, _input_files(transactions), what="--out")  # before any work
     rfm = rfm_summary(
-        args.transactions,
+        transactions,
         customer_col=args.customer_col,
         date_col=args.date_col,
         value_col=args.value_col,
@@ -124,62 +190,59 @@ def _run_rfm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``report`` and ``demo``: models, predictions, output."""
+def _add_model_options(p: argparse.ArgumentParser, *, out_required: bool = True) -> None:
+    """Options shared by ``report`` and ``demo``: models, predictions, output.
+
+    No defaults here (an option not given is None): :class:`clvbayes.report.ReportOptions`
+    holds them, so ``--config`` can tell what the command line set.
+    """
     p.add_argument(
         "--time-unit",
-        default="W",
         choices=list(TIME_UNITS),
         help="model time unit: days, weeks, months, quarters, years (default: W)",
     )
     p.add_argument(
         "--horizon",
         type=float,
-        default=52.0,
         metavar="N",
         help="CLV horizon in time units (default: 52)",
     )
     p.add_argument(
         "--annual-discount",
         type=float,
-        default=0.10,
         metavar="RATE",
         help="annual effective discount rate (default: 0.10)",
     )
     p.add_argument(
         "--margin",
         type=float,
-        default=1.0,
         metavar="M",
         help="profit margin applied to spend (default: 1.0)",
     )
     p.add_argument(
         "--draws",
         type=int,
-        default=1000,
         metavar="N",
         help="posterior draws per chain; predictions use N draws in all (default: 1000)",
     )
     p.add_argument(
         "--tune",
         type=int,
-        default=None,
         metavar="N",
         help="NUTS tuning steps per chain (default: 1000; 2000 for the partially pooled "
         "fits of --segment-col)",
     )
-    p.add_argument("--chains", type=int, default=4, metavar="N", help="chains (default: 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--chains", type=int, metavar="N", help="chains (default: 4)")
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument(
         "--method",
-        default="nuts",
         choices=["nuts", "map", "advi", "pathfinder"],
         help="inference method (default: nuts)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress lines")
     p.add_argument(
         "--out",
-        required=True,
+        required=out_required,
         type=Path,
         metavar="DIR",
         help="report folder: new, empty, or an earlier clvbayes report (replaced); never "
@@ -193,24 +256,44 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="fit the models and write a CLV report (HTML, CSV, posterior, JSON)",
         description=(
-            "From a transaction log (CSV or Parquet, read in place by DuckDB) to a "
-            "reproducible CLV report: fits BG/NBD and Gamma-Gamma on the calibration "
-            "period, predicts every customer's purchases and CLV with intervals, and "
-            "writes DIR/index.html (self-contained page), customers.csv (one row per "
-            "customer), posterior.nc (the fitted models, clvbayes.load) and summary.json "
-            "(versions, arguments, diagnostics, validation, timings). The same arguments "
-            "and seed give the same customers.csv and summary.json (timings aside)."
+            "From a transaction log (CSV or Parquet, read in place by DuckDB; or a "
+            "PostgreSQL or DuckDB table or query) to a reproducible CLV report: fits "
+            "BG/NBD and Gamma-Gamma on the calibration period, predicts every customer's "
+            "purchases and CLV with intervals, and writes DIR/index.html (self-contained "
+            "page), customers.csv (one row per customer), posterior.nc (the fitted models, "
+            "clvbayes.load) and summary.json (versions, arguments, diagnostics, "
+            "validation, timings). The same arguments and seed give the same customers.csv "
+            "and summary.json (timings aside). Without --value-col (a log of visits, or "
+            "orders without amounts) the report gives P(alive) and purchases only: CLV "
+            "needs a value column."
         ),
         epilog=(
             "example: clvbayes report orders.parquet --customer-col customer_id "
             "--date-col date --value-col value --calibration-end 1997-09-30 "
-            "--holdout-end 1998-06-30 --out reports/orders"
+            "--holdout-end 1998-06-30 --out reports/orders; from PostgreSQL: clvbayes report "
+            "postgresql://shop@db.example/sales --table orders --customer-col customer_id "
+            "--date-col ordered_at --value-col amount --out reports/sales; from a file of "
+            "options: clvbayes report --config run.toml; again: clvbayes report --config "
+            "reports/orders/summary.json --out reports/again"
         ),
     )
-    p.add_argument("transactions", type=Path, help="transaction log, a .csv or .parquet file")
-    p.add_argument("--customer-col", required=True, metavar="C", help="customer id column")
-    p.add_argument("--date-col", required=True, metavar="D", help="transaction date column")
-    p.add_argument("--value-col", required=True, metavar="V", help="transaction value column")
+    _add_source(p, optional=True)
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="read the options from FILE: a .toml file whose keys are the options' names "
+        "(customer_col or customer-col, transactions for SOURCE, table, query, out, ...), "
+        "or a report's summary.json (its 'arguments' rebuild that report); options given "
+        "on the command line win",
+    )
+    p.add_argument("--customer-col", metavar="C", help="customer id column")
+    p.add_argument("--date-col", metavar="D", help="transaction date column")
+    p.add_argument(
+        "--value-col",
+        metavar="V",
+        help="transaction value column; without it no CLV (P(alive) and purchases only)",
+    )
     p.add_argument(
         "--calibration-end",
         metavar="DATE",
@@ -232,14 +315,26 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "--cac",
         metavar="COST_OR_CSV",
         help="acquisition cost per customer: one number, or a CSV with columns "
-        "segment,cac (needs --segment-col)",
+        "segment,cac (needs --segment-col and --value-col)",
     )
-    _add_model_options(p)
+    _add_model_options(p, out_required=False)
+    p.set_defaults(options_parser=p)
 
 
-def _read_cac(text: str | None) -> float | dict[str, float] | None:
+def _read_cac(text: Any) -> float | dict[str, float] | None:
+    """``--cac``: a number, a CSV of costs per segment, or (from ``--config``) a number or
+    a mapping of segment to cost."""
     if text is None:
         return None
+    if isinstance(text, Mapping):
+        costs = {}
+        for segment, cost in text.items():
+            if isinstance(cost, bool) or not isinstance(cost, int | float):
+                raise CLIError(f"cac: the cost of segment {segment!r} is {cost!r}, not a number.")
+            costs[str(segment)] = float(cost)
+        return costs
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
     try:
         return float(text)
     except ValueError:
@@ -263,11 +358,14 @@ def _read_cac(text: str | None) -> float | dict[str, float] | None:
 
 
 def _report_options(args: argparse.Namespace, **fixed: object) -> object:
+    """The :class:`~clvbayes.report.ReportOptions` of the options given (the others keep
+    its defaults)."""
     from clvbayes.report import ReportOptions
 
     names = ("time_unit", "horizon", "annual_discount", "margin", "draws", "tune", "chains",
              "seed", "method")  # fmt: skip
-    return ReportOptions(**fixed, **{n: getattr(args, n) for n in names})
+    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return ReportOptions(**fixed, **given)
 
 
 class Terminated(SystemExit):
@@ -313,6 +411,15 @@ def _build_and_write(transactions: object, options: object, args: argparse.Names
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        apply_config(args, args.options_parser)
+    missing = [flag for dest, flag in _REQUIRED if getattr(args, dest) is None]
+    if missing:
+        raise CLIError(
+            f"the following arguments are required: {', '.join(missing)} (on the command "
+            "line or as keys of --config)"
+        )
+    transactions = _transactions(args.transactions, args.table, args.query)
     cac = _read_cac(args.cac)
     if isinstance(cac, dict) and args.segment_col is None:
         raise CLIError("--cac with a CSV of costs per segment needs --segment-col.")
@@ -326,8 +433,99 @@ def _run_report(args: argparse.Namespace) -> int:
         segment_col=args.segment_col,
         cac=cac,
     )
-    inputs = [args.transactions] + ([Path(args.cac)] if isinstance(cac, dict) else [])
-    return _build_and_write(args.transactions, options, args, str(args.transactions), inputs)
+    inputs = _input_files(transactions)
+    if isinstance(cac, dict) and isinstance(args.cac, str):
+        inputs.append(Path(args.cac))
+    return _build_and_write(transactions, options, args, _describe(transactions), inputs)
+
+
+_REQUIRED = (("transactions", "SOURCE"), ("customer_col", "--customer-col"),
+             ("date_col", "--date-col"), ("out", "--out"))  # fmt: skip
+_SOURCE_KEYS = ("transactions", "table", "query")  # one unit: the command line's, or the config's
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The keys of a ``--config`` file: a TOML table, or a summary.json's ``arguments``."""
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise CLIError(f"--config {str(path)!r}: cannot read it ({err.strerror}).") from None
+    name = path.name.lower()
+    try:
+        if name.endswith(".toml"):
+            data = tomllib.loads(text)
+        elif name.endswith(".json"):
+            data = json.loads(text)
+            if isinstance(data, dict) and isinstance(data.get("arguments"), dict):
+                data = data["arguments"]  # a report's summary.json
+        else:
+            raise CLIError(f"--config {str(path)!r}: use a .toml file or a report's summary.json.")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise CLIError(f"--config {str(path)!r} is not valid {name.rsplit('.', 1)[-1].upper()}: "
+                       f"{err}") from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise CLIError(
+            f"--config {str(path)!r}: expected keys and values, got {type(data).__name__}."
+        )
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def _config_value(action: argparse.Action, key: str, value: Any, where: str) -> Any:
+    """A config value as the option's own type (as if typed on the command line)."""
+    if action.nargs == 0:  # a flag
+        if not isinstance(value, bool):
+            raise CLIError(f"{where}: key {key!r} must be true or false, got {value!r}.")
+        return value
+    if key == "cac" and isinstance(value, Mapping | int | float) and not isinstance(value, bool):
+        return value  # a cost, or costs per segment (checked by _read_cac)
+    if isinstance(value, dt.date):  # a TOML date
+        value = value.isoformat()
+    kind = action.type
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise CLIError(f"{where}: key {key!r} has the value {value!r}, which is not a "
+                       "number or text.")  # fmt: skip
+    if kind is float and not isinstance(value, str):
+        value = float(value)
+    elif kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif kind is not None and not isinstance(value, kind if isinstance(kind, type) else ()):
+        try:
+            value = kind(value if isinstance(value, str) else str(value))
+        except (TypeError, ValueError):
+            raise CLIError(f"{where}: key {key!r} is {value!r}, not a valid value.") from None
+    elif kind is None and not isinstance(value, str):
+        raise CLIError(f"{where}: key {key!r} must be text, got {value!r}.")
+    if action.choices is not None and value not in action.choices:
+        raise CLIError(f"{where}: key {key!r} is {value!r}; choose one of {list(action.choices)}.")
+    return value
+
+
+def apply_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill the options not given on the command line from ``args.config``.
+
+    Keys are the options' names (``customer_col`` or ``customer-col``; ``transactions``
+    for the log, ``table``, ``query``, ``out``, ...); a key that is not an option is an
+    error listing the valid ones. ``null`` values are skipped. The log's keys
+    (``transactions``, ``table``, ``query``) come as a unit: when the command line names
+    the log, the config's are ignored.
+    """
+    where = f"--config {str(args.config)!r}"
+    config = _read_config(args.config)
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    unknown = [key for key in config if key not in actions]
+    if unknown:
+        raise CLIError(
+            f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(actions))}."
+        )
+    source_given = any(getattr(args, key) is not None for key in _SOURCE_KEYS)
+    for key, value in config.items():
+        if value is None or getattr(args, key) is not None:
+            continue
+        if key in _SOURCE_KEYS and source_given:
+            continue
+        setattr(args, key, _config_value(actions[key], key, value, where))
 
 
 DEMO_CALIBRATION_END = "1997-09-30"
@@ -395,7 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
-    except (CLIError, ValueError, TypeError, OSError) as exc:  # OSError: e.g. a full disk
+    # OSError: e.g. a full disk; ImportError: an optional dependency (the PostgreSQL driver)
+    except (CLIError, ValueError, TypeError, OSError, ImportError) as exc:
         plain = isinstance(exc, OSError) and exc.strerror and exc.filename is None
         message = " ".join((exc.strerror if plain else str(exc)).split())
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -48,3 +48,99 @@ def cdnow_summary_csv() -> pd.DataFrame:
 def small_rfm(cdnow_summary_csv: pd.DataFrame) -> pd.DataFrame:
     """400 CDNOW-sample customers: enough for a quick, well-identified fit."""
     return cdnow_summary_csv.iloc[:400].reset_index(drop=True)
+
+
+# --- a private PostgreSQL server ------------------------------------------------------
+
+PG_USER = "clv"
+PG_PASSWORD = "Pa55:w@rd/!"  # characters a URL must escape: the masking is tested with them
+
+
+def _pg_bindir() -> Path | None:
+    """The folder of Debian's (or any) ``initdb`` and ``pg_ctl``, if PostgreSQL is installed."""
+    import shutil
+
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """``postgresql://clv:<password>@127.0.0.1:<port>/postgres`` of a private server.
+
+    A new cluster in a temporary folder (``initdb`` with password authentication over
+    TCP), started with ``pg_ctl`` on a free port of the loopback address and removed at
+    the end. PostgreSQL refuses to run as root, so as root (CI) the cluster belongs to the
+    ``postgres`` user (else ``nobody``) and its commands run through ``runuser``. Skipped,
+    with the reason, only where PostgreSQL or the ADBC driver is not installed
+    (``.ci/run`` installs Debian's ``postgresql``; ``pip install '.[db]'`` the driver).
+    """
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+    from urllib.parse import quote
+
+    pytest.importorskip(
+        "adbc_driver_postgresql", reason="adbc-driver-postgresql is not installed (.[db])"
+    )
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install -y postgresql)")
+    prefix: list[str] = []
+    owner = None
+    if os.geteuid() == 0:
+        for name in ("postgres", "nobody"):
+            try:
+                owner = pwd.getpwnam(name)
+                break
+            except KeyError:
+                continue
+        if owner is None or shutil.which("runuser") is None:
+            pytest.skip("running as root without a 'postgres' user and runuser")
+        prefix = ["runuser", "-u", owner.pw_name, "--"]
+    root = Path(tempfile.mkdtemp(prefix="clvbayes-pg-"))
+    data = root / "data"
+    pwfile = root / "pw"
+    pwfile.write_text(PG_PASSWORD + "\n")
+    if owner is not None:
+        for path in (root, pwfile):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        result = subprocess.run(
+            [*prefix, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}")
+
+    pg_ctl = str(bindir / "pg_ctl")
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
+            "--locale=C")  # fmt: skip
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    except (RuntimeError, OSError, subprocess.TimeoutExpired):
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    try:
+        yield f"postgresql://{PG_USER}:{quote(PG_PASSWORD, safe='')}@127.0.0.1:{port}/postgres"
+    finally:
+        try:
+            run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)

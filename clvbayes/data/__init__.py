@@ -1,6 +1,9 @@
 """Data preparation: sources, RFM summaries, validation, compression. Knows no model.
 
-* :mod:`clvbayes.data.source`: any input (frame, CSV, Parquet) as a DuckDB relation.
+* :mod:`clvbayes.data.source`: any input (frame, CSV, Parquet, database) as a DuckDB
+  relation.
+* :mod:`clvbayes.data.database`: a PostgreSQL table or query, or a DuckDB database file
+  (``Database``).
 * :mod:`clvbayes.data.period`: period bounds (ISO 8601 only) and their checks.
 * :mod:`clvbayes.data.rfm`: per-customer summaries (``rfm_summary``,
   ``repeat_purchase_times``, ``first_purchase_values``).
@@ -21,6 +24,7 @@ _EXPORTS = {
     "first_purchase_values": "clvbayes.data.rfm",
     "TIME_UNITS": "clvbayes.math.units",
     "open_source": "clvbayes.data.source",
+    "Database": "clvbayes.data.database",
     "validate_transactions": "clvbayes.data.validate",
     "check_rfm": "clvbayes.data.validate",
 }

@@ -24,9 +24,11 @@ Reading rules:
 Period bounds are read by :mod:`clvbayes.data.period`; time units come from
 :mod:`clvbayes.math.units`.
 
-New input kinds (a database URL with a table or query, a DuckDB database file) are one
-more entry of ``_READERS``: a reader registers the view ``src`` and reports its kind; the
-users of :func:`open_source` do not change.
+Other inputs register themselves: any object with a ``register_view(connection, columns)``
+method (:class:`ViewReader`) is asked to create the view ``src`` on the connection and
+returns a :class:`Registered`. That is how :class:`clvbayes.data.database.Database` (a
+PostgreSQL table or query, a DuckDB database file) plugs in; the users of
+:func:`open_source` (every summary and check) do not change.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -48,11 +50,16 @@ if TYPE_CHECKING:  # DuckDB is imported when a source is opened, not with this m
 __all__ = [
     "CSV_SUFFIXES",
     "PARQUET_SUFFIXES",
+    "SUBJECT",
+    "Columns",
     "Duplicates",
+    "Registered",
     "Source",
+    "ViewReader",
     "check_columns",
     "count_duplicates",
     "day_expr",
+    "empty_message",
     "literal",
     "open_source",
     "quote",
@@ -146,7 +153,18 @@ def value_expr(column: str, sql_type: str, name: str) -> str:
 # --- columns ---------------------------------------------------------------------------
 
 
-def check_columns(available: Any, required: Iterable[tuple[str, str | None]]) -> None:
+SUBJECT = "the transactions"
+"""How messages name a log that is a frame or a file (its path is in the description)."""
+
+
+def empty_message(subject: str = SUBJECT) -> str:
+    """The message for a log without rows (``subject``: e.g. ``"the transactions"``)."""
+    return f"{subject} are empty (0 rows); pass a log with one row per transaction."
+
+
+def check_columns(
+    available: Any, required: Iterable[tuple[str, str | None]], subject: str = SUBJECT
+) -> None:
     """Raise ``ValueError`` naming the first required column that is absent.
 
     Parameters
@@ -158,6 +176,9 @@ def check_columns(available: Any, required: Iterable[tuple[str, str | None]]) ->
         the column it names; ``None`` (an optional column not used) is skipped. The
         message tells the user which argument to fix (and, for a ``*_col`` argument, the
         command-line option: ``--segment-col``).
+    subject : str
+        How the message names the log, e.g. ``"the transactions (table 'orders' in
+        postgresql://shop@db/sales)"``.
     """
     have = list(available)
     for argument, column in required:
@@ -166,7 +187,7 @@ def check_columns(available: Any, required: Iterable[tuple[str, str | None]]) ->
             if argument.endswith("_col"):
                 where += f" ({'--' + argument.replace('_', '-')} on the command line)"
             raise ValueError(
-                f"column {column!r} not found in the transactions (columns: {have}); "
+                f"column {column!r} not found in {subject} (columns: {have}); "
                 f"pass the right name with {where}."
             )
 
@@ -187,7 +208,10 @@ class Source:
     connection : duckdb.DuckDBPyConnection
         The private connection (its time zone is the date column's, else UTC).
     description : str
-        What the input is, for messages (``"file 'orders.csv'"``, ``"the transactions"``).
+        What the input is, for messages (``"file 'orders.csv'"``, ``"the transactions"``,
+        ``"table 'orders' in postgresql://shop:***@db/sales"``; never a password).
+    subject : str
+        How messages about the whole log name it (:data:`SUBJECT`, or with the table).
     columns : dict of str to str
         The argument naming each column of the log and that column, e.g.
         ``{"customer_col": "customer_id", "date_col": "date", "value_col": "value"}``.
@@ -212,6 +236,7 @@ class Source:
 
     connection: duckdb.DuckDBPyConnection
     description: str
+    subject: str
     columns: dict[str, str]
     other_cols: tuple[str, ...]
     types: dict[str, str]
@@ -270,6 +295,10 @@ def _types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def _read_error(err: duckdb.Error, description: str) -> ValueError:
     """A DuckDB read error as one clear sentence: the file, the line, the fix."""
     text = str(err)
+    streamed = re.search(r"registered as 'src' failed: (?:\w+: )?(.*)", text)
+    if streamed is not None:  # a reader's own error while DuckDB read its rows
+        reason = streamed.group(1).split(" Detail: ")[0].strip().rstrip(".")
+        return ValueError(f"could not read {description}: {reason}.")
     line = re.search(r"CSV Error on Line: (\d+)", text)
     if line is None:
         return ValueError(f"could not read {description}: {text.splitlines()[0]}")
@@ -295,8 +324,8 @@ _RAGGED_FIX = 'quote values that contain the delimiter (e.g. "1,5"), or fix or r
 
 
 @dataclass(frozen=True)
-class _Columns:
-    """The columns a caller asked for, each with the argument that named it."""
+class Columns:
+    """The columns a caller of :func:`open_source` asked for, each with its argument."""
 
     customer_col: str
     date_col: str
@@ -318,12 +347,44 @@ class _Columns:
 
 
 @dataclass(frozen=True)
-class _Registered:
-    """What a reader registered: the view's time zone, its description, a re-read."""
+class Registered:
+    """What a reader registered as the view ``src``.
+
+    Attributes
+    ----------
+    tz : str or None
+        The time zone in which a time-zone-aware date column's calendar days are taken
+        (None: UTC).
+    description : str
+        What the input is, for messages; never a password.
+    reread : callable, optional
+        Registers ``src`` again with the column types inferred from all rows (CSV).
+    subject : str
+        How messages about the whole log name it (:data:`SUBJECT` by default).
+    close : callable, optional
+        Releases what the reader holds (e.g. a database connection) when the source
+        closes.
+    """
 
     tz: str | None
     description: str
     reread: Callable[[], None] | None = None
+    subject: str = SUBJECT
+    close: Callable[[], None] | None = None
+
+
+@runtime_checkable
+class ViewReader(Protocol):
+    """An input that registers itself as the view ``src`` (e.g. a database table).
+
+    :func:`open_source` calls ``register_view(connection, columns)`` with its private
+    DuckDB connection and the :class:`Columns` asked for. The reader creates ``src``
+    holding at least those columns (raising ``ValueError`` naming a missing one) and
+    returns a :class:`Registered`.
+    """
+
+    def register_view(self, connection: Any, columns: Columns) -> Registered:
+        """Create the view ``src`` on ``connection``."""
 
 
 def _file_kind(path: Path) -> str:
@@ -341,7 +402,7 @@ def _is_path(transactions: Any) -> bool:
     return isinstance(transactions, str | Path)
 
 
-def _register_file(con: duckdb.DuckDBPyConnection, path: Any, want: _Columns) -> _Registered:
+def _register_file(con: duckdb.DuckDBPyConnection, path: Any, want: Columns) -> Registered:
     """The view ``src`` over a CSV or Parquet file read in place."""
     path = Path(path)
     if path.is_dir():
@@ -365,7 +426,7 @@ def _register_file(con: duckdb.DuckDBPyConnection, path: Any, want: _Columns) ->
 
 def _register_parquet(
     con: duckdb.DuckDBPyConnection, path: Path, date_col: str | None, description: str
-) -> _Registered:
+) -> Registered:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -377,12 +438,12 @@ def _register_parquet(
     tz = None
     if date_col in schema.names:
         tz = getattr(schema.field(date_col).type, "tz", None)
-    return _Registered(tz, description)
+    return Registered(tz, description)
 
 
 def _register_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, want: _Columns, description: str
-) -> _Registered:
+    con: duckdb.DuckDBPyConnection, path: Path, want: Columns, description: str
+) -> Registered:
     """Dates and values as text (parsed by the SQL, like text columns of a frame)."""
     import duckdb
 
@@ -409,7 +470,7 @@ def _register_csv(
     if text:
         options = ", types={" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in text) + "}"
         create(options)
-    return _Registered(None, description, lambda: create(options + ", sample_size=-1"))
+    return Registered(None, description, lambda: create(options + ", sample_size=-1"))
 
 
 def _diagnose_csv(path: Path, max_lines: int = 1_000_000) -> str | None:
@@ -454,14 +515,14 @@ def _frame_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFram
     return pd.DataFrame(out, copy=False), tz
 
 
-def _register_frame(con: duckdb.DuckDBPyConnection, frame: Any, want: _Columns) -> _Registered:
+def _register_frame(con: duckdb.DuckDBPyConnection, frame: Any, want: Columns) -> Registered:
     """Register a pandas, polars or Arrow frame as ``src`` (the needed columns only)."""
     needed = list(dict.fromkeys(c for _, c in want.required))
     if isinstance(frame, pd.DataFrame):
         check_columns(frame.columns, want.required)
         view, tz = _frame_columns(frame, needed)
         con.register("src", view)
-        return _Registered(tz, "the transactions")
+        return Registered(tz, "the transactions")
     import narwhals as nw
 
     try:
@@ -475,12 +536,17 @@ def _register_frame(con: duckdb.DuckDBPyConnection, frame: Any, want: _Columns) 
     dtype = nw_frame.schema[want.date_col]
     tz = dtype.time_zone if isinstance(dtype, nw.Datetime) else None
     con.register("src", nw_frame.select(needed).to_arrow())
-    return _Registered(tz, "the transactions")
+    return Registered(tz, "the transactions")
 
 
-# Each reader: (does it take this input?, register it as the view ``src``). A database
-# reader (a postgresql:// URL with a table or query, a DuckDB database file) goes first.
-_READERS: tuple[tuple[Callable[[Any], bool], Callable[..., _Registered]], ...] = (
+# Each reader: (does it take this input?, register it as the view ``src``). Inputs that
+# register themselves (ViewReader: a database table or query) go first.
+def _register_reader(con: duckdb.DuckDBPyConnection, reader: Any, want: Columns) -> Registered:
+    return reader.register_view(con, want)
+
+
+_READERS: tuple[tuple[Callable[[Any], bool], Callable[..., Registered]], ...] = (
+    (lambda x: isinstance(x, ViewReader), _register_reader),
     (_is_path, _register_file),
     (lambda _: True, _register_frame),
 )
@@ -496,7 +562,7 @@ def _disable_type_pushdown(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _expressions(
-    con: duckdb.DuckDBPyConnection, types: Mapping[str, str], want: _Columns
+    con: duckdb.DuckDBPyConnection, types: Mapping[str, str], want: Columns, subject: str
 ) -> dict[str, Any]:
     """The SQL of the customer, the raw date, the day and the value of ``src``."""
     date = quote(want.date_col)
@@ -509,7 +575,7 @@ def _expressions(
     except TypeError:
         # An empty column has no meaningful type: report the emptiness instead.
         if con.execute("SELECT count(*) FROM src").fetchone()[0] == 0:
-            raise ValueError(EMPTY) from None
+            raise ValueError(empty_message(subject)) from None
         raise
     return {
         "customer": quote(want.customer_col),
@@ -534,9 +600,12 @@ def open_source(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame, polars.DataFrame, pyarrow.Table, str or Path
-        The log, or the path of a CSV or Parquet file (read in place; the format follows
-        the extension). Never modified.
+    transactions : DataFrame, pyarrow.Table, str, Path or Database
+        The log: a pandas or polars frame or an Arrow table; the path of a CSV or Parquet
+        file (read in place; the format follows the extension); or a
+        :class:`~clvbayes.data.database.Database` (a PostgreSQL table or query, a DuckDB
+        database file's table or query), or any other :class:`ViewReader`. Never
+        modified.
     customer_col, date_col : str
         Customer id and transaction date columns.
     value_col : str, optional
@@ -571,8 +640,9 @@ def open_source(
     """
     import duckdb
 
-    want = _Columns(customer_col, date_col, value_col, tuple(other_cols))
+    want = Columns(customer_col, date_col, value_col, tuple(other_cols))
     con = duckdb.connect()
+    registered = None
     try:
         _disable_type_pushdown(con)
         register = next(reg for accepts, reg in _READERS if accepts(transactions))
@@ -583,22 +653,25 @@ def open_source(
         # A time-zone-aware timestamp's day is its calendar day in its own time zone.
         con.execute(f"SET TimeZone = {literal(registered.tz or 'UTC')}")
         types = _types(con)
-        check_columns(types, want.required)
+        check_columns(types, want.required, registered.subject)
         yield Source(
             connection=con,
             description=registered.description,
+            subject=registered.subject,
             columns=want.main,
             other_cols=tuple(col for _, col in want.other_cols),
             types=types,
             _reread=registered.reread,
-            **_expressions(con, types, want),
+            **_expressions(con, types, want, registered.subject),
         )
     finally:
         con.close()
+        if registered is not None and registered.close is not None:
+            registered.close()
 
 
-EMPTY = "the transactions are empty (0 rows); pass a log with one row per transaction."
-"""The message for a log without rows."""
+EMPTY = empty_message()
+"""The message for a log (a frame or a file) without rows."""
 
 
 # --- scans -----------------------------------------------------------------------------

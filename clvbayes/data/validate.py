@@ -41,7 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from clvbayes.data.source import EMPTY, Source, count_duplicates, open_source, scan
+from clvbayes.data.source import (
+    SUBJECT,
+    Source,
+    count_duplicates,
+    empty_message,
+    open_source,
+    scan,
+)
 
 __all__ = [
     "DUPLICATE_SHARE",
@@ -71,11 +78,15 @@ def check_scan(
     date_col: str,
     value_col: str | None,
     allow_negative: bool = False,
+    subject: str = SUBJECT,
 ) -> None:
-    """Raise the first problem found by :func:`clvbayes.data.source.scan` as a ``ValueError``."""
+    """Raise the first problem found by :func:`clvbayes.data.source.scan` as a ``ValueError``.
+
+    ``subject`` names the log in the message about an empty one (``Source.subject``).
+    """
     n = scan["n"]
     if n == 0:
-        raise ValueError(EMPTY)
+        raise ValueError(empty_message(subject))
     if scan["customer_missing"]:
         _fail_rows(
             customer_col,
@@ -184,6 +195,7 @@ def checked_scan(source: Source, *, allow_negative: bool = False) -> dict[str, A
         date_col=source.date_col,
         value_col=source.value_col,
         allow_negative=allow_negative,
+        subject=source.subject,
     )
     return scanned
 

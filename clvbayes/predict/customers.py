@@ -147,7 +147,9 @@ def predict_customers(
         one per customer (e.g. a holdout duration).
     spend_fit : FittedModel, optional
         A fitted :class:`~clvbayes.models.GammaGamma`. Without it, only P(alive) and
-        purchases are predicted (no CLV, threshold or rank columns).
+        purchases are predicted, with their intervals (no CLV, threshold or rank
+        columns): CLV needs a value column, so this is what a log without amounts (visits,
+        orders without prices) gets.
     seed : int or SeedSequence, optional
         Seed of the simulation. The same seed, data and chunking (``chunk_customers``
         / ``memory_limit_mb``) give identical output.
@@ -189,8 +191,18 @@ def predict_customers(
     family = check_fitted(fit, "fit")
     if spend_fit is not None:
         check_fitted(spend_fit, "spend_fit", role="spend")
+        if hasattr(rfm, "columns") and "monetary_value" not in rfm.columns:
+            raise ValueError(
+                "CLV needs a value column: rfm has no monetary_value (it was summarized "
+                "without value_col). Summarize the log with rfm_summary(..., value_col=...) "
+                "(clvbayes rfm --value-col), or predict without spend_fit for P(alive) and "
+                "purchases only."
+            )
     if opts.thresholds and spend_fit is None:
-        raise ValueError("CLV thresholds need a spend_fit (a fitted GammaGamma).")
+        raise ValueError(
+            "CLV thresholds need a spend_fit (a GammaGamma fitted on a log with a value "
+            "column): CLV needs a value column."
+        )
     rfm = customer_table(rfm)
     n = len(rfm)
     keep = _default_keep(keep_draws, n, opts.n_draws, fit, opts.memory_limit_mb)

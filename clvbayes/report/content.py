@@ -22,7 +22,14 @@ from clvbayes.math.units import unit_name
 if TYPE_CHECKING:
     from clvbayes.predict.result import Result
 
-__all__ = ["CUSTOMER_COLUMNS", "ReportContent", "build_content", "versions"]
+__all__ = [
+    "CLV_COLUMNS",
+    "CUSTOMER_COLUMNS",
+    "NO_VALUE_NOTE",
+    "ReportContent",
+    "build_content",
+    "versions",
+]
 
 CUSTOMER_COLUMNS = (
     "customer_id",
@@ -45,8 +52,26 @@ CUSTOMER_COLUMNS = (
     "holdout_frequency",
     "holdout_value",
 )
-"""Columns of ``customers.csv`` in order (``segment`` only with segments, the last two
-only with a holdout)."""
+"""Columns of ``customers.csv`` in order. Always: ``customer_id``, ``frequency``,
+``recency``, ``T``, ``p_alive``, ``expected_purchases`` and ``purchases_q05/q50/q95``
+(over the holdout window with a holdout, else over the horizon). ``segment`` only with
+segments; ``holdout_frequency`` only with a holdout. The value and CLV columns
+(:data:`CLV_COLUMNS`: ``monetary_value``, ``clv_*``, ``p_top_decile`` and, with a holdout,
+``holdout_value``) only with a value column: CLV needs one."""
+
+CLV_COLUMNS = tuple(
+    c
+    for c in CUSTOMER_COLUMNS
+    if c.startswith("clv_") or c in ("monetary_value", "p_top_decile", "holdout_value")
+)
+"""The columns of ``customers.csv`` that need a value column (``--value-col``)."""
+
+NO_VALUE_NOTE = (
+    "CLV needs a value column: this report was built without --value-col, so it gives "
+    "P(alive) and purchases with their intervals, but no CLV, order value, value tiers, "
+    "at-risk list or CLV:CAC. Pass --value-col to add them."
+)
+"""The note of a report without a value column."""
 
 MODEL_LABELS = {"bgnbd": "BG/NBD (purchases and dropout)", "gamma_gamma": "Gamma-Gamma (spend)"}
 TOP_N = 20
@@ -110,15 +135,20 @@ class ReportContent:
     customers : DataFrame
         ``customers.csv``.
     customer_details : DataFrame
-        ``customer_id, tier, p_in_tier, aov_mean, aov_low, aov_high, past_value``.
-    top_customers, at_risk : DataFrame
-        The most valuable customers; the valuable customers who probably lapsed.
-    n_at_risk : int
+        ``customer_id, tier, p_in_tier, aov_mean, aov_low, aov_high, past_value`` (with a
+        value column; else ``customer_id`` only).
+    top_customers : DataFrame
+        The most valuable customers (by expected CLV; without a value column, by
+        expected purchases).
+    at_risk : DataFrame or None
+        The valuable customers who probably lapsed (None without a value column).
+    n_at_risk : int or None
         All customers flagged at risk (``at_risk`` shows the first :data:`AT_RISK_N`).
-    retention, aov_segments, tiers : DataFrame
-        The tables of :func:`clvbayes.analyses.retention_curve` (``summary``),
-        :func:`clvbayes.analyses.average_order_value` and
-        :func:`clvbayes.analyses.value_tiers` (``groups``).
+    retention : DataFrame
+        The ``summary`` of :func:`clvbayes.analyses.retention_curve`.
+    aov_segments, tiers : DataFrame or None
+        The ``groups`` of :func:`clvbayes.analyses.average_order_value` and
+        :func:`clvbayes.analyses.value_tiers` (None without a value column).
     segments, contrasts, cac : DataFrame or None
         Segment comparison, pairwise contrasts, CLV:CAC (when asked for): the
         ``summary`` of :func:`clvbayes.segments.segment_summary`,
@@ -144,11 +174,11 @@ class ReportContent:
     customers: pd.DataFrame
     customer_details: pd.DataFrame
     top_customers: pd.DataFrame
-    at_risk: pd.DataFrame
-    n_at_risk: int
+    at_risk: pd.DataFrame | None
+    n_at_risk: int | None
     retention: pd.DataFrame
-    aov_segments: pd.DataFrame
-    tiers: pd.DataFrame
+    aov_segments: pd.DataFrame | None
+    tiers: pd.DataFrame | None
     segments: pd.DataFrame | None
     contrasts: pd.DataFrame | None
     cac: pd.DataFrame | None
@@ -158,6 +188,11 @@ class ReportContent:
     versions: dict[str, str]
     fingerprint: str
     model_fingerprints: dict[str, str]
+
+    @property
+    def has_clv(self) -> bool:
+        """Whether the report has CLV (it was built with a value column)."""
+        return "clv_mean" in self.customers.columns
 
     @property
     def time_unit_name(self) -> str:
@@ -189,13 +224,15 @@ class ReportContent:
             },
             "problems": list(self.problems),
             "notes": list(self.notes),
-            "tiers": _records(self.tiers),
-            "average_order_value": _records(self.aov_segments),
-            "n_at_risk": self.n_at_risk,
         }
+        if self.has_clv:
+            out["tiers"] = _records(self.tiers)
+            out["average_order_value"] = _records(self.aov_segments)
+            out["n_at_risk"] = self.n_at_risk
         if self.segments is not None:
             out["segments"] = _records(self.segments)
-            out["segment_contrasts"] = _records(self.contrasts)
+            if self.contrasts is not None:  # contrasts of CLV: with a value column
+                out["segment_contrasts"] = _records(self.contrasts)
         if self.cac is not None:
             out["clv_cac"] = _records(self.cac)
         if self.holdout_totals is not None:
@@ -252,9 +289,9 @@ def build_content(
     customers: pd.DataFrame,
     fingerprint: str,
     retention: Result,
-    order_value: Result,
-    tiers: Result,
-    at_risk: Result,
+    order_value: Result | None,
+    tiers: Result | None,
+    at_risk: Result | None,
     segments: Result | None,
     contrasts: Result | None,
     cac: Result | None,
@@ -266,7 +303,7 @@ def build_content(
 
     ``retention``, ``order_value``, ``tiers`` and ``at_risk`` are the
     :class:`~clvbayes.predict.Result` of the :mod:`clvbayes.analyses` functions of the
-    same names; ``segments``, ``contrasts`` and ``cac`` those of
+    same names (the last three None without a value column: no CLV); ``segments``, ``contrasts`` and ``cac`` those of
     :func:`clvbayes.segments.segment_summary`, :func:`~clvbayes.segments.segment_contrasts`
     and :func:`~clvbayes.segments.clv_cac`, or None."""
     parameters, diagnostics, sampler, draws, levels = {}, {}, {}, {}, {}
@@ -287,12 +324,17 @@ def build_content(
                 "convergence diagnostics; use --method nuts for the full posterior."
             )
         problems += [f"{label}: {p}" for p in found]
-    details = tiers.summary.merge(order_value.summary, on="customer_id", validate="one_to_one")
-    past = customers["frequency"].to_numpy(float) * customers["monetary_value"].to_numpy(float)
-    details["past_value"] = past
+    valued = "clv_mean" in customers.columns
+    if valued:
+        details = tiers.summary.merge(order_value.summary, on="customer_id", validate="one_to_one")
+        past = customers["frequency"].to_numpy(float) * customers["monetary_value"].to_numpy(float)
+        details["past_value"] = past
+    else:
+        notes.append(NO_VALUE_NOTE)
+        details = customers[["customer_id"]]
     enriched = customers.merge(details, on="customer_id", validate="one_to_one")
-    top = enriched.sort_values(["clv_mean", "customer_id"], ascending=[False, True]).head(TOP_N)
-    risky = at_risk.summary
+    rank = "clv_mean" if valued else "expected_purchases"
+    top = enriched.sort_values([rank, "customer_id"], ascending=[False, True]).head(TOP_N)
     n_repeat = int((rfm["frequency"] > 0).sum())
     unit = unit_name(options["time_unit"], plural=True)
     overview_rows = [
@@ -309,8 +351,11 @@ def build_content(
         ("CLV horizon", f"{options['horizon']:g} {unit}"),
         ("annual discount rate", f"{options['annual_discount']:.1%}"),
         ("margin", f"{options['margin']:g}"),
-        ("expected total CLV over the horizon", float(customers["clv_mean"].sum())),
     ]
+    if valued:
+        overview_rows.append(
+            ("expected total CLV over the horizon", float(customers["clv_mean"].sum()))
+        )
     overview = pd.DataFrame(overview_rows, columns=["item", "value"])
     return ReportContent(
         title="Customer lifetime value report",
@@ -332,11 +377,11 @@ def build_content(
         customers=customers,
         customer_details=details,
         top_customers=top.reset_index(drop=True),
-        at_risk=risky.head(AT_RISK_N),
-        n_at_risk=len(risky),
+        at_risk=None if at_risk is None else at_risk.summary.head(AT_RISK_N),
+        n_at_risk=None if at_risk is None else len(at_risk.summary),
         retention=retention.summary,
-        aov_segments=order_value.groups,
-        tiers=tiers.groups,
+        aov_segments=None if order_value is None else order_value.groups,
+        tiers=None if tiers is None else tiers.groups,
         segments=None if segments is None else segments.summary,
         contrasts=None if contrasts is None else contrasts.summary,
         cac=None if cac is None else cac.summary,

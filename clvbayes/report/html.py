@@ -98,16 +98,20 @@ def figures(content: ReportContent) -> dict[str, Any]:
         )
     customers = content.customers
     out["p_alive"] = _png(lambda ax: plots.plot_p_alive(customers, ax=ax), (5.2, 3.4))
-    out["clv"] = _png(lambda ax: plots.plot_clv_distribution(customers, ax=ax), (5.2, 3.4))
-    top = content.top_customers
-    out["top"] = _png(lambda ax: plots.plot_top_customers(top, ax=ax), (8, 0.28 * len(top) + 1.2))
+    if content.has_clv:
+        out["clv"] = _png(lambda ax: plots.plot_clv_distribution(customers, ax=ax), (5.2, 3.4))
+        top = content.top_customers
+        out["top"] = _png(
+            lambda ax: plots.plot_top_customers(top, ax=ax), (8, 0.28 * len(top) + 1.2)
+        )
     out["retention"] = _png(
         lambda ax: plots.plot_retention(
             content.retention, ax=ax, time_label=f"{unit}s after the end of calibration"
         ),
         (8, 3.8),
     )
-    out["tiers"] = _png(lambda ax: plots.plot_value_tiers(content.tiers, ax=ax), (5, 3.2))
+    if content.tiers is not None:
+        out["tiers"] = _png(lambda ax: plots.plot_value_tiers(content.tiers, ax=ax), (5, 3.2))
     if content.cac is not None:
         out["cac"] = _png(
             lambda ax: plots.plot_clv_cac(content.cac, ax=ax),
@@ -116,7 +120,8 @@ def figures(content: ReportContent) -> dict[str, Any]:
     if content.segments is not None:
         seg = content.segments
         size = (5.2, 0.4 * len(seg) + 1.2)
-        out["segments_clv"] = _png(lambda ax: plots.plot_segments(seg, "clv", ax=ax), size)
+        if content.has_clv:
+            out["segments_clv"] = _png(lambda ax: plots.plot_segments(seg, "clv", ax=ax), size)
         out["segments_alive"] = _png(
             lambda ax: plots.plot_segments(
                 seg, "p_alive", ax=ax, label="mean P(alive) (90% interval)"
@@ -175,6 +180,13 @@ _COLUMNS: dict[str, list[Column]] = {
         ("p_top_decile", "P(top 10%)", "prob"),
         ("tier", "tier", "text"),
         ("p_in_tier", "P(in tier)", "prob"),
+    ],
+    "top_purchases": [  # without a value column: the most active customers
+        *_CUSTOMER,
+        ("p_alive", "P(alive)", "prob"),
+        ("expected_purchases", "expected purchases", ".2f"),
+        ("purchases_q05", "5%", ".2f"),
+        ("purchases_q95", "95%", ".2f"),
     ],
     "retention": [
         ("segment", "group", "text"),
@@ -279,8 +291,10 @@ def _frames(content: ReportContent, timings: dict[str, float]) -> dict[str, pd.D
         "timings": _items(timings),
     }
     if content.segments is not None:
-        aov = content.aov_segments[["segment", "aov_mean"]]
-        frames["segments"] = content.segments.merge(aov, on="segment")
+        frames["segments"] = content.segments
+        if content.aov_segments is not None:
+            aov = content.aov_segments[["segment", "aov_mean"]]
+            frames["segments"] = content.segments.merge(aov, on="segment")
     return {k: v for k, v in frames.items() if v is not None}
 
 
@@ -289,6 +303,8 @@ def _tables(content: ReportContent, timings: dict[str, float]) -> dict[str, Any]
         name: _table(frame, _COLUMNS[name], _TABLE_IDS.get(name, ""))
         for name, frame in _frames(content, timings).items()
     }
+    if not content.has_clv:
+        t["top"] = _table(content.top_customers, _COLUMNS["top_purchases"], _TABLE_IDS["top"])
     t["parameters"] = {
         name: {
             "label": MODEL_LABELS.get(name, name),

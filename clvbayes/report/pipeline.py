@@ -5,6 +5,16 @@ Stages (each logged with its time): **read** (validate the log, find its period)
 Gamma-Gamma models, **score** the customers (CLV over the horizon; with a holdout, the
 purchases over the holdout window and the holdout validation) and **analyse** (the CRM
 tables: one call each of :mod:`clvbayes.analyses` and :mod:`clvbayes.segments`).
+
+Without a value column (``value_col=None``: a log of visits, or orders without amounts)
+there is no spend model and no CLV: the report gives P(alive), purchases and their
+intervals, and leaves out what needs CLV (order value, value tiers, the at-risk list,
+CLV:CAC; ``customers.csv`` has no value or CLV columns).
+
+The log may be a frame, a CSV or Parquet file or a :class:`clvbayes.Database` (a
+PostgreSQL or DuckDB table or query); :func:`source_arguments` is what ``summary.json``
+records of it, so that ``clvbayes report --config summary.json`` runs the report again.
+
 :func:`build_report` returns a :class:`Report`; :func:`write_report` renders and writes
 it (``index.html``, ``customers.csv``, ``posterior.nc``, ``summary.json``).
 
@@ -32,7 +42,7 @@ from clvbayes.analyses import at_risk, average_order_value, retention_curve, val
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
 from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
 
-__all__ = ["Report", "ReportOptions", "build_report"]
+__all__ = ["Report", "ReportOptions", "build_report", "source_arguments"]
 
 Log = Callable[[str], None]
 
@@ -43,8 +53,11 @@ class ReportOptions:
 
     Attributes
     ----------
-    customer_col, date_col, value_col : str
+    customer_col, date_col : str
         Columns of the transaction log.
+    value_col : str, optional
+        Transaction value column. Without it there is no CLV: the report gives P(alive)
+        and purchases (a log of visits, or orders without amounts).
     calibration_end : str, optional
         Last day of the calibration period (default: the last transaction day).
     holdout_end : str, optional
@@ -73,7 +86,7 @@ class ReportOptions:
 
     customer_col: str
     date_col: str
-    value_col: str
+    value_col: str | None = None
     calibration_end: str | None = None
     holdout_end: str | None = None
     segment_col: str | None = None
@@ -107,6 +120,11 @@ class ReportOptions:
             )
         if not self.margin > 0:
             raise ValueError(f"--margin must be positive, got {self.margin}.")
+        if self.cac is not None and self.value_col is None:
+            raise ValueError(
+                "--cac needs --value-col: CLV:CAC compares the CLV with the acquisition "
+                "cost, and CLV needs a value column."
+            )
 
     def predict_options(self) -> Any:
         """The :class:`~clvbayes.predict.options.PredictOptions` of the report's scoring
@@ -134,7 +152,8 @@ class Report:
     content : ReportContent
         Everything the page shows, as tidy frames (see :mod:`clvbayes.report.content`).
     fits : dict of str to FittedModel
-        ``{"bgnbd": ..., "gamma_gamma": ...}``.
+        ``{"bgnbd": ..., "gamma_gamma": ...}`` (no ``gamma_gamma`` without a value
+        column).
     source : str
         What the transactions were (a path, or a description of a frame).
     timings : dict of str to float
@@ -183,6 +202,20 @@ def stderr_log(line: str) -> None:
 def _seeds(seed: int, n: int) -> list[int]:
     """``n`` independent integer seeds from one."""
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def source_arguments(transactions: Any) -> dict[str, Any]:
+    """What ``summary.json`` records of the log, to be read back by ``--config``.
+
+    ``transactions``: a file's path as given, a database's URL without its password (see
+    :meth:`clvbayes.Database.arguments`), None for a frame; ``table`` and ``query``.
+    """
+    from clvbayes.data.database import Database
+
+    if isinstance(transactions, Database):
+        return transactions.arguments()
+    path = str(transactions) if isinstance(transactions, str | Path) else None
+    return {"transactions": path, "table": None, "query": None}
 
 
 def _scan(transactions: Any, options: ReportOptions) -> dict[str, Any]:
@@ -288,16 +321,19 @@ def _customer_table(
     if segments is not None:
         table["segment"] = segments.to_numpy()
     for col in ("frequency", "recency", "T", "monetary_value"):
-        table[col] = rfm[col].to_numpy()
+        if col in rfm:  # monetary_value: with a value column
+            table[col] = rfm[col].to_numpy()
     table["p_alive"] = horizon_summary["p_alive"].to_numpy()
     for col in ("expected_purchases", "purchases_q05", "purchases_q50", "purchases_q95"):
         table[col] = purchases[col].to_numpy()
-    for col in ("clv_mean", "clv_sd", "clv_q05", "clv_q50", "clv_q95"):
-        table[col] = horizon_summary[col].to_numpy()
-    table["p_top_decile"] = horizon_summary["p_top_10pct"].to_numpy()
+    if "clv_mean" in horizon_summary:  # with a spend model (a value column)
+        for col in ("clv_mean", "clv_sd", "clv_q05", "clv_q50", "clv_q95"):
+            table[col] = horizon_summary[col].to_numpy()
+        table["p_top_decile"] = horizon_summary["p_top_10pct"].to_numpy()
     if holdout_summary is not None:
-        table["holdout_frequency"] = rfm["holdout_frequency"].to_numpy()
-        table["holdout_value"] = rfm["holdout_value"].to_numpy()
+        for col in ("holdout_frequency", "holdout_value"):
+            if col in rfm:
+                table[col] = rfm[col].to_numpy()
     expected = [c for c in CUSTOMER_COLUMNS if c in table.columns]
     assert list(table.columns) == expected, (list(table.columns), expected)
     return table
@@ -413,21 +449,22 @@ def _score(
 
     predict = options.predict_options()
     model_rfm = data.model_rfm
+    spend_fit = fits.get("gamma_gamma")
     horizon = predict_customers(
         fits["bgnbd"],
         model_rfm,
         horizon=options.horizon,
-        spend_fit=fits["gamma_gamma"],
+        spend_fit=spend_fit,
         seed=seeds["horizon"],
         options=predict,
-        keep_draws=("p_alive", "clv"),
+        keep_draws=("p_alive", "clv") if spend_fit is not None else ("p_alive",),
     )
     holdout = tracking = None
     if data.holdout_end is not None:
         holdout = validate_holdout(
             fits["bgnbd"],
             model_rfm,
-            spend_fit=fits["gamma_gamma"],
+            spend_fit=spend_fit,
             seed=seeds["validate"],
             options=predict,
         )
@@ -442,8 +479,10 @@ def _analyse(
     options: ReportOptions,
     seeds: dict[str, int],
     source: str,
+    arguments: dict[str, Any],
 ) -> ReportContent:
-    """The CRM analyses (one library call each) and the report's content."""
+    """The CRM analyses (one library call each) and the report's content (those that
+    need CLV only with a spend model)."""
     horizon, holdout, tracking = scored
     model_rfm, seg_values = data.model_rfm, data.segment_values
     holdout_summary = None if holdout is None else holdout.predictions
@@ -458,17 +497,22 @@ def _analyse(
         n_draws=min(options.draws, 200),
         seed=seeds["retention"],
     )
-    order_value = average_order_value(
-        fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
-    )
-    segment_table = contrasts = cac = None
+    valued = "gamma_gamma" in fits
+    order_value = tiers = risky = segment_table = contrasts = cac = None
+    if valued:
+        order_value = average_order_value(
+            fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
+        )
+        tiers, risky = value_tiers(horizon), at_risk(horizon, model_rfm)
     if seg_values is not None:
-        segment_table = segment_summary(horizon, seg_values, variables=("clv", "p_alive"))
-        contrasts = segment_contrasts(horizon, seg_values)
+        variables = ("clv", "p_alive") if valued else ("p_alive",)
+        segment_table = segment_summary(horizon, seg_values, variables=variables)
+        if valued:
+            contrasts = segment_contrasts(horizon, seg_values)
     if options.cac is not None:
         cac = clv_cac(horizon, options.cac, segments=seg_values)
     return build_content(
-        options=asdict(options),
+        options=arguments,
         source=source,
         scan=data.scan,
         calibration_end=data.calibration_end,
@@ -479,8 +523,8 @@ def _analyse(
         fingerprint=_fingerprint(data.rfm),
         retention=retention,
         order_value=order_value,
-        tiers=value_tiers(horizon),
-        at_risk=at_risk(horizon, model_rfm),
+        tiers=tiers,
+        at_risk=risky,
         segments=segment_table,
         contrasts=contrasts,
         cac=cac,
@@ -500,8 +544,9 @@ def build_report(
 
     Parameters
     ----------
-    transactions : str, Path or DataFrame
-        A CSV or Parquet path (read in place by DuckDB) or a frame, one row per
+    transactions : str, Path, DataFrame or Database
+        A CSV or Parquet path (read in place by DuckDB), a frame, or a
+        :class:`clvbayes.Database` (a PostgreSQL or DuckDB table or query), one row per
         transaction. Not modified.
     options : ReportOptions
         Columns, periods, model and prediction settings.
@@ -524,6 +569,8 @@ def build_report(
     quiet = log is None
     if source is None:
         source = str(transactions) if isinstance(transactions, str | Path) else "a data frame"
+        source = getattr(transactions, "description", source)  # a Database (no password)
+    arguments = {**source_arguments(transactions), **asdict(options)}
     seeds = dict(
         zip(
             ("bgnbd", "spend", "horizon", "holdout", "validate", "tracking", "retention"),
@@ -545,12 +592,13 @@ def build_report(
         fits["bgnbd"] = _fit_transaction_model(
             data.model_rfm, segmented, options, seeds["bgnbd"], quiet
         )
-    with stage("fit Gamma-Gamma", how):
-        fits["gamma_gamma"] = _fit_spend_model(
-            data.model_rfm, segmented, options, seeds["spend"], quiet
-        )
+    if options.value_col is not None:
+        with stage("fit Gamma-Gamma", how):
+            fits["gamma_gamma"] = _fit_spend_model(
+                data.model_rfm, segmented, options, seeds["spend"], quiet
+            )
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
         scored = _score(data, fits, options, seeds)
     with stage("analyse", "retention, order value, tiers, segments"):
-        content = _analyse(data, fits, scored, options, seeds, source)
+        content = _analyse(data, fits, scored, options, seeds, source, arguments)
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
