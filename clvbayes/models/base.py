@@ -263,17 +263,20 @@ class ModelSpec:
         chains: int = 4,
         seed: int | None = None,
         progressbar: bool = True,
+        time_unit: str | None = None,
         **inference_kwargs: Any,
     ) -> FittedModel:
         """Fit the model to an RFM table and return the fitted model.
 
         Delegates to :func:`clvbayes.inference.fit`, which documents every argument:
         ``method`` ("nuts", "map", "advi", "pathfinder"), ``draws``/``tune``/``chains``
-        of NUTS, ``seed`` (the same seed gives identical draws), ``progressbar``, and
-        ``sampler``/``target_accept``/``advi_steps``.
+        of NUTS, ``seed`` (the same seed gives identical draws), ``progressbar``,
+        ``time_unit`` (recorded on the fit; default: the table's), and
+        ``sampler``/``target_accept``/``advi_steps``/``allow_partial``.
         """
         settings = {"method": method, "draws": draws, "tune": tune, "chains": chains}
-        settings.update(seed=seed, progressbar=progressbar, **inference_kwargs)
+        settings.update(seed=seed, progressbar=progressbar, time_unit=time_unit)
+        settings.update(inference_kwargs)
         return inference.fit(self, rfm, **settings)
 
     def fit_many(self, datasets: Iterable[Any], **settings: Any) -> list[FittedModel]:

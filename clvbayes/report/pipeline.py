@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import sys
 import time
 import warnings
@@ -89,24 +90,26 @@ class ReportOptions:
     cac: float | Mapping[str, float] | None = None
 
     def check(self) -> None:
-        """Raise ``ValueError`` on an impossible option."""
-        from clvbayes.inference import METHODS
+        """Raise ``ValueError`` on an impossible option, naming it as the command line
+        does (``--tune 0``): the sampler settings
+        (:func:`clvbayes.inference.check_sampler_settings`) and the prediction options
+        (:class:`~clvbayes.predict.options.PredictOptions`: e.g. ``--margin`` in (0, 1])."""
+        from clvbayes.inference import check_sampler_settings
         from clvbayes.math.units import check_time_unit
 
         check_time_unit(self.time_unit, "--time-unit")
-        if self.method not in METHODS:
-            raise ValueError(f"--method {self.method!r}: use one of {list(METHODS)}.")
-        for name in ("horizon", "draws", "chains"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
-        if self.tune is not None and self.tune < 0:
-            raise ValueError(f"--tune must be >= 0, got {self.tune}.")
-        if not 0 <= self.annual_discount < 10:
-            raise ValueError(
-                f"--annual-discount {self.annual_discount}: give a yearly rate such as 0.10."
-            )
-        if not self.margin > 0:
-            raise ValueError(f"--margin must be positive, got {self.margin}.")
+        check_sampler_settings(method=self.method, draws=self.draws, tune=self.tune,
+                               chains=self.chains, seed=self.seed, cli=True)  # fmt: skip
+        if not (math.isfinite(self.horizon) and self.horizon > 0):
+            raise ValueError(f"--horizon {self.horizon}: must be a positive number of periods.")
+        try:
+            self.predict_options()
+        except ValueError as error:  # name the option as the command line does
+            message = str(error)
+            for name in ("annual_discount", "margin"):
+                if message.startswith(name):
+                    message = f"--{name.replace('_', '-')}{message[len(name) :]}"
+            raise ValueError(message) from None
 
     def predict_options(self) -> Any:
         """The :class:`~clvbayes.predict.options.PredictOptions` of the report's scoring
