@@ -16,7 +16,7 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import check_fitted
+from clvbayes.models.fitted import check_fitted, check_time_units
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
@@ -184,6 +184,7 @@ def tracking_curve(
         ``actual`` (NaN without ``actual``).
     """
     family = check_fitted(fit, "fit")
+    check_time_units(fit, rfm)
     T = check_rfm(rfm, ("T",))["T"]
     if times is None:
         end = 0.0
