@@ -241,7 +241,12 @@ def test_top_shares_and_ranks_in_prediction(bg_fit, gg_fit, rfm):
     s = res.summary
     n = len(s)
     np.testing.assert_allclose(s["p_top_10pct"].sum(), 0.1 * n, rtol=1e-9)
-    np.testing.assert_allclose(s["p_top_25pct"].sum(), 0.25 * n, rtol=1e-9)
+    # in some draws more than 75 % of these 150 customers have CLV 0: that tie straddles
+    # the top-25 % cut and gets no probability (issue 20, item 13), so the sum is below
+    # 0.25 n by exactly what the brute-force oracle on the same draws says
+    clv = res.draws["clv"].to_numpy().reshape(-1, n)
+    np.testing.assert_allclose(s["p_top_25pct"], _brute_force_ranks(clv, 0.25)[1], atol=1e-9)
+    assert s["p_top_25pct"].sum() <= 0.25 * n
     assert (s["p_top_25pct"] >= s["p_top_10pct"] - 1e-12).all()
     assert (s["p_clv_gt_50"] >= s["p_clv_gt_200"]).all()
     # the most valuable customers by expected rank are those most often in the top 10 %

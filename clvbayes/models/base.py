@@ -37,9 +37,8 @@ from clvbayes.models.hierarchy import (
     check_segment_options,
     check_segment_sizes,
     read_segments,
-    segment_priors,
 )
-from clvbayes.models.likelihood import build_model, row_loglik, weighted_loglik
+from clvbayes.models.likelihood import build_model, create_priors, row_loglik, weighted_loglik
 from clvbayes.models.registry import register_spec
 from clvbayes.priors import resolve_priors
 
@@ -60,8 +59,10 @@ class ModelSpec:
     default_priors, prior_names, prior_alternatives
         Default priors, every prior name accepted, and groups of names that replace
         others together (e.g. ``a, b`` for ``phi_dropout, kappa_dropout``).
-    hierarchical_priors
-        Hyperpriors ``<name>_mu``/``<name>_sigma`` of ``pooling="partial"``.
+    hierarchical_priors, hierarchical_alternatives
+        Hyperpriors ``<name>_mu``/``<name>_sigma`` of ``pooling="partial"`` (or
+        ``<name>_mu_relative``, relative to a scale of the data), and the names that
+        replace others.
     selection_note
         Which customers the model uses (see :meth:`select`), for error messages.
     """
@@ -74,6 +75,7 @@ class ModelSpec:
     prior_names: ClassVar[frozenset[str]]
     prior_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
     hierarchical_priors: ClassVar[Mapping[str, Prior]] = {}
+    hierarchical_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
     selection_note: ClassVar[str] = "all customers are used"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -99,11 +101,16 @@ class ModelSpec:
                 raise ValueError(f"{self.kind} does not support segments yet.")
             check_segment_options(segments, pooling, centered)
         hierarchical = segments is not None and pooling == "partial"
+        if hierarchical:
+            alternatives = self.hierarchical_alternatives
+            allowed = frozenset(self.hierarchical_priors).union(*alternatives)
+        else:
+            alternatives, allowed = self.prior_alternatives, self.prior_names
         resolved = resolve_priors(
             self.hierarchical_priors if hierarchical else self.default_priors,
             priors,
-            allowed=frozenset(self.hierarchical_priors) if hierarchical else self.prior_names,
-            alternatives=None if hierarchical else self.prior_alternatives,
+            allowed=allowed,
+            alternatives=alternatives,
         )
         object.__setattr__(self, "_priors", types.MappingProxyType(resolved))
         object.__setattr__(self, "segments", segments)
@@ -206,16 +213,16 @@ class ModelSpec:
             return {k: values[k] for k in self.params}
         return reparam.complete(values)
 
+    def data_scale(self, data: Any) -> Any:
+        """The scale of ``data`` that ``*_relative`` priors are relative to (e.g. the
+        Gamma-Gamma's mean spend); a number, or a tensor for symbolic data."""
+        raise NotImplementedError(f"{self.kind} has no priors relative to the data.")
+
     def add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
-        """Create the prior variables inside the current model context (plain, or per
-        segment: :func:`clvbayes.models.hierarchy.segment_priors`)."""
-        if self.segments is None or self.pooling == "complete":
-            return {name: prior.create_variable(name) for name, prior in self._priors.items()}
-        if data is None:
-            raise ValueError("segmented priors need the data (for the segment sizes).")
-        return segment_priors(
-            self._priors, self.pooling, self.segment_links, self.centered, data.segment_counts()
-        )
+        """Create the prior variables inside the current model context:
+        :func:`clvbayes.models.likelihood.create_priors` (plain, per segment, or relative
+        to :meth:`data_scale` for ``*_relative`` priors)."""
+        return create_priors(self, data)
 
     def weighted_loglik(self, params: Mapping[str, Any], data: Any) -> Any:
         """``Σ counts x per-row log-likelihood``, the PyMC model's potential
