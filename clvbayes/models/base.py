@@ -30,7 +30,7 @@ from pymc_extras.prior import Prior
 
 from clvbayes import inference
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
-from clvbayes.data.validate import check_rfm
+from clvbayes.data.validate import check_informative, check_rfm
 from clvbayes.math.family import Family
 from clvbayes.models.hierarchy import (
     Pooling,
@@ -189,6 +189,9 @@ class ModelSpec:
                 f"{self.kind}: none of the {keep.size} customers can inform this model "
                 f"({self.selection_note})."
             )
+        repeat = "made a repeat purchase (frequency > 0)"
+        check_informative(keep & (values["frequency"] > 0), model=self.kind, what=repeat,
+                          stacklevel=5)  # fmt: skip
         if self.segments is None:
             return compress({c: v[keep] for c, v in values.items()}, self.columns)
         codes, levels = read_segments(rfm, self.segments)

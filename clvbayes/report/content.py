@@ -128,6 +128,12 @@ class ReportContent:
     versions : dict of str to str
     fingerprint : str
         Hash of the RFM table the models were fitted on.
+    model_fingerprints : dict of str to str
+        Per model: the fingerprint of the data it was fitted on.
+    warnings : tuple of str
+        clvbayes's warnings while the report was built (few repeat buyers, small
+        segments, customers left out, dates past the data, ...), in order, each once;
+        convergence warnings are the ``problems``.
     """
 
     title: str
@@ -158,6 +164,7 @@ class ReportContent:
     versions: dict[str, str]
     fingerprint: str
     model_fingerprints: dict[str, str]
+    warnings: tuple[str, ...] = ()
 
     @property
     def time_unit_name(self) -> str:
@@ -189,6 +196,7 @@ class ReportContent:
             },
             "problems": list(self.problems),
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
             "tiers": _records(self.tiers),
             "average_order_value": _records(self.aov_segments),
             "n_at_risk": self.n_at_risk,

@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +157,14 @@ class Report:
 
 
 class _Stages:
-    """Times each stage and logs a line when it starts and ends."""
+    """Times each stage, logs a line when it starts and ends, and keeps clvbayes's
+    warnings (for ``summary.json``), passing each on when its stage ends."""
 
     def __init__(self, log: Log | None) -> None:
         self.log = log
         self.timings: dict[str, float] = {}
         self.start = time.perf_counter()
+        self.warnings: list[str] = []
 
     def say(self, text: str) -> None:
         if self.log is not None:
@@ -172,10 +174,29 @@ class _Stages:
     def __call__(self, name: str, detail: str = "") -> Iterator[None]:
         self.say(f"{name}{': ' + detail if detail else ''} ...")
         t0 = time.perf_counter()
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every run records the same warnings
+            yield
+        for w in caught:
+            if _reported(w) and str(w.message) not in self.warnings:
+                self.warnings.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         seconds = time.perf_counter() - t0
         self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
         self.say(f"{name} done in {seconds:.1f} s")
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _reported(record: warnings.WarningMessage) -> bool:
+    """Whether a warning belongs in ``summary.json``'s ``warnings``: clvbayes's own
+    (issued from its code), except convergence warnings (the report's ``problems``)."""
+    from clvbayes.diagnostics import ConvergenceWarning
+
+    if issubclass(record.category, ConvergenceWarning):
+        return False
+    return Path(record.filename).resolve().is_relative_to(_PACKAGE)
 
 
 def stderr_log(line: str) -> None:
@@ -556,4 +577,5 @@ def build_report(
         scored = _score(data, fits, options, seeds)
     with stage("analyse", "retention, order value, tiers, segments"):
         content = _analyse(data, fits, scored, options, seeds, source)
+    content = replace(content, warnings=tuple(stage.warnings))
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
