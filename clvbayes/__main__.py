@@ -1,8 +1,6 @@
 """``python -m clvbayes``: the command line (see :mod:`clvbayes.cli`)."""
 
-import sys
-
-from clvbayes.cli import main
+from clvbayes.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

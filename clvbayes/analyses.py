@@ -35,7 +35,7 @@ import xarray as xr
 from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import check_fitted
+from clvbayes.models.fitted import check_fitted, check_time_units
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
 from clvbayes.segments import segment_indicator, segment_summary
@@ -137,6 +137,7 @@ def retention_curve(
     ...     # doctest: +SKIP
     """
     family = check_fitted(fit, "fit")
+    check_time_units(fit, rfm)
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     x, t_x, T = values["frequency"], values["recency"], values["T"]
     times = np.asarray(times, dtype=float)

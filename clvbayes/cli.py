@@ -21,7 +21,7 @@ from typing import Any
 
 from clvbayes.math.units import TIME_UNITS
 
-__all__ = ["apply_config", "main"]
+__all__ = ["apply_config", "main", "run"]
 
 PROG = "clvbayes"
 
@@ -601,5 +601,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+def run() -> None:
+    """The ``clvbayes`` program (and ``python -m clvbayes``): :func:`main`, with Ctrl-C
+    reported as one line and exit status :data:`INTERRUPTED` instead of a traceback.
+
+    :func:`main` itself lets ``KeyboardInterrupt`` through (after the report's staging
+    folder and lock are removed; an earlier report stays as it was), so callers in
+    Python see the interrupt.
+    """
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no partial output was written", file=sys.stderr)
+        status = INTERRUPTED
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -21,6 +21,19 @@
 Every method returns an arviz DataTree with a ``posterior`` group (``chain``, ``draw``)
 and the settings that produced it, so downstream code never branches on the method.
 
+Settings are checked before any work (:func:`check_sampler_settings`): whole numbers of
+draws and chains >= 1, tuning steps >= 0 (>= :data:`MIN_TUNE` for NUTS: nutpie's
+adaptation panics without a tuning step), a seed in ``[0, 2**64)``, ``target_accept`` in
+``(0, 1)``; each error names the argument.
+
+Interrupts. Ctrl-C (SIGINT) while a method runs stops it and raises
+``KeyboardInterrupt``: nutpie and PyMC would otherwise hand back what they had (chains
+padded with NaN, or shorter), which looks like a finished fit. Only with
+``allow_partial=True`` is such a fit returned, trimmed to the draws every chain finished
+and marked: ``settings["interrupted"]`` is True, ``settings["draws"]`` the draws kept and
+``settings["draws_requested"]`` the number asked for; it warns and lists the interrupt
+among its ``problems``.
+
 :func:`fit` is what ``spec.fit(rfm)`` runs: the spec prepares the data (validate,
 select, compress) and builds the PyMC model; this module runs the inference, checks
 convergence (:mod:`clvbayes.diagnostics`) and returns a new
@@ -30,10 +43,15 @@ sets and compiles the model once (:mod:`clvbayes.models.shared_data`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import numbers
+import signal
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +59,7 @@ import pymc as pm
 import xarray as xr
 
 from clvbayes.data.compress import CompressedRFM
+from clvbayes.data.rfm import time_unit_of
 from clvbayes.diagnostics import diagnose, warn_problems
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE, centered_mask
@@ -48,16 +67,158 @@ from clvbayes.models.shared_data import SharedRFM, structure
 
 __all__ = [
     "METHODS",
+    "MIN_TUNE",
+    "SAMPLERS",
     "InferenceResult",
+    "check_sampler_settings",
     "compile_nutpie",
     "fit",
     "fit_many",
+    "interrupted_problem",
     "run_inference",
     "uses_nutpie",
 ]
 
 METHODS = ("nuts", "map", "advi", "pathfinder")
 Method = Literal["nuts", "map", "advi", "pathfinder"]
+SAMPLERS = ("auto", "nutpie", "pymc")
+
+MIN_TUNE = 1
+"""Fewest NUTS tuning steps accepted: nutpie 0.16 panics (``early_end < num_tune``) with
+none. A reliable step size and mass matrix need a few hundred (the default is 1,000)."""
+
+
+def _label(name: str, value: Any, cli: bool) -> str:
+    """``tune=0`` (API) or ``--tune 0`` (command line)."""
+    return f"--{name.replace('_', '-')} {value}" if cli else f"{name}={value!r}"
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_sampler_settings(
+    *,
+    method: Any = "nuts",
+    draws: Any = 1000,
+    tune: Any = None,
+    chains: Any = 4,
+    seed: Any = None,
+    sampler: Any = "auto",
+    target_accept: Any = None,
+    advi_steps: Any = 20_000,
+    allow_partial: Any = False,
+    cli: bool = False,
+) -> None:
+    """Raise ``ValueError`` (naming the argument) on an inference setting that cannot work.
+
+    Parameters
+    ----------
+    method, draws, tune, chains, seed, sampler, target_accept, advi_steps, allow_partial
+        As for :func:`run_inference` (``tune`` None: the model's default).
+    cli : bool
+        Name the arguments as command-line options (``--tune 0``) instead of keywords
+        (``tune=0``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown method or sampler; ``draws``, ``chains`` or ``advi_steps`` that are
+        not whole numbers >= 1; ``tune`` that is not a whole number >= 0, or below
+        :data:`MIN_TUNE` for NUTS; a ``seed`` outside ``[0, 2**64)``; ``target_accept``
+        outside ``(0, 1)``; a non-boolean ``allow_partial``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"{_label('method', method, cli)}: use one of {list(METHODS)}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"{_label('sampler', sampler, cli)}: use one of {list(SAMPLERS)}.")
+    for name, value in (("draws", draws), ("chains", chains), ("advi_steps", advi_steps)):
+        if not (_whole(value) and value >= 1):
+            raise ValueError(f"{_label(name, value, cli)}: must be a whole number >= 1.")
+    if tune is not None:
+        if not (_whole(tune) and tune >= 0):
+            raise ValueError(f"{_label('tune', tune, cli)}: must be a whole number >= 0.")
+        if method == "nuts" and tune < MIN_TUNE:
+            raise ValueError(
+                f"{_label('tune', tune, cli)}: NUTS adapts its step size and mass matrix "
+                f"while tuning and needs at least {MIN_TUNE} tuning step (a reliable "
+                "adaptation a few hundred); leave it at the default (1,000)."
+            )
+    if seed is not None and not (_whole(seed) and 0 <= seed < 2**64):
+        raise ValueError(
+            f"{_label('seed', seed, cli)}: must be a whole number from 0 to 2**64 - 1."
+        )
+    if target_accept is not None and not (
+        isinstance(target_accept, numbers.Real) and 0 < target_accept < 1
+    ):
+        raise ValueError(
+            f"{_label('target_accept', target_accept, cli)}: must be in (0, 1), e.g. 0.9."
+        )
+    if not isinstance(allow_partial, bool):
+        raise ValueError(f"{_label('allow_partial', allow_partial, cli)}: must be True or False.")
+
+
+@contextlib.contextmanager
+def _watch_interrupts() -> Iterator[list[int]]:
+    """Record the SIGINTs received in the block (then handled as before).
+
+    PyMC's samplers and optimisers catch ``KeyboardInterrupt`` and return what they have;
+    the record tells the caller that the result is partial. Signal handlers live in the
+    main thread only; elsewhere (and when SIGINT is ignored) nothing is recorded.
+    """
+    seen: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield seen
+        return
+
+    def record(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, record)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _wait_for(sampler: Any, allow_partial: bool) -> xr.DataTree:
+    """The trace of a running nutpie sampler (``nutpie.sample(..., blocking=False)``).
+
+    On an interrupt the sampler is stopped and the interrupt raised (nutpie's own
+    blocking call would return the partial trace instead); with ``allow_partial`` the
+    partial trace is returned.
+    """
+    try:
+        return sampler.wait()
+    except KeyboardInterrupt:
+        if not allow_partial:
+            sampler.cancel()
+            raise
+        try:
+            return sampler.abort()
+        except Exception:  # nutpie: "Sampler has no results to take" (still tuning)
+            raise KeyboardInterrupt("NUTS was interrupted before its first draw") from None
+    except BaseException:  # SIGTERM (the command line's handler), errors
+        sampler.cancel()
+        raise
+
+
+def _finished_draws(tree: xr.DataTree) -> int:
+    """The number of leading draws that every chain completed (nutpie pads the chains of
+    an interrupted run with NaN to the longest)."""
+    post = tree["posterior"].to_dataset()
+    done = np.ones(post.sizes["draw"], dtype=bool)
+    for values in post.data_vars.values():
+        axes = tuple(i for i, d in enumerate(values.dims) if d != "draw")
+        done &= ~np.isnan(values.to_numpy()).any(axis=axes)
+    return int(np.argmin(done)) if not done.all() else int(done.size)
+
+
+def _trimmed(tree: xr.DataTree, n_draws: int) -> xr.DataTree:
+    groups = {k: tree[k].to_dataset().isel(draw=slice(0, n_draws)) for k in tree.children}
+    return xr.DataTree.from_dict(groups)
 
 
 @dataclass(frozen=True)
@@ -121,7 +282,18 @@ def compile_nutpie(model: pm.Model) -> Any:
 
 
 def _nuts(
-    model, var_names, draws, tune, chains, seed, progressbar, sampler, target_accept, compiled
+    model,
+    var_names,
+    draws,
+    tune,
+    chains,
+    seed,
+    progressbar,
+    sampler,
+    target_accept,
+    compiled,
+    allow_partial=False,
+    interrupts=(),
 ):
     """NUTS by nutpie (low-rank mass-matrix adaptation) or PyMC.
 
@@ -131,6 +303,10 @@ def _nuts(
     nutpie's low-rank adaptation learns the strong r-alpha correlation of BTYD
     posteriors: on CDNOW master it cuts leapfrog steps per draw from 5.0 to 3.6 and
     roughly triples the effective sample size of the same number of draws.
+
+    ``interrupts``: the SIGINTs seen so far (:func:`_watch_interrupts`). PyMC ends only
+    the running chain on Ctrl-C and starts the next; its callback ends each of them at
+    its first draw once an interrupt was seen.
     """
     use_nutpie = compiled is not None or uses_nutpie(sampler)
     if use_nutpie:
@@ -139,7 +315,7 @@ def _nuts(
         if compiled is None:
             compiled = compile_nutpie(model)
         kwargs = {} if target_accept is None else {"target_accept": target_accept}
-        tree = nutpie.sample(
+        running = nutpie.sample(
             compiled,
             draws=draws,
             tune=tune,
@@ -148,9 +324,10 @@ def _nuts(
             progress_bar=progressbar,
             save_warmup=False,
             adaptation="low_rank",
+            blocking=False,
             **kwargs,
         )
-        return _keep(tree, var_names), "nutpie"
+        return _keep(_wait_for(running, allow_partial), var_names), "nutpie"
     with model:
         tree = pm.sample(
             draws=draws,
@@ -161,8 +338,15 @@ def _nuts(
             nuts_sampler="pymc",
             target_accept=target_accept or 0.8,
             compute_convergence_checks=False,
+            callback=partial(_stop_if_interrupted, interrupts),
         )
     return _keep(tree, var_names), "pymc"
+
+
+def _stop_if_interrupted(interrupts: Sequence[int], **_: Any) -> None:
+    """PyMC sampling callback: end the chain once an interrupt was seen."""
+    if interrupts:
+        raise KeyboardInterrupt
 
 
 def _map(model, var_names, seed):
@@ -211,6 +395,7 @@ def run_inference(
     target_accept: float | None = None,
     advi_steps: int = 20_000,
     compiled: Any = None,
+    allow_partial: bool = False,
 ) -> InferenceResult:
     """Fit ``model`` and return the posterior of ``var_names`` as a DataTree.
 
@@ -223,9 +408,10 @@ def run_inference(
     method : {"nuts", "map", "advi", "pathfinder"}
         See the module docstring for when to use each.
     draws, tune, chains : int
-        Posterior draws per chain, tuning steps (NUTS only), number of chains.
+        Posterior draws per chain (>= 1), tuning steps (NUTS only; >= :data:`MIN_TUNE`),
+        number of chains (>= 1).
     seed : int, optional
-        Random seed; the same seed gives identical draws.
+        Random seed in ``[0, 2**64)``; the same seed gives identical draws.
     progressbar : bool
         Show the sampler's progress.
     sampler : {"auto", "nutpie", "pymc"}
@@ -237,36 +423,58 @@ def run_inference(
     compiled : optional
         ``model`` already compiled for nutpie (:func:`compile_nutpie`, possibly with other
         data swapped in); NUTS then samples it without compiling again.
+    allow_partial : bool
+        On Ctrl-C, return what was computed, marked as interrupted (see the module
+        docstring), instead of raising ``KeyboardInterrupt``.
 
     Returns
     -------
     InferenceResult
+
+    Raises
+    ------
+    ValueError
+        On a setting that cannot work (:func:`check_sampler_settings`).
+    KeyboardInterrupt
+        When interrupted (unless ``allow_partial``, and some draws were made).
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not one of {METHODS}.")
+    check_sampler_settings(
+        method=method,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        sampler=sampler,
+        target_accept=target_accept,
+        advi_steps=advi_steps,
+        allow_partial=allow_partial,
+    )
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     start = time.perf_counter()
     used = method
-    if method == "nuts":
-        tree, used = _nuts(
-            model,
-            var_names,
-            draws,
-            tune,
-            chains,
-            seed,
-            progressbar,
-            sampler,
-            target_accept,
-            compiled,
-        )
-    elif method == "map":
-        tree = _map(model, var_names, seed)
-    elif method == "advi":
-        tree = _advi(model, var_names, draws, chains, seed, progressbar, advi_steps)
-    else:
-        tree = _pathfinder(model, var_names, draws, chains, seed, progressbar)
+    with _watch_interrupts() as interrupts:
+        if method == "nuts":
+            tree, used = _nuts(
+                model,
+                var_names,
+                draws,
+                tune,
+                chains,
+                seed,
+                progressbar,
+                sampler,
+                target_accept,
+                compiled,
+                allow_partial,
+                interrupts,
+            )
+        elif method == "map":
+            tree = _map(model, var_names, seed)
+        elif method == "advi":
+            tree = _advi(model, var_names, draws, chains, seed, progressbar, advi_steps)
+        else:
+            tree = _pathfinder(model, var_names, draws, chains, seed, progressbar)
     settings = {
         "method": method,
         "sampler": used,
@@ -277,7 +485,33 @@ def run_inference(
         "target_accept": -1.0 if target_accept is None else float(target_accept),
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if method == "nuts":
+        finished = _finished_draws(tree)
+        if finished < draws:  # nutpie pads, PyMC shortens the chains of a stopped run
+            interrupts.append(signal.SIGINT)
+            tree = _trimmed(tree, finished)
+            settings.update(draws=finished, draws_requested=int(draws))
+    if interrupts:
+        if not allow_partial or settings["draws"] == 0:
+            raise KeyboardInterrupt(f"{method} was interrupted; nothing is returned")
+        settings["interrupted"] = True
+        settings["chains"] = int(tree["posterior"].sizes["chain"])  # PyMC may drop some
     return InferenceResult(tree, settings)
+
+
+def interrupted_problem(settings: dict[str, Any]) -> str | None:
+    """What an interrupted fit (``allow_partial=True``) lacks, in words (None if it was
+    not interrupted)."""
+    if not settings.get("interrupted"):
+        return None
+    if "draws_requested" in settings:
+        done = f"after {settings['draws']:,} of {settings['draws_requested']:,} draws per chain"
+    else:
+        done = "before it converged"
+    return (
+        f"{settings['method']} was interrupted {done}: a partial fit "
+        "(settings['interrupted']); refit without interrupting before relying on it."
+    )
 
 
 # --- fitting a spec ---------------------------------------------------------------------
@@ -293,6 +527,7 @@ def fit(
     chains: int = 4,
     seed: int | None = None,
     progressbar: bool = True,
+    time_unit: str | None = None,
     **inference_kwargs: Any,
 ) -> FittedModel:
     """Fit a model spec to an RFM table and return the fitted model.
@@ -313,19 +548,42 @@ def fit(
         Random seed; the same seed gives identical draws.
     progressbar : bool
         Show progress.
+    time_unit : str, optional
+        The unit of ``recency`` and ``T`` (``"D"``, ``"W"``, ...), recorded on the fit
+        (``settings["time_unit"]``, :attr:`FittedModel.time_unit`) so that predictions
+        can refuse data and options in another unit. Default: the unit
+        :func:`clvbayes.rfm_summary` recorded on the table (``rfm.attrs["time_unit"]``);
+        unrecorded if neither says. Given and different from the table's: an error.
     **inference_kwargs
         Passed to :func:`run_inference` (``sampler``, ``target_accept``,
-        ``advi_steps``). Partially pooled segmented fits default to
+        ``advi_steps``, ``allow_partial``). Partially pooled segmented fits default to
         ``target_accept=0.995`` (:data:`clvbayes.models.hierarchy.PARTIAL_TARGET_ACCEPT`).
 
     Returns
     -------
     FittedModel
+
+    Raises
+    ------
+    ValueError
+        On bad data, or a setting that cannot work (:func:`check_sampler_settings`),
+        before any work.
+    KeyboardInterrupt
+        When interrupted (Ctrl-C); ``allow_partial=True`` returns a marked partial fit.
     """
-    data = spec.prepare(rfm)
     settings = {"method": method, "draws": draws, "tune": tune, "chains": chains}
     settings.update(seed=seed, progressbar=progressbar, **inference_kwargs)
-    return _fit_built(spec, data, spec.build(data), **settings)
+    _check_fit_settings(settings)
+    unit = time_unit_of(rfm, time_unit)
+    data = spec.prepare(rfm)
+    return _fit_built(spec, data, spec.build(data), time_unit=unit, **settings)
+
+
+def _check_fit_settings(settings: dict[str, Any]) -> None:
+    """:func:`check_sampler_settings` on the settings of :func:`fit` / :func:`fit_many`."""
+    known = ("method", "draws", "tune", "chains", "seed", "sampler", "target_accept")
+    known += ("advi_steps", "allow_partial")
+    check_sampler_settings(**{k: v for k, v in settings.items() if k in known})
 
 
 def fit_many(
@@ -359,7 +617,8 @@ def fit_many(
     progressbar : bool
         Show progress (off by default).
     **settings
-        As for :func:`fit` (``method, draws, tune, chains``, inference options).
+        As for :func:`fit` (``method, draws, tune, chains``, ``time_unit``, inference
+        options); checked before the first fit.
 
     Returns
     -------
@@ -367,13 +626,18 @@ def fit_many(
         In the order of ``datasets``.
     """
     datasets = list(datasets)
+    _check_fit_settings(settings)
     if isinstance(seeds, int | np.integer) or seeds is None:
+        check_sampler_settings(seed=seeds)
         state = np.random.SeedSequence(seeds).generate_state(len(datasets))
         seeds = [int(s) >> 1 for s in state]
-    seeds = [int(s) for s in seeds]
     if len(seeds) != len(datasets):
         raise ValueError(f"fit_many: {len(seeds)} seeds for {len(datasets)} data sets.")
+    for seed in seeds:
+        check_sampler_settings(seed=seed)
+    seeds = [int(s) for s in seeds]
     settings["progressbar"] = progressbar
+    time_unit = settings.pop("time_unit", None)
     reuse = (
         settings.get("method", "nuts") == "nuts"
         and spec.reusable_compilation
@@ -382,6 +646,7 @@ def fit_many(
     fits = []
     program: tuple[Any, SharedRFM, pm.Model, Any] | None = None
     for rfm, seed in zip(datasets, seeds, strict=True):
+        settings["time_unit"] = time_unit_of(rfm, time_unit)
         data = spec.prepare(rfm)
         if not reuse:
             fits.append(_fit_built(spec, data, spec.build(data), seed=seed, **settings))
@@ -425,12 +690,14 @@ def _fit_built(
     seed: int | None = None,
     progressbar: bool = True,
     compiled: Any = None,
+    time_unit: str | None = None,
     **inference_kwargs: Any,
 ) -> FittedModel:
     """Inference on ``model`` (built on ``data``), diagnosis, the fitted object.
 
     ``compiled``: ``model`` compiled for nutpie with ``data`` swapped in (the model was
-    built on :class:`~clvbayes.models.shared_data.SharedRFM`)."""
+    built on :class:`~clvbayes.models.shared_data.SharedRFM`). ``time_unit``: the data's
+    unit, recorded in the settings (if known)."""
     if spec.partially_pooled and method == "nuts":
         inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
     if tune is None:
@@ -451,11 +718,14 @@ def _fit_built(
     idata = result.idata
     if data.segmented:
         idata = _with_segment_coords(idata, data.segments)
-    problems: tuple[str, ...] = ()
+    interrupted = interrupted_problem(result.settings)
+    problems: tuple[str, ...] = () if interrupted is None else (interrupted,)
     if method == "nuts":
-        problems = diagnose(idata, names).problems
-        warn_problems(problems, spec.kind)
+        problems += diagnose(idata, names).problems
+    warn_problems(problems, spec.kind)
     settings = {**result.settings, **({"shared_inputs": True} if compiled is not None else {})}
+    if time_unit is not None:
+        settings["time_unit"] = time_unit
     return FittedModel(
         spec=spec,
         idata=idata,

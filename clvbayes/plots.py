@@ -2,6 +2,11 @@
 
 Each takes a tidy frame or a fitted model's output, draws on ``ax`` (a new figure if
 None) and returns the matplotlib Axes, so it works on its own in Jupyter.
+
+Text from the data (customer ids, segment and model names, titles and labels passed in)
+is drawn as it is written: matplotlib would read ``$...$`` as mathtext, and an id such as
+``$\\badcommand$`` would fail the figure (and a report) or show as a formula, so every
+``$`` is escaped (:func:`plain_text`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import pandas as pd
 
 __all__ = [
     "plot_calendar_multipliers",
+    "plain_text",
     "plot_clv_cac",
     "plot_clv_distribution",
     "plot_conditional_expectations",
@@ -34,6 +40,16 @@ __all__ = [
 ]
 
 _BLUE, _ORANGE, _RED, _GREY = "#4c72b0", "#dd8452", "#c44e52", "#7f7f7f"
+
+
+def plain_text(value: Any) -> str:
+    """``str(value)`` with every ``$`` escaped, so matplotlib draws it literally (no
+    mathtext: ``"$\\alpha$"`` shows as typed, not as a Greek letter or an error)."""
+    return str(value).replace("$", r"\$")
+
+
+def _plain_all(values: Any) -> list[str]:
+    return [plain_text(v) for v in values]
 
 
 def _axes(ax: Any, figsize: tuple[float, float] = (7, 4)) -> Any:
@@ -72,12 +88,12 @@ def plot_frequency_check(check: pd.DataFrame, *, ax: Any = None, title: str | No
         yerr=err,
         capsize=3,
     )
-    ax.set_xticks(pos, check.index)
+    ax.set_xticks(pos, _plain_all(check.index))
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("customers")
     ax.legend()
     if title:
-        ax.set_title(title)
+        ax.set_title(plain_text(title))
     return ax
 
 
@@ -130,14 +146,14 @@ def plot_parameter_draws(
             flat = values.reshape(-1, values.shape[-1])
             edges = np.histogram_bin_edges(flat, bins=40)
             for k, label in enumerate(segments):
-                ax.hist(flat[:, k], bins=edges, histtype="step", lw=1.5, label=str(label))
+                ax.hist(flat[:, k], bins=edges, histtype="step", lw=1.5, label=plain_text(label))
         else:
             values = values.ravel()
             ax.hist(values, bins=40 if values.size > 1 else 1, color=_BLUE, alpha=0.8)
             ax.axvline(values.mean(), color="k", lw=1, label="posterior mean")
         if reference and name in reference:
             ax.axvline(reference[name], color=_RED, lw=2, ls="--", label="reference")
-        ax.set_title(name)
+        ax.set_title(plain_text(name))
         ax.set_yticks([])
     np.atleast_1d(axes)[0].legend(fontsize=8)
     return axes
@@ -197,7 +213,7 @@ def plot_top_customers(top: pd.DataFrame, *, ax: Any = None) -> Any:
     mean = top["clv_mean"].to_numpy(float)
     err = np.vstack([mean - top["clv_q05"].to_numpy(float), top["clv_q95"].to_numpy(float) - mean])
     ax.errorbar(mean, pos, xerr=np.clip(err, 0, None), fmt="o", color=_BLUE, ecolor=_GREY)
-    ax.set_yticks(pos, [str(c) for c in top["customer_id"]])
+    ax.set_yticks(pos, _plain_all(top["customer_id"]))
     ax.set_xlabel("CLV: mean and 90% interval")
     ax.set_ylabel("customer")
     return ax
@@ -217,7 +233,7 @@ def plot_retention(retention: pd.DataFrame, *, ax: Any = None, time_label: str =
     """
     ax = _axes(ax)
     for segment, part in retention.groupby("segment", sort=False):
-        line = ax.plot(part["time"], part["share_alive_mean"], label=str(segment))[0]
+        line = ax.plot(part["time"], part["share_alive_mean"], label=plain_text(segment))[0]
         ax.fill_between(
             part["time"],
             part["share_alive_low"],
@@ -226,7 +242,7 @@ def plot_retention(retention: pd.DataFrame, *, ax: Any = None, time_label: str =
             alpha=0.2,
         )
     ax.set_ylim(0, None)
-    ax.set_xlabel(time_label)
+    ax.set_xlabel(plain_text(time_label))
     ax.set_ylabel("share of customers alive")
     ax.legend(fontsize=8)
     return ax
@@ -258,7 +274,7 @@ def plot_tracking(tracking: pd.DataFrame, *, ax: Any = None, time_label: str = "
         ax.plot(tracking["time"], tracking["actual"], color=_BLUE, label="actual")
     ax.axvline(0, color=_GREY, ls=":", lw=1)
     ax.annotate("end of calibration", (0, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
-    ax.set_xlabel(time_label)
+    ax.set_xlabel(plain_text(time_label))
     ax.set_ylabel("cumulative repeat purchases")
     ax.legend(fontsize=8)
     return ax
@@ -363,7 +379,7 @@ def plot_coverage(coverage: pd.DataFrame, *, ax: Any = None) -> Any:
     """
     ax = _axes(ax, (5, 4))
     for quantity, part in coverage.groupby("quantity", sort=False):
-        ax.plot(part["expected"], part["observed"], "o-", label=str(quantity))
+        ax.plot(part["expected"], part["observed"], "o-", label=plain_text(quantity))
         for level, x, y in zip(part["level"], part["expected"], part["observed"], strict=True):
             ax.annotate(f"{level:.0%}", (x, y), textcoords="offset points", xytext=(4, -10))
     low = float(np.nanmin(coverage[["observed", "expected"]].to_numpy(float), initial=1.0))
@@ -396,7 +412,7 @@ def plot_pit(pit: pd.DataFrame, quantity: str = "purchases", *, ax: Any = None) 
     ax.bar(part["bin_low"], part["share"], width=widths, align="edge", color=_BLUE, ec="white")
     ax.axhline(float(part["expected_share"].iloc[0]), color="k", ls="--", lw=1, label="uniform")
     ax.set_xlim(0, 1)
-    ax.set_xlabel(f"randomized PIT of the holdout {quantity}")
+    ax.set_xlabel(plain_text(f"randomized PIT of the holdout {quantity}"))
     ax.set_ylabel("share of customers")
     ax.legend(fontsize=8)
     return ax
@@ -437,7 +453,7 @@ def plot_value_tiers(tiers: pd.DataFrame, *, ax: Any = None) -> Any:
     customers = tiers["n_customers"] / tiers["n_customers"].sum()
     ax.bar(pos - 0.2, customers, width=0.4, color=_GREY, label="share of customers")
     ax.bar(pos + 0.2, tiers["clv_share"], width=0.4, color=_BLUE, label="share of CLV")
-    ax.set_xticks(pos, tiers["tier"])
+    ax.set_xticks(pos, _plain_all(tiers["tier"]))
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     return ax
@@ -466,8 +482,8 @@ def plot_segments(
     high = segments[f"{quantity}_high"].to_numpy(float)
     err = np.clip(np.vstack([mean - low, high - mean]), 0, None)
     ax.errorbar(mean, pos, xerr=err, fmt="o", color=_BLUE, ecolor=_GREY)
-    ax.set_yticks(pos, [str(s) for s in segments["segment"]])
-    ax.set_xlabel(label or f"mean {quantity} per customer (90% interval)")
+    ax.set_yticks(pos, _plain_all(segments["segment"]))
+    ax.set_xlabel(plain_text(label or f"mean {quantity} per customer (90% interval)"))
     return ax
 
 
@@ -488,7 +504,7 @@ def plot_clv_cac(cac: pd.DataFrame, *, ax: Any = None) -> Any:
     ax.errorbar(mean, pos, xerr=np.clip(err, 0, None), fmt="o", color=_BLUE, ecolor=_GREY)
     for ref in (1, 3):
         ax.axvline(ref, color=_RED if ref == 1 else _GREY, ls="--", lw=1)
-    ax.set_yticks(pos, [str(s) for s in cac["segment"]])
+    ax.set_yticks(pos, _plain_all(cac["segment"]))
     ax.set_xlabel("CLV : CAC (90% interval)")
     return ax
 
@@ -532,8 +548,10 @@ def plot_conditional_expectations(by_frequency: pd.DataFrame, *, ax: Any = None)
                     part["predicted_high"] - part["predicted"],
                 ]
             )
-        ax.errorbar(x, part["predicted"], yerr=err, fmt="s", capsize=3, ms=4, label=name)
-    ax.set_xticks(range(len(labels)), labels)
+        ax.errorbar(
+            x, part["predicted"], yerr=err, fmt="s", capsize=3, ms=4, label=plain_text(name)
+        )
+    ax.set_xticks(range(len(labels)), _plain_all(labels))
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("mean purchases in the holdout")
     ax.legend(fontsize=8)
@@ -594,12 +612,12 @@ def plot_segment_forest(
             fmt="o",
             color=colors[k % len(colors)],
             ecolor=colors[k % len(colors)],
-            label=None if group is None else str(group),
+            label=None if group is None else plain_text(group),
         )
     if reference is not None:
         ax.axvline(reference, color=_GREY, ls="--", lw=1)
-    ax.set_yticks(base, segments)
-    ax.set_xlabel(label or f"{quantity or 'value'} (90% interval)")
+    ax.set_yticks(base, _plain_all(segments))
+    ax.set_xlabel(plain_text(label or f"{quantity or 'value'} (90% interval)"))
     if by is not None:
-        ax.legend(fontsize=8, title=by)
+        ax.legend(fontsize=8, title=plain_text(by))
     return ax

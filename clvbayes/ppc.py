@@ -16,7 +16,7 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import check_fitted
+from clvbayes.models.fitted import check_fitted, check_time_units
 from clvbayes.predict.calendar import cohort_expectation
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
@@ -202,6 +202,7 @@ def tracking_curve(
         _calendar_periods(rfm, "tracking_curve of a fit with calendar-time effects")
     if calendar_data is not None:
         rfm = calendar_data.customers
+    check_time_units(fit, rfm)
     T = check_rfm(rfm, ("T",))["T"]
     if times is None:
         end = 0.0

@@ -39,9 +39,24 @@ and every 90% interval covers them (``tests/test_models_cdnow.py``).
   (U-shaped dropout distributions). In the (a, b) coordinates the posterior is a narrow
   curved ridge; in (phi, kappa) it is close to independent, which NUTS samples with far
   fewer gradient evaluations. Passing ``a`` and ``b`` priors uses them directly instead.
-* Gamma-Gamma ``p`` and ``q`` (shapes): ``HalfStudentT(nu=3, sigma=10)``; ``v`` (scale of
-  spend, in currency units): ``HalfStudentT(nu=3, sigma=100)``. pymc-marketing's
-  defaults (Weibull(2, 1) for ``p`` and ``q``) put almost no mass at CDNOW's p = 6.25.
+* Gamma-Gamma ``p`` and ``q`` (shapes): ``HalfStudentT(nu=3, sigma=10)``.
+  pymc-marketing's defaults (Weibull(2, 1) for ``p`` and ``q``) put almost no mass at
+  CDNOW's p = 6.25.
+* Gamma-Gamma ``v`` (the scale of spend, in currency units) gets its default prior
+  *relative to the data's mean spend* ``m`` (the mean ``monetary_value`` of the customers
+  the model uses): ``v = m x v_relative`` with ``v_relative ~ HalfStudentT(nu=3,
+  sigma=3)``. A prior in currency units makes the answer depend on the currency: with
+  the former ``HalfStudentT(3, 100)`` on ``v``, the same spends in cents instead of
+  dollars moved the posterior mean of ``p`` from 6.17 to 7.67 (the prior then pulls
+  ``v`` hundredfold below the data's scale). Relative to ``m`` the posterior of ``p``
+  and ``q`` is the same in any currency and ``v`` scales with it
+  (``tests/test_bad_input_models.py``). Why ``sigma=3``: the mean spend per
+  transaction is ``p v / (q - 1)``, of which ``m`` is an estimate, so ``v / m`` is about
+  ``(q - 1) / p``: 0.44 on CDNOW (p = 6.25, q = 3.74), and below 6 for shapes ``p >=
+  0.5``, ``q <= 4``; the half Student-t's bulk covers that and its tail leaves room for
+  more. On CDNOW (``m`` = $35) this is ``sigma = 105`` dollars, the former default, so
+  CDNOW's fits are unchanged. A prior on ``v`` itself (pymc-marketing's name, in currency
+  units) replaces ``v_relative``.
 
 Hierarchical (segmented) models
 -------------------------------
@@ -62,8 +77,12 @@ a segment's mean spend is what its data pin down, and it must be finite for a CL
   0.03-9.5; ``purchase_rate_mu ~ N(log 0.1, 2)`` covers weekly (CDNOW: 0.05) and daily
   rates; ``phi_dropout_mu ~ N(0, 1.5)`` (logit) is close to uniform on the mean dropout
   probability; ``kappa_dropout_mu ~ N(log 5, 1.5)``; Gamma-Gamma ``p_mu ~ N(log 5,
-  1.5)``, ``q_mu ~ N(log 3, 1.5)`` on ``log(q - 1)``, ``mean_spend_mu ~ N(log 50, 2.5)``
-  (currency units).
+  1.5)``, ``q_mu ~ N(log 3, 1.5)`` on ``log(q - 1)``. The population's log mean spend
+  ``mean_spend_mu`` is, like ``v`` above, relative to the data's mean spend ``m`` (so the
+  answer does not depend on the currency): ``mean_spend_mu = log m +
+  mean_spend_mu_relative`` with ``mean_spend_mu_relative ~ N(0, 1.5)``: ``m`` estimates
+  the mean spend directly, and 1.5 on the log scale still allows a factor 20 either way.
+  A prior on ``mean_spend_mu`` itself (log currency units) replaces it.
 * ``<name>_sigma ~ Gamma(4, 10)`` (mean 0.4, 90 % in 0.14-0.78): segments' parameters
   typically differ by a factor ``exp(0.4) = 1.5``, and a factor 2 stays plausible.
   With a handful of segments sigma is barely identified and its prior shapes both the
@@ -80,6 +99,17 @@ a segment's mean spend is what its data pin down, and it must be finite for a CL
 
 ``pooling="none"`` gives every segment the plain priors above, independently.
 
+Support
+-------
+Every prior must live where its parameter does: shapes and scales (``r``, ``alpha``,
+``a``, ``b``, ``kappa_dropout``, ``s``, ``beta``, ``p``, ``q``, ``v``, ``v_relative``) and
+the ``<name>_sigma`` hyperparameters are positive, ``phi_dropout`` is a probability, and
+only the link-scale ``<name>_mu`` (and ``<name>_mu_relative``) take any real value
+(:func:`prior_support`). A user prior is checked when the spec is created
+(:func:`check_prior_support`): a ``Normal`` on ``r`` gives negative values, which NUTS
+would meet as PyMC's ``SamplingError`` after compiling; the error names the parameter
+and a distribution that fits.
+
 ``notebooks/01_quickstart.ipynb`` shows the prior predictive check: the repeat-purchase
 histograms these priors imply (:func:`clvbayes.ppc.prior_draws` and
 :func:`clvbayes.ppc.frequency_histogram_check`).
@@ -88,8 +118,10 @@ histograms these priors imply (:func:`clvbayes.ppc.prior_draws` and
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pymc_extras.prior import Prior
@@ -101,6 +133,8 @@ __all__ = [
     "GAMMA_GAMMA_HIERARCHICAL_PRIORS",
     "GAMMA_GAMMA_PRIORS",
     "PARETO_NBD_PRIORS",
+    "check_prior_support",
+    "prior_support",
     "resolve_priors",
 ]
 
@@ -114,7 +148,8 @@ BGNBD_PRIORS: dict[str, Prior] = {
 GAMMA_GAMMA_PRIORS: dict[str, Prior] = {
     "p": Prior("HalfStudentT", nu=3, sigma=10),
     "q": Prior("HalfStudentT", nu=3, sigma=10),
-    "v": Prior("HalfStudentT", nu=3, sigma=100),
+    # v = (the data's mean spend) x v_relative: scale-free (see the module docstring)
+    "v_relative": Prior("HalfStudentT", nu=3, sigma=3),
 }
 
 #: Hyperpriors of the partially pooled BG/NBD (link scale; see the module docstring).
@@ -137,7 +172,8 @@ GAMMA_GAMMA_HIERARCHICAL_PRIORS: dict[str, Prior] = {
     "p_sigma": _SEGMENT_SIGMA,
     "q_mu": Prior("Normal", mu=float(np.log(3.0)), sigma=1.5),
     "q_sigma": _SEGMENT_SIGMA,
-    "mean_spend_mu": Prior("Normal", mu=float(np.log(50.0)), sigma=2.5),
+    # mean_spend_mu = log(the data's mean spend) + mean_spend_mu_relative: scale-free
+    "mean_spend_mu_relative": Prior("Normal", mu=0.0, sigma=1.5),
     "mean_spend_sigma": _SEGMENT_SIGMA,
 }
 
@@ -178,6 +214,83 @@ def _float_kwargs(prior: Prior) -> Prior:
         centered=prior.centered,
         transform=prior.transform,
     )
+
+
+Support = Literal["positive", "unit interval", "real"]
+
+_UNIT_INTERVAL = frozenset({"phi_dropout"})
+
+# values outside each support at which a prior's log-density must be -inf
+_OUTSIDE: dict[str, tuple[float, ...]] = {
+    "positive": (-1e-6, -1.0, -1e6),
+    "unit interval": (-1e-6, -0.5, 1.0 + 1e-6, 1.5, 1e6),
+}
+
+# (what the parameter must be, where a bad prior puts mass, distributions that fit)
+_WORDS = {
+    "positive": (
+        "positive",
+        "values <= 0",
+        "a prior on the positive numbers such as HalfNormal(sigma=1), Gamma(alpha=2, "
+        "beta=1) or LogNormal(mu=0, sigma=1)",
+    ),
+    "unit interval": (
+        "a probability in (0, 1)",
+        "values outside (0, 1)",
+        "a prior on (0, 1) such as Beta(alpha=1, beta=1) (uniform)",
+    ),
+}
+
+
+def prior_support(name: str) -> Support:
+    """Where the parameter behind prior ``name`` lives: ``"positive"`` (shapes, scales,
+    ``<name>_sigma``), ``"unit interval"`` (``phi_dropout``) or ``"real"`` (the link-scale
+    ``<name>_mu`` and ``<name>_mu_relative`` of hierarchical priors)."""
+    if name.endswith(("_mu", "_mu_relative")):
+        return "real"
+    return "unit interval" if name in _UNIT_INTERVAL else "positive"
+
+
+@functools.lru_cache(maxsize=256)
+def _finite_outside(prior_json: str, support: str) -> tuple[float, ...]:
+    """The points outside ``support`` where the prior's log-density is finite."""
+    import pymc as pm
+
+    prior = Prior.from_dict(json.loads(prior_json))
+    plain = Prior(prior.distribution, **prior.parameters, transform=prior.transform)
+    with pm.Model():
+        variable = plain.create_variable("x")
+    points = np.array(_OUTSIDE[support])
+    values = points.reshape(-1, *([1] * variable.ndim))
+    logp = np.asarray(pm.logp(variable, values).eval()).reshape(points.size, -1)
+    return tuple(float(x) for x in points[np.isfinite(logp).any(axis=1)])
+
+
+def check_prior_support(name: str, prior: Prior) -> None:
+    """Raise ``ValueError`` when ``prior`` gives values where parameter ``name`` cannot be.
+
+    The prior's log-density is evaluated at points outside the parameter's support
+    (:func:`prior_support`; e.g. -1 and -1e-6 for a positive parameter): a finite value
+    there means the prior puts mass where the likelihood is undefined.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the prior, a point it allows and distributions that fit.
+    """
+    support = prior_support(name)
+    if support == "real":
+        return
+    try:
+        bad = _finite_outside(json.dumps(prior.to_dict(), sort_keys=True, default=str), support)
+    except Exception:  # a prior this probe cannot build on its own (e.g. dims of its
+        return  # parents); PyMC still rejects impossible values when sampling
+    if bad:
+        must, where, fits = _WORDS[support]
+        raise ValueError(
+            f"prior {name!r}: {prior!r} puts mass on {where} (its density is positive at "
+            f"{bad[0]:g}), but {name} must be {must}; use {fits}."
+        )
 
 
 def _coerce(name: str, value: Any) -> Prior:
@@ -235,9 +348,15 @@ def resolve_priors(
                 f"priors {sorted(given)} go together: got only {sorted(present)}; "
                 f"give all of them, or none to keep the defaults {sorted(replaced)}."
             )
+        if present and replaced & set(user):
+            raise ValueError(
+                f"priors {sorted(given)} and {sorted(replaced & set(user))} are two ways to "
+                "set the same parameters; give one of them."
+            )
         if present:
             for name in replaced:
                 resolved.pop(name, None)
     for name, value in user.items():
         resolved[name] = _coerce(name, value)
+        check_prior_support(name, resolved[name])
     return resolved

@@ -308,11 +308,12 @@ def _add_top(
     shares: np.ndarray,
     names: list[str],
 ) -> pd.DataFrame:
-    """``p_top_<k>pct``: draws above the cut count 1, tied ones share what is left."""
+    """``p_top_<k>pct``: draws above the cut count 1; those tied at the cut count as
+    the tie's last position (:func:`clvbayes.predict.summaries.rank_columns`)."""
     summary, keys = scored
     summary = summary.copy()
     for j, name in enumerate(names):
-        tie_weight = (shares[j] - greater[j]) / equal[j]  # per draw, in (0, 1]
+        tie_weight = np.clip(shares[j] - greater[j] - equal[j] + 1, 0.0, 1.0)  # per draw
         c = cut[j][:, None]
         weights = (keys > c) + (keys == c) * tie_weight[:, None]
         summary[name] = weights.mean(axis=0)

@@ -15,7 +15,7 @@ every input gives the same output and 10 million transactions summarize in secon
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,17 +24,88 @@ import pandas as pd
 from clvbayes.data import validate
 from clvbayes.data.period import parse_day, parse_period, resolve_period
 from clvbayes.data.source import Source, open_source, quote
-from clvbayes.math.units import TIME_UNITS, check_time_unit
+from clvbayes.math.units import TIME_UNITS, check_time_unit, unit_name
 
 __all__ = [
     "TIME_UNITS",
+    "TIME_UNIT_ATTR",
     "days_sql",
     "first_purchase_values",
     "repeat_purchase_times",
     "rfm_summary",
     "summarize",
     "summary_sql",
+    "table_time_unit",
+    "time_unit_of",
 ]
+
+TIME_UNIT_ATTR = "time_unit"
+"""Key of ``DataFrame.attrs`` under which :func:`rfm_summary` records the table's time
+unit (a code of :data:`TIME_UNITS`). pandas carries ``attrs`` through selections,
+``assign``, ``copy``, ``merge`` and ``concat`` of tables with equal ``attrs``; a table
+built by hand has none (its unit is unknown)."""
+
+
+def table_time_unit(table: Any) -> str | None:
+    """The time unit recorded on an RFM table (``table.attrs["time_unit"]``), or None.
+
+    Parameters
+    ----------
+    table : DataFrame or any object with ``attrs``
+        E.g. the output of :func:`rfm_summary`.
+
+    Returns
+    -------
+    str or None
+        The unit's code (``"D"``, ``"W"``, ...), None when nothing is recorded.
+
+    Raises
+    ------
+    ValueError
+        When the recorded value is no time unit.
+    """
+    attrs = getattr(table, "attrs", None)
+    if not isinstance(attrs, Mapping) or attrs.get(TIME_UNIT_ATTR) is None:
+        return None
+    return check_time_unit(attrs[TIME_UNIT_ATTR], f"the table's attrs[{TIME_UNIT_ATTR!r}]")
+
+
+def time_unit_of(
+    table: Any, time_unit: str | None = None, argument: str = "time_unit"
+) -> str | None:
+    """The time unit of an RFM table: ``time_unit`` if given, else the recorded one.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The RFM table (its ``attrs["time_unit"]``, if any, is read).
+    time_unit : str, optional
+        The unit the caller says the table is in (a code or name).
+    argument : str
+        The caller's name for ``time_unit`` in error messages.
+
+    Returns
+    -------
+    str or None
+        The unit's code, or None when neither says.
+
+    Raises
+    ------
+    ValueError
+        When ``time_unit`` and the recorded unit differ.
+    """
+    recorded = table_time_unit(table)
+    if time_unit is None:
+        return recorded
+    code = check_time_unit(time_unit, argument)
+    if recorded is not None and recorded != code:
+        raise ValueError(
+            f"{argument}={time_unit!r}, but the RFM table is in {unit_name(recorded, plural=True)}"
+            f" (its attrs[{TIME_UNIT_ATTR!r}] = {recorded!r}, recorded by rfm_summary); "
+            f"summarize the log again with time_unit={code!r}, or, if you converted its "
+            f"columns yourself, set table.attrs[{TIME_UNIT_ATTR!r}] = {code!r}."
+        )
+    return code
 
 
 def summary_sql(
@@ -145,7 +216,9 @@ def summarize(
         source, holdout=holdout, allow_negative=allow_negative, drop_duplicates=drop_duplicates
     )
     params = {"cal": calibration_end, "obs": observation_end, "unit": TIME_UNITS[time_unit]}
-    return source.execute(sql, params).df().reset_index(drop=True)
+    table = source.execute(sql, params).df().reset_index(drop=True)
+    table.attrs[TIME_UNIT_ATTR] = time_unit
+    return table
 
 
 def rfm_summary(
@@ -235,7 +308,9 @@ def rfm_summary(
     Returns
     -------
     pandas.DataFrame
-        One row per customer, sorted by ``customer_id``, with a RangeIndex:
+        One row per customer, sorted by ``customer_id``, with a RangeIndex and the time
+        unit's code in ``attrs["time_unit"]`` (:data:`TIME_UNIT_ATTR`; fits record it and
+        predictions check it):
         ``customer_id``; ``frequency`` (int64); ``recency``, ``T`` (float64);
         ``monetary_value`` (float64, with ``value_col``); and, when ``observation_end``
         is later than ``calibration_end``, ``holdout_frequency`` (int64: distinct purchase

@@ -52,6 +52,8 @@ from clvbayes.data.source import (
 
 __all__ = [
     "DUPLICATE_SHARE",
+    "FEW_INFORMATIVE",
+    "check_informative",
     "check_rfm",
     "check_scan",
     "checked_scan",
@@ -198,6 +200,56 @@ def checked_scan(source: Source, *, allow_negative: bool = False) -> dict[str, A
         subject=source.subject,
     )
     return scanned
+
+
+FEW_INFORMATIVE = 10
+"""Fewer customers than this with a repeat purchase (the ones that inform the purchase
+rate, the dropout and the spend) make :func:`check_informative` warn."""
+
+
+def check_informative(
+    informative: np.ndarray, *, model: str, what: str, stacklevel: int = 3
+) -> None:
+    """Refuse a fit that no customer informs, and warn when few do.
+
+    A customer without a repeat purchase says little about a transaction model: under
+    the BG/NBD a customer can drop out only after a purchase, so with no repeat purchase
+    at all the dropout process is not identified (its posterior is its prior) and the
+    purchase rate is driven to 0 (``r`` about 0.01, with only an R-hat warning to show).
+    With a handful of repeat buyers the population parameters rest on them.
+
+    Parameters
+    ----------
+    informative : ndarray of bool
+        Per customer, whether it informs the model (e.g. ``frequency > 0``).
+    model : str
+        The model, for the messages (e.g. ``"BGNBD"``).
+    what : str
+        What makes a customer informative, e.g. ``"made a repeat purchase (frequency >
+        0)"``.
+    stacklevel : int
+        Passed to ``warnings.warn``.
+
+    Raises
+    ------
+    ValueError
+        When no customer is informative.
+    """
+    k, n = int(np.count_nonzero(informative)), int(np.size(informative))
+    if k == 0:
+        raise ValueError(
+            f"{model}: none of the {n:,} customers {what}; the purchase rate and the dropout "
+            "process are not identified from such data (the fit would return r near 0 and "
+            "the dropout prior). Use a later calibration end or more customers."
+        )
+    if k < FEW_INFORMATIVE:
+        warnings.warn(
+            f"{model}: only {k} of {n:,} customer{'s' if n != 1 else ''} {what}; the model's "
+            "population parameters rest on them, so its posterior is mostly the prior and "
+            "its predictions are uncertain. Use a longer calibration period or more customers.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
 
 DUPLICATE_SHARE = 0.01

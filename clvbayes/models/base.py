@@ -30,7 +30,7 @@ from pymc_extras.prior import Prior
 
 from clvbayes import inference
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
-from clvbayes.data.validate import check_rfm
+from clvbayes.data.validate import check_informative, check_rfm
 from clvbayes.math.family import Family
 from clvbayes.models.calendar import (
     TimeEffects,
@@ -44,9 +44,8 @@ from clvbayes.models.hierarchy import (
     check_segment_options,
     check_segment_sizes,
     read_segments,
-    segment_priors,
 )
-from clvbayes.models.likelihood import build_model, row_loglik, weighted_loglik
+from clvbayes.models.likelihood import build_model, create_priors, row_loglik, weighted_loglik
 from clvbayes.models.registry import register_spec
 from clvbayes.priors import resolve_priors
 
@@ -68,8 +67,10 @@ class ModelSpec:
     default_priors, prior_names, prior_alternatives
         Default priors, every prior name accepted, and groups of names that replace
         others together (e.g. ``a, b`` for ``phi_dropout, kappa_dropout``).
-    hierarchical_priors
-        Hyperpriors ``<name>_mu``/``<name>_sigma`` of ``pooling="partial"``.
+    hierarchical_priors, hierarchical_alternatives
+        Hyperpriors ``<name>_mu``/``<name>_sigma`` of ``pooling="partial"`` (or
+        ``<name>_mu_relative``, relative to a scale of the data), and the names that
+        replace others.
     selection_note
         Which customers the model uses (see :meth:`select`), for error messages.
     """
@@ -88,6 +89,7 @@ class ModelSpec:
     prior_names: ClassVar[frozenset[str]]
     prior_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
     hierarchical_priors: ClassVar[Mapping[str, Prior]] = {}
+    hierarchical_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
     selection_note: ClassVar[str] = "all customers are used"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -115,11 +117,16 @@ class ModelSpec:
                 raise ValueError(f"{self.kind} does not support segments yet.")
             check_segment_options(segments, pooling, centered)
         hierarchical = segments is not None and pooling == "partial"
+        if hierarchical:
+            alternatives = self.hierarchical_alternatives
+            allowed = frozenset(self.hierarchical_priors).union(*alternatives)
+        else:
+            alternatives, allowed = self.prior_alternatives, self.prior_names
         resolved = resolve_priors(
             self.hierarchical_priors if hierarchical else self.default_priors,
             priors,
-            allowed=frozenset(self.hierarchical_priors) if hierarchical else self.prior_names,
-            alternatives=None if hierarchical else self.prior_alternatives,
+            allowed=allowed,
+            alternatives=alternatives,
         )
         object.__setattr__(self, "_priors", types.MappingProxyType(resolved))
         object.__setattr__(self, "segments", segments)
@@ -198,6 +205,9 @@ class ModelSpec:
                 f"{self.kind}: none of the {keep.size} customers can inform this model "
                 f"({self.selection_note})."
             )
+        repeat = "made a repeat purchase (frequency > 0)"
+        check_informative(keep & (values["frequency"] > 0), model=self.kind, what=repeat,
+                          stacklevel=5)  # fmt: skip
         if self.segments is None:
             data = compress({c: v[keep] for c, v in values.items()}, self.columns)
             return attach_calendar(data, self.time_effects, calendar, keep)
@@ -223,16 +233,16 @@ class ModelSpec:
             return {k: values[k] for k in self.params}
         return reparam.complete(values)
 
+    def data_scale(self, data: Any) -> Any:
+        """The scale of ``data`` that ``*_relative`` priors are relative to (e.g. the
+        Gamma-Gamma's mean spend); a number, or a tensor for symbolic data."""
+        raise NotImplementedError(f"{self.kind} has no priors relative to the data.")
+
     def add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
-        """Create the prior variables inside the current model context (plain, or per
-        segment: :func:`clvbayes.models.hierarchy.segment_priors`)."""
-        if self.segments is None or self.pooling == "complete":
-            return {name: prior.create_variable(name) for name, prior in self._priors.items()}
-        if data is None:
-            raise ValueError("segmented priors need the data (for the segment sizes).")
-        return segment_priors(
-            self._priors, self.pooling, self.segment_links, self.centered, data.segment_counts()
-        )
+        """Create the prior variables inside the current model context:
+        :func:`clvbayes.models.likelihood.create_priors` (plain, per segment, or relative
+        to :meth:`data_scale` for ``*_relative`` priors)."""
+        return create_priors(self, data)
 
     def weighted_loglik(self, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
         """``Σ counts x per-row log-likelihood``, the PyMC model's potential
@@ -282,17 +292,20 @@ class ModelSpec:
         chains: int = 4,
         seed: int | None = None,
         progressbar: bool = True,
+        time_unit: str | None = None,
         **inference_kwargs: Any,
     ) -> FittedModel:
         """Fit the model to an RFM table and return the fitted model.
 
         Delegates to :func:`clvbayes.inference.fit`, which documents every argument:
         ``method`` ("nuts", "map", "advi", "pathfinder"), ``draws``/``tune``/``chains``
-        of NUTS, ``seed`` (the same seed gives identical draws), ``progressbar``, and
-        ``sampler``/``target_accept``/``advi_steps``.
+        of NUTS, ``seed`` (the same seed gives identical draws), ``progressbar``,
+        ``time_unit`` (recorded on the fit; default: the table's), and
+        ``sampler``/``target_accept``/``advi_steps``/``allow_partial``.
         """
         settings = {"method": method, "draws": draws, "tune": tune, "chains": chains}
-        settings.update(seed=seed, progressbar=progressbar, **inference_kwargs)
+        settings.update(seed=seed, progressbar=progressbar, time_unit=time_unit)
+        settings.update(inference_kwargs)
         return inference.fit(self, rfm, **settings)
 
     def fit_many(self, datasets: Iterable[Any], **settings: Any) -> list[FittedModel]:

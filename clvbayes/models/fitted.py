@@ -31,10 +31,12 @@ from pymc_extras.prior import Prior
 
 from clvbayes.data.calendar import CalendarGrid
 from clvbayes.data.compress import CompressedRFM
+from clvbayes.data.rfm import TIME_UNIT_ATTR, table_time_unit
 from clvbayes.diagnostics import Diagnosis, diagnose
 from clvbayes.io import read_tree, write_tree
 from clvbayes.math.calendar import customer_jacobian
 from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamily, family
+from clvbayes.math.units import check_time_unit, days_per_unit, unit_name
 from clvbayes.models.hierarchy import read_segments
 from clvbayes.models.registry import spec_class
 
@@ -43,6 +45,7 @@ __all__ = [
     "FittedModel",
     "ModelKindError",
     "check_fitted",
+    "check_time_units",
     "from_groups",
     "is_stored_model",
     "load",
@@ -348,6 +351,68 @@ def check_fitted(fit: Any, argument: str, role: str = "transaction") -> Family:
         raise ModelKindError(
             f"{argument}: expected a fitted {role} model ({fitting}), got {got}."
         ) from None
+
+
+def _unit_words(unit: str | float) -> str:
+    return unit_name(unit, plural=True) if isinstance(unit, str) else f"periods of {unit:g} days"
+
+
+def check_time_units(
+    fit: Any, rfm: Any = None, time_unit: str | float | None = None
+) -> str | float | None:
+    """The time unit in which ``fit`` meets ``rfm``: the units that are known must agree.
+
+    Three sources: the unit the fit's data were in (:attr:`FittedModel.time_unit`,
+    recorded when fitting), the unit recorded on the table (``rfm.attrs["time_unit"]``,
+    :func:`clvbayes.data.rfm.table_time_unit`) and the caller's ``time_unit`` (a
+    prediction option; a code, a name or a number of days). A weekly fit's rates are per
+    week, so a table in days, or a horizon and discount rate in days, would silently give
+    wrong predictions (expected purchases 56.7 instead of 344). Fits and tables without a
+    recorded unit (older files, tables built by hand) are taken as they are.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        The fitted model (any object with a ``time_unit`` attribute, or none).
+    rfm : DataFrame, optional
+        The customers the fit is applied to.
+    time_unit : str or float, optional
+        The unit the caller asked for.
+
+    Returns
+    -------
+    str, float or None
+        ``time_unit`` if given, else the fit's unit, else the table's (None if none is
+        known).
+
+    Raises
+    ------
+    ValueError
+        When two known units differ (compared in days), naming both and the fix.
+    """
+    fitted = getattr(fit, "time_unit", None)
+    table = None if rfm is None else table_time_unit(rfm)
+    if fitted is not None and table is not None and fitted != table:
+        raise ValueError(
+            f"the RFM table is in {_unit_words(table)} (its attrs[{TIME_UNIT_ATTR!r}] = "
+            f"{table!r}) but the {fit.kind} fit is in {_unit_words(fitted)}: its rates are per "
+            f"{unit_name(fitted)}, so recency, T and horizons must be too; summarize the log "
+            f"with time_unit={fitted!r}, or refit on this table."
+        )
+    if time_unit is not None:
+        asked = check_time_unit(time_unit) if isinstance(time_unit, str) else time_unit
+        for known, what in (
+            (fitted, f"the {getattr(fit, 'kind', '')} fit"),
+            (table, "the RFM table"),
+        ):
+            if known is not None and days_per_unit(known) != days_per_unit(asked):
+                raise ValueError(
+                    f"time_unit={time_unit!r}, but {what} is in {_unit_words(known)}; "
+                    f"horizons and discount rates are in the fit's unit: pass "
+                    f"time_unit={known!r}, or leave it out (the fit's unit is the default)."
+                )
+        return asked
+    return fitted if fitted is not None else table
 
 
 def to_groups(fit: FittedModel, include_data: bool = True) -> dict[str, xr.Dataset]:

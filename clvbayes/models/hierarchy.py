@@ -254,10 +254,13 @@ def hierarchical_parameter(
     mu_prior: Prior,
     sigma_prior: Prior,
     centered: np.ndarray,
+    mu_shift: Any = None,
 ) -> Any:
     """One segment-level parameter under a Normal prior on its ``link`` scale.
 
-    Creates ``<name>_mu`` and ``<name>_sigma`` (from the priors), the per-segment
+    Creates ``<name>_mu`` and ``<name>_sigma`` (from the priors; with ``mu_shift``,
+    ``mu_prior`` is that of ``<name>_mu_relative`` and ``<name>_mu = mu_shift +
+    <name>_mu_relative``, a deterministic), the per-segment
     link-scale values (centred ``<name>_link_c ~ N(mu, sigma)`` for the segments flagged in
     ``centered``, non-centred ``mu + sigma * <name>_z`` for the others) and the
     deterministic ``name`` on the natural scale with dims ``("segment",)``: ``exp``,
@@ -273,7 +276,11 @@ def hierarchical_parameter(
     import pytensor.tensor as pt
 
     centered = np.asarray(centered, dtype=bool)
-    mu = mu_prior.create_variable(f"{name}_mu")
+    if mu_shift is None:
+        mu = mu_prior.create_variable(f"{name}_mu")
+    else:
+        relative = mu_prior.create_variable(f"{name}_mu_relative")
+        mu = pm.Deterministic(f"{name}_mu", mu_shift + relative)
     sigma = sigma_prior.create_variable(f"{name}_sigma")
     theta = pt.zeros(centered.size)
     index_c = np.flatnonzero(centered)
@@ -301,6 +308,7 @@ def segment_priors(
     links: Mapping[str, str],
     centered: bool | Literal["auto"],
     counts: np.ndarray,
+    scale: Any = None,
 ) -> dict[str, Any]:
     """Per-segment prior variables (dims ``("segment",)``) in the current model context.
 
@@ -308,17 +316,23 @@ def segment_priors(
     (:func:`segment_prior`); ``"partial"``: the hierarchical prior
     (:func:`hierarchical_parameter`) on each quantity of ``links`` with the hyperpriors
     ``<name>_mu``/``<name>_sigma`` of ``priors``, centred per segment as
-    :func:`centered_mask` of ``centered`` and the segments' customer ``counts`` says.
+    :func:`centered_mask` of ``centered`` and the segments' customer ``counts`` says. A
+    quantity with a log link may have ``<name>_mu_relative`` instead of ``<name>_mu``:
+    relative to the data's ``scale``, ``<name>_mu = log(scale) + <name>_mu_relative``.
     """
     if pooling == "none":
         return {name: segment_prior(prior).create_variable(name) for name, prior in priors.items()}
+    import pymc as pm
+
     mask = centered_mask(centered, counts)
-    return {
-        name: hierarchical_parameter(
-            name, link, priors[f"{name}_mu"], priors[f"{name}_sigma"], mask
-        )
-        for name, link in links.items()
-    }
+    created = {}
+    for name, link in links.items():
+        mu_prior, shift = priors.get(f"{name}_mu"), None
+        if mu_prior is None:
+            mu_prior, shift = priors[f"{name}_mu_relative"], pm.math.log(scale)
+        sigma_prior = priors[f"{name}_sigma"]
+        created[name] = hierarchical_parameter(name, link, mu_prior, sigma_prior, mask, shift)
+    return created
 
 
 def by_segment(

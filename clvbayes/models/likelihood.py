@@ -15,9 +15,9 @@ from typing import Any
 import pymc as pm
 
 from clvbayes.models.calendar import operational_columns, time_effect
-from clvbayes.models.hierarchy import by_segment, sum_by_segment
+from clvbayes.models.hierarchy import by_segment, segment_priors, sum_by_segment
 
-__all__ = ["build_model", "population_terms", "row_loglik", "weighted_loglik"]
+__all__ = ["build_model", "create_priors", "population_terms", "row_loglik", "weighted_loglik"]
 
 
 def population_terms(
@@ -76,6 +76,36 @@ def row_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -
     if data.segmented and spec.pooling != "complete":
         return by_segment(per_row, params, data)
     return per_row(params, data)
+
+
+def create_priors(spec: Any, data: Any = None) -> dict[str, Any]:
+    """The prior variables of ``spec``, created in the current model context.
+
+    Plain priors, or per segment (:func:`clvbayes.models.hierarchy.segment_priors`). A
+    prior named ``<name>_relative`` is relative to the data's scale
+    (``spec.data_scale(data)``, e.g. the Gamma-Gamma's mean spend): the parameter
+    ``<name>`` is the deterministic ``scale x <name>_relative``; a hyperprior
+    ``<name>_mu_relative`` gives ``<name>_mu = log(scale) + <name>_mu_relative``.
+    """
+    priors = spec.priors
+    relative = [name for name in priors if name.endswith("_relative")]
+    if (relative or spec.segments is not None) and data is None:
+        raise ValueError(f"{spec.kind}: these priors need the data (its scale, its segments).")
+    scale = spec.data_scale(data) if relative else None
+    links = spec.segment_links
+    counts = data.segment_counts() if data is not None and data.segmented else None
+    if spec.partially_pooled:
+        return segment_priors(priors, "partial", links, spec.centered, counts, scale)
+    if spec.segments is None or spec.pooling == "complete":
+        created = {name: prior.create_variable(name) for name, prior in priors.items()}
+    else:
+        created = segment_priors(priors, spec.pooling, links, spec.centered, counts)
+    for name in relative:
+        value = created.pop(name)
+        dims = "segment" if getattr(value, "ndim", 0) else None
+        target = name.removesuffix("_relative")
+        created[target] = pm.Deterministic(target, scale * value, dims=dims)
+    return created
 
 
 def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:

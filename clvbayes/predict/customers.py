@@ -55,7 +55,7 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.data.calendar import customer_table
-from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.models.fitted import FittedModel, check_fitted, check_time_units
 from clvbayes.predict.calendar import ForecastClock, forecast_clock
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result
@@ -139,7 +139,8 @@ def predict_customers(
     rfm : DataFrame
         One row per customer: ``customer_id`` (else the index is used), ``frequency``,
         ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``; in the fit's
-        time unit; for segmented fits also their segment column (each customer uses
+        time unit (a table whose recorded unit, ``rfm.attrs["time_unit"]``, differs from
+        the fit's is an error); for segmented fits also their segment column (each customer uses
         its segment's parameters; a segment the fit has not seen is an error). Not
         modified.
     horizon : float or array_like
@@ -189,6 +190,8 @@ def predict_customers(
     """
     opts = PredictOptions.merge(options, kwargs, "predict_customers")
     family = check_fitted(fit, "fit")
+    unit = check_time_units(fit, rfm, opts.time_unit)
+    opts = opts.replace(time_unit="W" if unit is None else unit)
     if spend_fit is not None:
         check_fitted(spend_fit, "spend_fit", role="spend")
         if hasattr(rfm, "columns") and "monetary_value" not in rfm.columns:

@@ -100,18 +100,6 @@ class HoldoutReport:
     predictions: pd.DataFrame
 
 
-def _holdout_values(rfm: Any, column: str) -> np.ndarray:
-    if column not in rfm:
-        raise ValueError(
-            f"holdout validation needs column {column!r}; build the table with "
-            "clvbayes.rfm_summary(..., calibration_end=..., observation_end=...)."
-        )
-    values = np.asarray(rfm[column], dtype=float)
-    if not np.all(np.isfinite(values) & (values >= 0)):
-        raise ValueError(f"column {column!r} must be finite and non-negative.")
-    return values
-
-
 def central_intervals(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-customer central predictive interval from draws ``(draw, customer)``."""
     tail = (1.0 - level) / 2.0
@@ -258,10 +246,11 @@ def validate_holdout(
         thresholds=(),
         ranks=False,
     )
-    actual = {"purchases": _holdout_values(rfm_with_holdout, "holdout_frequency")}
-    duration = _holdout_values(rfm_with_holdout, "holdout_duration")
+    values = _holdout_columns(rfm_with_holdout, spend=spend_fit is not None)
+    actual = {"purchases": values["holdout_frequency"]}
+    duration = values["holdout_duration"]
     if spend_fit is not None:
-        actual["spend"] = _holdout_values(rfm_with_holdout, "holdout_value")
+        actual["spend"] = values["holdout_value"]
     simulation_seed, pit_seed = np.random.SeedSequence(seed).spawn(2)
     result = predict_customers(
         fit,
@@ -346,8 +335,11 @@ class HoldoutPrediction:
     draws: np.ndarray
 
 
-def _holdout_columns(rfm: Any) -> dict[str, np.ndarray]:
-    missing = [c for c in ("holdout_frequency", "holdout_duration") if c not in rfm]
+def _holdout_columns(rfm: Any, *, spend: bool = False) -> dict[str, np.ndarray]:
+    """The calibration columns and the holdout columns (``holdout_value`` too with
+    ``spend``), checked: present, finite, >= 0, and no purchases in a holdout of length 0."""
+    names = ["holdout_frequency", "holdout_duration"] + (["holdout_value"] if spend else [])
+    missing = [c for c in names if c not in rfm]
     if missing:
         raise ValueError(
             f"holdout validation needs column(s) {missing}; build the table with "
@@ -355,15 +347,26 @@ def _holdout_columns(rfm: Any) -> dict[str, np.ndarray]:
         )
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     n = values["frequency"].size
-    for column in ("holdout_frequency", "holdout_duration"):
+    for column in names:
         v = np.asarray(rfm[column], dtype=float)
         bad = int(np.sum(~np.isfinite(v) | (v < 0)))
         if bad:
             raise ValueError(
                 f"column {column!r}: {bad} of {n} rows are negative or not finite; "
-                "holdout columns must be finite counts and durations >= 0."
+                "holdout columns must be finite counts, durations and values >= 0."
             )
         values[column] = v
+    impossible = (values["holdout_duration"] == 0) & (values["holdout_frequency"] > 0)
+    if impossible.any():
+        first = int(np.flatnonzero(impossible)[0])
+        raise ValueError(
+            f"column 'holdout_duration': {int(impossible.sum())} of {n} customers have "
+            f"holdout purchases in a holdout of length 0 (e.g. row {first}: "
+            f"holdout_frequency {values['holdout_frequency'][first]:g}); holdout_duration "
+            "is the length of the holdout period (observation_end - calibration_end, in "
+            "the model's time unit), as clvbayes.rfm_summary(..., observation_end=...) "
+            "writes it."
+        )
     return values
 
 

@@ -37,9 +37,13 @@ class PredictOptions:
 
     Parameters
     ----------
-    time_unit : str or float
+    time_unit : str or float, optional
         The model's time unit (``"W"``, ``"D"``, ``"M"``, ``"Q"``, ``"Y"``, their names,
-        or a number of days), for discounting.
+        or a number of days), the unit of horizons and of discounting. Default (None):
+        the fit's recorded unit, else the unit recorded on the RFM table, else weeks.
+        Given, it must equal the recorded ones
+        (:func:`clvbayes.models.fitted.check_time_units`): the fit's rates are per its
+        unit, so another unit would silently give wrong CLVs.
     annual_discount : float
         Annual effective discount rate in ``[0, 1]`` (0.1 = 10 %/year); 0 = no
         discounting.
@@ -91,7 +95,7 @@ class PredictOptions:
         so that their totals add up with the common shocks correlated.
     """
 
-    time_unit: str | float = "W"
+    time_unit: str | float | None = None
     annual_discount: float = 0.0
     continuous_discount: float | None = None
     period_discount: float | None = None
@@ -112,7 +116,8 @@ class PredictOptions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
         object.__setattr__(self, "top", tuple(float(k) for k in self.top))
-        days_per_unit(self.time_unit)  # a clear error for an unknown unit
+        if self.time_unit is not None:
+            days_per_unit(self.time_unit)  # a clear error for an unknown unit
         if not (math.isfinite(self.annual_discount) and 0 <= self.annual_discount <= 1):
             raise ValueError(
                 f"annual_discount must be a yearly rate between 0 and 1 (0.10 for 10 %), got "
@@ -156,9 +161,10 @@ class PredictOptions:
 
     @property
     def discount_rate(self) -> float:
-        """The continuous discount rate ``δ`` per model time unit."""
+        """The continuous discount rate ``δ`` per model time unit (weeks if ``time_unit``
+        is None)."""
         return resolve_discount(
-            self.time_unit,
+            "W" if self.time_unit is None else self.time_unit,
             annual=self.annual_discount,
             continuous=self.continuous_discount,
             per_period=self.period_discount,

@@ -27,7 +27,7 @@ from clvbayes.math.clv import discounted_expectation
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
 from clvbayes.math.processes import FuturePurchases
-from clvbayes.models.fitted import FittedModel
+from clvbayes.models.fitted import FittedModel, check_time_units
 from clvbayes.predict.calendar import ForecastClock
 
 __all__ = [
@@ -98,9 +98,12 @@ def read_customers(
     """Validate and copy the columns a prediction needs (one row per customer).
 
     ``customer_id`` (else the index) must be unique; ``horizon`` one number or one per
-    customer, finite and >= 0; with ``need_spend`` the ``monetary_value`` column too.
+    customer, finite and >= 0; with ``need_spend`` the ``monetary_value`` column too; the
+    table's recorded time unit that of ``fit`` (:func:`check_time_units`).
     """
     columns = ("frequency", "recency", "T", *(("monetary_value",) if need_spend else ()))
+    if fit is not None:
+        check_time_units(fit, rfm)
     values = check_rfm(rfm, columns)
     n = values["frequency"].size
     if "customer_id" in rfm:

@@ -11,11 +11,20 @@ for counts its ends are draws, hence integers.
 
 Ranks. Within each draw customers are ranked by CLV, 1 = most valuable; tied customers
 share the average of their positions (so the ranks of a draw always sum to
-``n (n + 1) / 2``). ``p_top_<k>pct`` gives each draw's top ``k n`` positions weight 1
-(the last one fractionally when ``k n`` is not whole) and spreads the weight of tied
-positions evenly over the tied customers, so in every draw the probabilities sum to
-exactly ``k n``: many customers have a CLV of exactly 0 in a draw, and a tie straddling
-the cut must not be broken by customer order.
+``n (n + 1) / 2``).
+
+Top shares. ``p_top_<k>pct`` is the share of draws in which the customer is among the
+``k n`` most valuable *whatever the order of ties*: in a draw, a customer counts 1 when
+at most ``k n`` customers (itself included) have a CLV at least as high, fractionally
+``k n - (m - 1)`` when ``m - 1 < k n < m`` of them do (the last position of a
+fractional cut, as for a customer without ties), and 0 otherwise. Ties therefore never
+create probability: in a draw where more than ``(1 - k) n`` customers have a CLV of
+exactly 0 (common: customers who are not alive buy nothing), the customers with a
+positive CLV are the top and those at 0 are not, instead of sharing the rest of the
+top ``k n`` positions as if drawn by lot (which gave customers with CLV 0 in every draw
+``p_top_decile = 0.096``). The probabilities of a draw sum to ``k n`` when no tie
+straddles the cut (always, for CLV draws that are continuous above 0) and to less when
+one does: the positions that only a lottery among equals could fill stay empty.
 """
 
 from __future__ import annotations
@@ -174,6 +183,12 @@ def _group_mean(weights: np.ndarray, starts: np.ndarray, group: np.ndarray) -> n
     return (sums / sizes)[group]
 
 
+def _group_last(weights: np.ndarray, starts: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The weight of each tie group's last position, broadcast back to the positions."""
+    ends = np.append(starts[1:], weights.size) - 1
+    return weights[ends][group]
+
+
 _RANK_GROUP = 8  # draws summed per partial (fixed, so results never depend on blocking)
 
 
@@ -198,8 +213,9 @@ def rank_columns(
     -------
     dict of str to ndarray
         ``expected_rank`` (1 = most valuable) and ``p_top_<k>pct`` for each share. Ties
-        share the mean of their positions (and of their top-``k`` weights), so customers
-        with equal draws get equal answers. Identical for every ``block_draws`` and
+        share the mean of their positions; a tie counts as in the top ``k`` only as far
+        as all of its customers are (see the module docstring), so customers with equal
+        draws get equal answers and ties create no probability. Identical for every ``block_draws`` and
         ``n_jobs``: draws are summed in fixed groups of 8, and the groups in order.
     """
     top = tuple(top)
@@ -221,7 +237,7 @@ def rank_columns(
             starts, group = _tie_groups(row[order])
             sums[0, order] += _group_mean(positions, starts, group)
             for j, weights in enumerate(top_weights):
-                sums[1 + j, order] += _group_mean(weights, starts, group)
+                sums[1 + j, order] += _group_last(weights, starts, group)
         return sums
 
     total = np.zeros((1 + len(top), n))

@@ -158,6 +158,12 @@ class ReportContent:
     versions : dict of str to str
     fingerprint : str
         Hash of the RFM table the models were fitted on.
+    model_fingerprints : dict of str to str
+        Per model: the fingerprint of the data it was fitted on.
+    warnings : tuple of str
+        clvbayes's warnings while the report was built (few repeat buyers, small
+        segments, customers left out, dates past the data, ...), in order, each once;
+        convergence warnings are the ``problems``.
     """
 
     title: str
@@ -188,6 +194,7 @@ class ReportContent:
     versions: dict[str, str]
     fingerprint: str
     model_fingerprints: dict[str, str]
+    warnings: tuple[str, ...] = ()
 
     @property
     def has_clv(self) -> bool:
@@ -224,6 +231,7 @@ class ReportContent:
             },
             "problems": list(self.problems),
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
         if self.has_clv:
             out["tiers"] = _records(self.tiers)

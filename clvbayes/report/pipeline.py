@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,24 +103,26 @@ class ReportOptions:
     cac: float | Mapping[str, float] | None = None
 
     def check(self) -> None:
-        """Raise ``ValueError`` on an impossible option."""
-        from clvbayes.inference import METHODS
+        """Raise ``ValueError`` on an impossible option, naming it as the command line
+        does (``--tune 0``): the sampler settings
+        (:func:`clvbayes.inference.check_sampler_settings`) and the prediction options
+        (:class:`~clvbayes.predict.options.PredictOptions`: e.g. ``--margin`` in (0, 1])."""
+        from clvbayes.inference import check_sampler_settings
         from clvbayes.math.units import check_time_unit
 
         check_time_unit(self.time_unit, "--time-unit")
-        if self.method not in METHODS:
-            raise ValueError(f"--method {self.method!r}: use one of {list(METHODS)}.")
-        for name in ("horizon", "draws", "chains"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
-        if self.tune is not None and self.tune < 0:
-            raise ValueError(f"--tune must be >= 0, got {self.tune}.")
-        if not 0 <= self.annual_discount < 10:
-            raise ValueError(
-                f"--annual-discount {self.annual_discount}: give a yearly rate such as 0.10."
-            )
-        if not self.margin > 0:
-            raise ValueError(f"--margin must be positive, got {self.margin}.")
+        check_sampler_settings(method=self.method, draws=self.draws, tune=self.tune,
+                               chains=self.chains, seed=self.seed, cli=True)  # fmt: skip
+        if not (math.isfinite(self.horizon) and self.horizon > 0):
+            raise ValueError(f"--horizon {self.horizon}: must be a positive number of periods.")
+        try:
+            self.predict_options()
+        except ValueError as error:  # name the option as the command line does
+            message = str(error)
+            for name in ("annual_discount", "margin"):
+                if message.startswith(name):
+                    message = f"--{name.replace('_', '-')}{message[len(name) :]}"
+            raise ValueError(message) from None
         if self.cac is not None and self.value_col is None:
             raise ValueError(
                 "--cac needs --value-col: CLV:CAC compares the CLV with the acquisition "
@@ -173,12 +176,14 @@ class Report:
 
 
 class _Stages:
-    """Times each stage and logs a line when it starts and ends."""
+    """Times each stage, logs a line when it starts and ends, and keeps clvbayes's
+    warnings (for ``summary.json``), passing each on when its stage ends."""
 
     def __init__(self, log: Log | None) -> None:
         self.log = log
         self.timings: dict[str, float] = {}
         self.start = time.perf_counter()
+        self.warnings: list[str] = []
 
     def say(self, text: str) -> None:
         if self.log is not None:
@@ -188,10 +193,29 @@ class _Stages:
     def __call__(self, name: str, detail: str = "") -> Iterator[None]:
         self.say(f"{name}{': ' + detail if detail else ''} ...")
         t0 = time.perf_counter()
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every run records the same warnings
+            yield
+        for w in caught:
+            if _reported(w) and str(w.message) not in self.warnings:
+                self.warnings.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         seconds = time.perf_counter() - t0
         self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
         self.say(f"{name} done in {seconds:.1f} s")
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _reported(record: warnings.WarningMessage) -> bool:
+    """Whether a warning belongs in ``summary.json``'s ``warnings``: clvbayes's own
+    (issued from its code), except convergence warnings (the report's ``problems``)."""
+    from clvbayes.diagnostics import ConvergenceWarning
+
+    if issubclass(record.category, ConvergenceWarning):
+        return False
+    return Path(record.filename).resolve().is_relative_to(_PACKAGE)
 
 
 def stderr_log(line: str) -> None:
@@ -601,4 +625,5 @@ def build_report(
         scored = _score(data, fits, options, seeds)
     with stage("analyse", "retention, order value, tiers, segments"):
         content = _analyse(data, fits, scored, options, seeds, source, arguments)
+    content = replace(content, warnings=tuple(stage.warnings))
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
