@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "plot_calendar_multipliers",
     "plain_text",
+    "plot_calendar_multipliers",
     "plot_clv_cac",
     "plot_clv_distribution",
     "plot_conditional_expectations",
