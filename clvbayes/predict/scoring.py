@@ -31,6 +31,7 @@ from clvbayes.models.fitted import FittedModel
 __all__ = [
     "DTYPES",
     "Customers",
+    "dtype_of",
     "plan_chunks",
     "population_draws",
     "read_customers",
@@ -176,8 +177,13 @@ def _block(
     nodes: int | None,
     max_block_elements: int,
     family: TransactionFamily,
+    windows: tuple[tuple[str, float, float], ...] = (),
 ) -> dict[str, np.ndarray]:
-    """All draws-level quantities for a block of draws (rows) and customers (columns)."""
+    """All draws-level quantities for a block of draws (rows) and customers (columns).
+
+    ``windows``: ``(label, start, end)`` of each interval whose purchases (and CLV) are
+    summed from the same simulated futures (``purchases_<label>``, ``clv_<label>``).
+    """
     rows, inv = unique_rows(c)
     codes = rows["s"].astype(np.int64)  # each row's segment's parameters
     params = tuple(take_segments(v, codes, 1) for v in family.values(theta))
@@ -188,9 +194,13 @@ def _block(
     shape = out["p_alive"].shape
     horizon = np.broadcast_to(c.horizon, shape)
     simulate = {"max_block_elements": max_block_elements}
+    breaks = sorted({t for _, start, end in windows for t in (start, end)})
+    if windows:
+        simulate["breaks"] = breaks
     if spend is None:
         future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate)
         out["purchases"] = future.count
+        out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
         return out
     p, q, v = (take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
     x_spend = np.where(c.spend_informed, c.x, 0.0)
@@ -199,13 +209,19 @@ def _block(
     simulate.update(discount_rate=delta, value_shape=p)
     future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate)
     out["purchases"] = future.count
+    out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
     # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
     # drawn (independently of the purchases) only where something was bought
     buyers = np.nonzero(future.count)
     shape_b, rate_b = (np.broadcast_to(w, shape)[buyers] for w in (nu_shape, nu_rate))
+    nu = rng.gamma(shape_b, 1.0 / rate_b)
     clv = np.zeros(shape)
-    clv[buyers] = margin * future.value[buyers] / rng.gamma(shape_b, 1.0 / rate_b)
+    clv[buyers] = margin * future.value[buyers] / nu
     out["clv"] = clv
+    if windows:
+        binned = np.zeros(future.binned_value.shape)
+        binned[buyers] = margin * future.binned_value[buyers] / nu[:, None]
+        out.update(_window_sums(binned, "clv", windows, breaks))
     if delta == 0:
         discounted = out["expected_purchases"]
     else:
@@ -218,6 +234,21 @@ def _block(
     return out
 
 
+def _window_sums(
+    binned: np.ndarray | None,
+    name: str,
+    windows: tuple[tuple[str, float, float], ...],
+    breaks: list[float],
+) -> dict[str, np.ndarray]:
+    """``<name>_<label>``: the sum of the ``binned`` simulated quantity over each window
+    (``binned`` holds the intervals between consecutive ``breaks`` on its last axis)."""
+    out = {}
+    for label, start, end in windows:
+        lo, hi = breaks.index(start), breaks.index(end)
+        out[f"{name}_{label}"] = binned[..., lo:hi].sum(axis=-1)
+    return out
+
+
 DTYPES = {
     "p_alive": np.float32,
     "expected_purchases": np.float32,
@@ -225,6 +256,13 @@ DTYPES = {
     "clv": np.float32,
     "clv_conditional": np.float64,
 }
+"""Storage type of each kept draw variable (a window's ``purchases_<label>`` and
+``clv_<label>`` are stored like ``purchases`` and ``clv``; :func:`dtype_of`)."""
+
+
+def dtype_of(name: str) -> Any:
+    """The storage type of draw variable ``name`` (:data:`DTYPES`, windows included)."""
+    return DTYPES.get(name) or DTYPES[name.split("_", 1)[0]]
 
 
 def score_chunk(
@@ -248,7 +286,7 @@ def score_chunk(
         )
         for name, values in block.items():
             if name not in out:
-                out[name] = np.empty((n_samples, len(c)), dtype=DTYPES[name])
+                out[name] = np.empty((n_samples, len(c)), dtype=dtype_of(name))
             out[name][part] = values
     return out
 
@@ -333,11 +371,16 @@ def _simulate_alive(
     )
     count = np.zeros(shape, dtype=np.int64)
     count[draw, customer] = future.count
+    binned = [None, None]
+    for i, part in enumerate((future.binned_count, future.binned_value)):
+        if part is not None:
+            binned[i] = np.zeros((*shape, part.shape[-1]), dtype=part.dtype)
+            binned[i][draw, customer] = part
     if future.value is None:
         discounted = np.zeros(shape)
         discounted[draw, customer] = future.discounted
-        return FuturePurchases(count, discounted)
+        return FuturePurchases(count, discounted, None, *binned)
     # with values the discounted counts are not read: no third draw x customer array
     value = np.zeros(shape)
     value[draw, customer] = future.value
-    return FuturePurchases(count, None, value)
+    return FuturePurchases(count, None, value, *binned)
