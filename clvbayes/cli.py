@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from clvbayes.math.family import model_names
 from clvbayes.math.units import TIME_UNITS
 
 __all__ = ["main"]
@@ -126,6 +127,28 @@ def _run_rfm(args: argparse.Namespace) -> int:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``report`` and ``demo``: models, predictions, output."""
+    names = sorted(model_names())
+    p.add_argument(
+        "--model",
+        default="bgnbd",
+        choices=names,
+        help="transaction model; customers.csv and the analyses come from it (default: bgnbd)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help=f"also fit the other transaction models ({', '.join(names)}) on the same "
+        "calibration data and add a comparison section (PSIS-LOO with posterior draws; "
+        "holdout errors and totals with --holdout-end)",
+    )
+    p.add_argument(
+        "--lapse-window",
+        type=float,
+        default=None,
+        metavar="N",
+        help="window of the 'who is likely to lapse' table, in time units (default: a "
+        "quarter of the horizon)",
+    )
     p.add_argument(
         "--time-unit",
         default="W",
@@ -194,7 +217,8 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         help="fit the models and write a CLV report (HTML, CSV, posterior, JSON)",
         description=(
             "From a transaction log (CSV or Parquet, read in place by DuckDB) to a "
-            "reproducible CLV report: fits BG/NBD and Gamma-Gamma on the calibration "
+            "reproducible CLV report: fits a transaction model (BG/NBD unless --model "
+            "says otherwise) and Gamma-Gamma on the calibration "
             "period, predicts every customer's purchases and CLV with intervals, and "
             "writes DIR/index.html (self-contained page), customers.csv (one row per "
             "customer), posterior.nc (the fitted models, clvbayes.load) and summary.json "
@@ -266,7 +290,7 @@ def _report_options(args: argparse.Namespace, **fixed: object) -> object:
     from clvbayes.report import ReportOptions
 
     names = ("time_unit", "horizon", "annual_discount", "margin", "draws", "tune", "chains",
-             "seed", "method")  # fmt: skip
+             "seed", "method", "model", "compare", "lapse_window")  # fmt: skip
     return ReportOptions(**fixed, **{n: getattr(args, n) for n in names})
 
 
@@ -371,7 +395,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The top-level parser with its subcommands, and each subcommand's handler."""
     parser = _Parser(
         prog=PROG,
-        description="Bayesian customer-lifetime-value models (BG/NBD, Gamma-Gamma).",
+        description="Bayesian customer-lifetime-value models (BG/NBD, MBG/NBD, Pareto/NBD, "
+        "Gamma-Gamma).",
     )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_Parser, required=True

@@ -955,7 +955,7 @@ mean dropout probability ``phi_dropout = a / (a + b)`` (logit) and its concentra
 prior parametrisation of ``a, b`` (:mod:`clvbayes.priors`)."""
 
 
-def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
+def family(kind: str, label: str, *, modified: bool, name: str = "") -> TransactionFamily:
     """The BG/NBD (``modified=False``) or MBG/NBD family object (for registration)."""
 
     def bind(fn: Any) -> Any:
@@ -964,6 +964,7 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
     return TransactionFamily(
         kind=kind,
         label=label,
+        name=name,
         params=PARAMS,
         columns=("frequency", "recency", "T"),
         loglik_terms=bind(loglik_terms),
@@ -983,5 +984,5 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
     )
 
 
-FAMILY = register(family("BGNBD", "BG/NBD", modified=False))
+FAMILY = register(family("BGNBD", "BG/NBD", modified=False, name="bgnbd"))
 """The BG/NBD family (:mod:`clvbayes.math.family`)."""

@@ -34,6 +34,7 @@ __all__ = [
     "check_counts",
     "family",
     "from_link",
+    "model_names",
     "register",
     "to_link",
 ]
@@ -144,6 +145,9 @@ class Family:
         Whether the likelihood's graph depends on the data only through arrays (so one
         compiled model can take new data). False when the graph's shape depends on data
         values (the Pareto/NBD groups rows by pairs of concrete values).
+    name : str
+        Short name for the command line and the report (``"bgnbd"``, ``"pareto-nbd"``;
+        :func:`model_names`); empty for a family not offered there.
     """
 
     kind: str
@@ -155,6 +159,7 @@ class Family:
     reparametrisation: Reparametrisation | None = None
     factored: tuple[str, ...] = ()
     reusable_compilation: bool = True
+    name: str = ""
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """``params`` in this family's order, with a clear error for a missing one."""
@@ -254,6 +259,12 @@ def register(entry: Family) -> Family:
         raise ValueError(f"a family of kind {entry.kind!r} is already registered.")
     FAMILIES[entry.kind] = entry
     return entry
+
+
+def model_names(role: type[Family] = TransactionFamily) -> dict[str, str]:
+    """The short name of every registered family of ``role`` that has one, and its kind
+    (e.g. ``{"bgnbd": "BGNBD", ...}``): the choices of ``clvbayes report --model``."""
+    return {f.name: k for k, f in FAMILIES.items() if f.name and isinstance(f, role)}
 
 
 def family(kind: str, role: type[Family] = Family) -> Family:

@@ -31,7 +31,7 @@ __all__ = [
     "simulate",
 ]
 
-FAMILY = register(bgnbd.family("MBGNBD", "MBG/NBD", modified=True))
+FAMILY = register(bgnbd.family("MBGNBD", "MBG/NBD", modified=True, name="mbgnbd"))
 """The MBG/NBD family (:mod:`clvbayes.math.family`)."""
 
 loglik = update_wrapper(partial(bgnbd.loglik, modified=True), bgnbd.loglik)

@@ -764,6 +764,7 @@ FAMILY = register(
     TransactionFamily(
         kind="ParetoNBD",
         label="Pareto/NBD",
+        name="pareto-nbd",
         params=PARAMS,
         columns=("frequency", "recency", "T"),
         loglik_terms=loglik_terms,

@@ -9,7 +9,7 @@ from clvbayes.models.bgnbd import BGNBD, MBGNBD
 from clvbayes.models.fitted import FittedModel, load, save
 from clvbayes.models.gamma_gamma import GammaGamma
 from clvbayes.models.pareto_nbd import ParetoNBD
-from clvbayes.models.registry import SPECS, spec_class
+from clvbayes.models.registry import SPECS, spec_class, spec_named
 
 __all__ = [
     "BGNBD",
@@ -22,4 +22,5 @@ __all__ = [
     "load",
     "save",
     "spec_class",
+    "spec_named",
 ]
