@@ -391,13 +391,7 @@ def at_risk(
     values = check_rfm(rfm, ("frequency", "monetary_value"))
     ids = _customer_ids(rfm, values["frequency"].size)
     predicted = result.summary
-    if len(predicted) != ids.size or not np.array_equal(predicted["customer_id"].to_numpy(), ids):
-        raise ValueError(
-            f"result has {len(predicted)} customers, rfm {ids.size} (or another order); pass "
-            "the rfm the predictions were made for."
-        )
-    if "p_alive" not in predicted:
-        raise ValueError("result.summary has no p_alive column; pass predict_customers' result.")
+    _check_result(result, ids, "p_alive", "pass predict_customers' result")
     table = pd.DataFrame(rfm).reset_index(drop=True)
     if "customer_id" not in table:
         table.insert(0, "customer_id", ids)
@@ -544,7 +538,7 @@ def lapse_risk(
         table[column] = values
     order = ["p_no_purchase_mean", "customer_id"]
     if result is not None:
-        _check_same_customers(result, ids)
+        _check_result(result, ids, "clv_mean", "predict_customers needs a spend_fit for CLV")
         table["clv_mean"] = result.summary["clv_mean"].to_numpy()
         order = ["clv_mean", "customer_id"]
     mask = (table["p_alive"] >= p_alive_above) & (
@@ -558,15 +552,17 @@ def lapse_risk(
     return Result(flagged.reset_index(drop=True), draws, counts)
 
 
-def _check_same_customers(result: Result, ids: np.ndarray) -> None:
+def _check_result(result: Result, ids: np.ndarray, column: str, fix: str) -> None:
+    """Raise ``ValueError`` unless ``result`` holds the customers ``ids`` (in this order)
+    and a ``column`` (``fix`` says how to get one)."""
     predicted = result.summary
     if len(predicted) != ids.size or not np.array_equal(predicted["customer_id"].to_numpy(), ids):
         raise ValueError(
             f"result has {len(predicted)} customers, rfm {ids.size} (or another order); pass "
-            "the predictions made for this rfm."
+            "the rfm the predictions were made for."
         )
-    if "clv_mean" not in predicted:
-        raise ValueError("result.summary has no clv_mean: predict_customers needs a spend_fit.")
+    if column not in predicted:
+        raise ValueError(f"result.summary has no {column} column; {fix}.")
 
 
 def residual_value(

@@ -497,14 +497,10 @@ def p_no_purchase(
 
     Parameters
     ----------
-    fit : FittedModel
-        A fitted BG/NBD, MBG/NBD or Pareto/NBD.
-    rfm : DataFrame
-        ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
+    fit, rfm, n_draws
+        As for :func:`p_alive`.
     window : float or array_like
         Window length in the model's time unit, one number or one per customer.
-    n_draws : int, optional
-        Posterior draws to use (thinned evenly within each chain; default all).
 
     Returns
     -------
@@ -531,17 +527,15 @@ def purchase_pmf(
 
     Parameters
     ----------
-    fit : FittedModel
-        A fitted BG/NBD, MBG/NBD or Pareto/NBD.
-    rfm : DataFrame
-        ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
+    fit, rfm
+        As for :func:`p_alive`.
     window : float or array_like
         Window length, one number or one per customer.
     counts : sequence of int
         Numbers of purchases ``n >= 0``, e.g. ``range(6)``.
     n_draws : int, optional
-        Posterior draws to use (thinned evenly within each chain; default all). The
-        memory is ``8 x draws x customers x len(counts)`` bytes.
+        As for :func:`p_alive`; the memory is ``8 x draws x customers x len(counts)``
+        bytes.
 
     Returns
     -------
@@ -572,16 +566,12 @@ def dert(
 
     Parameters
     ----------
-    fit : FittedModel
-        A fitted BG/NBD, MBG/NBD or Pareto/NBD.
-    rfm : DataFrame
-        ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
+    fit, rfm, n_draws
+        As for :func:`p_alive`.
     discount_rate : float
         Continuous discount rate ``δ > 0`` per model time unit (e.g.
         :func:`clvbayes.math.clv.continuous_rate` of an annual rate, or
         ``PredictOptions(...).discount_rate``).
-    n_draws : int, optional
-        Posterior draws to use (thinned evenly within each chain; default all).
 
     Returns
     -------
