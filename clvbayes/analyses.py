@@ -477,18 +477,22 @@ def lapse_risk(
     result: Result | None = None,
     p_no_purchase_above: float = 0.5,
     p_alive_above: float = 0.5,
+    min_frequency: int = 1,
     n_draws: int | None = 200,
     ci_prob: float = 0.9,
 ) -> Result:
     """Who is likely to lapse in the next window: probably active, probably quiet.
 
     A customer is flagged when their posterior mean ``P(alive)`` is at least
-    ``p_alive_above`` (still a customer today) and their probability of no purchase in
-    ``(T, T+window]`` is at least ``p_no_purchase_above``: active customers about to go
-    quiet, the ones to contact before they do (compare :func:`at_risk`: valuable
-    customers who have probably lapsed already). ``P(no purchase)`` is the churn
-    probability of the window, ``L(x, t_x, T+window) / L(x, t_x, T)`` per draw
-    (:func:`clvbayes.predict.p_no_purchase`).
+    ``p_alive_above`` (still a customer today), their probability of no purchase in
+    ``(T, T+window]`` is at least ``p_no_purchase_above`` and they made at least
+    ``min_frequency`` repeat purchases: active customers about to go quiet, the ones to
+    contact before they do (compare :func:`at_risk`: valuable customers who have
+    probably lapsed already). ``P(no purchase)`` is the churn probability of the window,
+    ``L(x, t_x, T+window) / L(x, t_x, T)`` per draw
+    (:func:`clvbayes.predict.p_no_purchase`). One-time buyers are left out by default:
+    the BG/NBD cannot tell whether they are still active (``P(alive) = 1`` until a repeat
+    purchase), so they would all count as active and quiet.
 
     Parameters
     ----------
@@ -504,7 +508,9 @@ def lapse_risk(
         order): adds its ``clv_mean`` and ranks the flagged customers by it; else they
         are ranked by ``P(no purchase)``.
     p_no_purchase_above, p_alive_above : float
-        The two cut-offs.
+        The two probability cut-offs.
+    min_frequency : int
+        Fewest repeat purchases of a flagged customer (0: everyone).
     n_draws : int, optional
         Posterior draws used (thinned evenly within each chain; None: all).
     ci_prob : float
@@ -541,8 +547,10 @@ def lapse_risk(
         _check_result(result, ids, "clv_mean", "predict_customers needs a spend_fit for CLV")
         table["clv_mean"] = result.summary["clv_mean"].to_numpy()
         order = ["clv_mean", "customer_id"]
-    mask = (table["p_alive"] >= p_alive_above) & (
-        table["p_no_purchase_mean"] >= p_no_purchase_above
+    mask = (
+        (table["p_alive"] >= p_alive_above)
+        & (table["p_no_purchase_mean"] >= p_no_purchase_above)
+        & (check_rfm(rfm, ("frequency",))["frequency"] >= min_frequency)
     )
     flagged = table.loc[mask].sort_values(order, ascending=[False, True])
     counts = pd.DataFrame({"window": [float(window)], "n_flagged": [int(mask.sum())],

@@ -61,8 +61,9 @@ def test_purchase_probabilities_are_the_posterior_mean_conditional_pmf(kind, fit
     assert res.draws["purchase_pmf"].dims == ("chain", "draw", "customer_id", "purchases")
     # p_0 is the churn probability of the window (every customer, no cut-offs)
     lapse = analyses.lapse_risk(
-        fit, customers, window=13.0, p_no_purchase_above=0, p_alive_above=0, n_draws=None
-    )
+        fit, customers, window=13.0, p_no_purchase_above=0, p_alive_above=0, min_frequency=0,
+        n_draws=None,
+    )  # fmt: skip
     quiet = lapse.summary.set_index("customer_id")["p_no_purchase_mean"]
     np.testing.assert_allclose(quiet.loc[res.summary["customer_id"]], res.summary["p_0"])
 
@@ -91,20 +92,32 @@ def test_lapse_risk_flags_active_customers_likely_quiet_ranked_by_value(fits, sp
     assert len(table) == res.groups["n_flagged"].item() > 0
     assert res.groups["n_customers"].item() == len(customers)
     assert np.all(table["p_alive"] >= 0.5) and np.all(table["p_no_purchase_mean"] >= 0.5)
+    assert np.all(table["frequency"] >= 1)
     assert table["clv_mean"].is_monotonic_decreasing
     assert {"frequency", "monetary_value"} <= set(table.columns)
     assert np.all(table["p_no_purchase_low"] <= table["p_no_purchase_mean"])
     assert np.all(table["p_no_purchase_mean"] <= table["p_no_purchase_high"])
     # every customer left out fails a cut-off
     everyone = analyses.lapse_risk(
-        fit, customers, window=13.0, p_no_purchase_above=0, p_alive_above=0, n_draws=None
-    ).summary.set_index("customer_id")
+        fit, customers, window=13.0, p_no_purchase_above=0, p_alive_above=0, min_frequency=0,
+        n_draws=None,
+    ).summary.set_index("customer_id")  # fmt: skip
+    assert len(everyone) == len(customers)
     out = everyone.drop(table["customer_id"])
-    assert np.all((out["p_alive"] < 0.5) | (out["p_no_purchase_mean"] < 0.5))
+    quiet_active = (out["p_alive"] >= 0.5) & (out["p_no_purchase_mean"] >= 0.5)
+    assert np.all(~quiet_active | (out["frequency"] == 0))
     maths, params, data = _by_draw(fit, customers)
     quiet = maths.p_no_purchase(*params, *data, 13.0).mean(axis=0)
     np.testing.assert_allclose(everyone.loc[customers["customer_id"], "p_no_purchase_mean"], quiet)
     np.testing.assert_array_equal(res.draws["customer_id"], table["customer_id"])
+    # the BG/NBD's one-time buyers are all "alive" and mostly quiet: left out by default
+    bg = fits["BGNBD"]
+    one_time = analyses.lapse_risk(bg, customers, window=13.0, min_frequency=0).summary
+    assert (one_time["frequency"] == 0).sum() == (customers["frequency"] == 0).sum()
+    repeat = analyses.lapse_risk(bg, customers, window=13.0).summary
+    pd.testing.assert_frame_equal(
+        repeat, one_time[one_time["frequency"] > 0].reset_index(drop=True)
+    )
     with pytest.raises(ValueError, match="customers"):
         analyses.lapse_risk(fit, customers.iloc[:10], window=13.0, result=result)
     with pytest.raises(ValueError, match="p_alive_above"):
