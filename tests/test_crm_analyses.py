@@ -68,6 +68,7 @@ def test_purchase_probabilities_are_the_posterior_mean_conditional_pmf(kind, fit
     np.testing.assert_allclose(quiet.loc[res.summary["customer_id"]], res.summary["p_0"])
 
 
+@pytest.mark.slow  # statistical: simulation against the closed form
 @pytest.mark.parametrize("kind", list(SPECS))
 def test_purchase_probabilities_match_the_simulated_predictive_draws(kind, fits, customers):
     fit = fits[kind]
@@ -177,6 +178,7 @@ def test_p_alive_thresholds_count_customers_and_value_below_each_cutoff(fits, sp
     assert "clv_mean_total" not in counts.summary and len(counts.summary) == 10
 
 
+@pytest.mark.slow  # statistical: simulation against the closed form
 @pytest.mark.parametrize("kind", list(SPECS))
 def test_interval_purchases_match_the_window_expectations(kind, fits, customers):
     """Purchases in (13, 52] of one simulated future average to E[Y(52)] - E[Y(13)]."""

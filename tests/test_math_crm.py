@@ -184,6 +184,7 @@ def _simulate_histories(fam, params, horizon, n, rng, **options):
     return fam.simulate_future(rate, dropout, alive, horizon, rng=rng, **options)
 
 
+@pytest.mark.slow  # statistical: simulation against the closed form
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_conditional_pmf_matches_simulated_futures(kind):
     """Simulate each customer's latent state from its posterior and its next 39 weeks."""
@@ -213,10 +214,11 @@ def test_conditional_pmf_rejects_bad_counts():
 def test_dert_is_the_long_horizon_limit_of_discounted_purchases(kind, delta):
     module, p = FAMILIES[kind]
     x, t_x, T = HISTORIES
-    long = module.expected_discounted_purchases(*p, x, t_x, T, 60 / delta, delta, nodes=400)
+    long = module.expected_discounted_purchases(*p, x, t_x, T, 60 / delta, delta, nodes=160)
     np.testing.assert_allclose(family(kind).dert(*p, x, t_x, T, delta), long, rtol=1e-7)
 
 
+@pytest.mark.slow  # statistical: simulation against the closed form
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_dert_matches_simulated_discounted_futures(kind):
     fam = family(kind)

@@ -42,7 +42,7 @@ from clvbayes.analyses import (
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
 from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
 
-__all__ = ["Comparison", "Report", "ReportOptions", "build_report", "model_label"]
+__all__ = ["Comparison", "Report", "ReportOptions", "build_report"]
 
 Log = Callable[[str], None]
 
@@ -310,7 +310,7 @@ def _fit_transaction_model(
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
 
-def model_label(name: str) -> str:
+def _family_label(name: str) -> str:
     """The display name of the transaction model ``name`` (``"bgnbd"`` -> ``"BG/NBD"``)."""
     from clvbayes.math.family import family, model_names
 
@@ -356,7 +356,7 @@ def _compare(
 
     models = {n: fits[n] for n in names}
     notes = [
-        f"{model_label(n)}: not compared, it cannot be fitted per segment yet." for n in skipped
+        f"{_family_label(n)}: not compared, it cannot be fitted per segment yet." for n in skipped
     ]
     sampled = all(
         f.posterior.sizes["chain"] * f.posterior.sizes["draw"] > 1 for f in models.values()
@@ -377,7 +377,7 @@ def _compare(
     else:
         notes.append("Without --holdout-end the models are compared by PSIS-LOO only.")
     table = comparison_table(compared, holdout)
-    table.insert(0, "label", [model_label(n) for n in table.index])
+    table.insert(0, "label", [_family_label(n) for n in table.index])
     table.insert(1, "chosen", [n == options.model for n in table.index])
     return Comparison(table, tuple(notes))
 
@@ -683,7 +683,7 @@ def build_report(
         how += f", {data.segments.nunique()} segments partially pooled"
     # every transaction model is fitted with the same seed, so its fit does not depend on
     # which one --model chose
-    with stage(f"fit {model_label(options.model)}", how):
+    with stage(f"fit {_family_label(options.model)}", how):
         fits[options.model] = _fit_transaction_model(
             data.model_rfm, segmented, options, seeds["bgnbd"], quiet, options.model
         )
@@ -693,14 +693,14 @@ def build_report(
         )
     others, skipped = _alternatives(options, segmented)
     for name in others:
-        with stage(f"fit {model_label(name)}", how):
+        with stage(f"fit {_family_label(name)}", how):
             fits[name] = _fit_transaction_model(
                 data.model_rfm, segmented, options, seeds["bgnbd"], quiet, name
             )
     comparison = None
     if options.compare:
         compared = sorted([options.model, *others])
-        with stage("compare", ", ".join(model_label(n) for n in compared)):
+        with stage("compare", ", ".join(_family_label(n) for n in compared)):
             comparison = _compare(data, fits, compared, skipped, options, seeds["compare"])
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
         scored = _score(data, fits, options, seeds)
