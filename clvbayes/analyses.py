@@ -13,6 +13,17 @@ was computed from (and, where the analysis also summarises groups of customers, 
 - :func:`value_tiers` -- high / medium / low tiers by expected CLV, with each customer's
   probability of really being in their tier.
 - :func:`at_risk` -- customers with high past value and a low P(alive).
+- :func:`lapse_risk` -- who is likely to lapse in the next window: probably active
+  today, probably no purchase in the window.
+- :func:`purchase_probabilities` -- each customer's probability of 0, 1, 2, ...
+  purchases in the next window.
+- :func:`residual_value` -- discounted expected residual transactions (CLVTools' DERT)
+  and the lifetime value without a horizon.
+- :func:`p_alive_thresholds` -- how many customers and how much expected CLV lie below
+  each P(alive) cut-off.
+
+CLV over sub-windows of the horizon (year 1, years 2-3) from one simulation is
+:func:`~clvbayes.predict.predict_customers`'s ``intervals`` option.
 
 Segment comparisons of per-customer draws (means per segment, contrasts, CLV:CAC) are in
 :mod:`clvbayes.segments`: :func:`~clvbayes.segments.segment_summary`,
@@ -36,11 +47,24 @@ from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted, check_time_units
+from clvbayes.predict.customers import dert, p_alive, p_no_purchase, purchase_pmf
+from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
 from clvbayes.segments import segment_indicator, segment_summary
 
-__all__ = ["TIERS", "at_risk", "average_order_value", "retention_curve", "value_tiers"]
+__all__ = [
+    "P_ALIVE_CUTOFFS",
+    "TIERS",
+    "at_risk",
+    "average_order_value",
+    "lapse_risk",
+    "p_alive_thresholds",
+    "purchase_probabilities",
+    "residual_value",
+    "retention_curve",
+    "value_tiers",
+]
 
 TIERS = ("high", "medium", "low")
 """Value tiers, most valuable first (:func:`value_tiers`)."""
@@ -368,13 +392,7 @@ def at_risk(
     values = check_rfm(rfm, ("frequency", "monetary_value"))
     ids = _customer_ids(rfm, values["frequency"].size)
     predicted = result.summary
-    if len(predicted) != ids.size or not np.array_equal(predicted["customer_id"].to_numpy(), ids):
-        raise ValueError(
-            f"result has {len(predicted)} customers, rfm {ids.size} (or another order); pass "
-            "the rfm the predictions were made for."
-        )
-    if "p_alive" not in predicted:
-        raise ValueError("result.summary has no p_alive column; pass predict_customers' result.")
+    _check_result(result, ids, "p_alive", "pass predict_customers' result")
     table = pd.DataFrame(rfm).reset_index(drop=True)
     if "customer_id" not in table:
         table.insert(0, "customer_id", ids)
@@ -393,3 +411,310 @@ def at_risk(
     if "customer_id" in draws.dims:
         draws = draws.sel(customer_id=out["customer_id"].to_numpy())
     return Result(out.reset_index(drop=True), draws)
+
+
+def _posterior_summary(name: str, draws: xr.DataArray, ci_prob: float) -> dict[str, np.ndarray]:
+    """``<name>_mean, <name>_low, <name>_high`` (equal-tailed) of per-customer draws."""
+    values = stacked_draws(draws.to_dataset(name=name), name)
+    low, high = eti(values, ci_prob)
+    return {f"{name}_mean": np.nanmean(values, axis=0), f"{name}_low": low, f"{name}_high": high}
+
+
+def purchase_probabilities(
+    fit: Any,
+    rfm: Any,
+    *,
+    window: float,
+    max_count: int = 5,
+    n_draws: int | None = 200,
+) -> Result:
+    """Each customer's probability of 0, 1, ..., ``max_count`` purchases in the next window.
+
+    The posterior predictive pmf ``P(n purchases in (T, T+window] | history)``: the
+    family's exact conditional pmf (:mod:`clvbayes.math.family`, ``conditional_pmf``)
+    averaged over posterior draws. ``p_0`` is the probability of no purchase in the
+    window (churn in the window, :func:`lapse_risk`).
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted transaction model (BG/NBD, MBG/NBD, Pareto/NBD); for a segmented fit
+        ``rfm`` has the segment column.
+    rfm : DataFrame
+        ``customer_id`` (else the index), ``frequency, recency, T``.
+    window : float
+        Window length in the model's time unit.
+    max_count : int
+        Largest count with its own column; ``p_more`` is the rest.
+    n_draws : int, optional
+        Posterior draws used (thinned evenly within each chain; None: all).
+
+    Returns
+    -------
+    Result
+        ``summary``: ``customer_id, p_0, ..., p_<max_count>, p_more``; ``draws``:
+        ``purchase_pmf`` with dims ``(chain, draw, customer_id, purchases)``.
+
+    Examples
+    --------
+    >>> pmf = purchase_probabilities(bg, rfm, window=13)  # doctest: +SKIP
+    >>> pmf.summary.head()  # doctest: +SKIP
+    """
+    if not (isinstance(max_count, int | np.integer) and max_count >= 0):
+        raise ValueError(f"max_count must be a whole number >= 0, got {max_count!r}.")
+    pmf = purchase_pmf(fit, rfm, window, range(max_count + 1), n_draws=n_draws)
+    mean = pmf.mean(("chain", "draw")).to_numpy()
+    columns = {"customer_id": pmf["customer_id"].to_numpy()}
+    columns.update({f"p_{k}": mean[:, k] for k in range(max_count + 1)})
+    columns["p_more"] = np.clip(1.0 - mean.sum(axis=1), 0.0, 1.0)
+    return Result(pd.DataFrame(columns), pmf.to_dataset())
+
+
+def lapse_risk(
+    fit: Any,
+    rfm: Any,
+    *,
+    window: float,
+    result: Result | None = None,
+    p_no_purchase_above: float = 0.5,
+    p_alive_above: float = 0.5,
+    min_frequency: int = 1,
+    n_draws: int | None = 200,
+    ci_prob: float = 0.9,
+) -> Result:
+    """Who is likely to lapse in the next window: probably active, probably quiet.
+
+    A customer is flagged when their posterior mean ``P(alive)`` is at least
+    ``p_alive_above`` (still a customer today), their probability of no purchase in
+    ``(T, T+window]`` is at least ``p_no_purchase_above`` and they made at least
+    ``min_frequency`` repeat purchases: active customers about to go quiet, the ones to
+    contact before they do (compare :func:`at_risk`: valuable customers who have
+    probably lapsed already). ``P(no purchase)`` is the churn probability of the window,
+    ``L(x, t_x, T+window) / L(x, t_x, T)`` per draw
+    (:func:`clvbayes.predict.p_no_purchase`). One-time buyers are left out by default:
+    the BG/NBD cannot tell whether they are still active (``P(alive) = 1`` until a repeat
+    purchase), so they would all count as active and quiet.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted transaction model (BG/NBD, MBG/NBD, Pareto/NBD).
+    rfm : DataFrame
+        ``customer_id`` (else the index), ``frequency, recency, T`` (and any other
+        columns, e.g. ``monetary_value``, which are carried along). Not modified.
+    window : float
+        Window length in the model's time unit (e.g. 13 for a quarter of weekly data).
+    result : Result, optional
+        :func:`~clvbayes.predict.predict_customers` for ``rfm`` (same customers, same
+        order): adds its ``clv_mean`` and ranks the flagged customers by it; else they
+        are ranked by ``P(no purchase)``.
+    p_no_purchase_above, p_alive_above : float
+        The two probability cut-offs.
+    min_frequency : int
+        Fewest repeat purchases of a flagged customer (0: everyone).
+    n_draws : int, optional
+        Posterior draws used (thinned evenly within each chain; None: all).
+    ci_prob : float
+        Mass of the ``p_no_purchase`` interval (equal-tailed).
+
+    Returns
+    -------
+    Result
+        ``summary``: the flagged customers, most valuable (or most likely quiet) first:
+        the columns of ``rfm``, ``p_alive``, ``p_no_purchase_mean, p_no_purchase_low,
+        p_no_purchase_high`` and ``clv_mean`` with ``result``; ``groups``: one row, the
+        number of customers flagged and of customers in all; ``draws``: ``p_alive`` and
+        ``p_no_purchase`` of the flagged customers.
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> lapse_risk(bg, rfm, window=13, result=res).summary.head(25)  # doctest: +SKIP
+    """
+    for name, cut in (("p_no_purchase_above", p_no_purchase_above), ("p_alive_above", p_alive_above)):  # fmt: skip
+        if not 0 <= cut <= 1:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {cut!r}.")
+    quiet = p_no_purchase(fit, rfm, window, n_draws=n_draws)
+    alive = p_alive(fit, rfm, n_draws=n_draws)
+    table = pd.DataFrame(rfm).reset_index(drop=True)
+    ids = quiet["customer_id"].to_numpy()
+    if "customer_id" not in table:
+        table.insert(0, "customer_id", ids)
+    table["p_alive"] = alive.mean(("chain", "draw")).to_numpy()
+    for column, values in _posterior_summary("p_no_purchase", quiet, ci_prob).items():
+        table[column] = values
+    order = ["p_no_purchase_mean", "customer_id"]
+    if result is not None:
+        _check_result(result, ids, "clv_mean", "predict_customers needs a spend_fit for CLV")
+        table["clv_mean"] = result.summary["clv_mean"].to_numpy()
+        order = ["clv_mean", "customer_id"]
+    mask = (
+        (table["p_alive"] >= p_alive_above)
+        & (table["p_no_purchase_mean"] >= p_no_purchase_above)
+        & (check_rfm(rfm, ("frequency",))["frequency"] >= min_frequency)
+    )
+    flagged = table.loc[mask].sort_values(order, ascending=[False, True])
+    counts = pd.DataFrame({"window": [float(window)], "n_flagged": [int(mask.sum())],
+                           "n_customers": [len(table)]})  # fmt: skip
+    draws = xr.Dataset({"p_alive": alive, "p_no_purchase": quiet})
+    draws = draws.sel(customer_id=flagged["customer_id"].to_numpy())
+    return Result(flagged.reset_index(drop=True), draws, counts)
+
+
+def _check_result(result: Result, ids: np.ndarray, column: str, fix: str) -> None:
+    """Raise ``ValueError`` unless ``result`` holds the customers ``ids`` (in this order)
+    and a ``column`` (``fix`` says how to get one)."""
+    predicted = result.summary
+    if len(predicted) != ids.size or not np.array_equal(predicted["customer_id"].to_numpy(), ids):
+        raise ValueError(
+            f"result has {len(predicted)} customers, rfm {ids.size} (or another order); pass "
+            "the rfm the predictions were made for."
+        )
+    if column not in predicted:
+        raise ValueError(f"result.summary has no {column} column; {fix}.")
+
+
+def residual_value(
+    fit: Any,
+    rfm: Any,
+    *,
+    spend_fit: Any = None,
+    options: PredictOptions | None = None,
+    **kwargs: Any,
+) -> Result:
+    """Discounted expected residual transactions (DERT) and the residual lifetime value.
+
+    DERT is the expected number of *all* the customer's future purchases, each discounted
+    continuously to the end of calibration, ``E[Σ_j exp(-δ t_j)]`` (CLVTools' ``DERT``;
+    the family's ``dert``, :mod:`clvbayes.math.family`). With a spend fit, the residual
+    value is ``margin x DERT x E[spend per purchase]`` per posterior draw (CLVTools'
+    ``predicted.CLV``): the customer's lifetime value without a horizon.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted transaction model (BG/NBD, MBG/NBD, Pareto/NBD).
+    rfm : DataFrame
+        ``customer_id`` (else the index), ``frequency, recency, T`` and, with a spend
+        fit, ``monetary_value``.
+    spend_fit : FittedModel, optional
+        A fitted GammaGamma (its draws are paired with the transaction draws in order,
+        repeating when it has fewer).
+    options : PredictOptions, optional
+        The discount rate (``annual_discount``, ``continuous_discount`` or
+        ``period_discount`` with ``time_unit``; it must be positive: undiscounted, the
+        expected purchases of an unlimited future may be infinite), ``margin``,
+        ``n_draws`` (default: all draws) and ``ci_prob``; fields may be passed as
+        keyword arguments, e.g. ``annual_discount=0.1``. CLVTools' default is
+        ``continuous_discount=log(1.1)`` per time unit.
+
+    Returns
+    -------
+    Result
+        ``summary``: ``customer_id, dert_mean, dert_low, dert_high`` and with a spend fit
+        ``residual_clv_mean, residual_clv_low, residual_clv_high`` (equal-tailed
+        intervals of mass ``ci_prob``); ``draws``: ``dert`` (and ``residual_clv``) with
+        dims ``(chain, draw, customer_id)``.
+
+    Examples
+    --------
+    >>> residual_value(pnbd, rfm, spend_fit=gg, time_unit="W", annual_discount=0.1)
+    ...     # doctest: +SKIP
+    """
+    opts = PredictOptions.merge(options, kwargs, "residual_value")
+    delta = opts.discount_rate
+    if not delta > 0:
+        raise ValueError(
+            "residual_value needs a positive discount rate (annual_discount=0.1, "
+            "continuous_discount=..., or period_discount=...): without discounting the "
+            "expected purchases over an unlimited future may be infinite."
+        )
+    dert_draws = dert(fit, rfm, delta, n_draws=opts.n_draws)
+    columns = {"customer_id": dert_draws["customer_id"].to_numpy()}
+    columns.update(_posterior_summary("dert", dert_draws, opts.ci_prob))
+    draws = dert_draws.to_dataset()
+    if spend_fit is not None:
+        check_fitted(spend_fit, "spend_fit", role="spend")
+        values = check_rfm(rfm, ("frequency", "monetary_value"))
+        x, z = values["frequency"], values["monetary_value"]
+        informed = (x > 0) & (z > 0)
+        shape = dert_draws.shape[:2]
+        take = draw_index(_n_draws(spend_fit), int(np.prod(shape)))
+        params = spend_fit.customer_params(rfm, take)
+        p, q, v = (params[k] for k in ("p", "q", "v"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spend = gamma_gamma.expected_spend(
+                p, q, v, np.where(informed, x, 0.0), np.where(informed, z, 0.0)
+            )
+        spend = np.where(q > 1, spend, np.nan).reshape(*shape, -1)
+        value = (opts.margin * dert_draws * spend).rename("residual_clv")
+        columns.update(_posterior_summary("residual_clv", value, opts.ci_prob))
+        draws["residual_clv"] = value
+    return Result(pd.DataFrame(columns), draws)
+
+
+P_ALIVE_CUTOFFS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Default cut-offs of :func:`p_alive_thresholds`."""
+
+
+def p_alive_thresholds(
+    result: Result, cutoffs: Sequence[float] = P_ALIVE_CUTOFFS, *, ci_prob: float = 0.9
+) -> Result:
+    """How many customers, and how much expected CLV, lie below each P(alive) cut-off.
+
+    A guide for choosing a "probably lapsed" threshold: for each cut-off, the customers
+    whose posterior mean ``P(alive)`` is below it, their share of the base, their total
+    expected CLV and its share of the base's, with an interval of that total from the
+    CLV draws (the customers are fixed by their mean ``P(alive)``; the interval is the
+    spread of their summed CLV over the draws).
+
+    Parameters
+    ----------
+    result : Result
+        :func:`~clvbayes.predict.predict_customers` (its summary's ``p_alive`` and,
+        with a spend fit, ``clv_mean``; its ``clv`` draws, if kept, give the intervals).
+    cutoffs : sequence of float
+        P(alive) cut-offs in ``(0, 1]``.
+    ci_prob : float
+        Mass of the intervals (equal-tailed).
+
+    Returns
+    -------
+    Result
+        ``summary``: one row per cut-off: ``p_alive_below, n_customers,
+        share_customers`` and with CLV ``clv_mean_total, clv_share`` (and
+        ``clv_total_low, clv_total_high`` with CLV draws); ``draws``: ``clv_below`` with
+        dims ``(chain, draw, cutoff)`` (empty without CLV draws).
+
+    Examples
+    --------
+    >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
+    >>> p_alive_thresholds(res).summary  # doctest: +SKIP
+    """
+    cuts = np.asarray(cutoffs, dtype=float)
+    if cuts.ndim != 1 or not cuts.size or not np.all((cuts > 0) & (cuts <= 1)):
+        raise ValueError(f"cutoffs must be probabilities in (0, 1], got {cutoffs!r}.")
+    summary = result.summary
+    if "p_alive" not in summary:
+        raise ValueError("result.summary has no p_alive column; pass predict_customers' result.")
+    alive = summary["p_alive"].to_numpy(float)
+    below = alive[None, :] < cuts[:, None]  # (cutoff, customer)
+    table = pd.DataFrame({"p_alive_below": cuts, "n_customers": below.sum(axis=1)})
+    table["share_customers"] = table["n_customers"] / max(alive.size, 1)
+    draws = xr.Dataset()
+    if "clv_mean" in summary:
+        clv = summary["clv_mean"].to_numpy(float)
+        total = clv.sum()
+        table["clv_mean_total"] = below @ clv
+        table["clv_share"] = table["clv_mean_total"] / total if total > 0 else np.nan
+        if "clv" in result.draws:
+            da = result.draws["clv"].transpose("chain", "draw", "customer_id")
+            sums = np.einsum("cdn,kn->cdk", da.to_numpy().astype(float), below.astype(float))
+            low, high = eti(sums.reshape(-1, cuts.size), ci_prob)
+            table["clv_total_low"], table["clv_total_high"] = low, high
+            draws = xr.Dataset(
+                {"clv_below": (("chain", "draw", "cutoff"), sums)},
+                coords={"chain": da["chain"].to_numpy(), "draw": da["draw"].to_numpy(),
+                        "cutoff": cuts},
+            )  # fmt: skip
+    return Result(table, draws)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clvbayes.math.family import model_names
 from clvbayes.math.units import TIME_UNITS
 
 __all__ = ["apply_config", "main", "run"]
@@ -196,6 +197,29 @@ def _add_model_options(p: argparse.ArgumentParser, *, out_required: bool = True)
     No defaults here (an option not given is None): :class:`clvbayes.report.ReportOptions`
     holds them, so ``--config`` can tell what the command line set.
     """
+    names = sorted(model_names())
+    p.add_argument(
+        "--model",
+        default=None,
+        choices=names,
+        help="transaction model; customers.csv and the analyses come from it (default: bgnbd)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        default=None,
+        help=f"also fit the other transaction models ({', '.join(names)}) on the same "
+        "calibration data and add a comparison section (PSIS-LOO with posterior draws; "
+        "holdout errors and totals with --holdout-end)",
+    )
+    p.add_argument(
+        "--lapse-window",
+        type=float,
+        default=None,
+        metavar="N",
+        help="window of the 'who is likely to lapse' table, in time units (default: a "
+        "quarter of the horizon)",
+    )
     p.add_argument(
         "--time-unit",
         choices=list(TIME_UNITS),
@@ -257,15 +281,16 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         help="fit the models and write a CLV report (HTML, CSV, posterior, JSON)",
         description=(
             "From a transaction log (CSV or Parquet, read in place by DuckDB; or a "
-            "PostgreSQL or DuckDB table or query) to a reproducible CLV report: fits "
-            "BG/NBD and Gamma-Gamma on the calibration period, predicts every customer's "
-            "purchases and CLV with intervals, and writes DIR/index.html (self-contained "
-            "page), customers.csv (one row per customer), posterior.nc (the fitted models, "
-            "clvbayes.load) and summary.json (versions, arguments, diagnostics, "
-            "validation, timings). The same arguments and seed give the same customers.csv "
-            "and summary.json (timings aside). Without --value-col (a log of visits, or "
-            "orders without amounts) the report gives P(alive) and purchases only: CLV "
-            "needs a value column."
+            "PostgreSQL or DuckDB table or query) to a reproducible CLV report: fits a "
+            "transaction model (BG/NBD unless --model says otherwise) and Gamma-Gamma on "
+            "the calibration period, predicts every customer's purchases and CLV with "
+            "intervals, and writes DIR/index.html (self-contained page), customers.csv "
+            "(one row per customer), posterior.nc (the fitted models, clvbayes.load) and "
+            "summary.json (versions, arguments, diagnostics, validation, timings). The "
+            "same arguments and seed give the same customers.csv and summary.json "
+            "(timings aside). Without --value-col (a log of visits, or orders without "
+            "amounts) the report gives P(alive) and purchases only: CLV needs a value "
+            "column."
         ),
         epilog=(
             "example: clvbayes report orders.parquet --customer-col customer_id "
@@ -363,7 +388,7 @@ def _report_options(args: argparse.Namespace, **fixed: object) -> object:
     from clvbayes.report import ReportOptions
 
     names = ("time_unit", "horizon", "annual_discount", "margin", "draws", "tune", "chains",
-             "seed", "method")  # fmt: skip
+             "seed", "method", "model", "compare", "lapse_window")  # fmt: skip
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     return ReportOptions(**fixed, **given)
 
@@ -569,7 +594,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The top-level parser with its subcommands, and each subcommand's handler."""
     parser = _Parser(
         prog=PROG,
-        description="Bayesian customer-lifetime-value models (BG/NBD, Gamma-Gamma).",
+        description="Bayesian customer-lifetime-value models (BG/NBD, MBG/NBD, Pareto/NBD, "
+        "Gamma-Gamma).",
     )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_Parser, required=True

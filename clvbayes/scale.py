@@ -350,7 +350,9 @@ def _meta_summary(rfm: Any, fit: Any, spend_fit: Any, horizon: Any, options: Pre
     if spend_fit is not None:
         one["monetary_value"] = 10.0
     opts = options.replace(ranks=False, n_draws=2, chunk_customers=None)
-    h = 1.0 if isinstance(horizon, str) else np.asarray(horizon).reshape(-1)[:1]
+    # a horizon column: any horizon that holds the intervals gives the same columns
+    longest = max([1.0, *(end for _, end in options.intervals)])
+    h = longest if isinstance(horizon, str) else np.asarray(horizon).reshape(-1)[:1]
     res = predict_customers(fit, one, horizon=h, spend_fit=spend_fit, seed=0, options=opts)
     return res.summary.iloc[:0]
 

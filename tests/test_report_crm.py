@@ -326,13 +326,21 @@ def built_report():
     return report, rfm, seeds
 
 
-def test_one_call_analyses_give_exactly_the_report_tables(built_report):
+@pytest.fixture(scope="module")
+def built_result(built_report):
+    """The report's horizon predictions, made again by one call."""
     report, rfm, seeds = built_report
-    content, bg, gg = report.content, report.fits["bgnbd"], report.fits["gamma_gamma"]
-    result = clvbayes.predict_customers(
+    bg, gg = report.fits["bgnbd"], report.fits["gamma_gamma"]
+    return clvbayes.predict_customers(
         bg, rfm, horizon=52.0, spend_fit=gg, time_unit="W", annual_discount=0.1,
         n_draws=100, seed=seeds["horizon"], keep_draws=("p_alive", "clv"),
     )  # fmt: skip
+
+
+def test_one_call_analyses_give_exactly_the_report_tables(built_report, built_result):
+    report, rfm, seeds = built_report
+    content, bg, gg = report.content, report.fits["bgnbd"], report.fits["gamma_gamma"]
+    result = built_result
     pd.testing.assert_frame_equal(
         content.customers[["customer_id", "clv_mean", "p_alive"]],
         result.summary[["customer_id", "clv_mean", "p_alive"]],
@@ -369,6 +377,25 @@ def test_one_call_analyses_give_exactly_the_report_tables(built_report):
     summary = content.summary()
     assert summary["segment_contrasts"][0]["p_a_gt_b"] == expected["contrasts"]["p_a_gt_b"][0]
     assert [r["segment"] for r in summary["clv_cac"]] == [ALL, "store", "tv", "web"]
+
+
+def test_lapse_and_threshold_tables_are_the_one_call_analyses(built_report, built_result):
+    report, rfm, _ = built_report
+    content, bg, result = report.content, report.fits["bgnbd"], built_result
+    lapse = clvbayes.lapse_risk(bg, rfm, window=13.0, result=result, n_draws=100)
+    assert content.lapse_window == 13.0  # a quarter of the horizon
+    assert content.n_lapse == len(lapse.summary) > len(content.lapse)
+    shown = ["customer_id", "segment", "frequency", "p_alive", "p_no_purchase_mean", "clv_mean"]
+    pd.testing.assert_frame_equal(
+        content.lapse[shown], lapse.summary[shown].head(len(content.lapse)), check_exact=True
+    )
+    thresholds = clvbayes.p_alive_thresholds(result)
+    pd.testing.assert_frame_equal(content.thresholds, thresholds.summary, check_exact=True)
+    summary = content.summary()
+    assert summary["lapse"] == {"window": 13.0, "n_customers": content.n_lapse}
+    assert summary["p_alive_thresholds"][4]["n_customers"] == thresholds.summary["n_customers"][4]
+    assert summary["data"]["transaction model"] == "BG/NBD (purchases and dropout)"
+    assert "comparison" not in summary
 
 
 def test_analysis_draws_are_what_the_tables_summarise(built_report):

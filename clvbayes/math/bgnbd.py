@@ -26,8 +26,8 @@ import numpy as np
 from scipy import integrate
 from scipy import special as sp
 
-from clvbayes.math.clv import discounted_expectation
-from clvbayes.math.family import Reparametrisation, TransactionFamily, register
+from clvbayes.math.clv import discounted_expectation, discounted_residual
+from clvbayes.math.family import Reparametrisation, TransactionFamily, check_counts, register
 from clvbayes.math.ops import (
     Factor,
     LogLikTerms,
@@ -48,7 +48,9 @@ __all__ = [
     "PARAMS",
     "REPARAMETRISATION",
     "CustomerPosterior",
+    "conditional_pmf",
     "customer_posterior",
+    "dert",
     "expected_discounted_purchases",
     "expected_purchases",
     "expected_purchases_new",
@@ -700,6 +702,128 @@ def _discounted_if_alive(
     return per_distinct_row(rows, (x, T, horizon), (r, alpha, a, b))
 
 
+def _last_axis(*values: Any) -> tuple[np.ndarray, ...]:
+    """Each value as a float array with a new last axis (for a trailing ``count`` axis)."""
+    return tuple(np.asarray(v, dtype=float)[..., None] for v in values)
+
+
+def conditional_pmf(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    t: Any,
+    counts: Any,
+    *,
+    alive: Any = None,
+    modified: bool = False,
+) -> np.ndarray:
+    """``P(n purchases in (T, T+t] | x, t_x, T)`` for each ``n`` of ``counts`` (numpy).
+
+    .. math::
+
+        P(N = n \\mid x, t_x, T) = (1 - P_a)\\,[n = 0] + P_a\\, P(N = n \\mid \\text{alive})
+
+    with ``P_a`` = :func:`p_alive`. A customer alive at ``T`` has ``λ ~ Gamma(r+x, α+T)``
+    and ``p ~ Beta(a, b+x+s)`` (:func:`customer_posterior`) and from then on follows the
+    BG/NBD process with no coin flip at ``T`` itself, so ``P(N = n | alive)`` is the new
+    customer's pmf (:func:`prob_purchases`, FHL 2005 eq. 8) at those parameters and
+    ``t``: ``n`` purchases while surviving each coin flip, or the ``n``-th purchase by
+    ``T + t`` and dropout right after it. ``n = 0`` gives ``P(no purchase in the
+    window)``, which equals ``L(x, t_x, T+t) / L(x, t_x, T)`` (the likelihood of the
+    history stretched by a quiet window; pymc-marketing's
+    ``expected_probability_no_purchase`` for the BG/NBD).
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters, broadcast against the data (e.g. ``(draws, 1)``).
+    x, t_x, T : array_like
+        Frequency, recency and age.
+    t : array_like
+        Window length (``0`` gives ``[n = 0]``).
+    counts : sequence of int
+        The numbers of purchases ``n >= 0`` asked for.
+    alive : array_like, optional
+        :func:`p_alive` at these inputs, if already computed.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
+
+    Returns
+    -------
+    ndarray
+        The broadcast shape of the inputs plus a last axis over ``counts``.
+    """
+    n = check_counts(counts)
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T, modified=modified)
+    shift = 1.0 if modified else 0.0
+    r, alpha, a, b, x, T, t, alive = _last_axis(r, alpha, a, b, x, T, t, alive)
+    given_alive = prob_purchases(r + x, alpha + T, a, b + x + shift, t, n)
+    return alive * given_alive + (1.0 - alive) * (n == 0)
+
+
+def dert(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    discount_rate: float,
+    *,
+    alive: Any = None,
+    modified: bool = False,
+    nodes: int = 64,
+) -> np.ndarray:
+    """Discounted expected residual transactions: ``E[Σ_j exp(-δ t_j) | x, t_x, T]`` over
+    *all* purchases after ``T`` (CLVTools' DERT; numpy).
+
+    ``P(alive)`` times :func:`clvbayes.math.clv.discounted_residual` of the alive
+    customer's expected purchases (the bracket of :func:`expected_purchases`), whose
+    closed form is ``E[λ / (δ + λ p)]`` over the alive posterior of ``(λ, p)``: a customer
+    with rate ``λ`` who drops out after each purchase with probability ``p`` makes
+    ``λ / (δ + λ p)`` discounted purchases in expectation. Computed once per distinct
+    ``(x, T)`` when the parameters are shared by all customers, on the time scale
+    ``(α+T) / max(1, (r+x) E[p])`` (when the expected purchases bend).
+
+    Parameters
+    ----------
+    r, alpha, a, b : array_like
+        Population parameters, broadcast against the data.
+    x, t_x, T : array_like
+        Frequency, recency and age.
+    discount_rate : float
+        Continuous discount rate ``δ > 0`` per time unit.
+    alive : array_like, optional
+        :func:`p_alive` at these inputs, if already computed.
+    modified : bool
+        MBG/NBD instead of BG/NBD.
+    nodes : int
+        Gauss-Legendre nodes of :func:`~clvbayes.math.clv.discounted_residual`.
+
+    Returns
+    -------
+    ndarray
+    """
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T, modified=modified)
+    shift = 1.0 if modified else 0.0
+
+    def rows(x: Any, T: Any) -> np.ndarray:
+        n, beta, m = np.add(r, x), np.add(b, x) + shift, np.add(alpha, T)
+        scale = m / np.maximum(1.0, n * a / (a + beta))
+        return discounted_residual(
+            lambda t: _mean_if_alive(n, beta, a, t / m), scale, discount_rate, nodes=nodes
+        )
+
+    return np.asarray(alive) * per_distinct_row(rows, (x, T), (r, alpha, a, b))
+
+
 # --- simulation ------------------------------------------------------------------------
 
 
@@ -831,7 +955,7 @@ mean dropout probability ``phi_dropout = a / (a + b)`` (logit) and its concentra
 prior parametrisation of ``a, b`` (:mod:`clvbayes.priors`)."""
 
 
-def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
+def family(kind: str, label: str, *, modified: bool, name: str = "") -> TransactionFamily:
     """The BG/NBD (``modified=False``) or MBG/NBD family object (for registration)."""
 
     def bind(fn: Any) -> Any:
@@ -840,6 +964,7 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
     return TransactionFamily(
         kind=kind,
         label=label,
+        name=name,
         params=PARAMS,
         columns=("frequency", "recency", "T"),
         loglik_terms=bind(loglik_terms),
@@ -850,6 +975,8 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
         expected_purchases=bind(expected_purchases),
         expected_discounted_purchases=bind(expected_discounted_purchases),
         expected_purchases_new=bind(expected_purchases_new),
+        conditional_pmf=bind(conditional_pmf),
+        dert=bind(dert),
         customer_posterior=bind(customer_posterior),
         sample_alive_state=sample_alive_state,
         survival=survival,
@@ -858,5 +985,5 @@ def family(kind: str, label: str, *, modified: bool) -> TransactionFamily:
     )
 
 
-FAMILY = register(family("BGNBD", "BG/NBD", modified=False))
+FAMILY = register(family("BGNBD", "BG/NBD", modified=False, name="bgnbd"))
 """The BG/NBD family (:mod:`clvbayes.math.family`)."""

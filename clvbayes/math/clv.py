@@ -29,6 +29,7 @@ __all__ = [
     "days_per_unit",
     "discount_factor",
     "discounted_expectation",
+    "discounted_residual",
     "discounted_sum",
     "resolve_discount",
 ]
@@ -169,3 +170,62 @@ def discounted_expectation(
         t = 0.5 * h * (ui + 1.0)
         integral = integral + 0.5 * h * wi * discount_factor(t, delta) * expected(t)
     return discount_factor(h, delta) * total + delta * integral
+
+
+# e^{-40} ~ 4e-18: beyond δt = 40 the discounted tail is below double precision
+_RESIDUAL_CUT = 40.0
+
+
+def discounted_residual(
+    expected: Callable[[Any], Any], scale: Any, rate: float, *, nodes: int = 64
+) -> Any:
+    """Expected discounted count of *all* future events, ``E[Σ_j exp(-δ t_j)]`` on ``(0, ∞)``.
+
+    The infinite-horizon limit of :func:`discounted_expectation`: integrating by parts,
+
+    .. math::
+
+        \\int_0^\\infty e^{-δt}\\, dE(t) = \\int_0^\\infty δ e^{-δt} E(t)\\, dt
+        = E_{\\tau \\sim \\text{Exp}(δ)}[E(\\tau)],
+
+    the expected events before an exponential "discount clock" rings (CLVTools'
+    discounted expected residual transactions, DERT, when ``E`` is a customer's
+    conditional expected purchases). The integral runs in ``v = log(1 + t/c)`` with
+    ``c = scale`` (the time scale on which ``E`` bends, e.g. ``α + T``), where the
+    integrand is smooth and ends double-exponentially, up to ``δt = 40``; ``nodes``-point
+    Gauss-Legendre. 64 nodes give ~1e-10 relative accuracy on the models' expectations
+    for ``δc`` from 1e-4 to 100 (``tests/test_math_crm.py``).
+
+    Parameters
+    ----------
+    expected : callable
+        ``t -> E(t)``, broadcasting over ``t`` like over ``scale``; grows at most linearly.
+    scale : array_like
+        Positive time scale of ``E`` (broadcast against the output).
+    rate : float
+        Continuous discount rate ``δ > 0`` per time unit (with ``δ = 0`` the sum of all
+        future events has no finite discounted value to compute).
+    nodes : int
+        Gauss-Legendre nodes.
+
+    Returns
+    -------
+    ndarray
+    """
+    delta = float(rate)
+    if not (np.isfinite(delta) and delta > 0):
+        raise ValueError(
+            f"the discounted residual value needs a positive discount rate, got {rate!r}: "
+            "without discounting the expected purchases over an unlimited future may be "
+            "infinite; give a rate (e.g. continuous_rate(0.1, time_unit))."
+        )
+    c = np.asarray(scale, dtype=float)
+    top = np.log1p(_RESIDUAL_CUT / (delta * c))
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    total = 0.0
+    for ui, wi in zip(u, w, strict=True):
+        v = 0.5 * top * (ui + 1.0)
+        t = c * np.expm1(v)
+        jacobian = 0.5 * top * wi * (c + t)
+        total = total + jacobian * delta * discount_factor(t, delta) * expected(t)
+    return total

@@ -31,8 +31,10 @@ __all__ = [
     "Reparametrisation",
     "SpendFamily",
     "TransactionFamily",
+    "check_counts",
     "family",
     "from_link",
+    "model_names",
     "register",
     "to_link",
 ]
@@ -60,6 +62,22 @@ def from_link(link: Literal["log", "logit", "log_excess"], values: Any) -> np.nd
     if link == "log_excess":
         return 1.0 + np.exp(values)
     raise ValueError(f"unknown link {link!r}; use 'log', 'logit' or 'log_excess'.")
+
+
+def check_counts(counts: Any) -> np.ndarray:
+    """Numbers of purchases ``n >= 0`` (for a ``conditional_pmf``) as a 1-D float array.
+
+    Raises
+    ------
+    ValueError
+        For a value that is negative or not a whole number.
+    """
+    n = np.atleast_1d(np.asarray(counts, dtype=float))
+    if n.ndim != 1 or n.size == 0 or not np.all((n >= 0) & (n == np.round(n))):
+        raise ValueError(
+            f"counts must be whole numbers of purchases >= 0 (e.g. range(6)), got {counts!r}."
+        )
+    return n
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,9 @@ class Family:
         Whether the likelihood's graph depends on the data only through arrays (so one
         compiled model can take new data). False when the graph's shape depends on data
         values (the Pareto/NBD groups rows by pairs of concrete values).
+    name : str
+        Short name for the command line and the report (``"bgnbd"``, ``"pareto-nbd"``;
+        :func:`model_names`); empty for a family not offered there.
     """
 
     kind: str
@@ -138,6 +159,7 @@ class Family:
     reparametrisation: Reparametrisation | None = None
     factored: tuple[str, ...] = ()
     reusable_compilation: bool = True
+    name: str = ""
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """``params`` in this family's order, with a clear error for a missing one."""
@@ -165,6 +187,15 @@ class TransactionFamily(Family):
         ``(*params, x, t_x, T, h, delta, *, nodes=None, alive=None) -> E[Σ exp(-δ t_j)]``.
     expected_purchases_new : callable
         ``(*params, t) -> E[X(t)]`` for a customer acquired at time 0.
+    conditional_pmf : callable
+        ``(*params, x, t_x, T, t, counts, *, alive=None) -> P(N = n | history)``: the
+        probability of ``n`` purchases in ``(T, T+t]`` for each ``n`` of ``counts``, on a
+        new last axis. ``n = 0`` is the probability of no purchase in the window, which is
+        ``L(x, t_x, T+t) / L(x, t_x, T)`` for every family (:meth:`p_no_purchase`).
+    dert : callable
+        ``(*params, x, t_x, T, discount_rate, *, alive=None) -> E[Σ_j exp(-δ t_j)]`` over
+        all purchases after ``T``: discounted expected residual transactions (CLVTools'
+        DERT), the infinite-horizon limit of :attr:`expected_discounted_purchases`.
     customer_posterior : callable
         ``(*params, x, t_x, T, *, alive=None)``: the latent state given the history (its
         alive branch is what the future depends on).
@@ -191,11 +222,18 @@ class TransactionFamily(Family):
     expected_purchases: Callable[..., Any] = field(kw_only=True)
     expected_discounted_purchases: Callable[..., Any] = field(kw_only=True)
     expected_purchases_new: Callable[..., Any] = field(kw_only=True)
+    conditional_pmf: Callable[..., Any] = field(kw_only=True)
+    dert: Callable[..., Any] = field(kw_only=True)
     customer_posterior: Callable[..., Any] = field(kw_only=True)
     sample_alive_state: Callable[..., tuple[Any, Any]] = field(kw_only=True)
     survival: Callable[..., Any] = field(kw_only=True)
     simulate_future: Callable[..., Any] = field(kw_only=True)
     clock_change: bool = field(default=False, kw_only=True)
+
+    def p_no_purchase(self, *args: Any, alive: Any = None) -> Any:
+        """``P(no purchase in (T, T+t] | x, t_x, T)`` from ``(*params, x, t_x, T, t)``:
+        the churn probability of a window (:attr:`conditional_pmf` at ``n = 0``)."""
+        return self.conditional_pmf(*args, (0,), alive=alive)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -227,6 +265,12 @@ def register(entry: Family) -> Family:
         raise ValueError(f"a family of kind {entry.kind!r} is already registered.")
     FAMILIES[entry.kind] = entry
     return entry
+
+
+def model_names(role: type[Family] = TransactionFamily) -> dict[str, str]:
+    """The short name of every registered family of ``role`` that has one, and its kind
+    (e.g. ``{"bgnbd": "BGNBD", ...}``): the choices of ``clvbayes report --model``."""
+    return {f.name: k for k, f in FAMILIES.items() if f.name and isinstance(f, role)}
 
 
 def family(kind: str, role: type[Family] = Family) -> Family:

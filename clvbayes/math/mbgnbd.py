@@ -17,7 +17,9 @@ from clvbayes.math.family import register
 
 __all__ = [
     "FAMILY",
+    "conditional_pmf",
     "customer_posterior",
+    "dert",
     "expected_discounted_purchases",
     "expected_purchases",
     "expected_purchases_new",
@@ -29,7 +31,7 @@ __all__ = [
     "simulate",
 ]
 
-FAMILY = register(bgnbd.family("MBGNBD", "MBG/NBD", modified=True))
+FAMILY = register(bgnbd.family("MBGNBD", "MBG/NBD", modified=True, name="mbgnbd"))
 """The MBG/NBD family (:mod:`clvbayes.math.family`)."""
 
 loglik = update_wrapper(partial(bgnbd.loglik, modified=True), bgnbd.loglik)
@@ -39,6 +41,8 @@ expected_purchases = FAMILY.expected_purchases
 expected_discounted_purchases = FAMILY.expected_discounted_purchases
 expected_purchases_new = FAMILY.expected_purchases_new
 customer_posterior = FAMILY.customer_posterior
+conditional_pmf = FAMILY.conditional_pmf
+dert = FAMILY.dert
 simulate = FAMILY.simulate
 prob_purchases = update_wrapper(partial(bgnbd.prob_purchases, modified=True), bgnbd.prob_purchases)
 

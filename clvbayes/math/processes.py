@@ -39,11 +39,18 @@ class FuturePurchases(NamedTuple):
     value : ndarray of float or None
         ``Σ_j V_j exp(-δ t_j)`` with ``V_j ~ Gamma(value_shape, rate value_rate)``, when
         transaction values were asked for; else None.
+    binned_count, binned_value : ndarray or None
+        With ``breaks`` ``e_0 < e_1 < ... < e_B``: the purchases (and their discounted
+        values, with transaction values) in each ``(e_{i-1}, e_i]``, on a new last axis of
+        length ``B``, from the same simulated purchases as ``count`` and ``value``; else
+        None.
     """
 
     count: np.ndarray
     discounted: np.ndarray | None
     value: np.ndarray | None = None
+    binned_count: np.ndarray | None = None
+    binned_value: np.ndarray | None = None
 
 
 def simulate_future_purchases(
@@ -57,6 +64,7 @@ def simulate_future_purchases(
     value_shape: Any = None,
     value_rate: Any = None,
     max_block_elements: int = 2**22,
+    breaks: Any = None,
     time_map: Any = None,
 ) -> FuturePurchases:
     """Simulate purchases in ``(0, horizon]`` for customers with known latent state.
@@ -102,11 +110,16 @@ def simulate_future_purchases(
         customer's ``ν``); both or neither.
     max_block_elements : int
         Upper bound on the size of the temporary ``(elements x purchases)`` block.
+    breaks : sequence of float, optional
+        Increasing times ``e_0 < ... < e_B`` within the window: also return the
+        purchases (and values) of each ``(e_{i-1}, e_i]`` (``binned_count``,
+        ``binned_value``), e.g. year 1 and years 2-3 of one simulated future. The purchase
+        times are then drawn also without discounting.
     time_map : callable, optional
         ``(times, elements) -> times``: maps purchase times (in the rate's clock) of the
-        given flat elements to the times discounting uses, e.g. operational time back to
-        calendar time under calendar-time effects (:mod:`clvbayes.math.calendar`);
-        monotone per element. None: the identity.
+        given flat elements to the times discounting and ``breaks`` use, e.g. operational
+        time back to calendar time under calendar-time effects
+        (:mod:`clvbayes.math.calendar`); monotone per element. None: the identity.
 
     Returns
     -------
@@ -125,6 +138,7 @@ def simulate_future_purchases(
     n = int(np.prod(shape))
     # array inputs flattened to the common shape; scalars stay scalars (no copies)
     lam, alive, horizon, delta = (_flat(w, shape) for w in (lam, alive, horizon, discount_rate))
+    bins = None if breaks is None else _Bins(breaks, n)
     if lazy:
         p_drop = BetaDropout(*(_flat(w, shape) for w in p_drop))
     else:
@@ -146,7 +160,7 @@ def simulate_future_purchases(
     churn_after[drops] = rng.geometric(np.minimum(p_idx[drops], 1.0))
     bought = np.minimum(churn_after, arrivals)
     count[idx] = bought
-    if not np.any(_at(delta, idx)):
+    if not np.any(_at(delta, idx)) and bins is None:
         if marks:
             value[idx] = rng.gamma(bought * _at(v_shape, idx), 1.0 / _at(v_rate, idx))
             value = value.reshape(shape)
@@ -157,31 +171,58 @@ def simulate_future_purchases(
     end = np.array(np.broadcast_to(_at(horizon, idx), idx.shape), dtype=float)
     end[stops] *= rng.beta(bought[stops], arrivals[stops] - bought[stops] + 1)
     last = idx[stops]
-    weight = discount_factor(_mapped(time_map, end[stops], last), _at(delta, last))
+    last_time = _mapped(time_map, end[stops], last)
+    weight = discount_factor(last_time, _at(delta, last))
     discounted[last] = weight
     if marks:
         value[last] = rng.gamma(_at(v_shape, last), 1.0 / _at(v_rate, last), size=last.size)
         value[last] *= weight
+    if bins is not None:
+        bins.add(last, last_time, None if value is None else value[last])
     free = bought.copy()
     free[stops] -= 1
     _uniform_purchases(
-        idx,
-        free,
-        end,
-        delta,
-        v_shape,
-        v_rate,
-        rng,
-        discounted,
-        value,
-        max_block_elements,
-        time_map,
-    )
+        idx, free, end, delta, v_shape, v_rate, rng, discounted, value, max_block_elements,
+        bins, time_map,
+    )  # fmt: skip
     return FuturePurchases(
         count.reshape(shape),
         discounted.reshape(shape),
         None if value is None else value.reshape(shape),
+        *(() if bins is None else bins.result(shape, marks)),
     )
+
+
+class _Bins:
+    """Per-element purchase counts and values in the intervals between ``breaks``."""
+
+    def __init__(self, breaks: Any, n: int) -> None:
+        edges = np.asarray(breaks, dtype=float)
+        if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+            raise ValueError(f"breaks must be increasing times (at least two), got {breaks!r}.")
+        self.edges = edges
+        self.count = np.zeros((n, edges.size - 1))
+        self.value = np.zeros((n, edges.size - 1))
+
+    def add(self, element: np.ndarray, times: np.ndarray, worth: np.ndarray | None) -> None:
+        """Count purchases at ``times`` of ``element`` (with discounted values ``worth``)."""
+        which = np.searchsorted(self.edges, times, side="left") - 1  # t in (e_i, e_i+1]
+        width = self.count.shape[1]
+        inside = (which >= 0) & (which < width)
+        flat = element[inside] * width + which[inside]
+        if not flat.size:
+            return
+        low = int(flat.min())
+        span = int(flat.max()) - low + 1  # only the elements of this pass
+        self.count.reshape(-1)[low : low + span] += np.bincount(flat - low, minlength=span)
+        if worth is not None:
+            sums = np.bincount(flat - low, weights=worth[inside], minlength=span)
+            self.value.reshape(-1)[low : low + span] += sums
+
+    def result(self, shape: tuple[int, ...], marks: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        width = self.count.shape[1]
+        value = self.value.reshape(*shape, width) if marks else None
+        return self.count.astype(np.int64).reshape(*shape, width), value
 
 
 class BetaDropout(NamedTuple):
@@ -220,10 +261,12 @@ def _uniform_purchases(
     discounted: np.ndarray,
     value: np.ndarray | None,
     cap: int,
+    bins: _Bins | None = None,
     time_map: Any = None,
 ) -> None:
     """Add ``counts[i]`` purchases at iid uniform times on ``(0, end[i])`` to element
-    ``idx[i]``'s discounted count (and value), in passes of at most ``cap`` purchases."""
+    ``idx[i]``'s discounted count (and value, and ``bins``), in passes of at most ``cap``
+    purchases."""
     keep = counts > 0
     idx, counts, end = idx[keep], counts[keep], end[keep]
     if not idx.size:
@@ -241,8 +284,11 @@ def _uniform_purchases(
         times = _mapped(time_map, rng.random(owner.size) * end[i:j][owner], element)
         weight = discount_factor(times, _at(delta, element))
         discounted[idx[i:j]] += np.bincount(owner, weights=weight, minlength=j - i)
+        worth = None
         if value is not None:
             worth = rng.gamma(_at(v_shape, element), 1.0 / _at(v_rate, element), size=owner.size)
             worth *= weight
             value[idx[i:j]] += np.bincount(owner, weights=worth, minlength=j - i)
+        if bins is not None:
+            bins.add(element, times, worth)
         done = stop

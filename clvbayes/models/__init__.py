@@ -10,7 +10,7 @@ from clvbayes.models.calendar import TimeEffects
 from clvbayes.models.fitted import FittedModel, load, save
 from clvbayes.models.gamma_gamma import GammaGamma
 from clvbayes.models.pareto_nbd import ParetoNBD
-from clvbayes.models.registry import SPECS, spec_class
+from clvbayes.models.registry import SPECS, spec_class, spec_named
 
 __all__ = [
     "BGNBD",
@@ -24,4 +24,5 @@ __all__ = [
     "load",
     "save",
     "spec_class",
+    "spec_named",
 ]

@@ -2,9 +2,12 @@
 
 from clvbayes.predict.customers import (
     DRAW_VARIABLES,
+    dert,
     expected_purchases,
     p_alive,
+    p_no_purchase,
     predict_customers,
+    purchase_pmf,
 )
 from clvbayes.predict.holdout import HoldoutReport, validate_holdout
 from clvbayes.predict.options import PredictOptions
@@ -16,9 +19,12 @@ __all__ = [
     "HoldoutReport",
     "PredictOptions",
     "Result",
+    "dert",
     "expected_purchases",
     "p_alive",
+    "p_no_purchase",
     "predict_customers",
+    "purchase_pmf",
     "summary_table",
     "validate_holdout",
 ]

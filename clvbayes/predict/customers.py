@@ -42,10 +42,11 @@ int32, ``4 x draws x customers`` bytes each) plus the CLV draws, which the ranks
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,15 @@ import pandas as pd
 import xarray as xr
 
 from clvbayes.data.calendar import customer_table
+from clvbayes.math.draws import draw_index
+from clvbayes.math.family import check_counts
 from clvbayes.models.fitted import FittedModel, check_fitted, check_time_units
 from clvbayes.predict.calendar import ForecastClock, forecast_clock
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result
 from clvbayes.predict.scoring import (
-    DTYPES,
     Customers,
+    dtype_of,
     plan_chunks,
     population_draw_ids,
     population_draws,
@@ -78,9 +81,13 @@ from clvbayes.predict.summaries import customer_columns, rank_columns
 __all__ = [
     "DRAW_VARIABLES",
     "Result",
+    "dert",
+    "draw_variables",
     "expected_purchases",
     "p_alive",
+    "p_no_purchase",
     "predict_customers",
+    "purchase_pmf",
 ]
 
 DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
@@ -208,13 +215,15 @@ def predict_customers(
         )
     rfm = customer_table(rfm)
     n = len(rfm)
-    keep = _default_keep(keep_draws, n, opts.n_draws, fit, opts.memory_limit_mb)
-    unknown = set(keep) - set(DRAW_VARIABLES)
+    names = draw_variables(opts, spend=spend_fit is not None)
+    keep = _default_keep(keep_draws, n, opts.n_draws, fit, opts.memory_limit_mb, names)
+    unknown = set(keep) - set(DRAW_VARIABLES) - set(names)
     if unknown:
-        raise ValueError(f"unknown keep_draws {sorted(unknown)}; choose from {DRAW_VARIABLES}")
+        raise ValueError(f"unknown keep_draws {sorted(unknown)}; choose from {names}")
     customers = read_customers(
         rfm, horizon, need_spend=spend_fit is not None, fit=fit, spend_fit=spend_fit
     )
+    _check_windows(opts, customers.horizon)
     theta, coords = population_draws(fit, opts.n_draws)
     n_samples = next(iter(theta.values())).shape[0]
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -240,9 +249,9 @@ def predict_customers(
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
         "max_block_elements": int(max(4096, opts.memory_limit_mb / jobs * 2**20 // 640)),
+        "windows": opts.windows,
     }
-    names = [k for k in DRAW_VARIABLES if k != "clv" or spend is not None]
-    kept = {k: np.empty((n_samples, n), dtype=DTYPES[k]) for k in names if k in keep}
+    kept = {k: np.empty((n_samples, n), dtype=dtype_of(k)) for k in names if k in keep}
     order = row_order(customers)
     starts = range(0, n, size)
 
@@ -344,21 +353,44 @@ def _in_order(work: Callable[[int], Any], n_tasks: int, jobs: int) -> Iterator[A
                 future.cancel()
 
 
+def draw_variables(options: PredictOptions, *, spend: bool) -> tuple[str, ...]:
+    """The draw variables a prediction with ``options`` computes: :data:`DRAW_VARIABLES`
+    (``clv`` with a spend fit) and each interval's ``purchases_<label>`` (and
+    ``clv_<label>``)."""
+    names = [k for k in DRAW_VARIABLES if k != "clv" or spend]
+    for label in options.interval_labels:
+        names += [f"purchases_{label}"] + ([f"clv_{label}"] if spend else [])
+    return tuple(names)
+
+
+def _check_windows(options: PredictOptions, horizon: np.ndarray) -> None:
+    """Raise ``ValueError`` if an interval ends after a customer's horizon."""
+    if not options.intervals or not horizon.size:
+        return
+    end, shortest = max(b for _, b in options.intervals), float(horizon.min())
+    if end > shortest:
+        raise ValueError(
+            f"intervals end at {end:g}, after the horizon ({shortest:g}); the simulation "
+            f"covers (0, horizon]: pass horizon >= {end:g} or shorter intervals."
+        )
+
+
 def _default_keep(
     keep_draws: Sequence[str] | None,
     n_customers: int,
     n_draws: int | None,
     fit: FittedModel,
     memory_limit_mb: float,
+    names: Sequence[str] = DRAW_VARIABLES,
 ) -> tuple[str, ...]:
-    """``keep_draws`` as given, or all variables when they fit in the memory cap."""
+    """``keep_draws`` as given, or all variables (``names``) when they fit in the cap."""
     if keep_draws is not None:
         return tuple(keep_draws)
     if n_draws is None:
         n_draws = int(fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"])
-    size_mb = len(DRAW_VARIABLES) * 4 * n_draws * n_customers / 2**20
+    size_mb = max(len(DRAW_VARIABLES), len(names)) * 4 * n_draws * n_customers / 2**20
     if size_mb <= memory_limit_mb:
-        return DRAW_VARIABLES
+        return tuple(dict.fromkeys((*DRAW_VARIABLES, *names)))
     warnings.warn(
         f"predict_customers: the draws of {n_customers:,} customers x {n_draws:,} samples "
         f"would take {size_mb:,.0f} MB (memory_limit_mb={memory_limit_mb:,.0f}), so only "
@@ -408,39 +440,62 @@ def _add_clock(
 
 
 def _analytic(
-    fit: FittedModel, rfm: Any, horizon: Any, what: str, seed: Any = None
+    fit: FittedModel,
+    rfm: Any,
+    horizon: Any,
+    name: str,
+    compute: Callable[..., np.ndarray],
+    *,
+    n_draws: int | None = None,
+    extra: Mapping[str, np.ndarray] | None = None,
+    seed: Any = None,
 ) -> xr.DataArray:
+    """A per-draw analytic quantity of every customer, computed once per distinct row.
+
+    ``compute(family, params, data, h)`` gets the parameters ``(chain, draw, row)``, the
+    rows' ``(x, t_x, T)`` and window ``h`` and returns ``(chain, draw, row, *extra)``;
+    ``extra`` names and labels the trailing dims. ``n_draws`` thins the draws of each
+    chain evenly (:func:`clvbayes.math.draws.draw_index`, no repeats). With calendar-time
+    effects ``t_x``, ``T`` and ``h`` are each draw's operational times (its forecast
+    clock drawn with ``seed``).
+    """
     family = check_fitted(fit, "fit")
     customers = read_customers(customer_table(rfm), horizon, need_spend=False, fit=fit)
     rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
-    params = tuple(take_segments(v, codes, 2) for v in family.values(fit.params()))
+    n_chain, n_draw = next(iter(fit.params().values())).shape[:2]
+    per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
+    take = draw_index(n_draw, per_chain, cycle=False)
+    params = tuple(take_segments(v[:, take], codes, 2) for v in family.values(fit.params()))
     data = (rows["x"], rows["t_x"], rows["T"])
     window = rows["h"]
     if getattr(fit, "calendar", None) is not None:
         theta: dict[str, np.ndarray] = {}
         end = _add_clock(theta, fit, rows["h"], np.random.SeedSequence(seed), PredictOptions())
         clock = ForecastClock(theta["clock_f"], end)
-        chains, draws = params[0].shape[:2]
-        data = (rows["x"], *(v.reshape(chains, draws, -1) for v in clock.history(data[1], data[2])))
-        window = clock.window(rows["h"]).reshape(chains, draws, -1)
-    values = family.p_alive(*params, *data)
-    if what != "p_alive":
-        values = family.expected_purchases(*params, *data, window, alive=values)
+
+        def per_draw(v: np.ndarray) -> np.ndarray:
+            return v.reshape(n_chain, n_draw, -1)[:, take]
+
+        data = (rows["x"], *(per_draw(v) for v in clock.history(data[1], data[2])))
+        window = per_draw(clock.window(rows["h"]))
+    values = compute(family, params, data, window)
     posterior = fit.posterior
+    extra = dict(extra or {})
     return xr.DataArray(
-        np.asarray(values)[..., inv],
-        dims=("chain", "draw", "customer_id"),
+        np.asarray(values)[:, :, inv],
+        dims=("chain", "draw", "customer_id", *extra),
         coords={
             "chain": posterior["chain"].to_numpy(),
-            "draw": posterior["draw"].to_numpy(),
+            "draw": posterior["draw"].to_numpy()[take],
             "customer_id": customers.ids,
+            **extra,
         },
-        name=what,
+        name=name,
     )
 
 
-def p_alive(fit: FittedModel, rfm: Any) -> xr.DataArray:
+def p_alive(fit: FittedModel, rfm: Any, *, n_draws: int | None = None) -> xr.DataArray:
     """Posterior of each customer's P(alive): dims ``(chain, draw, customer_id)``.
 
     Parameters
@@ -450,12 +505,26 @@ def p_alive(fit: FittedModel, rfm: Any) -> xr.DataArray:
         histories then run on each draw's operational clock).
     rfm : DataFrame or CalendarRFM
         ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
+    n_draws : int, optional
+        Posterior draws to use (thinned evenly within each chain; default all).
     """
-    return _analytic(fit, rfm, 0.0, "p_alive")
+    return _analytic(
+        fit,
+        rfm,
+        0.0,
+        "p_alive",
+        lambda family, params, data, h: family.p_alive(*params, *data),
+        n_draws=n_draws,
+    )
 
 
 def expected_purchases(
-    fit: FittedModel, rfm: Any, horizon: Any, *, seed: int | None = None
+    fit: FittedModel,
+    rfm: Any,
+    horizon: Any,
+    *,
+    n_draws: int | None = None,
+    seed: int | None = None,
 ) -> xr.DataArray:
     """Posterior of the expected purchases in ``(T, T+horizon]`` per customer.
 
@@ -467,6 +536,8 @@ def expected_purchases(
         ``customer_id`` (else the index), ``frequency``, ``recency``, ``T``.
     horizon : float or array_like
         Window length, one number or one per customer.
+    n_draws : int, optional
+        Posterior draws to use (thinned evenly within each chain; default all).
     seed : int, optional
         With calendar-time effects: the seed of each draw's future calendar path (the
         expectation is then that of a draw of the posterior predictive calendar).
@@ -476,4 +547,137 @@ def expected_purchases(
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``.
     """
-    return _analytic(fit, rfm, horizon, "expected_purchases", seed)
+    return _analytic(
+        fit,
+        rfm,
+        horizon,
+        "expected_purchases",
+        lambda family, params, data, h: family.expected_purchases(*params, *data, h),
+        n_draws=n_draws,
+        seed=seed,
+    )
+
+
+def p_no_purchase(
+    fit: FittedModel,
+    rfm: Any,
+    window: Any,
+    *,
+    n_draws: int | None = None,
+    seed: int | None = None,
+) -> xr.DataArray:
+    """Posterior of each customer's probability of no purchase in ``(T, T+window]``.
+
+    The churn probability of a window: ``L(x, t_x, T+window) / L(x, t_x, T)`` per
+    posterior draw, i.e. one minus the probability of buying again within the window
+    (the family's ``conditional_pmf`` at ``n = 0``, :mod:`clvbayes.math.family`).
+
+    Parameters
+    ----------
+    fit, rfm, n_draws
+        As for :func:`p_alive`.
+    window : float or array_like
+        Window length in the model's time unit, one number or one per customer.
+    seed : int, optional
+        As for :func:`expected_purchases` (fits with calendar-time effects).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, customer_id)``.
+    """
+    return _analytic(
+        fit,
+        rfm,
+        window,
+        "p_no_purchase",
+        lambda family, params, data, h: family.p_no_purchase(*params, *data, h),
+        n_draws=n_draws,
+        seed=seed,
+    )
+
+
+def purchase_pmf(
+    fit: FittedModel,
+    rfm: Any,
+    window: Any,
+    counts: Any,
+    *,
+    n_draws: int | None = None,
+    seed: int | None = None,
+) -> xr.DataArray:
+    """Posterior of ``P(n purchases in (T, T+window])`` per customer, for ``n`` in ``counts``.
+
+    The family's exact conditional pmf per posterior draw (:mod:`clvbayes.math.family`,
+    ``conditional_pmf``); its mean over draws is the posterior predictive pmf.
+
+    Parameters
+    ----------
+    fit, rfm
+        As for :func:`p_alive`.
+    window : float or array_like
+        Window length, one number or one per customer.
+    counts : sequence of int
+        Numbers of purchases ``n >= 0``, e.g. ``range(6)``.
+    n_draws : int, optional
+        As for :func:`p_alive`; the memory is ``8 x draws x customers x len(counts)``
+        bytes.
+    seed : int, optional
+        As for :func:`expected_purchases` (fits with calendar-time effects).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, customer_id, purchases)``; ``purchases`` holds ``counts``.
+    """
+    n = check_counts(counts).astype(np.int64)
+    return _analytic(
+        fit,
+        rfm,
+        window,
+        "purchase_pmf",
+        lambda family, params, data, h: family.conditional_pmf(*params, *data, h, n),
+        n_draws=n_draws,
+        extra={"purchases": n},
+        seed=seed,
+    )
+
+
+def dert(
+    fit: FittedModel, rfm: Any, discount_rate: float, *, n_draws: int | None = None
+) -> xr.DataArray:
+    """Posterior of each customer's discounted expected residual transactions (DERT).
+
+    ``E[Σ_j exp(-δ t_j)]`` over all of the customer's purchases after ``T``, per
+    posterior draw (CLVTools' ``DERT``; the family's ``dert``,
+    :mod:`clvbayes.math.family`). Times the expected spend per purchase it is the
+    customer's residual lifetime value (:func:`clvbayes.analyses.residual_value`).
+
+    Parameters
+    ----------
+    fit, rfm, n_draws
+        As for :func:`p_alive`.
+    discount_rate : float
+        Continuous discount rate ``δ > 0`` per model time unit (e.g.
+        :func:`clvbayes.math.clv.continuous_rate` of an annual rate, or
+        ``PredictOptions(...).discount_rate``).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, customer_id)``.
+    """
+    if getattr(fit, "calendar", None) is not None:
+        raise ValueError(
+            "dert of a fit with calendar-time effects: discounting runs in calendar time, "
+            "which the closed form does not know; use predict_customers (its "
+            "clv_conditional_mean integrates the forecast clock) instead."
+        )
+    return _analytic(
+        fit,
+        rfm,
+        0.0,
+        "dert",
+        lambda family, params, data, h: family.dert(*params, *data, discount_rate),
+        n_draws=n_draws,
+    )

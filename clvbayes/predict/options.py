@@ -63,6 +63,13 @@ class PredictOptions:
     ranks : bool
         Add ``expected_rank`` and ``p_top_<k>pct`` (with a spend fit). They need all
         customers' CLV draws at once; False skips that pass.
+    intervals : tuple of (float, float)
+        Windows ``(start, end]`` inside the horizon, in model time units, e.g.
+        ``((0, 52), (52, 156))`` for year 1 and years 2-3 of weekly data: adds the
+        purchases and (with a spend fit) the CLV of each window, ``purchases_<start>_<end>_*``
+        and ``clv_<start>_<end>_*``, from the same simulated futures as the totals (so
+        the windows' draws add up to the total's when they tile the horizon). CLV is
+        discounted to the end of calibration, like the total.
     ci_prob : float
         Probability mass of the highest-density interval columns (0.9 gives
         ``*_hdi90_low/high``).
@@ -103,6 +110,7 @@ class PredictOptions:
     thresholds: tuple[float, ...] = ()
     top: tuple[float, ...] = (0.1,)
     ranks: bool = True
+    intervals: tuple[tuple[float, float], ...] = ()
     ci_prob: float = 0.9
     n_draws: int | None = None
     discount_nodes: int | None = None
@@ -118,6 +126,7 @@ class PredictOptions:
         object.__setattr__(self, "top", tuple(float(k) for k in self.top))
         if self.time_unit is not None:
             days_per_unit(self.time_unit)  # a clear error for an unknown unit
+        object.__setattr__(self, "intervals", _check_intervals(self.intervals))
         if not (math.isfinite(self.annual_discount) and 0 <= self.annual_discount <= 1):
             raise ValueError(
                 f"annual_discount must be a yearly rate between 0 and 1 (0.10 for 10 %), got "
@@ -170,6 +179,17 @@ class PredictOptions:
             per_period=self.period_discount,
         )
 
+    @property
+    def interval_labels(self) -> tuple[str, ...]:
+        """``"<start>_<end>"`` of each of :attr:`intervals` (e.g. ``"0_52"``)."""
+        return tuple(f"{a:g}_{b:g}".replace(".", "p") for a, b in self.intervals)
+
+    @property
+    def windows(self) -> tuple[tuple[str, float, float], ...]:
+        """``(label, start, end)`` of each of :attr:`intervals`."""
+        labels = self.interval_labels
+        return tuple((label, a, b) for label, (a, b) in zip(labels, self.intervals, strict=True))
+
     def replace(self, **changes: Any) -> PredictOptions:
         """A copy with some fields changed (checked like the constructor's)."""
         return dataclasses.replace(self, **changes)
@@ -203,6 +223,23 @@ class PredictOptions:
             )
         base = options if options is not None else cls()
         return base.replace(**changes) if changes else base
+
+
+def _check_intervals(intervals: Any) -> tuple[tuple[float, float], ...]:
+    """``intervals`` as a tuple of float pairs ``0 <= start < end`` (clear errors)."""
+    try:
+        pairs = tuple((float(a), float(b)) for a, b in intervals)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"intervals must be (start, end) pairs of model time units, e.g. ((0, 52), "
+            f"(52, 156)), got {intervals!r}."
+        ) from None
+    bad = [p for p in pairs if not (math.isfinite(p[1]) and 0 <= p[0] < p[1])]
+    if bad:
+        raise ValueError(f"intervals need 0 <= start < end (finite), got {bad}.")
+    if len(set(pairs)) < len(pairs):
+        raise ValueError(f"intervals has a window twice: {list(pairs)}.")
+    return pairs
 
 
 def _positive_int(value: Any, name: str) -> None:

@@ -33,6 +33,7 @@ from clvbayes.predict.calendar import ForecastClock
 __all__ = [
     "DTYPES",
     "Customers",
+    "dtype_of",
     "plan_chunks",
     "population_draw_ids",
     "population_draws",
@@ -193,13 +194,17 @@ def _block(
     max_block_elements: int,
     family: TransactionFamily,
     clock_end: float = 0.0,
+    windows: tuple[tuple[str, float, float], ...] = (),
 ) -> dict[str, np.ndarray]:
     """All draws-level quantities for a block of draws (rows) and customers (columns).
 
     With calendar-time effects (``theta["clock_f"]``: each draw's log multipliers of the
     calibration and forecast periods, :mod:`clvbayes.predict.calendar`) the histories and
     windows are operational times, and simulated purchase times are mapped back to the
-    calendar before discounting.
+    calendar before discounting and binning.
+
+    ``windows``: ``(label, start, end)`` of each interval whose purchases (and CLV) are
+    summed from the same simulated futures (``purchases_<label>``, ``clv_<label>``).
     """
     rows, inv = unique_rows(c)
     codes = rows["s"].astype(np.int64)  # each row's segment's parameters
@@ -215,11 +220,15 @@ def _block(
     shape = out["p_alive"].shape
     horizon = np.broadcast_to(c.horizon if clock is None else window[:, inv], shape)
     simulate = {"max_block_elements": max_block_elements}
+    breaks = sorted({t for _, start, end in windows for t in (start, end)})
+    if windows:
+        simulate["breaks"] = breaks
     if spend is None:
         future = simulate_future(
             family, params, data, alive_rows, inv, horizon, rng, simulate, clock
         )
         out["purchases"] = future.count
+        out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
         return out
     p, q, v = (take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
     x_spend = np.where(c.spend_informed, c.x, 0.0)
@@ -228,13 +237,19 @@ def _block(
     simulate.update(discount_rate=delta, value_shape=p)
     future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate, clock)
     out["purchases"] = future.count
+    out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
     # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
     # drawn (independently of the purchases) only where something was bought
     buyers = np.nonzero(future.count)
     shape_b, rate_b = (np.broadcast_to(w, shape)[buyers] for w in (nu_shape, nu_rate))
+    nu = rng.gamma(shape_b, 1.0 / rate_b)
     clv = np.zeros(shape)
-    clv[buyers] = margin * future.value[buyers] / rng.gamma(shape_b, 1.0 / rate_b)
+    clv[buyers] = margin * future.value[buyers] / nu
     out["clv"] = clv
+    if windows:
+        binned = np.zeros(future.binned_value.shape)
+        binned[buyers] = margin * future.binned_value[buyers] / nu[:, None]
+        out.update(_window_sums(binned, "clv", windows, breaks))
     if delta == 0:
         discounted = out["expected_purchases"]
     elif clock is None:
@@ -254,6 +269,21 @@ def _block(
     return out
 
 
+def _window_sums(
+    binned: np.ndarray | None,
+    name: str,
+    windows: tuple[tuple[str, float, float], ...],
+    breaks: list[float],
+) -> dict[str, np.ndarray]:
+    """``<name>_<label>``: the sum of the ``binned`` simulated quantity over each window
+    (``binned`` holds the intervals between consecutive ``breaks`` on its last axis)."""
+    out = {}
+    for label, start, end in windows:
+        lo, hi = breaks.index(start), breaks.index(end)
+        out[f"{name}_{label}"] = binned[..., lo:hi].sum(axis=-1)
+    return out
+
+
 DTYPES = {
     "p_alive": np.float32,
     "expected_purchases": np.float32,
@@ -261,6 +291,13 @@ DTYPES = {
     "clv": np.float32,
     "clv_conditional": np.float64,
 }
+"""Storage type of each kept draw variable (a window's ``purchases_<label>`` and
+``clv_<label>`` are stored like ``purchases`` and ``clv``; :func:`dtype_of`)."""
+
+
+def dtype_of(name: str) -> Any:
+    """The storage type of draw variable ``name`` (:data:`DTYPES`, windows included)."""
+    return DTYPES.get(name) or DTYPES[name.split("_", 1)[0]]
 
 
 def score_chunk(
@@ -284,7 +321,7 @@ def score_chunk(
         )
         for name, values in block.items():
             if name not in out:
-                out[name] = np.empty((n_samples, len(c)), dtype=DTYPES[name])
+                out[name] = np.empty((n_samples, len(c)), dtype=dtype_of(name))
             out[name][part] = values
     return out
 
@@ -372,11 +409,16 @@ def _simulate_alive(
     )
     count = np.zeros(shape, dtype=np.int64)
     count[draw, customer] = future.count
+    binned = [None, None]
+    for i, part in enumerate((future.binned_count, future.binned_value)):
+        if part is not None:
+            binned[i] = np.zeros((*shape, part.shape[-1]), dtype=part.dtype)
+            binned[i][draw, customer] = part
     if future.value is None:
         discounted = np.zeros(shape)
         discounted[draw, customer] = future.discounted
-        return FuturePurchases(count, discounted)
+        return FuturePurchases(count, discounted, None, *binned)
     # with values the discounted counts are not read: no third draw x customer array
     value = np.zeros(shape)
     value[draw, customer] = future.value
-    return FuturePurchases(count, None, value)
+    return FuturePurchases(count, None, value, *binned)

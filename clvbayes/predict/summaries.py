@@ -263,7 +263,9 @@ def customer_columns(
     Parameters
     ----------
     samples : mapping of str to ndarray, each of shape (draw, customer)
-        Any of ``p_alive``, ``expected_purchases``, ``purchases``, ``clv``.
+        Any of ``p_alive``, ``expected_purchases``, ``purchases``, ``clv``; any other
+        variable (e.g. an interval's ``purchases_0_52`` or ``clv_0_52``) is described
+        like ``purchases`` and ``clv``, after them, in the mapping's order.
     thresholds : iterable of float
         CLV thresholds for ``p_clv_gt_<t>``.
     ci_prob : float
@@ -287,7 +289,13 @@ def customer_columns(
         columns.update(describe("clv", samples["clv"], ci_prob=ci_prob))
         columns.update(extra or {})
         columns.update(exceedance("clv", samples["clv"], thresholds))
+    for name, values in samples.items():
+        if name not in _CUSTOMER_VARIABLES:
+            columns.update(describe(name, values, ci_prob=ci_prob))
     return columns
+
+
+_CUSTOMER_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 
 
 def stacked_draws(draws: xr.Dataset, name: str) -> np.ndarray:
@@ -339,7 +347,8 @@ def summary_table(
         One row per customer; the columns of
         :func:`clvbayes.predict.predict_customers` except ``clv_conditional_mean``.
     """
-    names = [n for n in ("p_alive", "expected_purchases", "purchases", "clv") if n in draws]
+    names = [n for n in _CUSTOMER_VARIABLES if n in draws]
+    names += [n for n in draws.data_vars if n not in names and "customer_id" in draws[n].dims]
     samples = {n: stacked_draws(draws, n) for n in names}
     columns = {"customer_id": draws["customer_id"].to_numpy()}
     columns.update(customer_columns(samples, thresholds=thresholds, ci_prob=ci_prob))

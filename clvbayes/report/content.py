@@ -73,9 +73,9 @@ NO_VALUE_NOTE = (
 )
 """The note of a report without a value column."""
 
-MODEL_LABELS = {"bgnbd": "BG/NBD (purchases and dropout)", "gamma_gamma": "Gamma-Gamma (spend)"}
 TOP_N = 20
 AT_RISK_N = 25
+LAPSE_N = 25
 
 _PACKAGES = (
     "clvbayes",
@@ -160,6 +160,22 @@ class ReportContent:
         Hash of the RFM table the models were fitted on.
     model_fingerprints : dict of str to str
         Per model: the fingerprint of the data it was fitted on.
+    model_labels : dict of str to str
+        Per model: its display name (``"BG/NBD (purchases and dropout)"``).
+    transaction_label : str
+        The display name of the report's transaction model (``"BG/NBD"``).
+    lapse : DataFrame
+        Who is likely to lapse in the next ``lapse_window``: the first :data:`LAPSE_N`
+        customers of :func:`clvbayes.analyses.lapse_risk` (``summary``).
+    n_lapse : int
+        All customers flagged by it.
+    lapse_window : float
+        Its window, in the model's time unit.
+    thresholds : DataFrame
+        :func:`clvbayes.analyses.p_alive_thresholds` (``summary``).
+    comparison : DataFrame or None
+        With ``--compare``: :func:`clvbayes.comparison.comparison_table` of the transaction
+        models (indexed by model name, with ``label`` and ``chosen``).
     warnings : tuple of str
         clvbayes's warnings while the report was built (few repeat buyers, small
         segments, customers left out, dates past the data, ...), in order, each once;
@@ -194,6 +210,13 @@ class ReportContent:
     versions: dict[str, str]
     fingerprint: str
     model_fingerprints: dict[str, str]
+    model_labels: dict[str, str]
+    transaction_label: str
+    lapse: pd.DataFrame
+    n_lapse: int
+    lapse_window: float
+    thresholds: pd.DataFrame
+    comparison: pd.DataFrame | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -249,6 +272,10 @@ class ReportContent:
                 "coverage": _records(self.holdout_coverage),
                 "tracking_end": _records(self.tracking.tail(1)),
             }
+        out["lapse"] = {"window": self.lapse_window, "n_customers": self.n_lapse}
+        out["p_alive_thresholds"] = _records(self.thresholds)
+        if self.comparison is not None:
+            out["comparison"] = _records(self.comparison, index="model")
         return jsonable(out)
 
 
@@ -285,6 +312,15 @@ def _sampler_info(fitted: Any) -> tuple[dict[str, Any], pd.DataFrame | None, lis
     return info, diagnosis.table, list(diagnosis.problems)
 
 
+def model_label(name: str, fitted: Any) -> str:
+    """A fitted model's display name with its role: ``"BG/NBD (purchases and dropout)"``,
+    ``"Gamma-Gamma (spend)"``."""
+    from clvbayes.math.family import TransactionFamily
+
+    role = "purchases and dropout" if isinstance(fitted.family, TransactionFamily) else "spend"
+    return f"{fitted.family.label} ({role})"
+
+
 def build_content(
     *,
     options: dict[str, Any],
@@ -300,6 +336,9 @@ def build_content(
     order_value: Result | None,
     tiers: Result | None,
     at_risk: Result | None,
+    lapse: Result,
+    thresholds: Result,
+    comparison: Any,
     segments: Result | None,
     contrasts: Result | None,
     cac: Result | None,
@@ -311,14 +350,18 @@ def build_content(
 
     ``retention``, ``order_value``, ``tiers`` and ``at_risk`` are the
     :class:`~clvbayes.predict.Result` of the :mod:`clvbayes.analyses` functions of the
-    same names (the last three None without a value column: no CLV); ``segments``, ``contrasts`` and ``cac`` those of
+    same names (the last three None without a value column: no CLV), ``lapse`` and
+    ``thresholds`` those of :func:`~clvbayes.analyses.lapse_risk` and
+    :func:`~clvbayes.analyses.p_alive_thresholds`; ``segments``, ``contrasts`` and ``cac`` those of
     :func:`clvbayes.segments.segment_summary`, :func:`~clvbayes.segments.segment_contrasts`
-    and :func:`~clvbayes.segments.clv_cac`, or None."""
+    and :func:`~clvbayes.segments.clv_cac`, or None; ``comparison`` the pipeline's
+    ``--compare`` section (a table and notes) or None."""
     parameters, diagnostics, sampler, draws, levels = {}, {}, {}, {}, {}
     problems: list[str] = []
     notes: list[str] = []
+    labels = {name: model_label(name, fitted) for name, fitted in fits.items()}
     for name, fitted in fits.items():
-        label = MODEL_LABELS.get(name, name)
+        label = labels[name]
         parameters[name] = fitted.summary()
         draws[name] = fitted.params()
         levels[name] = fitted.segment_levels
@@ -359,11 +402,14 @@ def build_content(
         ("CLV horizon", f"{options['horizon']:g} {unit}"),
         ("annual discount rate", f"{options['annual_discount']:.1%}"),
         ("margin", f"{options['margin']:g}"),
+        ("transaction model", labels[options["model"]]),
     ]
     if valued:
         overview_rows.append(
             ("expected total CLV over the horizon", float(customers["clv_mean"].sum()))
         )
+    if comparison is not None:
+        notes += list(comparison.notes)
     overview = pd.DataFrame(overview_rows, columns=["item", "value"])
     return ReportContent(
         title="Customer lifetime value report",
@@ -399,4 +445,11 @@ def build_content(
         versions=versions(),
         fingerprint=fingerprint,
         model_fingerprints={name: fitted.fingerprint for name, fitted in fits.items()},
+        model_labels=labels,
+        transaction_label=fits[options["model"]].family.label,
+        lapse=lapse.summary.head(LAPSE_N),
+        n_lapse=len(lapse.summary),
+        lapse_window=float(lapse.groups["window"].iloc[0]),
+        thresholds=thresholds.summary,
+        comparison=None if comparison is None else comparison.table,
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clvbayes import plots
-from clvbayes.report.content import MODEL_LABELS, ReportContent
+from clvbayes.report.content import ReportContent
 
 __all__ = ["figures", "render_html"]
 
@@ -215,6 +215,41 @@ _COLUMNS: dict[str, list[Column]] = {
         ("p_alive", "P(alive)", "prob"),
         ("clv_mean", "CLV mean", "money"),
     ],
+    "lapse": [
+        *_CUSTOMER,
+        ("p_alive", "P(alive)", "prob"),
+        ("p_no_purchase_mean", "P(no purchase)", "prob"),
+        ("p_no_purchase_low", "5%", "prob"),
+        ("p_no_purchase_high", "95%", "prob"),
+        ("clv_mean", "CLV mean", "money"),
+    ],
+    "thresholds": [
+        ("p_alive_below", "P(alive) below", ".2f"),
+        ("n_customers", "customers", "int"),
+        ("share_customers", "share of customers", "pct"),
+        ("clv_mean_total", "expected CLV", "money"),
+        ("clv_total_low", "5%", "money"),
+        ("clv_total_high", "95%", "money"),
+        ("clv_share", "share of CLV", "pct"),
+    ],
+    "comparison": [
+        ("label", "model", "text"),
+        ("chosen", "in this report", "text"),
+        ("elpd_loo", "ELPD (LOO)", ",.1f"),
+        ("se", "SE", ",.1f"),
+        ("elpd_diff", "ELPD difference", ",.1f"),
+        ("dse", "SE of difference", ",.1f"),
+        ("weight", "stacking weight", ".2f"),
+        ("k_bad", "customers with k in (0.7, 1]", "int"),
+        ("k_very_bad", "with k > 1", "int"),
+        ("mae", "holdout MAE", ".3f"),
+        ("rmse", "holdout RMSE", ".3f"),
+        ("actual_total", "actual holdout purchases", ",.0f"),
+        ("predicted_total", "predicted", ",.0f"),
+        ("total_low", "5%", ",.0f"),
+        ("total_high", "95%", ",.0f"),
+        ("total_error_pct", "error %", ".1f"),
+    ],
     "cac": [
         ("segment", "group", "text"),
         ("n_customers", "customers", "int"),
@@ -264,7 +299,7 @@ _COLUMNS: dict[str, list[Column]] = {
 }
 """The columns of each table of the page: (column, heading, format)."""
 
-_TABLE_IDS = {"top": "top-customers", "risk": "at-risk"}
+_TABLE_IDS = {"top": "top-customers", "risk": "at-risk", "lapse": "lapse-risk"}
 
 
 def _items(mapping: dict[str, Any]) -> pd.DataFrame:
@@ -282,6 +317,13 @@ def _frames(content: ReportContent, timings: dict[str, float]) -> dict[str, pd.D
         "aov": content.aov_segments,
         "tiers": content.tiers,
         "risk": content.at_risk,
+        "lapse": content.lapse,
+        "thresholds": content.thresholds,
+        "comparison": None
+        if content.comparison is None
+        else content.comparison.assign(
+            chosen=content.comparison["chosen"].map({True: "yes", False: ""})
+        ),
         "cac": content.cac,
         "contrasts": content.contrasts,
         "totals": content.holdout_totals,
@@ -307,7 +349,7 @@ def _tables(content: ReportContent, timings: dict[str, float]) -> dict[str, Any]
         t["top"] = _table(content.top_customers, _COLUMNS["top_purchases"], _TABLE_IDS["top"])
     t["parameters"] = {
         name: {
-            "label": MODEL_LABELS.get(name, name),
+            "label": content.model_labels[name],
             "table": _table(table.reset_index(), _PARAMS),
         }
         for name, table in content.parameters.items()
@@ -348,6 +390,8 @@ def render_html(report: Any, *, timings: dict[str, float] | None = None) -> str:
         c=content,
         source=source,
         horizon=f"{content.arguments['horizon']:g} {unit}s",
+        window=f"{content.lapse_window:g} {unit}s",
+        model=content.transaction_label,
         tables=_tables(content, timings),
         images=figures(content),
     )

@@ -1,10 +1,13 @@
 """The report pipeline: transactions in, fitted models, predictions and report content out.
 
 Stages (each logged with its time): **read** (validate the log, find its period),
-**summarize** (RFM table, segments, repeat-purchase days), **fit** the BG/NBD and the
-Gamma-Gamma models, **score** the customers (CLV over the horizon; with a holdout, the
-purchases over the holdout window and the holdout validation) and **analyse** (the CRM
-tables: one call each of :mod:`clvbayes.analyses` and :mod:`clvbayes.segments`).
+**summarize** (RFM table, segments, repeat-purchase days), **fit** the transaction model
+(``--model``: BG/NBD by default, any family of the registry by its short name) and the
+Gamma-Gamma model, with ``--compare`` also the other transaction models, **compare**
+them (PSIS-LOO, holdout errors and totals), **score** the customers (CLV over
+the horizon; with a holdout, the purchases over the holdout window and the holdout
+validation) and **analyse** (the CRM tables: one call each of :mod:`clvbayes.analyses`
+and :mod:`clvbayes.segments`).
 
 Without a value column (``value_col=None``: a log of visits, or orders without amounts)
 there is no spend model and no CLV: the report gives P(alive), purchases and their
@@ -39,11 +42,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvbayes.analyses import at_risk, average_order_value, retention_curve, value_tiers
+from clvbayes.analyses import (
+    at_risk,
+    average_order_value,
+    lapse_risk,
+    p_alive_thresholds,
+    retention_curve,
+    value_tiers,
+)
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
 from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
 
-__all__ = ["Report", "ReportOptions", "build_report", "source_arguments"]
+__all__ = ["Comparison", "Report", "ReportOptions", "build_report", "source_arguments"]
 
 Log = Callable[[str], None]
 
@@ -83,6 +93,16 @@ class ReportOptions:
         Inference method.
     cac : float or mapping of str to float, optional
         Acquisition cost per customer, one number or one per segment.
+    model : str
+        The transaction model, by its family's short name
+        (:func:`clvbayes.math.family.model_names`: ``"bgnbd"``, ``"mbgnbd"``,
+        ``"pareto-nbd"``); ``customers.csv`` and the analyses come from it.
+    compare : bool
+        Also fit the other transaction models on the same calibration data and compare
+        them (PSIS-LOO with posterior draws; holdout errors and totals with a holdout).
+    lapse_window : float, optional
+        Window of "who is likely to lapse" (no purchase in the next ``lapse_window``
+        time units; default a quarter of the horizon).
     """
 
     customer_col: str
@@ -101,6 +121,14 @@ class ReportOptions:
     seed: int = 0
     method: str = "nuts"
     cac: float | Mapping[str, float] | None = None
+    model: str = "bgnbd"
+    compare: bool = False
+    lapse_window: float | None = None
+
+    @property
+    def window(self) -> float:
+        """The lapse window: :attr:`lapse_window`, or a quarter of the horizon."""
+        return self.horizon / 4.0 if self.lapse_window is None else float(self.lapse_window)
 
     def check(self) -> None:
         """Raise ``ValueError`` on an impossible option, naming it as the command line
@@ -111,6 +139,7 @@ class ReportOptions:
         from clvbayes.math.units import check_time_unit
 
         check_time_unit(self.time_unit, "--time-unit")
+        self._check_models()
         check_sampler_settings(method=self.method, draws=self.draws, tune=self.tune,
                                chains=self.chains, seed=self.seed, cli=True)  # fmt: skip
         if not (math.isfinite(self.horizon) and self.horizon > 0):
@@ -123,10 +152,32 @@ class ReportOptions:
                 if message.startswith(name):
                     message = f"--{name.replace('_', '-')}{message[len(name) :]}"
             raise ValueError(message) from None
+        if self.lapse_window is not None and not self.lapse_window > 0:
+            raise ValueError(f"--lapse-window must be positive, got {self.lapse_window}.")
         if self.cac is not None and self.value_col is None:
             raise ValueError(
                 "--cac needs --value-col: CLV:CAC compares the CLV with the acquisition "
                 "cost, and CLV needs a value column."
+            )
+
+    def _check_models(self) -> None:
+        from clvbayes.math.family import family, model_names
+
+        names = model_names()
+        if self.model not in names:
+            raise ValueError(f"--model {self.model!r}: use one of {sorted(names)}.")
+        if self.segment_col is not None and not _poolable(self.model):
+            label = family(names[self.model]).label
+            usable = [n for n in sorted(names) if _poolable(n)]
+            raise ValueError(
+                f"--model {self.model} cannot be fitted per segment yet (the {label} has no "
+                f"partial pooling): leave out --segment-col or use --model {' or '.join(usable)}."
+            )
+        if self.compare and self.holdout_end is None and self.method == "map":
+            raise ValueError(
+                "--compare needs --holdout-end (holdout errors and totals) or a sampling "
+                "--method such as nuts (PSIS-LOO): point estimates without a holdout have "
+                "nothing to compare."
             )
 
     def predict_options(self) -> Any:
@@ -155,8 +206,9 @@ class Report:
     content : ReportContent
         Everything the page shows, as tidy frames (see :mod:`clvbayes.report.content`).
     fits : dict of str to FittedModel
-        ``{"bgnbd": ..., "gamma_gamma": ...}`` (no ``gamma_gamma`` without a value
-        column).
+        The transaction model under its short name (``options.model``, e.g. ``"bgnbd"``),
+        ``"gamma_gamma"`` (not without a value column), and with ``--compare`` the other
+        transaction models.
     source : str
         What the transactions were (a path, or a description of a frame).
     timings : dict of str to float
@@ -295,16 +347,96 @@ SEGMENT = "segment"
 """Column of the RFM table holding each customer's segment (``--segment-col``)."""
 
 
-def _fit_transaction_model(
-    rfm: pd.DataFrame, segmented: bool, options: ReportOptions, seed: int, quiet: bool
-) -> Any:
-    """Fit the BG/NBD: with segments, partially pooled (each segment its own parameters
-    under a hierarchical prior, :class:`clvbayes.BGNBD` ``segments=``); else one
-    population."""
-    from clvbayes.models import BGNBD
+def _poolable(name: str) -> bool:
+    """Whether the transaction model ``name`` can be fitted per segment (partial pooling)."""
+    from clvbayes.math.family import family, model_names
 
-    spec = BGNBD(segments=SEGMENT) if segmented else BGNBD()
+    return family(model_names()[name]).reparametrisation is not None
+
+
+def _fit_transaction_model(
+    rfm: pd.DataFrame, segmented: bool, options: ReportOptions, seed: int, quiet: bool, name: str
+) -> Any:
+    """Fit the transaction model ``name`` (a family's short name): with segments,
+    partially pooled (each segment its own parameters under a hierarchical prior, e.g.
+    :class:`clvbayes.BGNBD` ``segments=``); else one population."""
+    from clvbayes.models import spec_named
+
+    spec = spec_named(name)
+    spec = spec(segments=SEGMENT) if segmented else spec()
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
+
+
+def _family_label(name: str) -> str:
+    """The display name of the transaction model ``name`` (``"bgnbd"`` -> ``"BG/NBD"``)."""
+    from clvbayes.math.family import family, model_names
+
+    return family(model_names()[name]).label
+
+
+def _alternatives(options: ReportOptions, segmented: bool) -> tuple[list[str], list[str]]:
+    """With ``--compare``: the other transaction models to fit, and those that cannot be
+    (no partial pooling, with segments)."""
+    from clvbayes.math.family import model_names
+
+    if not options.compare:
+        return [], []
+    others = [n for n in sorted(model_names()) if n != options.model]
+    usable = [n for n in others if not segmented or _poolable(n)]
+    return usable, [n for n in others if n not in usable]
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The ``--compare`` section: one row per model and what could not be compared.
+
+    Attributes
+    ----------
+    table : DataFrame
+        :func:`clvbayes.comparison.comparison_table` (indexed by model name) with ``label``
+        and ``chosen`` columns.
+    notes : tuple of str
+        Models left out, a missing LOO or holdout, Pareto-k warnings.
+    """
+
+    table: pd.DataFrame
+    notes: tuple[str, ...]
+
+
+def _compare(
+    data: _Data, fits: dict[str, Any], names: list[str], skipped: list[str],
+    options: ReportOptions, seed: int,
+) -> Comparison:  # fmt: skip
+    """PSIS-LOO (with posterior draws) and holdout errors and totals (with a holdout) of the
+    transaction models ``names``, fitted on the same calibration data."""
+    from clvbayes.comparison import compare, comparison_table, holdout_comparison
+
+    models = {n: fits[n] for n in names}
+    notes = [
+        f"{_family_label(n)}: not compared, it cannot be fitted per segment yet." for n in skipped
+    ]
+    sampled = all(
+        f.posterior.sizes["chain"] * f.posterior.sizes["draw"] > 1 for f in models.values()
+    )
+    compared = holdout = None
+    if sampled:
+        compared = compare(models)
+        notes += list(compared.warnings)
+    else:
+        notes.append(
+            f"PSIS-LOO needs posterior draws; method={options.method!r} gives point "
+            "estimates, so the models are compared on the holdout only."
+        )
+    if data.holdout_end is not None:
+        holdout = holdout_comparison(
+            models, data.model_rfm, seed=seed, options=options.predict_options()
+        )
+    else:
+        notes.append("Without --holdout-end the models are compared by PSIS-LOO only.")
+    table = comparison_table(compared, holdout)
+    table.insert(0, "label", [_family_label(n) for n in table.index])
+    table.insert(1, "chosen", [n == options.model for n in table.index])
+    return Comparison(table, tuple(notes))
 
 
 def _fit_spend_model(
@@ -474,8 +606,9 @@ def _score(
     predict = options.predict_options()
     model_rfm = data.model_rfm
     spend_fit = fits.get("gamma_gamma")
+    fit = fits[options.model]
     horizon = predict_customers(
-        fits["bgnbd"],
+        fit,
         model_rfm,
         horizon=options.horizon,
         spend_fit=spend_fit,
@@ -486,13 +619,13 @@ def _score(
     holdout = tracking = None
     if data.holdout_end is not None:
         holdout = validate_holdout(
-            fits["bgnbd"],
+            fit,
             model_rfm,
             spend_fit=spend_fit,
             seed=seeds["validate"],
             options=predict,
         )
-        tracking = tracking_curve(fits["bgnbd"], model_rfm, actual=data.repeat_times, n_draws=200)
+        tracking = tracking_curve(fit, model_rfm, actual=data.repeat_times, n_draws=200)
     return horizon, holdout, tracking
 
 
@@ -504,17 +637,19 @@ def _analyse(
     seeds: dict[str, int],
     source: str,
     arguments: dict[str, Any],
+    comparison: Comparison | None = None,
 ) -> ReportContent:
     """The CRM analyses (one library call each) and the report's content (those that
     need CLV only with a spend model)."""
     horizon, holdout, tracking = scored
     model_rfm, seg_values = data.model_rfm, data.segment_values
+    fit = fits[options.model]
     holdout_summary = None if holdout is None else holdout.predictions
     customers = _customer_table(data.rfm, data.segments, horizon.summary, holdout_summary)
     step = max(options.horizon / 26.0, 1.0)
     times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
     retention = retention_curve(
-        fits["bgnbd"],
+        fit,
         model_rfm,
         times=times,
         segments=seg_values,
@@ -549,6 +684,15 @@ def _analyse(
         order_value=order_value,
         tiers=tiers,
         at_risk=risky,
+        lapse=lapse_risk(
+            fit,
+            model_rfm,
+            window=options.window,
+            result=horizon if "gamma_gamma" in fits else None,
+            n_draws=min(options.draws, 200),
+        ),
+        thresholds=p_alive_thresholds(horizon),
+        comparison=comparison,
         segments=segment_table,
         contrasts=contrasts,
         cac=cac,
@@ -595,13 +739,9 @@ def build_report(
         source = str(transactions) if isinstance(transactions, str | Path) else "a data frame"
         source = getattr(transactions, "description", source)  # a Database (no password)
     arguments = {**source_arguments(transactions), **asdict(options)}
-    seeds = dict(
-        zip(
-            ("bgnbd", "spend", "horizon", "holdout", "validate", "tracking", "retention"),
-            _seeds(options.seed, 7),
-            strict=True,
-        )
-    )
+    # one seed per random step; new steps go at the end (the earlier seeds stay as they are)
+    names = ("bgnbd", "spend", "horizon", "holdout", "validate", "tracking", "retention")
+    seeds = dict(zip((*names, "compare"), _seeds(options.seed, len(names) + 1), strict=True))
     with stage("read", source):
         scan = _scan(transactions, options)
         cal, obs = _period(scan, options)
@@ -612,18 +752,31 @@ def build_report(
     how = f"{options.method}, {options.chains} x {options.draws} draws"
     if segmented:
         how += f", {data.segments.nunique()} segments partially pooled"
-    with stage("fit BG/NBD", how):
-        fits["bgnbd"] = _fit_transaction_model(
-            data.model_rfm, segmented, options, seeds["bgnbd"], quiet
+    # every transaction model is fitted with the same seed, so its fit does not depend on
+    # which one --model chose
+    with stage(f"fit {_family_label(options.model)}", how):
+        fits[options.model] = _fit_transaction_model(
+            data.model_rfm, segmented, options, seeds["bgnbd"], quiet, options.model
         )
     if options.value_col is not None:
         with stage("fit Gamma-Gamma", how):
             fits["gamma_gamma"] = _fit_spend_model(
                 data.model_rfm, segmented, options, seeds["spend"], quiet
             )
+    others, skipped = _alternatives(options, segmented)
+    for name in others:
+        with stage(f"fit {_family_label(name)}", how):
+            fits[name] = _fit_transaction_model(
+                data.model_rfm, segmented, options, seeds["bgnbd"], quiet, name
+            )
+    comparison = None
+    if options.compare:
+        compared = sorted([options.model, *others])
+        with stage("compare", ", ".join(_family_label(n) for n in compared)):
+            comparison = _compare(data, fits, compared, skipped, options, seeds["compare"])
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
         scored = _score(data, fits, options, seeds)
-    with stage("analyse", "retention, order value, tiers, segments"):
-        content = _analyse(data, fits, scored, options, seeds, source, arguments)
+    with stage("analyse", "retention, order value, tiers, lapse, segments"):
+        content = _analyse(data, fits, scored, options, seeds, source, arguments, comparison)
     content = replace(content, warnings=tuple(stage.warnings))
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
