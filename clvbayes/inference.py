@@ -45,6 +45,7 @@ from clvbayes.diagnostics import diagnose, warn_problems
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE, centered_mask
 from clvbayes.models.shared_data import SharedRFM, structure
+from clvbayes.progress import progress_bar
 
 __all__ = [
     "METHODS",
@@ -330,7 +331,7 @@ def fit_many(
     datasets: Iterable[Any],
     *,
     seeds: int | Sequence[int] | None = None,
-    progressbar: bool = False,
+    progressbar: bool = True,
     **settings: Any,
 ) -> list[FittedModel]:
     """Fit a spec to each of several RFM tables, compiling the model once.
@@ -354,7 +355,9 @@ def fit_many(
         One seed per data set, or one seed from which they are derived
         (``numpy.random.SeedSequence``); None: random.
     progressbar : bool
-        Show progress (off by default).
+        Show a progress bar over the data sets (fits per second, time left) once the
+        work has taken two seconds (:mod:`clvbayes.progress`); the samplers' own bars
+        stay off.
     **settings
         As for :func:`fit` (``method, draws, tune, chains``, inference options).
 
@@ -370,7 +373,7 @@ def fit_many(
     seeds = [int(s) for s in seeds]
     if len(seeds) != len(datasets):
         raise ValueError(f"fit_many: {len(seeds)} seeds for {len(datasets)} data sets.")
-    settings["progressbar"] = progressbar
+    settings["progressbar"] = False
     reuse = (
         settings.get("method", "nuts") == "nuts"
         and spec.reusable_compilation
@@ -378,23 +381,29 @@ def fit_many(
     )
     fits = []
     program: tuple[Any, SharedRFM, pm.Model, Any] | None = None
-    for rfm, seed in zip(datasets, seeds, strict=True):
-        data = spec.prepare(rfm)
-        if not reuse:
-            fits.append(_fit_built(spec, data, spec.build(data), seed=seed, **settings))
-            continue
-        key = _structure(spec, data)
-        if program is None or program[0] != key:
-            shared = SharedRFM(data)
-            model = spec.build(shared)
-            program = (key, shared, model, compile_nutpie(model))
-            compiled = program[3]
-        else:
-            known = {v.name for v in program[3].shared_var_keys}
-            inputs = program[1].inputs(data)
-            compiled = program[3].with_data(**{k: v for k, v in inputs.items() if k in known})
-        fitted = _fit_built(spec, data, program[2], compiled=compiled, seed=seed, **settings)
-        fits.append(fitted)
+    with progress_bar(
+        len(datasets), desc="fit_many", unit="fits", unit_scale=False, enabled=progressbar
+    ) as bar:
+        for rfm, seed in zip(datasets, seeds, strict=True):
+            data = spec.prepare(rfm)
+            if not reuse:
+                fits.append(_fit_built(spec, data, spec.build(data), seed=seed, **settings))
+                bar.update(1)
+                continue
+            key = _structure(spec, data)
+            if program is None or program[0] != key:
+                shared = SharedRFM(data)
+                model = spec.build(shared)
+                program = (key, shared, model, compile_nutpie(model))
+                compiled = program[3]
+            else:
+                known = {v.name for v in program[3].shared_var_keys}
+                inputs = program[1].inputs(data)
+                compiled = program[3].with_data(**{k: v for k, v in inputs.items() if k in known})
+            fits.append(
+                _fit_built(spec, data, program[2], compiled=compiled, seed=seed, **settings)
+            )
+            bar.update(1)
     return fits
 
 

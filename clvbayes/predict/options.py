@@ -8,7 +8,8 @@ are checked here, once.
 
 The fields fall in two groups: *what* is predicted (discounting, margin, thresholds,
 ranks, interval mass, posterior draws) and *how* the work is done (memory cap, chunking,
-threads, spill directory). The second group never changes the statistics' definition.
+threads, spill directory, progress bar). The second group never changes the statistics'
+definition.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class PredictOptions:
     spill_dir : str or Path, optional
         Directory of the temporary CLV-draw file of large runs (default: the system's
         temporary directory).
+    progressbar : bool
+        Show a progress bar (customers per second, time left) when the scoring takes
+        more than two seconds (:mod:`clvbayes.progress`); False: never.
     """
 
     time_unit: str | float = "W"
@@ -95,6 +99,7 @@ class PredictOptions:
     chunk_customers: int | None = None
     n_jobs: int | None = None
     spill_dir: str | Path | None = None
+    progressbar: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
@@ -128,6 +133,9 @@ class PredictOptions:
         _positive_int(self.discount_nodes, "discount_nodes")
         _positive_int(self.chunk_customers, "chunk_customers")
         _positive_int(self.n_jobs, "n_jobs")
+        if not isinstance(self.progressbar, bool | int) or self.progressbar not in (0, 1):
+            raise TypeError(f"progressbar must be True or False, got {self.progressbar!r}.")
+        object.__setattr__(self, "progressbar", bool(self.progressbar))
         if not (math.isfinite(self.memory_limit_mb) and self.memory_limit_mb > 0):
             raise ValueError(
                 f"memory_limit_mb must be a positive number of megabytes, got "

@@ -405,13 +405,17 @@ def _summarize(
 
 
 def _score(
-    data: _Data, fits: dict[str, Any], options: ReportOptions, seeds: dict[str, int]
+    data: _Data,
+    fits: dict[str, Any],
+    options: ReportOptions,
+    seeds: dict[str, int],
+    progressbar: bool = False,
 ) -> tuple[Any, Any, Any]:
     """CLV over the horizon; with a holdout, its validation and the tracking curve."""
     from clvbayes.ppc import tracking_curve
     from clvbayes.predict import predict_customers, validate_holdout
 
-    predict = options.predict_options()
+    predict = options.predict_options().replace(progressbar=progressbar)
     model_rfm = data.model_rfm
     horizon = predict_customers(
         fits["bgnbd"],
@@ -442,9 +446,13 @@ def _analyse(
     options: ReportOptions,
     seeds: dict[str, int],
     source: str,
+    progressbar: bool = False,
 ) -> ReportContent:
     """The CRM analyses (one library call each) and the report's content."""
+    from clvbayes.progress import progress_bar
+
     horizon, holdout, tracking = scored
+    steps = progress_bar(4, desc="analyse", unit="analyses", unit_scale=False, enabled=progressbar)
     model_rfm, seg_values = data.model_rfm, data.segment_values
     holdout_summary = None if holdout is None else holdout.predictions
     customers = _customer_table(data.rfm, data.segments, horizon.summary, holdout_summary)
@@ -458,15 +466,21 @@ def _analyse(
         n_draws=min(options.draws, 200),
         seed=seeds["retention"],
     )
+    steps.update(1)
     order_value = average_order_value(
         fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
     )
+    steps.update(1)
     segment_table = contrasts = cac = None
     if seg_values is not None:
         segment_table = segment_summary(horizon, seg_values, variables=("clv", "p_alive"))
         contrasts = segment_contrasts(horizon, seg_values)
     if options.cac is not None:
         cac = clv_cac(horizon, options.cac, segments=seg_values)
+    steps.update(1)
+    tiers, risk = value_tiers(horizon), at_risk(horizon, model_rfm)
+    steps.update(1)
+    steps.close()
     return build_content(
         options=asdict(options),
         source=source,
@@ -479,8 +493,8 @@ def _analyse(
         fingerprint=_fingerprint(data.rfm),
         retention=retention,
         order_value=order_value,
-        tiers=value_tiers(horizon),
-        at_risk=at_risk(horizon, model_rfm),
+        tiers=tiers,
+        at_risk=risk,
         segments=segment_table,
         contrasts=contrasts,
         cac=cac,
@@ -506,7 +520,9 @@ def build_report(
     options : ReportOptions
         Columns, periods, model and prediction settings.
     log : callable, optional
-        Receives one progress line per stage start and end (None: silent).
+        Receives one progress line per stage start and end (None: silent: no lines and
+        no progress bars). Otherwise the fits show the sampler's bar on a terminal and
+        the scoring a bar of customers (:mod:`clvbayes.progress`).
     source : str, optional
         How to describe the data in the report (default: the path, or the frame's type).
 
@@ -550,7 +566,7 @@ def build_report(
             data.model_rfm, segmented, options, seeds["spend"], quiet
         )
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
-        scored = _score(data, fits, options, seeds)
+        scored = _score(data, fits, options, seeds, progressbar=not quiet)
     with stage("analyse", "retention, order value, tiers, segments"):
-        content = _analyse(data, fits, scored, options, seeds, source)
+        content = _analyse(data, fits, scored, options, seeds, source, progressbar=not quiet)
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
