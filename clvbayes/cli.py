@@ -176,7 +176,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         choices=["nuts", "map", "advi", "pathfinder"],
         help="inference method (default: nuts)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or progress bars")
     p.add_argument(
         "--out",
         required=True,

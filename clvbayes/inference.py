@@ -1,22 +1,22 @@
 """Posterior inference for a built PyMC model: NUTS, MAP, or a fast approximation.
 
-=============  ==============================================================================
-``method``     when to use it
-=============  ==============================================================================
-``"nuts"``     The default and the reference: full posterior by the No-U-Turn sampler
-               (nutpie, compiled with numba; PyMC's own NUTS if nutpie is missing or
-               ``sampler="pymc"``). Seconds on hundreds of thousands of customers because
-               the likelihood runs over unique rows.
-``"map"``      A point estimate (the posterior mode on the original scale; with flat priors,
-               the maximum-likelihood estimate). For quick checks and comparison with
-               lifetimes/BTYD; carries no uncertainty: per-customer predictions then
-               reflect only the customers' own latent-state uncertainty.
-``"advi"``     Mean-field ADVI: a Gaussian approximation on the unconstrained scale. Use
-               when many models must be fitted quickly (e.g. screening priors); it
-               underestimates posterior spread and ignores correlations.
-``"pathfinder"`` Multi-path Pathfinder (pymc-extras): usually closer to NUTS than ADVI at a
-               similar cost; a good initialisation or a cheap approximation.
-=============  ==============================================================================
+================  ===========================================================================
+``method``        when to use it
+================  ===========================================================================
+``"nuts"``        The default and the reference: full posterior by the No-U-Turn sampler
+                  (nutpie, compiled with numba; PyMC's own NUTS if nutpie is missing or
+                  ``sampler="pymc"``). Seconds on hundreds of thousands of customers because
+                  the likelihood runs over unique rows.
+``"map"``         A point estimate (the posterior mode on the original scale; with flat priors,
+                  the maximum-likelihood estimate). For quick checks and comparison with
+                  lifetimes/BTYD; carries no uncertainty: per-customer predictions then
+                  reflect only the customers' own latent-state uncertainty.
+``"advi"``        Mean-field ADVI: a Gaussian approximation on the unconstrained scale. Use
+                  when many models must be fitted quickly (e.g. screening priors); it
+                  underestimates posterior spread and ignores correlations.
+``"pathfinder"``  Multi-path Pathfinder (pymc-extras): usually closer to NUTS than ADVI at a
+                  similar cost; a good initialisation or a cheap approximation.
+================  ===========================================================================
 
 Every method returns an arviz DataTree with a ``posterior`` group (``chain``, ``draw``)
 and the settings that produced it, so downstream code never branches on the method.
