@@ -19,7 +19,7 @@ import clvbayes  # noqa: E402
 
 project = "clvbayes"
 author = "clvbayes developers"
-copyright = "clvbayes developers, MIT licence"  # noqa: A001
+copyright = "clvbayes developers, MIT licence"
 release = version = clvbayes.__version__
 
 extensions = [
@@ -66,6 +66,9 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": [],
 }
+# a first visit (nothing in localStorage) would otherwise start from mode "" and log a
+# console error ("Got invalid theme mode")
+html_context = {"default_mode": "auto"}
 html_show_sourcelink = False
 html_copy_source = False
 
