@@ -41,6 +41,10 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-n
 # --- notebooks: rendered from their stored outputs, never executed -------------------------
 nb_execution_mode = "off"
 nb_merge_streams = True
+# Progress-bar widgets (tqdm in Jupyter) in stored outputs are shown by their text form:
+# no widget JavaScript from a CDN (the site works offline, as its browser test checks).
+nb_ipywidgets_js: dict[str, dict[str, str]] = {}
+nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 3
 

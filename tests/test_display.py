@@ -20,7 +20,6 @@ import xarray as xr
 
 import clvbayes
 from clvbayes.compare import CompareResult
-from clvbayes.datasets import load_cdnow
 from clvbayes.display import format_value, frame_table
 from clvbayes.predict import Result
 
@@ -39,17 +38,8 @@ def assert_escaped(markup: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def rfm() -> pd.DataFrame:
-    tx = load_cdnow("sample")
-    tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:400])]
-    rfm = clvbayes.rfm_summary(
-        tx,
-        customer_col="customer_id",
-        date_col="date",
-        value_col="value",
-        calibration_end="1997-09-30",
-        observation_end="1998-06-30",
-    )
+def rfm(sample_holdout_rfm) -> pd.DataFrame:
+    rfm = sample_holdout_rfm.copy()
     rfm["customer_id"] = rfm["customer_id"].astype(str)
     rfm.loc[0, "customer_id"] = EVIL
     rfm["channel"] = np.where(np.arange(len(rfm)) % 2 == 0, "web", EVIL)
@@ -57,8 +47,8 @@ def rfm() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def fits(rfm):
-    return clvbayes.BGNBD().fit(rfm, method="map"), clvbayes.GammaGamma().fit(rfm, method="map")
+def fits(sample_holdout_map_fits):
+    return sample_holdout_map_fits
 
 
 # --- the pieces ---------------------------------------------------------------------------

@@ -22,22 +22,13 @@ from clvbayes.datasets import load_cdnow
 
 
 @pytest.fixture(scope="module")
-def rfm() -> pd.DataFrame:
-    tx = load_cdnow("sample")
-    tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:300])]
-    return clvbayes.rfm_summary(
-        tx,
-        customer_col="customer_id",
-        date_col="date",
-        value_col="value",
-        calibration_end="1997-09-30",
-        observation_end="1998-06-30",
-    )
+def rfm(sample_holdout_rfm) -> pd.DataFrame:
+    return sample_holdout_rfm
 
 
 @pytest.fixture(scope="module")
-def fits(rfm):
-    return clvbayes.BGNBD().fit(rfm, method="map"), clvbayes.GammaGamma().fit(rfm, method="map")
+def fits(sample_holdout_map_fits):
+    return sample_holdout_map_fits
 
 
 @pytest.fixture
@@ -100,7 +91,7 @@ def test_validate_holdout_shows_progress_unless_off(fits, rfm, no_delay, capsys)
 
 @pytest.mark.slow  # two MAP fits, each compiling its model
 def test_fit_many_counts_fits_unless_off(rfm, no_delay, capsys):
-    parts = [rfm.iloc[:150], rfm.iloc[150:]]
+    parts = [rfm.iloc[:200], rfm.iloc[200:]]
     fitted = clvbayes.BGNBD().fit_many(parts, seeds=[1, 2], method="map")
     err = _bar_lines(capsys.readouterr().err)
     assert len(fitted) == 2
@@ -163,6 +154,7 @@ def log_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # two reports, each fitting two models
 def test_report_stages_show_progress_and_quiet_silences_them(log_csv, tmp_path, no_delay, capsys):
     assert main(_report_args(log_csv, tmp_path / "loud")) == 0
     err = _bar_lines(capsys.readouterr().err)
@@ -175,8 +167,8 @@ def test_report_stages_show_progress_and_quiet_silences_them(log_csv, tmp_path, 
 
 @pytest.mark.slow
 def test_long_scoring_shows_a_bar_with_the_default_delay(fits, rfm, capsys):
-    """No stand-in: 300 customers x 3 horizons' worth of draws on one thread take
-    several seconds, longer than the 2 s delay."""
+    """No stand-in: 8,000 customers x 1,000 draws on one thread take several seconds,
+    longer than the 2 s delay."""
     bg, gg = fits
     many = pd.concat([rfm] * 20, ignore_index=True).assign(customer_id=np.arange(len(rfm) * 20))
     start = time.perf_counter()
