@@ -40,8 +40,9 @@ def escape(value: Any) -> str:
 
 
 def format_value(value: Any) -> str:
-    """A number or label as short escaped text: integers with thousands separators,
-    floats to four significant digits, missing values as an en dash."""
+    """A number or label as short escaped text: integers and numbers from 1,000 up with
+    thousands separators and no decimals, other floats to four significant digits,
+    missing values as an en dash."""
     if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
         return "yes" if value else "no"
     if isinstance(value, Integral):
@@ -52,7 +53,7 @@ def format_value(value: Any) -> str:
             return "&#8211;"
         if math.isinf(number):
             return "&#8734;" if number > 0 else "&#8722;&#8734;"
-        if abs(number) >= 1e4 or number.is_integer():
+        if abs(number) >= 1e3 or number.is_integer():
             return f"{number:,.0f}"
         return f"{number:.4g}"
     if value is None:

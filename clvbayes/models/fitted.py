@@ -322,12 +322,15 @@ def fitted_html(fit: FittedModel) -> str:
         data["unique rows"] = int(np.size(fit.data.counts))
     if fit.spec.segments is not None:
         data["segments"] = f"{len(fit.segment_levels)} ({fit.spec.segments}, {fit.spec.pooling})"
-    data["time unit"] = fit.time_unit
+    if fit.time_unit is not None:
+        data["time unit"] = fit.time_unit
     data["data fingerprint"] = fit.fingerprint
     keys = ("method", "sampler", "chains", "draws", "tune", "target_accept", "seed", "seconds")
     settings = {k: fit.settings[k] for k in keys if k in fit.settings}
     if settings.get("target_accept") == -1.0:
         settings.pop("target_accept")
+    if "seed" in settings:
+        settings["seed"] = str(settings["seed"])  # an identifier: no thousands separators
     sections = [
         ("Parameters (posterior mean, sd, 90 % interval)", frame_table(_parameter_rows(fit)))
     ]

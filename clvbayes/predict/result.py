@@ -112,8 +112,10 @@ def result_repr(result: Result) -> str:
 
 
 def _column_overview(summary: pd.DataFrame, max_columns: int = 24) -> pd.DataFrame:
-    """Mean, min and max over the rows of each numeric column (one pass each)."""
-    numeric = summary.select_dtypes("number").iloc[:, :max_columns]
+    """Mean, min and max over the rows of each numeric column but the customer id (one
+    pass each)."""
+    numeric = summary.drop(columns="customer_id", errors="ignore").select_dtypes("number")
+    numeric = numeric.iloc[:, :max_columns]
     return pd.DataFrame(
         {"mean": numeric.mean(), "min": numeric.min(), "max": numeric.max()}
     ).rename_axis("column")
