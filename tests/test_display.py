@@ -19,7 +19,7 @@ import pytest
 import xarray as xr
 
 import clvbayes
-from clvbayes.compare import CompareResult
+from clvbayes.comparison import CompareResult
 from clvbayes.display import format_value, frame_table
 from clvbayes.predict import Result
 
