@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint format bench clean venv
+.PHONY: demo test test-fast lint format bench docs clean venv
 
 venv: $(STAMP)
 
@@ -37,10 +37,15 @@ format: $(STAMP)
 	$(PY) -m ruff format clvbayes tests benchmarks notebooks scripts
 	$(PY) -m ruff check --fix clvbayes tests benchmarks notebooks scripts
 
+# The documentation site into docs/_build/html, warnings as errors; renders the notebooks
+# from their stored outputs (never executes them).
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rfm.py --sizes 1000000 10000000 --timeout 600
 	$(PY) benchmarks/bench_fit.py --sizes 100000 --synthetic-models bgnbd --pareto --anchor-max 1
 	$(PY) benchmarks/bench_predict.py --sizes 10000 100000 --anchor-max 100000
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache build *.egg-info
+	rm -rf $(VENV) reports .pytest_cache build *.egg-info docs/_build docs/api/generated docs/notebooks

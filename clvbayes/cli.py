@@ -263,7 +263,9 @@ def _add_model_options(p: argparse.ArgumentParser, *, out_required: bool = True)
         choices=["nuts", "map", "advi", "pathfinder"],
         help="inference method (default: nuts)",
     )
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress lines")
+    p.add_argument(
+        "--quiet", action="store_true", default=None, help="no progress lines or progress bars"
+    )
     p.add_argument(
         "--out",
         required=out_required,

@@ -50,6 +50,7 @@ __all__ = [
     "HoldoutComparison",
     "RowLoo",
     "compare",
+    "compare_html",
     "comparison_table",
     "holdout_comparison",
     "loo",
@@ -149,6 +150,31 @@ class CompareResult:
     table: pd.DataFrame
     loo: dict[str, RowLoo]
     warnings: tuple[str, ...] = field(default=())
+
+    def __repr__(self) -> str:
+        rows = [f"{m} {r.elpd_loo:,.1f}" for m, r in self.table.iterrows()]
+        return f"<CompareResult elpd_loo: {', '.join(rows)}; {len(self.warnings)} warning(s)>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the comparison table and the Pareto-k warnings."""
+        return compare_html(self)
+
+
+def compare_html(result: CompareResult) -> str:
+    """The HTML card of a :class:`CompareResult`: the table (best model first) with a
+    badge for Pareto-k problems, and their messages; every label escaped."""
+    from clvbayes.display import badge, card, escape, frame_table
+
+    status = (
+        badge(f"{len(result.warnings)} Pareto-k warning(s)", "warn")
+        if result.warnings
+        else badge("no Pareto-k warnings", "ok")
+    )
+    sections = [("PSIS-LOO, best first", frame_table(result.table))]
+    if result.warnings:
+        items = "".join(f"<li>{escape(w)}</li>" for w in result.warnings)
+        sections.append(("Warnings", f"<ul>{items}</ul>"))
+    return card("Model comparison", *sections, status=status)
 
 
 def _weighted_se(values: np.ndarray, counts: np.ndarray) -> float:
@@ -346,6 +372,20 @@ class HoldoutComparison:
     by_frequency: pd.DataFrame
     coverage: pd.DataFrame
     predictions: dict[str, HoldoutPrediction]
+
+    def __repr__(self) -> str:
+        rows = [f"{m} MAE {r.mae:.3g}" for m, r in self.metrics.iterrows()]
+        return f"<HoldoutComparison: {', '.join(rows)}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the error metrics and the coverage, per model."""
+        from clvbayes.display import card, frame_table
+
+        return card(
+            "Holdout comparison",
+            ("Errors per model", frame_table(self.metrics)),
+            ("Coverage", frame_table(self.coverage, max_rows=20, index=False)),
+        )
 
 
 def holdout_comparison(

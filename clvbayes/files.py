@@ -210,13 +210,14 @@ def _holds_cr(frame: pd.DataFrame) -> bool:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write ``frame`` to ``path`` (``.parquet``, else CSV) atomically, without the index.
+    r"""Write ``frame`` to ``path`` (``.parquet``, else CSV) atomically, without the index.
 
     A CSV goes through :func:`spreadsheet_safe` (text cells that would run as spreadsheet
     formulas get a leading ``'``) and has ``\n`` line ends, or ``\r\n`` when a text cell
     holds a carriage return (so that the cell is quoted and the file stays readable);
-    Parquet keeps the values as they are (spreadsheets do not open it). The table is written under a temporary name next to ``path`` and renamed
-    over it, so a failed write (e.g. a full disk) leaves an earlier file intact.
+    Parquet keeps the values as they are (spreadsheets do not open it). The table is
+    written under a temporary name next to ``path`` and renamed over it, so a failed
+    write (e.g. a full disk) leaves an earlier file intact.
 
     Raises
     ------

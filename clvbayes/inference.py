@@ -1,22 +1,22 @@
 """Posterior inference for a built PyMC model: NUTS, MAP, or a fast approximation.
 
-=============  ==============================================================================
-``method``     when to use it
-=============  ==============================================================================
-``"nuts"``     The default and the reference: full posterior by the No-U-Turn sampler
-               (nutpie, compiled with numba; PyMC's own NUTS if nutpie is missing or
-               ``sampler="pymc"``). Seconds on hundreds of thousands of customers because
-               the likelihood runs over unique rows.
-``"map"``      A point estimate (the posterior mode on the original scale; with flat priors,
-               the maximum-likelihood estimate). For quick checks and comparison with
-               lifetimes/BTYD; carries no uncertainty: per-customer predictions then
-               reflect only the customers' own latent-state uncertainty.
-``"advi"``     Mean-field ADVI: a Gaussian approximation on the unconstrained scale. Use
-               when many models must be fitted quickly (e.g. screening priors); it
-               underestimates posterior spread and ignores correlations.
-``"pathfinder"`` Multi-path Pathfinder (pymc-extras): usually closer to NUTS than ADVI at a
-               similar cost; a good initialisation or a cheap approximation.
-=============  ==============================================================================
+================  ===========================================================================
+``method``        when to use it
+================  ===========================================================================
+``"nuts"``        The default and the reference: full posterior by the No-U-Turn sampler
+                  (nutpie, compiled with numba; PyMC's own NUTS if nutpie is missing or
+                  ``sampler="pymc"``). Seconds on hundreds of thousands of customers because
+                  the likelihood runs over unique rows.
+``"map"``         A point estimate (the posterior mode on the original scale; with flat priors,
+                  the maximum-likelihood estimate). For quick checks and comparison with
+                  lifetimes/BTYD; carries no uncertainty: per-customer predictions then
+                  reflect only the customers' own latent-state uncertainty.
+``"advi"``        Mean-field ADVI: a Gaussian approximation on the unconstrained scale. Use
+                  when many models must be fitted quickly (e.g. screening priors); it
+                  underestimates posterior spread and ignores correlations.
+``"pathfinder"``  Multi-path Pathfinder (pymc-extras): usually closer to NUTS than ADVI at a
+                  similar cost; a good initialisation or a cheap approximation.
+================  ===========================================================================
 
 Every method returns an arviz DataTree with a ``posterior`` group (``chain``, ``draw``)
 and the settings that produced it, so downstream code never branches on the method.
@@ -64,6 +64,7 @@ from clvbayes.diagnostics import diagnose, warn_problems
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE, centered_mask
 from clvbayes.models.shared_data import SharedRFM, structure
+from clvbayes.progress import progress_bar
 
 __all__ = [
     "METHODS",
@@ -591,7 +592,7 @@ def fit_many(
     datasets: Iterable[Any],
     *,
     seeds: int | Sequence[int] | None = None,
-    progressbar: bool = False,
+    progressbar: bool = True,
     **settings: Any,
 ) -> list[FittedModel]:
     """Fit a spec to each of several RFM tables, compiling the model once.
@@ -615,7 +616,9 @@ def fit_many(
         One seed per data set, or one seed from which they are derived
         (``numpy.random.SeedSequence``); None: random.
     progressbar : bool
-        Show progress (off by default).
+        Show a progress bar over the data sets (fits per second, time left) once the
+        work has taken two seconds (:mod:`clvbayes.progress`); the samplers' own bars
+        stay off.
     **settings
         As for :func:`fit` (``method, draws, tune, chains``, ``time_unit``, inference
         options); checked before the first fit.
@@ -636,7 +639,7 @@ def fit_many(
     for seed in seeds:
         check_sampler_settings(seed=seed)
     seeds = [int(s) for s in seeds]
-    settings["progressbar"] = progressbar
+    settings["progressbar"] = False
     time_unit = settings.pop("time_unit", None)
     reuse = (
         settings.get("method", "nuts") == "nuts"
@@ -645,24 +648,30 @@ def fit_many(
     )
     fits = []
     program: tuple[Any, SharedRFM, pm.Model, Any] | None = None
-    for rfm, seed in zip(datasets, seeds, strict=True):
-        settings["time_unit"] = time_unit_of(rfm, time_unit)
-        data = spec.prepare(rfm)
-        if not reuse:
-            fits.append(_fit_built(spec, data, spec.build(data), seed=seed, **settings))
-            continue
-        key = _structure(spec, data)
-        if program is None or program[0] != key:
-            shared = SharedRFM(data)
-            model = spec.build(shared)
-            program = (key, shared, model, compile_nutpie(model))
-            compiled = program[3]
-        else:
-            known = {v.name for v in program[3].shared_var_keys}
-            inputs = program[1].inputs(data)
-            compiled = program[3].with_data(**{k: v for k, v in inputs.items() if k in known})
-        fitted = _fit_built(spec, data, program[2], compiled=compiled, seed=seed, **settings)
-        fits.append(fitted)
+    with progress_bar(
+        len(datasets), desc="fit_many", unit="fits", unit_scale=False, enabled=progressbar
+    ) as bar:
+        for rfm, seed in zip(datasets, seeds, strict=True):
+            settings["time_unit"] = time_unit_of(rfm, time_unit)
+            data = spec.prepare(rfm)
+            if not reuse:
+                fits.append(_fit_built(spec, data, spec.build(data), seed=seed, **settings))
+                bar.update(1)
+                continue
+            key = _structure(spec, data)
+            if program is None or program[0] != key:
+                shared = SharedRFM(data)
+                model = spec.build(shared)
+                program = (key, shared, model, compile_nutpie(model))
+                compiled = program[3]
+            else:
+                known = {v.name for v in program[3].shared_var_keys}
+                inputs = program[1].inputs(data)
+                compiled = program[3].with_data(**{k: v for k, v in inputs.items() if k in known})
+            fits.append(
+                _fit_built(spec, data, program[2], compiled=compiled, seed=seed, **settings)
+            )
+            bar.update(1)
     return fits
 
 

@@ -4,7 +4,7 @@ The same function serves the prior predictive check (parameters drawn from the p
 what data do the priors find plausible?) and the posterior predictive check (parameters
 from the posterior: does the fitted model reproduce the data?). For each parameter draw,
 a data set with the customers' own ages ``T`` is simulated from the BG/NBD process and
-its frequency histogram (0, 1, ..., ``max_count``+) is recorded.
+its frequency histogram (0, 1, ..., ``max_count`` or more) is recorded.
 """
 
 from __future__ import annotations
@@ -388,7 +388,7 @@ def predictive_histogram_check(
     construction and is not a check; what the model must reproduce is how the repeat
     purchases fall within each customer's window:
 
-    - ``"frequency"``: repeat purchases 0, 1, ..., ``max_count``+ (the papers' figure);
+    - ``"frequency"``: repeat purchases 0, 1, ..., ``max_count`` or more (the papers' figure);
     - ``"recency"``: time of the last repeat purchase ``t_x`` in ``n_bins`` equal bins of
       ``[0, max T]``, after a bin for customers with no repeat purchase;
     - ``"inactivity"``: time since the last purchase, ``T - t_x`` (``T`` without a

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from clvbayes.predict.calendar import CALENDAR_VARIABLES
 from clvbayes.predict.customers import predict_customers
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.summaries import percent_label
+from clvbayes.progress import progress_bar
 
 __all__ = ["partition_seed", "predict_customers_dask", "rfm_summary_dask"]
 
@@ -258,7 +260,7 @@ def _score(
         horizon=h,
         spend_fit=spend_fit,
         seed=partition_seed(seed, index),
-        options=options.replace(ranks=False),
+        options=options.replace(ranks=False, progressbar=False),
         keep_draws=("clv",) if keep_clv else (),
         stream_to=stream,
     )
@@ -269,10 +271,68 @@ def _score(
     return res.summary, keys
 
 
-def _score_frame(part: pd.DataFrame, *args: Any, partition_info: Any = None, **kw: Any):
-    """``map_partitions`` entry point: the summary of a partition."""
-    index = 0 if partition_info is None else partition_info["number"]
-    return _score(part, *args, index, keep_clv=False, **kw)[0]
+def _summary(scored: tuple[pd.DataFrame, np.ndarray | None]) -> pd.DataFrame:
+    """The summary of a scored partition."""
+    return scored[0]
+
+
+def _n_customers(scored: tuple[pd.DataFrame, np.ndarray | None]) -> int:
+    """Customers of a scored partition."""
+    return len(scored[0])
+
+
+def _distributed_client() -> Any:
+    """The active ``distributed.Client``, or None (Dask's local schedulers)."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _persist_scored(tasks: list[Any], progressbar: bool) -> list[Any]:
+    """Persist the partitions' scoring tasks with a progress bar over partitions
+    (customers scored and customers per second as its postfix)."""
+    import dask
+
+    start, customers = time.perf_counter(), [0]
+    bar = progress_bar(
+        len(tasks),
+        desc="predict_customers_dask",
+        unit="partitions",
+        unit_scale=False,
+        enabled=progressbar,
+    )
+
+    def done(n: int) -> None:
+        customers[0] += n
+        rate = customers[0] / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix_str(f"{customers[0]:,} customers, {rate:,.0f}/s", refresh=False)
+        bar.update(1)
+
+    with bar:
+        client = _distributed_client()
+        if client is None:  # local scheduler: persist blocks, a callback sees each task
+            from dask.callbacks import Callback
+
+            keys = {task.key for task in tasks}
+
+            def posttask(key: Any, result: Any, *_: Any) -> None:
+                if key in keys:
+                    done(_n_customers(result))
+
+            with Callback(posttask=posttask):
+                return list(dask.persist(*tasks))
+        from distributed import as_completed, futures_of
+
+        scored = list(dask.persist(*tasks))  # returns at once; the cluster computes
+        sizes = [client.submit(_n_customers, futures_of(s)[0]) for s in scored]
+        for finished in as_completed(sizes):
+            done(finished.result())
+        return scored
 
 
 def _sort_keys(values: np.ndarray) -> np.ndarray:
@@ -349,7 +409,7 @@ def _meta_summary(rfm: Any, fit: Any, spend_fit: Any, horizon: Any, options: Pre
     one = pd.DataFrame({"customer_id": ids, "frequency": [1], "recency": [1.0], "T": [2.0]})
     if spend_fit is not None:
         one["monetary_value"] = 10.0
-    opts = options.replace(ranks=False, n_draws=2, chunk_customers=None)
+    opts = options.replace(ranks=False, n_draws=2, chunk_customers=None, progressbar=False)
     # a horizon column: any horizon that holds the intervals gives the same columns
     longest = max([1.0, *(end for _, end in options.intervals)])
     h = longest if isinstance(horizon, str) else np.asarray(horizon).reshape(-1)[:1]
@@ -390,6 +450,11 @@ def predict_customers_dask(
     as :func:`clvbayes.predict.summaries.rank_columns` (ties at the cut share the
     remaining weight), computed on the whole population. ``expected_rank`` needs a global
     sort of every draw and is not computed by this path.
+
+    Progress. The partitions are scored first (their summaries, and with ranks their
+    CLV draws, are kept on the workers until written); a progress bar counts the
+    scored partitions, with the customers scored and customers per second
+    (``progressbar=False`` to turn it off; the per-partition predictions show none).
 
     Parameters
     ----------
@@ -472,17 +537,16 @@ def predict_customers_dask(
     kw = {"seed": seed, "horizon": horizon, "draws_to": draws_to, "options": opts}
     write = {"write_index": False, "overwrite": overwrite}
 
-    if not (opts.ranks and spend is not None and top):
-        scored = rfm.map_partitions(_score_frame, bg_key, spend_key, meta=meta, **kw)
-        scored.to_parquet(str(out), **write)
-        return dd.read_parquet(str(out))
-
-    parts = rfm.to_delayed()
+    ranks = bool(opts.ranks and spend is not None and top)
     tasks = [
-        dask.delayed(_score)(part, bg_key, spend_key, i, keep_clv=True, **kw)
-        for i, part in enumerate(parts)
+        dask.delayed(_score)(part, bg_key, spend_key, i, keep_clv=ranks, **kw)
+        for i, part in enumerate(rfm.to_delayed())
     ]
-    scored = list(dask.persist(*tasks))
+    scored = _persist_scored(tasks, opts.progressbar)
+    if not ranks:
+        summaries = [dask.delayed(_summary)(s) for s in scored]
+        dd.from_delayed(summaries, meta=meta, verify_meta=False).to_parquet(str(out), **write)
+        return dd.read_parquet(str(out))
     sizes = dask.compute(*[dask.delayed(_sizes)(s) for s in scored])
     n, n_samples = sum(size[0] for size in sizes), sizes[0][1]
     cut, greater, equal = _top_cuts(scored, top, n, n_samples)

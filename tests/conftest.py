@@ -144,3 +144,31 @@ def postgres_url():
             run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sample_holdout_rfm() -> pd.DataFrame:
+    """400 customers of the bundled CDNOW sample log, calibration to 1997-09-30 and
+    holdout to 1998-06-30 (with the holdout columns); copy before changing it."""
+    from clvbayes import rfm_summary
+    from clvbayes.datasets import load_cdnow
+
+    tx = load_cdnow("sample")
+    tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:400])]
+    return rfm_summary(
+        tx,
+        customer_col="customer_id",
+        date_col="date",
+        value_col="value",
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_holdout_map_fits(sample_holdout_rfm):
+    """MAP fits of the BG/NBD and the Gamma-Gamma to :func:`sample_holdout_rfm`."""
+    from clvbayes import BGNBD, GammaGamma
+
+    rfm = sample_holdout_rfm
+    return BGNBD().fit(rfm, method="map"), GammaGamma().fit(rfm, method="map")

@@ -7,7 +7,8 @@ its own layer and the ones below):
 ==  =======================================================================================
 0   ``math`` -- pure array maths of the model families; numpy/scipy only (PyTensor only
     through the ops shim)
-1   ``data``, ``datasets``, ``priors``, ``diagnostics``, ``files``, ``io``, ``simulate``
+1   ``data``, ``datasets``, ``priors``, ``diagnostics``, ``files``, ``io``, ``simulate``,
+    ``progress``, ``display``
 2   ``models``, ``inference`` -- PyMC specs, the fitted model, fitting
 3   ``predict``, ``ppc``, ``compare`` -- per-customer predictions, checks, comparison
 4   ``analyses``, ``segments``, ``scale`` -- analyses built on predictions, Dask
@@ -36,6 +37,8 @@ LAYERS = {
     "files": 1,
     "io": 1,
     "simulate": 1,
+    "progress": 1,
+    "display": 1,
     "models": 2,
     "inference": 2,
     "predict": 3,

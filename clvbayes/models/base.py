@@ -52,7 +52,7 @@ from clvbayes.priors import resolve_priors
 if TYPE_CHECKING:
     from clvbayes.models.fitted import FittedModel
 
-__all__ = ["ModelSpec"]
+__all__ = ["ModelSpec", "spec_html"]
 
 
 class ModelSpec:
@@ -144,6 +144,10 @@ class ModelSpec:
         }
         options = "".join(f", {k}={v!r}" for k, v in shown.items())
         return f"{type(self).__name__}(priors={dict(self._priors)!r}{options})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the family, its data columns, priors and segment options."""
+        return spec_html(self)
 
     # --- what the options mean ------------------------------------------------------------
     def options(self) -> dict[str, Any]:
@@ -312,3 +316,22 @@ class ModelSpec:
         """Fit to several RFM tables, compiling the model once (simulation studies):
         :func:`clvbayes.inference.fit_many` (``seeds=``, and the settings of :meth:`fit`)."""
         return inference.fit_many(self, datasets, **settings)
+
+
+def spec_html(spec: ModelSpec) -> str:
+    """The HTML card of a model spec (``ModelSpec._repr_html_``): the first line of its
+    docstring, the data columns and parameters, the priors and the segment options;
+    every value escaped."""
+    from clvbayes.display import card, items_table
+
+    doc = (type(spec).__doc__ or "").strip().splitlines()
+    model = {"data columns": ", ".join(spec.columns), "parameters": ", ".join(spec.params)}
+    if spec.segments is not None:
+        model.update(segments=spec.segments, pooling=spec.pooling, centered=spec.centered)
+    priors = {name: str(prior) for name, prior in spec.priors.items()}
+    return card(
+        f"{type(spec).__name__} (not fitted)",
+        ("Model", items_table(model)),
+        ("Priors", items_table(priors)),
+        note=doc[0] if doc else "",
+    )

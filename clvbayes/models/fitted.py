@@ -46,6 +46,7 @@ __all__ = [
     "ModelKindError",
     "check_fitted",
     "check_time_units",
+    "fitted_html",
     "from_groups",
     "is_stored_model",
     "load",
@@ -119,12 +120,16 @@ class FittedModel:
     def __repr__(self) -> str:
         post = self.posterior
         n = f"{post.sizes['chain']}x{post.sizes['draw']}"
-        customers = self.data.n_customers if self.data is not None else "?"
+        customers = f"{self.data.n_customers:,}" if self.data is not None else "?"
         means = ", ".join(f"{k}={float(post[k].mean()):.4g}" for k in self.spec.params)
         return (
             f"<Fitted {self.kind}: {self.settings.get('method')} {n} draws, "
             f"{customers} customers, {means}; {len(self.problems)} convergence problem(s)>"
         )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: diagnostics badge, parameter table, data and settings."""
+        return fitted_html(self)
 
     @property
     def kind(self) -> str:
@@ -307,6 +312,75 @@ class FittedModel:
     def priors_json(self) -> str:
         """The resolved priors as JSON (Prior's dict form)."""
         return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
+
+
+def _parameter_rows(fit: FittedModel, max_rows: int = 40) -> pd.DataFrame:
+    """Mean, sd and 90 % interval of every parameter (one row per segment of a
+    segmented parameter): plain numpy over the draws, nothing slower."""
+    rows = {}
+    post = fit.posterior
+    for name in [*fit.spec.params, *fit.spec.hyper_params]:
+        values = post[name].to_numpy()
+        flat = values.reshape(-1, *values.shape[2:])
+        labels = [name]
+        if flat.ndim > 1:
+            flat = flat.reshape(flat.shape[0], -1)
+            labels = [f"{name}[{label}]" for label in post[name]["segment"].to_numpy()]
+        else:
+            flat = flat[:, None]
+        q05, q95 = np.quantile(flat, [0.05, 0.95], axis=0)
+        for j, label in enumerate(labels):
+            col = flat[:, j]
+            sd = float(col.std(ddof=1)) if col.size > 1 else float("nan")
+            rows[label] = (float(col.mean()), sd, float(q05[j]), float(q95[j]))
+            if len(rows) == max_rows:
+                break
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["mean", "sd", "q05", "q95"])
+    table.index.name = "parameter"
+    return table
+
+
+def fitted_html(fit: FittedModel) -> str:
+    """The HTML card of a fitted model (``FittedModel._repr_html_``).
+
+    A diagnostics badge (from the checks run at fit time: converged, or the number of
+    problems; none for MAP and approximations), the parameters' posterior mean, sd and
+    90 % interval, the data size and the fit settings. Every value is escaped.
+    """
+    from clvbayes.display import badge, card, escape, frame_table, items_table
+
+    method = fit.settings.get("method")
+    if method != "nuts":
+        status = badge(f"no convergence diagnostics ({method})", "info")
+    elif fit.problems:
+        status = badge(f"{len(fit.problems)} convergence problem(s)", "bad")
+    else:
+        status = badge("converged", "ok")
+    post = fit.posterior
+    data: dict[str, Any] = {}
+    if fit.data is not None:
+        data["customers"] = fit.data.n_customers
+        data["unique rows"] = int(np.size(fit.data.counts))
+    if fit.spec.segments is not None:
+        data["segments"] = f"{len(fit.segment_levels)} ({fit.spec.segments}, {fit.spec.pooling})"
+    if fit.time_unit is not None:
+        data["time unit"] = fit.time_unit
+    data["data fingerprint"] = fit.fingerprint
+    keys = ("method", "sampler", "chains", "draws", "tune", "target_accept", "seed", "seconds")
+    settings = {k: fit.settings[k] for k in keys if k in fit.settings}
+    if settings.get("target_accept") == -1.0:
+        settings.pop("target_accept")
+    if "seed" in settings:
+        settings["seed"] = str(settings["seed"])  # an identifier: no thousands separators
+    sections = [
+        ("Parameters (posterior mean, sd, 90 % interval)", frame_table(_parameter_rows(fit)))
+    ]
+    if fit.problems:
+        items = "".join(f"<li>{escape(problem)}</li>" for problem in fit.problems)
+        sections.append(("Convergence problems", f"<ul>{items}</ul>"))
+    sections += [("Data", items_table(data)), ("Fit settings", items_table(settings))]
+    draws = f"{post.sizes['chain']} chain(s) x {post.sizes['draw']:,} draws"
+    return card(f"Fitted {fit.kind}", *sections, status=status, note=draws)
 
 
 class ModelKindError(TypeError, ValueError):

@@ -77,6 +77,7 @@ from clvbayes.predict.scoring import (
 )
 from clvbayes.predict.spill import DrawMatrix
 from clvbayes.predict.summaries import customer_columns, rank_columns
+from clvbayes.progress import progress_bar
 
 __all__ = [
     "DRAW_VARIABLES",
@@ -163,7 +164,8 @@ def predict_customers(
         / ``memory_limit_mb``) give identical output.
     options : PredictOptions, optional
         Discounting, margin, thresholds, top shares, ranks, ``ci_prob``, ``n_draws``,
-        memory cap, chunking and threads (:class:`~clvbayes.predict.options.PredictOptions`
+        memory cap, chunking, threads and the progress bar (``progressbar=False`` for
+        none) (:class:`~clvbayes.predict.options.PredictOptions`
         documents each). Its fields may also be passed as keyword arguments, e.g.
         ``annual_discount=0.1, margin=0.3``; they override ``options``.
     keep_draws : sequence of str, optional
@@ -263,7 +265,8 @@ def predict_customers(
         draws = score_chunk(theta, spend, chunk, rng=np.random.default_rng(stream), **settings)
         return starts[i], part, draws, _summary_rows(draws, chunk, part, opts)
 
-    summary = _run(score, len(starts), jobs, kept, clv_all, stream_to, coords)
+    with progress_bar(n, desc="predict_customers", enabled=opts.progressbar) as bar:
+        summary = _run(score, len(starts), jobs, kept, clv_all, stream_to, coords, bar.update)
     if clv_all is not None:
         with clv_all:  # columns are in the scoring order: map the results back
             for name, values in rank_columns(clv_all, opts.top, n_jobs=jobs).items():
@@ -295,9 +298,11 @@ def _run(
     clv_all: DrawMatrix | None,
     stream_to: str | Path | None,
     coords: dict[str, np.ndarray],
+    done: Callable[[int], Any],
 ) -> pd.DataFrame:
     """Score every chunk on ``jobs`` threads and gather: the CLV draws for the ranks,
-    the kept draws, the Parquet stream and the summary (in the customers' order)."""
+    the kept draws, the Parquet stream and the summary (in the customers' order);
+    ``done(n)`` is told of every ``n`` customers scored."""
     pieces: list[pd.DataFrame] = []
     sink = None if stream_to is None else _ParquetSink(stream_to, coords)
     try:
@@ -309,6 +314,7 @@ def _run(
             pieces.append(frame)
             if sink is not None:
                 sink.write(frame["customer_id"].to_numpy(), draws)
+            done(part.size)
     except BaseException:
         if clv_all is not None:
             clv_all.close()

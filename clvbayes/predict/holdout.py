@@ -50,6 +50,7 @@ __all__ = [
     "conditional_expectations",
     "coverage_table",
     "error_metrics",
+    "holdout_html",
     "p_zero_table",
     "pit_table",
     "predict_holdout",
@@ -98,6 +99,47 @@ class HoldoutReport:
     p_zero: pd.DataFrame
     customers: pd.DataFrame
     predictions: pd.DataFrame
+
+    def __repr__(self) -> str:
+        lines = [
+            f"{row.quantity}: predicted {row.predicted_mean:,.0f} (90 %: {row.predicted_q05:,.0f}"
+            f"-{row.predicted_q95:,.0f}) vs actual {row.actual:,.0f} ({row.error_pct:+.1f} %)"
+            for row in self.totals.itertuples()
+        ]
+        return f"<HoldoutReport: {len(self.customers):,} customers; {'; '.join(lines)}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: totals against the actuals, interval coverage, PIT."""
+        return holdout_html(self)
+
+
+def holdout_html(report: HoldoutReport) -> str:
+    """The HTML card of a :class:`HoldoutReport`: a badge saying whether every actual
+    total lies in its 90 % predictive interval, the totals, the coverage (observed vs
+    model-expected) and the PIT histogram's largest departure from uniform."""
+    from clvbayes.display import badge, card, frame_table
+
+    totals = report.totals.set_index("quantity")
+    outside = [str(q) for q, inside in totals["in_interval"].items() if not inside]
+    status = (
+        badge(f"actual outside the 90 % interval: {', '.join(outside)}", "warn")
+        if outside
+        else badge("actual totals inside their 90 % intervals", "ok")
+    )
+    columns = ["predicted_mean", "predicted_q05", "predicted_q95", "actual", "error_pct"]
+    pit = report.pit.assign(departure=lambda t: (t["share"] - t["expected_share"]).abs())
+    pit = pit.groupby("quantity")["departure"].max().to_frame("max |share - expected|")
+    return card(
+        "Holdout validation",
+        ("Totals", frame_table(totals[columns])),
+        (
+            "Coverage of central predictive intervals",
+            frame_table(report.coverage, max_rows=20, index=False),
+        ),
+        ("PIT histogram (uniform if calibrated)", frame_table(pit)),
+        status=status,
+        note=f"{len(report.customers):,} customers",
+    )
 
 
 def central_intervals(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:

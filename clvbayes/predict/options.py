@@ -8,7 +8,8 @@ are checked here, once.
 
 The fields fall in two groups: *what* is predicted (discounting, margin, thresholds,
 ranks, interval mass, posterior draws) and *how* the work is done (memory cap, chunking,
-threads, spill directory). The second group never changes the statistics' definition.
+threads, spill directory, progress bar). The second group never changes the statistics'
+definition.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class PredictOptions:
         (default: derived from the call's ``seed``). Give the same one to separate calls
         that should share one forecast of the calendar (the Dask scorer's partitions do),
         so that their totals add up with the common shocks correlated.
+    progressbar : bool
+        Show a progress bar (customers per second, time left) when the scoring takes
+        more than two seconds (:mod:`clvbayes.progress`); False: never.
     """
 
     time_unit: str | float | None = None
@@ -120,6 +124,7 @@ class PredictOptions:
     spill_dir: str | Path | None = None
     calendar_covariates: pd.DataFrame | None = field(default=None, compare=False)
     calendar_seed: int | None = None
+    progressbar: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
@@ -162,6 +167,9 @@ class PredictOptions:
             raise ValueError(
                 f"calendar_seed must be a whole number >= 0, got {self.calendar_seed!r}."
             )
+        if not isinstance(self.progressbar, bool | int) or self.progressbar not in (0, 1):
+            raise TypeError(f"progressbar must be True or False, got {self.progressbar!r}.")
+        object.__setattr__(self, "progressbar", bool(self.progressbar))
         if not (math.isfinite(self.memory_limit_mb) and self.memory_limit_mb > 0):
             raise ValueError(
                 f"memory_limit_mb must be a positive number of megabytes, got "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import xarray as xr
 
-__all__ = ["Result", "customer_draws"]
+__all__ = ["Result", "customer_draws", "result_html", "result_repr"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +36,14 @@ class Result:
     summary: pd.DataFrame
     draws: xr.Dataset
     groups: pd.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the table's size, columns at a glance, first rows and
+        the draws' variables."""
+        return result_html(self)
 
 
 def customer_draws(
@@ -82,3 +90,52 @@ def customer_draws(
     if flat:
         raise ValueError(f"draws {flat} have no customer_id dim (dims {draws[flat[0]].dims}).")
     return draws[names]
+
+
+def _draws_line(draws: xr.Dataset) -> str:
+    if not draws.data_vars:
+        return "no draws"
+    sizes = ", ".join(f"{d} {n:,}" for d, n in draws.sizes.items())
+    return f"draws {', '.join(map(str, draws.data_vars))} ({sizes})"
+
+
+def result_repr(result: Result) -> str:
+    """One line: the table's size and first columns, the draws and the groups."""
+    from clvbayes.display import shorten
+
+    rows, columns = result.summary.shape
+    groups = "" if result.groups is None else f"; groups: {len(result.groups):,} rows"
+    return (
+        f"<Result: {rows:,} rows x {columns} columns ({shorten(result.summary.columns)}); "
+        f"{_draws_line(result.draws)}{groups}>"
+    )
+
+
+def _column_overview(summary: pd.DataFrame, max_columns: int = 24) -> pd.DataFrame:
+    """Mean, min and max over the rows of each numeric column but the customer id (one
+    pass each)."""
+    numeric = summary.drop(columns="customer_id", errors="ignore").select_dtypes("number")
+    numeric = numeric.iloc[:, :max_columns]
+    return pd.DataFrame(
+        {"mean": numeric.mean(), "min": numeric.min(), "max": numeric.max()}
+    ).rename_axis("column")
+
+
+def result_html(result: Result) -> str:
+    """The HTML card of a :class:`Result`: rows and columns, each numeric column's mean,
+    min and max over the rows, the first rows, the draws' variables (dims, memory) and
+    the groups; every label escaped (customer ids and segment names are user data)."""
+    from clvbayes.display import card, draws_table, frame_table
+
+    summary = result.summary
+    sections = []
+    overview = _column_overview(summary)
+    if len(overview):
+        sections.append(("Columns over the rows", frame_table(overview, max_rows=24)))
+    sections.append(("First rows of summary", frame_table(summary, max_rows=5, index=False)))
+    if result.groups is not None:
+        sections.append(("groups", frame_table(result.groups, max_rows=10)))
+    sections.append(("draws", draws_table(result.draws)))
+    rows, columns = summary.shape
+    note = f"summary: {rows:,} rows x {columns} columns; {_draws_line(result.draws)}"
+    return card("Result", *sections, note=note)

@@ -597,13 +597,17 @@ def _summarize(
 
 
 def _score(
-    data: _Data, fits: dict[str, Any], options: ReportOptions, seeds: dict[str, int]
+    data: _Data,
+    fits: dict[str, Any],
+    options: ReportOptions,
+    seeds: dict[str, int],
+    progressbar: bool = False,
 ) -> tuple[Any, Any, Any]:
     """CLV over the horizon; with a holdout, its validation and the tracking curve."""
     from clvbayes.ppc import tracking_curve
     from clvbayes.predict import predict_customers, validate_holdout
 
-    predict = options.predict_options()
+    predict = options.predict_options().replace(progressbar=progressbar)
     model_rfm = data.model_rfm
     spend_fit = fits.get("gamma_gamma")
     fit = fits[options.model]
@@ -638,10 +642,14 @@ def _analyse(
     source: str,
     arguments: dict[str, Any],
     comparison: Comparison | None = None,
+    progressbar: bool = False,
 ) -> ReportContent:
     """The CRM analyses (one library call each) and the report's content (those that
     need CLV only with a spend model)."""
+    from clvbayes.progress import progress_bar
+
     horizon, holdout, tracking = scored
+    steps = progress_bar(4, desc="analyse", unit="analyses", unit_scale=False, enabled=progressbar)
     model_rfm, seg_values = data.model_rfm, data.segment_values
     fit = fits[options.model]
     holdout_summary = None if holdout is None else holdout.predictions
@@ -656,6 +664,7 @@ def _analyse(
         n_draws=min(options.draws, 200),
         seed=seeds["retention"],
     )
+    steps.update(1)
     valued = "gamma_gamma" in fits
     order_value = tiers = risky = segment_table = contrasts = cac = None
     if valued:
@@ -663,6 +672,7 @@ def _analyse(
             fits["gamma_gamma"], model_rfm, segments=seg_values, n_draws=options.draws
         )
         tiers, risky = value_tiers(horizon), at_risk(horizon, model_rfm)
+    steps.update(1)
     if seg_values is not None:
         variables = ("clv", "p_alive") if valued else ("p_alive",)
         segment_table = segment_summary(horizon, seg_values, variables=variables)
@@ -670,6 +680,16 @@ def _analyse(
             contrasts = segment_contrasts(horizon, seg_values)
     if options.cac is not None:
         cac = clv_cac(horizon, options.cac, segments=seg_values)
+    steps.update(1)
+    lapse = lapse_risk(
+        fit,
+        model_rfm,
+        window=options.window,
+        result=horizon if valued else None,
+        n_draws=min(options.draws, 200),
+    )
+    steps.update(1)
+    steps.close()
     return build_content(
         options=arguments,
         source=source,
@@ -684,13 +704,7 @@ def _analyse(
         order_value=order_value,
         tiers=tiers,
         at_risk=risky,
-        lapse=lapse_risk(
-            fit,
-            model_rfm,
-            window=options.window,
-            result=horizon if "gamma_gamma" in fits else None,
-            n_draws=min(options.draws, 200),
-        ),
+        lapse=lapse,
         thresholds=p_alive_thresholds(horizon),
         comparison=comparison,
         segments=segment_table,
@@ -719,7 +733,9 @@ def build_report(
     options : ReportOptions
         Columns, periods, model and prediction settings.
     log : callable, optional
-        Receives one progress line per stage start and end (None: silent).
+        Receives one progress line per stage start and end (None: silent: no lines and
+        no progress bars). Otherwise the fits show the sampler's bar on a terminal and
+        the scoring a bar of customers (:mod:`clvbayes.progress`).
     source : str, optional
         How to describe the data in the report (default: the path, or the frame's type).
 
@@ -775,8 +791,9 @@ def build_report(
         with stage("compare", ", ".join(_family_label(n) for n in compared)):
             comparison = _compare(data, fits, compared, skipped, options, seeds["compare"])
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
-        scored = _score(data, fits, options, seeds)
+        scored = _score(data, fits, options, seeds, progressbar=not quiet)
     with stage("analyse", "retention, order value, tiers, lapse, segments"):
-        content = _analyse(data, fits, scored, options, seeds, source, arguments, comparison)
+        content = _analyse(data, fits, scored, options, seeds, source, arguments, comparison,
+                           progressbar=not quiet)  # fmt: skip
     content = replace(content, warnings=tuple(stage.warnings))
     return Report(options=options, content=content, fits=fits, source=source, timings=stage.timings)
