@@ -44,14 +44,17 @@ def _sample_stat(idata: xr.DataTree, name: str) -> xr.DataArray | None:
 
 
 def _flat_parameters(post: xr.Dataset, names: list[str]) -> tuple[xr.Dataset, list[str]]:
-    """``names`` of ``post`` as scalar variables: a per-segment parameter becomes one
-    variable ``name[label]`` per segment, checked on its own."""
+    """``names`` of ``post`` as scalar variables: a per-segment parameter (or a
+    coefficient per covariate: any dimension besides ``chain, draw``) becomes one
+    variable ``name[label]`` per label, checked on its own."""
     flat: dict[str, xr.DataArray] = {}
     for name in names:
         values = post[name]
-        if "segment" in values.dims:
-            for label in values["segment"].to_numpy():
-                flat[f"{name}[{label}]"] = values.sel(segment=label, drop=True)
+        extra = [d for d in values.dims if d not in ("chain", "draw")]
+        if extra:
+            dim = extra[0]
+            for label in values[dim].to_numpy():
+                flat[f"{name}[{label}]"] = values.sel({dim: label}, drop=True)
         else:
             flat[name] = values
     return xr.Dataset(flat), list(flat)

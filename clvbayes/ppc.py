@@ -196,16 +196,20 @@ def tracking_curve(
     chains, draws = next(iter(fit.params().values())).shape[:2]
     total = int(chains * draws)
     take = draw_index(total, n_draws, cycle=False)
-    # one term per distinct (segment, birth): a segmented fit's customers use their
-    # segment's parameters
+    # one term per distinct (segment, covariates, birth): a segmented fit's customers use
+    # their segment's parameters, a fit with covariates their own
     codes = fit.segment_codes(rfm)
     codes = np.zeros(T.size, dtype=np.int64) if codes is None else codes
     births, first, counts = np.unique(
-        np.column_stack([codes, T]), axis=0, return_index=True, return_counts=True
+        np.column_stack([codes, fit.covariate_matrix(rfm), T]),
+        axis=0,
+        return_index=True,
+        return_counts=True,
     )
-    params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in _segment_key(fit)}, take)
+    columns = (*_segment_key(fit), *fit.covariates)
+    params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in columns}, take)
     theta = {k: v[:, None, :] for k, v in params.items()}  # (draw, 1, birth or 1)
-    age_at = np.maximum(times[:, None] + births[None, :, 1], 0.0)  # (time, birth)
+    age_at = np.maximum(times[:, None] + births[None, :, -1], 0.0)  # (time, birth)
     per_birth = np.asarray(
         family.expected_purchases_new(*family.values(theta), age_at[None]), dtype=float
     )

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from clvbayes.math.covariates import CovariateEffect
+
 __all__ = [
     "FAMILIES",
     "Family",
@@ -127,6 +129,9 @@ class Family:
         Whether the likelihood's graph depends on the data only through arrays (so one
         compiled model can take new data). False when the graph's shape depends on data
         values (the Pareto/NBD groups rows by pairs of concrete values).
+    covariate_effects : tuple of CovariateEffect
+        Which parameter each covariate role scales, with which sign and coefficient name
+        (:mod:`clvbayes.math.covariates`); empty: the family takes no covariates.
     """
 
     kind: str
@@ -138,6 +143,7 @@ class Family:
     reparametrisation: Reparametrisation | None = None
     factored: tuple[str, ...] = ()
     reusable_compilation: bool = True
+    covariate_effects: tuple[CovariateEffect, ...] = ()
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """``params`` in this family's order, with a clear error for a missing one."""

@@ -51,11 +51,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from clvbayes.math.clv import discounted_expectation
+from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import TransactionFamily, register
 from clvbayes.math.ops import Factor, LogLikTerms, is_tensor, ops_for, per_level, values_of
 from clvbayes.math.processes import FuturePurchases, generator, simulate_future_purchases
 
 __all__ = [
+    "COVARIATE_EFFECTS",
     "FAMILY",
     "PARAMS",
     "CustomerPosterior",
@@ -582,6 +584,13 @@ def _expected_purchases_new(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> An
     return expected_purchases(r, alpha, s, beta, 0.0, 0.0, 0.0, t)
 
 
+COVARIATE_EFFECTS = (
+    CovariateEffect("purchase", "alpha", "purchase_coefficient", -1),
+    CovariateEffect("dropout", "beta", "dropout_coefficient", -1),
+)
+"""CLVTools' and pymc-marketing's ``ParetoNBDModel`` conventions: ``alpha_i = alpha
+exp(-γ_p'z_i)``, ``beta_i = beta exp(-γ_d'z_i)`` (positive coefficients raise the rates)."""
+
 FAMILY = register(
     TransactionFamily(
         kind="ParetoNBD",
@@ -592,6 +601,7 @@ FAMILY = register(
         simulate=simulate,
         factored=("frequency", "recency", "T"),
         reusable_compilation=False,  # the likelihood groups rows by pairs of concrete values
+        covariate_effects=COVARIATE_EFFECTS,
         p_alive=p_alive,
         expected_purchases=expected_purchases,
         expected_discounted_purchases=expected_discounted_purchases,

@@ -16,12 +16,17 @@ Segments. A spec whose family has a reparametrisation takes ``segments="column"`
 ``pooling`` (see :mod:`clvbayes.models.hierarchy`): the data are compressed with the
 segment code in the unique-row key, the parameters get a ``segment`` dimension and the
 one-population likelihood terms are evaluated per segment block.
+
+Covariates. ``purchase_covariates``, ``dropout_covariates`` (transaction models) and
+``spend_covariates`` (Gamma-Gamma) name RFM columns that scale the family's parameters
+per customer (:mod:`clvbayes.models.covariates`): the columns join the unique-row key and
+the same likelihood terms run with per-row parameters. They combine with segments.
 """
 
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -29,9 +34,16 @@ import pymc as pm
 from pymc_extras.prior import Prior
 
 from clvbayes import inference
-from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
-from clvbayes.data.validate import check_rfm
+from clvbayes.data.compress import SEGMENT, CompressedRFM, compress, covariate_column
+from clvbayes.data.validate import check_covariate_variation, check_covariates, check_rfm
+from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.family import Family
+from clvbayes.models.covariates import (
+    coefficient_priors,
+    covariate_design,
+    posterior_names,
+    prior_variable_names,
+)
 from clvbayes.models.hierarchy import (
     Pooling,
     check_segment_options,
@@ -57,6 +69,8 @@ class ModelSpec:
     family : Family
         The model family (:mod:`clvbayes.math.family`); ``kind``, ``params`` and
         ``columns`` are read from it.
+    design : CovariateDesign
+        (instance) The covariates and the parameters they scale (empty without).
     default_priors, prior_names, prior_alternatives
         Default priors, every prior name accepted, and groups of names that replace
         others together (e.g. ``a, b`` for ``phi_dropout, kappa_dropout``).
@@ -67,6 +81,7 @@ class ModelSpec:
     """
 
     family: ClassVar[Family]
+    design: CovariateDesign
     kind: ClassVar[str]
     params: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...]]
@@ -93,22 +108,35 @@ class ModelSpec:
         segments: str | None = None,
         pooling: Pooling = "partial",
         centered: bool | Literal["auto"] = "auto",
+        purchase_covariates: Sequence[str] | None = None,
+        dropout_covariates: Sequence[str] | None = None,
+        spend_covariates: Sequence[str] | None = None,
     ) -> None:
         if segments is not None:
             if not self.supports_segments:
                 raise ValueError(f"{self.kind} does not support segments yet.")
             check_segment_options(segments, pooling, centered)
+        roles = {
+            "purchase": purchase_covariates,
+            "dropout": dropout_covariates,
+            "spend": spend_covariates,
+        }
+        design = covariate_design(self.family, roles)
         hierarchical = segments is not None and pooling == "partial"
+        defaults = dict(self.hierarchical_priors if hierarchical else self.default_priors)
+        coefficients = coefficient_priors(design)
+        allowed = frozenset(self.hierarchical_priors) if hierarchical else self.prior_names
         resolved = resolve_priors(
-            self.hierarchical_priors if hierarchical else self.default_priors,
+            {**defaults, **coefficients},
             priors,
-            allowed=frozenset(self.hierarchical_priors) if hierarchical else self.prior_names,
+            allowed=allowed | frozenset(coefficients),
             alternatives=None if hierarchical else self.prior_alternatives,
         )
         object.__setattr__(self, "_priors", types.MappingProxyType(resolved))
         object.__setattr__(self, "segments", segments)
         object.__setattr__(self, "pooling", pooling if segments is not None else "complete")
         object.__setattr__(self, "centered", centered)
+        object.__setattr__(self, "design", design)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; create a new spec.")
@@ -135,10 +163,28 @@ class ModelSpec:
         return self.family.reusable_compilation
 
     def options(self) -> dict[str, Any]:
-        """Constructor options besides the priors (``{}`` for an unsegmented spec)."""
-        if self.segments is None:
-            return {}
-        return {"segments": self.segments, "pooling": self.pooling, "centered": self.centered}
+        """Constructor options besides the priors (``{}`` for a plain spec)."""
+        out: dict[str, Any] = {}
+        if self.segments is not None:
+            out = {"segments": self.segments, "pooling": self.pooling, "centered": self.centered}
+        out.update({f"{r}_covariates": list(c) for r, c in self.design.roles.items()})
+        return out
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """The distinct covariate columns (empty without covariates)."""
+        return self.design.names
+
+    @property
+    def coefficient_params(self) -> tuple[str, ...]:
+        """The coefficient variables kept in the posterior: per unit of each covariate
+        (``purchase_coefficient``, ...) and per standard deviation (``..._per_sd``)."""
+        return posterior_names(self.design)
+
+    @property
+    def posterior_names(self) -> tuple[str, ...]:
+        """Every variable a fit keeps: parameters, coefficients, hyperparameters."""
+        return (*self.params, *self.coefficient_params, *self.hyper_params)
 
     @property
     def segmented(self) -> bool:
@@ -173,7 +219,9 @@ class ModelSpec:
 
         Segmented specs add each customer's segment code as the first compressed column;
         the segment labels are learnt from all customers of ``rfm`` (also those the model
-        does not use), so every segment has parameters.
+        does not use), so every segment has parameters. Covariates follow as columns of
+        their own (:func:`clvbayes.data.compress.covariate_column`); each must vary over
+        the customers used.
         """
         values = check_rfm(rfm, self.columns)
         keep = self.select(values)
@@ -182,15 +230,26 @@ class ModelSpec:
                 f"{self.kind}: none of the {keep.size} customers can inform this model "
                 f"({self.selection_note})."
             )
-        if self.segments is None:
-            return compress({c: v[keep] for c, v in values.items()}, self.columns)
-        codes, levels = read_segments(rfm, self.segments)
-        kept = {SEGMENT: codes[keep].astype(float)}
-        kept.update({c: v[keep] for c, v in values.items()})
-        data = compress(kept, (SEGMENT, *self.columns), segments=levels)
         what = "customers" if keep.all() else f"customers used ({self.selection_note})"
-        check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
+        kept: dict[str, np.ndarray] = {}
+        levels: tuple[str, ...] = ()
+        if self.segments is not None:
+            codes, levels = read_segments(rfm, self.segments)
+            kept[SEGMENT] = codes[keep].astype(float)
+        if self.design:
+            covariates = check_covariates(rfm, self.covariates, argument=self._covariate_argument)
+            covariates = {c: v[keep] for c, v in covariates.items()}
+            check_covariate_variation(covariates, what)
+            kept.update({covariate_column(c): v for c, v in covariates.items()})
+        kept.update({c: v[keep] for c, v in values.items()})
+        data = compress(kept, tuple(kept), segments=levels)
+        if self.segments is not None:
+            check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
         return data
+
+    @property
+    def _covariate_argument(self) -> str:
+        return " / ".join(f"{r}_covariates" for r in self.design.roles)
 
     # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
@@ -208,13 +267,26 @@ class ModelSpec:
 
     def add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
         """Create the prior variables inside the current model context (plain, or per
-        segment: :func:`clvbayes.models.hierarchy.segment_priors`)."""
+        segment: :func:`clvbayes.models.hierarchy.segment_priors`), keyed by prior name.
+
+        Coefficient priors are not created here (:func:`clvbayes.models.covariates.
+        add_coefficients`); with covariates, a prior of a parameter they scale is the
+        typical customer's and its variable is ``<name>_at_mean``.
+        """
+        coefficients = {e.prior for e in self.design.effects}
+        priors = {k: v for k, v in self._priors.items() if k not in coefficients}
+        names = prior_variable_names(self.design, list(priors))
         if self.segments is None or self.pooling == "complete":
-            return {name: prior.create_variable(name) for name, prior in self._priors.items()}
+            return {name: prior.create_variable(names[name]) for name, prior in priors.items()}
         if data is None:
             raise ValueError("segmented priors need the data (for the segment sizes).")
         return segment_priors(
-            self._priors, self.pooling, self.segment_links, self.centered, data.segment_counts()
+            priors,
+            self.pooling,
+            self.segment_links,
+            self.centered,
+            data.segment_counts(),
+            names=names,
         )
 
     def weighted_loglik(self, params: Mapping[str, Any], data: Any) -> Any:

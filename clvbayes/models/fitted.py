@@ -29,6 +29,7 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 from clvbayes.data.compress import CompressedRFM
+from clvbayes.data.validate import check_covariates
 from clvbayes.diagnostics import Diagnosis, diagnose
 from clvbayes.io import read_tree, write_tree
 from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamily, family
@@ -164,21 +165,44 @@ class FittedModel:
             out = {k: np.repeat(v[..., None], n, axis=-1) for k, v in out.items()}
         return out
 
+    def coefficients(self) -> dict[str, np.ndarray]:
+        """Posterior draws of the covariate coefficients per unit of each covariate,
+        ``(chain, draw, n_covariates)`` each (empty without covariates)."""
+        post = self.posterior
+        return {c: post[c].to_numpy() for c in self.spec.design.coefficients}
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """The covariate columns the model was fitted with (empty without)."""
+        return self.spec.covariates
+
+    def covariate_matrix(self, rfm: Any) -> np.ndarray:
+        """The customers' covariates, ``(n_customers, n_covariates)`` in the order of
+        :attr:`covariates` (validated: present, numeric, finite), ``(n, 0)`` without."""
+        if not self.spec.design:
+            n = len(rfm) if hasattr(rfm, "columns") else len(np.asarray(next(iter(rfm.values()))))
+            return np.zeros((n, 0))
+        values = check_covariates(rfm, self.covariates, argument=f"{self.kind} covariates")
+        return np.column_stack([values[c] for c in self.covariates])
+
     def customer_params(self, rfm: Any, take: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Each customer's parameter draws: its segment's for a segmented fit.
+        """Each customer's parameter draws: its segment's for a segmented fit, scaled by
+        its covariates for a fit with covariates.
 
         Parameters
         ----------
         rfm : DataFrame or mapping
-            The customers (with the segment column for a segmented fit). Not modified.
+            The customers (with the segment column for a segmented fit and the covariate
+            columns for a fit with covariates). Not modified.
         take : array of int, optional
             Flat ``chain * draw`` indices of the draws to use (default: all).
 
         Returns
         -------
         dict of str to ndarray
-            Per parameter, ``(n_draws, n_customers)`` for a segmented fit and
-            ``(n_draws, 1)`` otherwise (broadcasting against the customers).
+            Per parameter, ``(n_draws, n_customers)`` for a segmented fit or a parameter
+            the covariates scale, and ``(n_draws, 1)`` otherwise (broadcasting against
+            the customers).
         """
         codes = self.segment_codes(rfm)
         out = {}
@@ -187,10 +211,22 @@ class FittedModel:
             if take is not None:
                 flat = flat[take]
             out[name] = flat[:, codes] if codes is not None else flat[:, None]
-        return out
+        if not self.spec.design:
+            return out
+        coefficients = {}
+        for name, values in self.coefficients().items():
+            flat = values.reshape(-1, values.shape[-1])
+            coefficients[name] = flat if take is None else flat[take]
+        return self.spec.design.apply(out, coefficients, list(self.covariate_matrix(rfm).T))
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Parameter table: mean, sd, equal-tailed interval, ESS, R-hat.
+
+        With covariates the coefficients follow the parameters, per unit of each
+        covariate and per standard deviation (``..._per_sd``), one row per covariate
+        (e.g. ``purchase_coefficient[gender]``); the parameters are those at covariates 0.
+        :func:`clvbayes.covariates.covariate_effects` says what each covariate does to
+        the purchases, spend and CLV.
 
         Parameters
         ----------
@@ -206,7 +242,7 @@ class FittedModel:
             warnings.simplefilter("ignore", RuntimeWarning)
             table = az.summary(
                 self.posterior,
-                var_names=[*self.spec.params, *self.spec.hyper_params],
+                var_names=list(self.spec.posterior_names),
                 kind=kind,
                 ci_prob=ci_prob,
                 round_to="none",
@@ -221,7 +257,7 @@ class FittedModel:
                 f"diagnostics need NUTS output; this fit used method="
                 f"{self.settings.get('method')!r}."
             )
-        return diagnose(self.idata, [*self.spec.params, *self.spec.hyper_params])
+        return diagnose(self.idata, list(self.spec.posterior_names))
 
     def log_likelihood(self, per_customer: bool = False) -> xr.DataArray:
         """Pointwise log-likelihood under every posterior draw.
@@ -243,7 +279,7 @@ class FittedModel:
             params = self.params()  # segment axis last: row_loglik works per segment
         else:
             params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
-        ll = self.spec.row_loglik(params, self.data)
+        ll = self.spec.row_loglik({**params, **self.coefficients()}, self.data)
         if per_customer:
             return xr.DataArray(self.data.expand(ll), dims=("chain", "draw", "customer"))
         return xr.DataArray(ll, dims=("chain", "draw", "row"))
@@ -359,7 +395,7 @@ def from_groups(node: xr.DataTree, where: str) -> FittedModel:
     priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["priors"]).items()}
     spec = spec_type(priors=priors, **json.loads(attrs.get("spec_options", "{}")))
     # segment labels (segmented fits) live in the posterior's "segment" coordinate
-    segments = [str(s) for s in posterior["segment"].to_numpy()] if spec.options() else []
+    segments = [str(s) for s in posterior["segment"].to_numpy()] if spec.segments else []
     data = None
     if "constant_data" in node.children:
         cd = node["constant_data"].to_dataset()

@@ -42,6 +42,7 @@ import pandas as pd
 from pymc_extras.prior import Prior
 
 from clvbayes.data.compress import CompressedRFM
+from clvbayes.priors import with_dims
 
 __all__ = [
     "CENTERED_MIN_CUSTOMERS",
@@ -226,13 +227,7 @@ def check_segment_sizes(
 
 def segment_prior(prior: Prior) -> Prior:
     """Copy of ``prior`` with one independent draw per segment (``dims=("segment",)``)."""
-    return Prior(
-        prior.distribution,
-        **prior.parameters,
-        dims=("segment",),
-        centered=prior.centered,
-        transform=prior.transform,
-    )
+    return with_dims(prior, ("segment",))
 
 
 def centered_mask(centered: bool | Literal["auto"], counts: np.ndarray) -> np.ndarray:
@@ -301,17 +296,23 @@ def segment_priors(
     links: Mapping[str, str],
     centered: bool | Literal["auto"],
     counts: np.ndarray,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Per-segment prior variables (dims ``("segment",)``) in the current model context.
 
     ``pooling="none"``: each of ``priors`` independently per segment
-    (:func:`segment_prior`); ``"partial"``: the hierarchical prior
+    (:func:`segment_prior`), as the variable ``names[name]`` (default: ``name``);
+    ``"partial"``: the hierarchical prior
     (:func:`hierarchical_parameter`) on each quantity of ``links`` with the hyperpriors
     ``<name>_mu``/``<name>_sigma`` of ``priors``, centred per segment as
     :func:`centered_mask` of ``centered`` and the segments' customer ``counts`` says.
     """
     if pooling == "none":
-        return {name: segment_prior(prior).create_variable(name) for name, prior in priors.items()}
+        names = names or {}
+        return {
+            name: segment_prior(prior).create_variable(names.get(name, name))
+            for name, prior in priors.items()
+        }
     mask = centered_mask(centered, counts)
     return {
         name: hierarchical_parameter(

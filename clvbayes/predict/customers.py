@@ -64,9 +64,9 @@ from clvbayes.predict.scoring import (
     population_draws,
     read_customers,
     row_order,
+    row_params,
     score_chunk,
     spend_draws,
-    take_segments,
     unique_rows,
 )
 from clvbayes.predict.spill import DrawMatrix
@@ -214,6 +214,8 @@ def predict_customers(
         "margin": float(opts.margin),
         "nodes": opts.discount_nodes,
         "family": family,
+        "design": fit.spec.design,
+        "spend_design": None if spend_fit is None else spend_fit.spec.design,
         "block_draws": block_draws,
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
@@ -365,7 +367,8 @@ def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArr
     customers = read_customers(rfm, horizon, need_spend=False, fit=fit)
     rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
-    params = tuple(take_segments(v, codes, 2) for v in family.values(fit.params()))
+    theta = {**fit.params(), **fit.coefficients()}
+    params = row_params(theta, family, fit.spec.design, codes, rows["z"], ndim=2)
     data = (rows["x"], rows["t_x"], rows["T"])
     values = family.p_alive(*params, *data)
     if what != "p_alive":
