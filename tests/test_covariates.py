@@ -420,3 +420,130 @@ def test_prepared_covariates_equal_a_direct_compression(rfm):
     )
     np.testing.assert_array_equal(data.counts, direct.counts)
     np.testing.assert_array_equal(data.inverse, direct.inverse)
+
+
+# --- new customers, effects, customer-level columns ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spend_map_fit(rfm):
+    return GammaGamma(spend_covariates=["gender"]).fit(rfm, method="map", seed=1)
+
+
+def test_new_customer_value_of_covariate_profiles_is_the_scaled_maths(map_fit, spend_map_fit):
+    import clvbayes
+
+    profiles = {"gender": [0.0, 1.0], "age": [40.0, 30.0]}
+    ds = clvbayes.new_customer_value(map_fit, spend_map_fit, horizon=52.0, covariates=profiles)
+    assert ds["clv"].dims == ("chain", "draw", "profile")
+    assert list(ds["gender"].values) == [0.0, 1.0]
+    post, spend = map_fit.posterior, spend_map_fit.posterior
+    theta = {k: float(post[k].to_numpy().ravel()[0]) for k in ("r", "alpha", "a", "b")}
+    gamma = post["purchase_coefficient"].to_numpy().reshape(-1)
+    g_a = float(post["dropout_coefficient_a"].to_numpy().ravel()[0])
+    g_b = float(post["dropout_coefficient_b"].to_numpy().ravel()[0])
+    z = np.column_stack([profiles["gender"], profiles["age"]])
+    alpha = theta["alpha"] * np.exp(-(z @ gamma))
+    a = theta["a"] * np.exp(z[:, 0] * g_a)
+    b = theta["b"] * np.exp(z[:, 0] * g_b)
+    want = bgnbd.expected_purchases_new(theta["r"], alpha, a, b, 52.0)
+    np.testing.assert_allclose(ds["expected_purchases"].to_numpy().ravel(), want, rtol=1e-12)
+    p, q, v = (float(spend[k].to_numpy().ravel()[0]) for k in ("p", "q", "v"))
+    v_i = v * np.exp(z[:, 0] * float(spend["spend_coefficient"].to_numpy().ravel()[0]))
+    np.testing.assert_allclose(ds["mean_spend"].to_numpy().ravel(), p * v_i / (q - 1), rtol=1e-12)
+    np.testing.assert_allclose(ds["clv"].to_numpy().ravel(), want * p * v_i / (q - 1), rtol=1e-8)
+
+
+def test_new_customer_value_needs_the_profiles_of_a_fit_with_covariates(map_fit):
+    import clvbayes
+
+    with pytest.raises(ValueError, match=r"covariates \['age', 'gender'\]: pass covariates="):
+        clvbayes.new_customer_value(map_fit, horizon=52.0)
+
+
+def test_covariate_effects_are_one_sd_changes_of_the_typical_customer(
+    map_fit, spend_map_fit, rfm
+):
+    from clvbayes.covariates import covariate_effects
+
+    result = covariate_effects(map_fit, spend_map_fit, time_unit="W")
+    table = result.summary.set_index("covariate")
+    sd = rfm[COLUMNS].std(ddof=0)
+    np.testing.assert_allclose(table["sd"], sd[table.index], rtol=1e-10)
+    np.testing.assert_allclose(table["from"], rfm[COLUMNS].mean()[table.index], rtol=1e-10)
+    # spend: the mean spend p v_i / (q - 1) scales with exp(γ sd); age does not enter it
+    gamma = float(spend_map_fit.posterior["spend_coefficient"].to_numpy().ravel()[0])
+    assert table.loc["gender", "spend_change_mean"] == pytest.approx(
+        np.expm1(gamma * sd["gender"]), rel=1e-10
+    )
+    assert table.loc["age", "spend_change_mean"] == 0.0
+    # undiscounted CLV = purchases x mean spend: the changes multiply
+    for c in COLUMNS:
+        row = table.loc[c]
+        want = (1 + row["purchases_change_mean"]) * (1 + row["spend_change_mean"]) - 1
+        assert row["clv_change_mean"] == pytest.approx(want, rel=1e-8)
+    # one year in weeks: the purchases of the typical customer and of +1 sd, by hand
+    post = map_fit.posterior
+    theta = {k: float(post[k].to_numpy().ravel()[0]) for k in ("r", "alpha", "a", "b")}
+    gp = post["purchase_coefficient"].to_numpy().reshape(-1)
+    ga = float(post["dropout_coefficient_a"].to_numpy().ravel()[0])
+    gb = float(post["dropout_coefficient_b"].to_numpy().ravel()[0])
+    mean = rfm[COLUMNS].mean().to_numpy()
+
+    def purchases(z):
+        alpha = theta["alpha"] * np.exp(-(z @ gp))
+        a, b = theta["a"] * np.exp(z[0] * ga), theta["b"] * np.exp(z[0] * gb)
+        return bgnbd.expected_purchases_new(theta["r"], alpha, a, b, 365.2425 / 7)
+
+    plus_age = mean + np.array([0.0, sd["age"]])
+    assert table.loc["age", "purchases_change_mean"] == pytest.approx(
+        purchases(plus_age) / purchases(mean) - 1, rel=1e-10
+    )
+    coefficients = result.groups
+    assert set(coefficients["coefficient"]) == {
+        "purchase_coefficient",
+        "dropout_coefficient_a",
+        "dropout_coefficient_b",
+        "spend_coefficient",
+    }
+    assert result.draws["clv_change"].dims == ("chain", "draw", "covariate")
+
+
+@pytest.mark.slow
+def test_covariate_effects_need_covariates(rfm):
+    from clvbayes.covariates import covariate_effects
+
+    plain = BGNBD().fit(rfm, method="map", seed=1)
+    with pytest.raises(ValueError, match="the fits have no covariates"):
+        covariate_effects(plain)
+
+
+def test_rfm_summary_carries_customer_level_columns():
+    import clvbayes
+
+    log = pd.DataFrame(
+        {
+            "customer": [1, 1, 2, 3, 3],
+            "date": ["2020-01-01", "2020-02-01", "2020-01-05", "2020-01-02", "2020-03-01"],
+            "gender": [1, 1, 0, 1, 1],
+            "region": ["n", "n", "s", "s", "s"],
+        }
+    )
+    rfm = clvbayes.rfm_summary(
+        log, customer_col="customer", date_col="date", customer_cols=["gender", "region"]
+    )
+    assert list(rfm["gender"]) == [1, 0, 1]
+    assert list(rfm["region"]) == ["n", "s", "s"]
+    assert rfm["gender"].dtype.kind == "i"
+    changing = log.assign(gender=[1, 0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"'gender' is not constant within a customer: 1 of 3"):
+        clvbayes.rfm_summary(
+            changing, customer_col="customer", date_col="date", customer_cols=["gender"]
+        )
+    missing = log.assign(gender=[1.0, np.nan, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"'gender': 1 of 5 rows have a missing value"):
+        clvbayes.rfm_summary(
+            missing, customer_col="customer", date_col="date", customer_cols=["gender"]
+        )
+    with pytest.raises(ValueError, match="'age' not found"):
+        clvbayes.rfm_summary(log, customer_col="customer", date_col="date", customer_cols=["age"])
