@@ -234,6 +234,19 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         help="acquisition cost per customer: one number, or a CSV with columns "
         "segment,cac (needs --segment-col)",
     )
+    p.add_argument(
+        "--customer-table",
+        metavar="FILE",
+        help="CSV or Parquet file with one row per customer: the --customer-col column "
+        "and static columns for --covariates (default: take them from the transaction "
+        "log, where each must be constant within a customer)",
+    )
+    p.add_argument(
+        "--covariates",
+        metavar="COL,COL",
+        help="numeric customer-level columns (0/1 for categories) that scale each "
+        "customer's purchase rate, dropout and spend; adds a covariate-effects section",
+    )
     _add_model_options(p)
 
 
@@ -260,6 +273,16 @@ def _read_cac(text: str | None) -> float | dict[str, float] | None:
     if costs.isna().any():
         raise CLIError(f"--cac {text!r}: column 'cac' has values that are not numbers.")
     return dict(zip(table["segment"], costs.astype(float), strict=True))
+
+
+def _read_covariates(text: str | None) -> tuple[str, ...]:
+    """``--covariates a,b`` as ``("a", "b")``."""
+    if text is None:
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise CLIError(f"--covariates {text!r}: give column names separated by commas.")
+    return names
 
 
 def _report_options(args: argparse.Namespace, **fixed: object) -> object:
@@ -325,8 +348,11 @@ def _run_report(args: argparse.Namespace) -> int:
         holdout_end=args.holdout_end,
         segment_col=args.segment_col,
         cac=cac,
+        customer_table=args.customer_table,
+        covariates=_read_covariates(args.covariates),
     )
     inputs = [args.transactions] + ([Path(args.cac)] if isinstance(cac, dict) else [])
+    inputs += [Path(args.customer_table)] if args.customer_table else []
     return _build_and_write(args.transactions, options, args, str(args.transactions), inputs)
 
 

@@ -223,12 +223,9 @@ def rfm_summary(
     drop_duplicates : bool, default False
         Read rows that repeat another row exactly (same customer, date and value) once.
     customer_cols : sequence of str, optional
-        Customer-level columns of the log (gender, acquisition channel, region, ...)
-        to carry into the table, e.g. as covariates (``BGNBD(purchase_covariates=...)``).
-        Each must have one value per customer over all of the customer's rows; a column
-        that is not constant within a customer, or has missing values, is an error
-        (for a value that changes, take the one at the first purchase:
-        :func:`first_purchase_values`). Their type is kept.
+        Customer-level columns (gender, channel, ...) to carry into the table, e.g. as
+        covariates, type kept (:func:`customer_values`: one value per customer, else an
+        error; for a value that changes, see :func:`first_purchase_values`).
 
     Returns
     -------

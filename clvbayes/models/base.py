@@ -34,18 +34,20 @@ import pymc as pm
 from pymc_extras.prior import Prior
 
 from clvbayes import inference
-from clvbayes.data.compress import SEGMENT, CompressedRFM, compress, covariate_column
-from clvbayes.data.validate import check_covariate_variation, check_covariates, check_rfm
+from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
+from clvbayes.data.validate import check_rfm
 from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.family import Family
 from clvbayes.models.covariates import (
     coefficient_priors,
+    covariate_data,
     covariate_design,
     posterior_names,
     prior_variable_names,
 )
 from clvbayes.models.hierarchy import (
     Pooling,
+    PoolingQuantities,
     check_segment_options,
     check_segment_sizes,
     read_segments,
@@ -61,8 +63,11 @@ if TYPE_CHECKING:
 __all__ = ["ModelSpec"]
 
 
-class ModelSpec:
+class ModelSpec(PoolingQuantities):
     """Base class of model specifications; a subclass sets ``family`` and its priors.
+
+    The quantities partial pooling works on (``pooled_values``, ``link_values`` and their
+    inverses) come from :class:`clvbayes.models.hierarchy.PoolingQuantities`.
 
     Class attributes
     ----------------
@@ -116,22 +121,18 @@ class ModelSpec:
             if not self.supports_segments:
                 raise ValueError(f"{self.kind} does not support segments yet.")
             check_segment_options(segments, pooling, centered)
-        roles = {
-            "purchase": purchase_covariates,
-            "dropout": dropout_covariates,
-            "spend": spend_covariates,
-        }
-        design = covariate_design(self.family, roles)
+        design = covariate_design(
+            self.family, purchase=purchase_covariates, dropout=dropout_covariates,
+            spend=spend_covariates,
+        )  # fmt: skip
         hierarchical = segments is not None and pooling == "partial"
         defaults = dict(self.hierarchical_priors if hierarchical else self.default_priors)
-        coefficients = coefficient_priors(design)
         allowed = frozenset(self.hierarchical_priors) if hierarchical else self.prior_names
+        coefficients = coefficient_priors(design)
         resolved = resolve_priors(
-            {**defaults, **coefficients},
-            priors,
-            allowed=allowed | frozenset(coefficients),
+            {**defaults, **coefficients}, priors, allowed=allowed | frozenset(coefficients),
             alternatives=None if hierarchical else self.prior_alternatives,
-        )
+        )  # fmt: skip
         object.__setattr__(self, "_priors", types.MappingProxyType(resolved))
         object.__setattr__(self, "segments", segments)
         object.__setattr__(self, "pooling", pooling if segments is not None else "complete")
@@ -176,15 +177,10 @@ class ModelSpec:
         return self.design.names
 
     @property
-    def coefficient_params(self) -> tuple[str, ...]:
-        """The coefficient variables kept in the posterior: per unit of each covariate
-        (``purchase_coefficient``, ...) and per standard deviation (``..._per_sd``)."""
-        return posterior_names(self.design)
-
-    @property
     def posterior_names(self) -> tuple[str, ...]:
-        """Every variable a fit keeps: parameters, coefficients, hyperparameters."""
-        return (*self.params, *self.coefficient_params, *self.hyper_params)
+        """Every variable a fit keeps: parameters, covariate coefficients (per unit and
+        per sd, :func:`clvbayes.models.covariates.posterior_names`), hyperparameters."""
+        return (*self.params, *posterior_names(self.design), *self.hyper_params)
 
     @property
     def segmented(self) -> bool:
@@ -236,20 +232,12 @@ class ModelSpec:
         if self.segments is not None:
             codes, levels = read_segments(rfm, self.segments)
             kept[SEGMENT] = codes[keep].astype(float)
-        if self.design:
-            covariates = check_covariates(rfm, self.covariates, argument=self._covariate_argument)
-            covariates = {c: v[keep] for c, v in covariates.items()}
-            check_covariate_variation(covariates, what)
-            kept.update({covariate_column(c): v for c, v in covariates.items()})
+        kept.update(covariate_data(self.design, rfm, keep, what))
         kept.update({c: v[keep] for c, v in values.items()})
         data = compress(kept, tuple(kept), segments=levels)
         if self.segments is not None:
             check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
         return data
-
-    @property
-    def _covariate_argument(self) -> str:
-        return " / ".join(f"{r}_covariates" for r in self.design.roles)
 
     # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
@@ -267,12 +255,8 @@ class ModelSpec:
 
     def add_priors(self, data: CompressedRFM | None = None) -> dict[str, Any]:
         """Create the prior variables inside the current model context (plain, or per
-        segment: :func:`clvbayes.models.hierarchy.segment_priors`), keyed by prior name.
-
-        Coefficient priors are not created here (:func:`clvbayes.models.covariates.
-        add_coefficients`); with covariates, a prior of a parameter they scale is the
-        typical customer's and its variable is ``<name>_at_mean``.
-        """
+        segment: :func:`clvbayes.models.hierarchy.segment_priors`), keyed by prior name;
+        not the coefficients' (:func:`clvbayes.models.covariates.add_coefficients`)."""
         coefficients = {e.prior for e in self.design.effects}
         priors = {k: v for k, v in self._priors.items() if k not in coefficients}
         names = prior_variable_names(self.design, list(priors))
@@ -297,32 +281,6 @@ class ModelSpec:
     def row_loglik(self, params: Mapping[str, Any], data: CompressedRFM) -> Any:
         """Log-likelihood per unique row (:func:`clvbayes.models.likelihood.row_loglik`)."""
         return row_loglik(self, params, data)
-
-    # --- the quantities partial pooling works on -------------------------------------------
-    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The quantities partial pooling works on (keys of ``segment_links``) from the
-        model parameters, on their natural scale (the family's reparametrisation)."""
-        pooled = self._reparametrisation().pooled
-        return pooled({k: np.asarray(params[k], dtype=float) for k in self.params})
-
-    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The inverse of :meth:`pooled_values`: model parameters."""
-        links = self._reparametrisation().links
-        return self.complete({k: np.asarray(pooled[k], dtype=float) for k in links})
-
-    def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """:meth:`pooled_values` on the link scale of the hierarchical prior (where
-        ``<name>_mu`` and ``<name>_sigma`` live): what segments are compared and shrunk on."""
-        return self._reparametrisation().link_values({k: params[k] for k in self.params})
-
-    def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Model parameters from link-scale values (the inverse of :meth:`link_values`)."""
-        return self._reparametrisation().from_link_values(links)
-
-    def _reparametrisation(self) -> Any:
-        if self.family.reparametrisation is None:
-            raise NotImplementedError(f"{self.kind} has no segment parametrisation.")
-        return self.family.reparametrisation
 
     # --- fitting (clvbayes.inference) ------------------------------------------------------
     def fit(

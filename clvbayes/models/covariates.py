@@ -26,7 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from clvbayes.data.compress import covariate_column
+from clvbayes.data.validate import check_covariate_variation, check_covariates
 from clvbayes.math.covariates import ROLES, CovariateDesign
 from clvbayes.math.family import Family
 from clvbayes.priors import COEFFICIENT_PRIOR, with_dims
@@ -37,6 +40,7 @@ __all__ = [
     "add_coefficients",
     "coefficient_priors",
     "covariate_coords",
+    "covariate_data",
     "covariate_design",
     "data_columns",
     "per_sd",
@@ -53,8 +57,9 @@ PER_SD = "_per_sd"
 """Suffix of a coefficient per standard deviation of its covariates."""
 
 
-def covariate_design(family: Family, roles: Mapping[str, Any]) -> CovariateDesign:
-    """The design of a spec's ``<role>_covariates`` options, checked against its family.
+def covariate_design(family: Family, **roles: Any) -> CovariateDesign:
+    """The design of a spec's ``<role>_covariates`` options (``purchase=[...]``, ...),
+    checked against its family.
 
     Raises
     ------
@@ -88,6 +93,20 @@ def covariate_design(family: Family, roles: Mapping[str, Any]) -> CovariateDesig
             raise ValueError(f"{argument}: {twice} named more than once.")
         checked[role] = columns
     return CovariateDesign.of(family.covariate_effects, checked)
+
+
+def covariate_data(
+    design: CovariateDesign, rfm: Any, keep: np.ndarray, what: str
+) -> dict[str, np.ndarray]:
+    """The compressed covariate columns of the customers ``keep`` selects (none without
+    covariates), validated: present, numeric, finite, varying over those customers
+    (``what`` names them in messages) and not collinear."""
+    if not design:
+        return {}
+    argument = " / ".join(f"{role}_covariates" for role in design.roles)
+    values = {c: v[keep] for c, v in check_covariates(rfm, design.names, argument=argument).items()}
+    check_covariate_variation(values, what)
+    return {covariate_column(c): v for c, v in values.items()}
 
 
 def coefficient_priors(design: CovariateDesign) -> dict[str, Any]:

@@ -51,6 +51,7 @@ __all__ = [
     "PARTIAL_TARGET_ACCEPT",
     "PARTIAL_TUNE",
     "POOLING",
+    "PoolingQuantities",
     "SegmentWarning",
     "by_segment",
     "check_segment_options",
@@ -368,3 +369,39 @@ def sum_by_segment(
     for code, _, block in data.segment_blocks():
         total = total + fn({k: v[..., code, None] for k, v in params.items()}, block)
     return total
+
+
+class PoolingQuantities:
+    """The quantities partial pooling works on, for a spec (a mixin of
+    :class:`clvbayes.models.base.ModelSpec`: it needs ``family``, ``kind``, ``params``
+    and ``complete``), from its family's reparametrisation."""
+
+    family: Any
+    kind: str
+    params: tuple[str, ...]
+    complete: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The quantities partial pooling works on (keys of ``segment_links``) from the
+        model parameters, on their natural scale (the family's reparametrisation)."""
+        pooled = self._reparametrisation().pooled
+        return pooled({k: np.asarray(params[k], dtype=float) for k in self.params})
+
+    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The inverse of :meth:`pooled_values`: model parameters."""
+        links = self._reparametrisation().links
+        return self.complete({k: np.asarray(pooled[k], dtype=float) for k in links})
+
+    def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """:meth:`pooled_values` on the link scale of the hierarchical prior (where
+        ``<name>_mu`` and ``<name>_sigma`` live): what segments are compared and shrunk on."""
+        return self._reparametrisation().link_values({k: params[k] for k in self.params})
+
+    def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Model parameters from link-scale values (the inverse of :meth:`link_values`)."""
+        return self._reparametrisation().from_link_values(links)
+
+    def _reparametrisation(self) -> Any:
+        if self.family.reparametrisation is None:
+            raise NotImplementedError(f"{self.kind} has no segment parametrisation.")
+        return self.family.reparametrisation
