@@ -30,7 +30,7 @@ import xarray as xr
 from clvbayes.data.compress import covariate_column
 from clvbayes.math.units import TIME_UNITS, check_time_unit
 from clvbayes.models.covariates import per_sd
-from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.models.fitted import FittedModel, check_fitted, design_of
 from clvbayes.predict.result import Result
 from clvbayes.predict.summaries import eti
 from clvbayes.segments import new_customer_value
@@ -45,7 +45,7 @@ def _fits(fit: FittedModel, spend_fit: FittedModel | None) -> list[FittedModel]:
     if spend_fit is not None:
         check_fitted(spend_fit, "spend_fit", role="spend")
     fits = [f for f in (fit, spend_fit) if f is not None]
-    if not any(f.covariates for f in fits):
+    if not any(design_of(f).names for f in fits):
         raise ValueError(
             "the fits have no covariates; fit e.g. ParetoNBD(purchase_covariates=[...]) "
             "or GammaGamma(spend_covariates=[...])."
@@ -79,10 +79,10 @@ def coefficient_table(
     records = []
     for f in _fits(fit, spend_fit):
         post = f.posterior
-        for effect in f.spec.design.effects:
+        for effect in design_of(f).effects:
             unit = post[effect.coefficient].to_numpy()
             scaled = post[per_sd(effect.coefficient)].to_numpy()
-            for j, column in enumerate(f.spec.design.roles[effect.role]):
+            for j, column in enumerate(design_of(f).roles[effect.role]):
                 u, z = unit[..., j].ravel(), scaled[..., j].ravel()
                 (u_low, u_high), (z_low, z_high) = eti(u, ci_prob), eti(z, ci_prob)
                 records.append(
@@ -121,8 +121,8 @@ def _covariate_sd(fit: FittedModel, column: str) -> float:
     if fit.data is not None:
         return float(fit.data.moments(covariate_column(column))[1])
     post = fit.posterior
-    for effect in fit.spec.design.effects:
-        columns = fit.spec.design.roles[effect.role]
+    for effect in design_of(fit).effects:
+        columns = design_of(fit).roles[effect.role]
         if column in columns:
             j = columns.index(column)
             unit = post[effect.coefficient].to_numpy()[..., j]
@@ -136,12 +136,12 @@ def reference_profile(fit: FittedModel, spend_fit: FittedModel | None = None) ->
     transaction fit's customers for a covariate both fits have)."""
     out: dict[str, float] = {}
     for f in reversed(_fits(fit, spend_fit)):  # the transaction fit's values win
-        if f.data is None and f.covariates:
+        if f.data is None and design_of(f).names:
             raise ValueError(
                 f"the {f.kind} fit was saved without its data; pass reference= with a "
-                f"value for each of {list(f.covariates)}."
+                f"value for each of {list(design_of(f).names)}."
             )
-        for column in f.covariates:
+        for column in design_of(f).names:
             out[column] = float(f.data.moments(covariate_column(column))[0])
     return out
 
@@ -193,11 +193,11 @@ def covariate_effects(
     if horizon is None:
         horizon = DAYS_PER_YEAR / TIME_UNITS[unit]
     base = dict(reference_profile(fit, spend_fit) if reference is None else reference)
-    columns = list(dict.fromkeys(c for f in fits for c in f.covariates))
+    columns = list(dict.fromkeys(c for f in fits for c in design_of(f).names))
     missing = [c for c in columns if c not in base]
     if missing:
         raise ValueError(f"reference: give a value for each covariate; missing {missing}.")
-    sds = {c: _covariate_sd(next(f for f in fits if c in f.covariates), c) for c in columns}
+    sds = {c: _covariate_sd(next(f for f in fits if c in design_of(f).names), c) for c in columns}
     profiles = pd.DataFrame([base] + [{**base, c: base[c] + sds[c]} for c in columns])
     values = new_customer_value(
         fit,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import check_fitted
+from clvbayes.models.fitted import check_fitted, covariates_of, design_of
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
@@ -201,12 +201,12 @@ def tracking_curve(
     codes = fit.segment_codes(rfm)
     codes = np.zeros(T.size, dtype=np.int64) if codes is None else codes
     births, first, counts = np.unique(
-        np.column_stack([codes, fit.covariate_matrix(rfm), T]),
+        np.column_stack([codes, covariates_of(fit, rfm), T]),
         axis=0,
         return_index=True,
         return_counts=True,
     )
-    columns = (*_segment_key(fit), *fit.covariates)
+    columns = (*_segment_key(fit), *design_of(fit).names)
     params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in columns}, take)
     theta = {k: v[:, None, :] for k, v in params.items()}  # (draw, 1, birth or 1)
     age_at = np.maximum(times[:, None] + births[None, :, -1], 0.0)  # (time, birth)

@@ -39,7 +39,7 @@ import xarray as xr
 from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import continuous_rate, discounted_expectation
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.models.fitted import FittedModel, check_fitted, design_of
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
 
@@ -168,9 +168,8 @@ def new_customer_value(
     family = check_fitted(fit, "fit")
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be finite and >= 0, got {horizon!r}.")
-    has_covariates = bool(fit.covariates) or (spend_fit is not None and spend_fit.covariates)
-    if covariates is None and has_covariates:
-        needed = sorted({*fit.covariates, *(spend_fit.covariates if spend_fit else ())})
+    needed = sorted({*design_of(fit).names, *design_of(spend_fit).names})
+    if covariates is None and needed:
         raise ValueError(
             f"the fits have covariates {needed}: pass covariates= with one row per "
             f"profile, e.g. {{{needed[0]!r}: [0, 1]}}."

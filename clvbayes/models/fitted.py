@@ -32,6 +32,7 @@ from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.validate import check_covariates
 from clvbayes.diagnostics import Diagnosis, diagnose
 from clvbayes.io import read_tree, write_tree
+from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamily, family
 from clvbayes.models.hierarchy import read_segments
 from clvbayes.models.registry import spec_class
@@ -41,6 +42,9 @@ __all__ = [
     "FittedModel",
     "ModelKindError",
     "check_fitted",
+    "coefficients_of",
+    "covariates_of",
+    "design_of",
     "from_groups",
     "is_stored_model",
     "load",
@@ -168,8 +172,7 @@ class FittedModel:
     def coefficients(self) -> dict[str, np.ndarray]:
         """Posterior draws of the covariate coefficients per unit of each covariate,
         ``(chain, draw, n_covariates)`` each (empty without covariates)."""
-        post = self.posterior
-        return {c: post[c].to_numpy() for c in self.spec.design.coefficients}
+        return coefficients_of(self)
 
     @property
     def covariates(self) -> tuple[str, ...]:
@@ -179,11 +182,7 @@ class FittedModel:
     def covariate_matrix(self, rfm: Any) -> np.ndarray:
         """The customers' covariates, ``(n_customers, n_covariates)`` in the order of
         :attr:`covariates` (validated: present, numeric, finite), ``(n, 0)`` without."""
-        if not self.spec.design:
-            n = len(rfm) if hasattr(rfm, "columns") else len(np.asarray(next(iter(rfm.values()))))
-            return np.zeros((n, 0))
-        values = check_covariates(rfm, self.covariates, argument=f"{self.kind} covariates")
-        return np.column_stack([values[c] for c in self.covariates])
+        return covariates_of(self, rfm)
 
     def customer_params(self, rfm: Any, take: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Each customer's parameter draws: its segment's for a segmented fit, scaled by
@@ -211,13 +210,14 @@ class FittedModel:
             if take is not None:
                 flat = flat[take]
             out[name] = flat[:, codes] if codes is not None else flat[:, None]
-        if not self.spec.design:
+        design = design_of(self)
+        if not design:
             return out
         coefficients = {}
-        for name, values in self.coefficients().items():
+        for name, values in coefficients_of(self).items():
             flat = values.reshape(-1, values.shape[-1])
             coefficients[name] = flat if take is None else flat[take]
-        return self.spec.design.apply(out, coefficients, list(self.covariate_matrix(rfm).T))
+        return design.apply(out, coefficients, list(covariates_of(self, rfm).T))
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Parameter table: mean, sd, equal-tailed interval, ESS, R-hat.
@@ -302,6 +302,31 @@ class FittedModel:
     def priors_json(self) -> str:
         """The resolved priors as JSON (Prior's dict form)."""
         return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
+
+
+def design_of(fit: Any) -> CovariateDesign:
+    """The covariate design of a fitted model (empty for one without covariates, or for a
+    stand-in holding only posterior draws, see :func:`check_fitted`)."""
+    design = getattr(getattr(fit, "spec", None), "design", None)
+    return design if design is not None else CovariateDesign()
+
+
+def coefficients_of(fit: Any) -> dict[str, np.ndarray]:
+    """Posterior draws ``(chain, draw, n_covariates)`` of each coefficient of a fit's
+    covariates (empty without)."""
+    post = fit.posterior if design_of(fit) else None
+    return {c: post[c].to_numpy() for c in design_of(fit).coefficients}
+
+
+def covariates_of(fit: Any, rfm: Any) -> np.ndarray:
+    """The customers' covariates under ``fit``, ``(n_customers, n_covariates)`` in the
+    order of its design (validated: present, numeric, finite), ``(n, 0)`` without."""
+    design = design_of(fit)
+    if not design:
+        n = len(rfm) if hasattr(rfm, "columns") else len(np.asarray(next(iter(rfm.values()))))
+        return np.zeros((n, 0))
+    values = check_covariates(rfm, design.names, argument=f"{fit.kind} covariates")
+    return np.column_stack([values[c] for c in design.names])
 
 
 class ModelKindError(TypeError, ValueError):

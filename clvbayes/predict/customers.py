@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.models.fitted import FittedModel, check_fitted, coefficients_of, design_of
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result
 from clvbayes.predict.scoring import (
@@ -214,8 +214,8 @@ def predict_customers(
         "margin": float(opts.margin),
         "nodes": opts.discount_nodes,
         "family": family,
-        "design": fit.spec.design,
-        "spend_design": None if spend_fit is None else spend_fit.spec.design,
+        "design": design_of(fit),
+        "spend_design": None if spend_fit is None else design_of(spend_fit),
         "block_draws": block_draws,
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
@@ -367,8 +367,8 @@ def _analytic(fit: FittedModel, rfm: Any, horizon: Any, what: str) -> xr.DataArr
     customers = read_customers(rfm, horizon, need_spend=False, fit=fit)
     rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
-    theta = {**fit.params(), **fit.coefficients()}
-    params = row_params(theta, family, fit.spec.design, codes, rows["z"], ndim=2)
+    theta = {**fit.params(), **coefficients_of(fit)}
+    params = row_params(theta, family, design_of(fit), codes, rows["z"], ndim=2)
     data = (rows["x"], rows["t_x"], rows["T"])
     values = family.p_alive(*params, *data)
     if what != "p_alive":

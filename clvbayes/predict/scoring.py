@@ -29,7 +29,7 @@ from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
 from clvbayes.math.processes import FuturePurchases
-from clvbayes.models.fitted import FittedModel
+from clvbayes.models.fitted import FittedModel, coefficients_of, covariates_of
 
 __all__ = [
     "DTYPES",
@@ -143,7 +143,7 @@ def read_customers(
 
 def _covariates(fit: FittedModel | None, rfm: Any, n: int) -> np.ndarray:
     """Each customer's covariates under ``fit``, ``(n, k)`` (``k = 0`` without)."""
-    return np.zeros((n, 0)) if fit is None else fit.covariate_matrix(rfm)
+    return np.zeros((n, 0)) if fit is None else covariates_of(fit, rfm)
 
 
 def row_params(
@@ -168,7 +168,7 @@ def population_draws(
     """Flat ``(chain*draw,)`` parameter draws (``(chain*draw, segment)`` for segmented
     fits; coefficients ``(chain*draw, covariate)``) and the ``chain``/``draw``
     coordinates."""
-    params = {**fit.params(), **fit.coefficients()}
+    params = {**fit.params(), **coefficients_of(fit)}
     n_chain, n_draw = next(iter(params.values())).shape[:2]
     per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
     index = draw_index(n_draw, per_chain)
@@ -186,7 +186,7 @@ def population_draws(
 def spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]:
     """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors), with the
     coefficients of its covariates."""
-    draws = {**spend_fit.params(), **spend_fit.coefficients()}
+    draws = {**spend_fit.params(), **coefficients_of(spend_fit)}
     flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
     index = draw_index(next(iter(flat.values())).shape[0], n_samples)
     return {k: v[index] for k, v in flat.items()}
