@@ -344,6 +344,19 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         help="acquisition cost per customer: one number, or a CSV with columns "
         "segment,cac (needs --segment-col and --value-col)",
     )
+    p.add_argument(
+        "--customer-table",
+        metavar="FILE",
+        help="CSV or Parquet file with one row per customer: the --customer-col column "
+        "and static columns for --covariates (default: take them from the transaction "
+        "log, where each must be constant within a customer)",
+    )
+    p.add_argument(
+        "--covariates",
+        metavar="COL,COL",
+        help="numeric customer-level columns (0/1 for categories) that scale each "
+        "customer's purchase rate, dropout and spend; adds a covariate-effects section",
+    )
     _add_model_options(p, out_required=False)
     p.set_defaults(options_parser=p)
 
@@ -382,6 +395,16 @@ def _read_cac(text: Any) -> float | dict[str, float] | None:
     if costs.isna().any():
         raise CLIError(f"--cac {text!r}: column 'cac' has values that are not numbers.")
     return dict(zip(table["segment"], costs.astype(float), strict=True))
+
+
+def _read_covariates(text: str | None) -> tuple[str, ...]:
+    """``--covariates a,b`` as ``("a", "b")``."""
+    if text is None:
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise CLIError(f"--covariates {text!r}: give column names separated by commas.")
+    return names
 
 
 def _report_options(args: argparse.Namespace, **fixed: object) -> object:
@@ -459,10 +482,14 @@ def _run_report(args: argparse.Namespace) -> int:
         holdout_end=args.holdout_end,
         segment_col=args.segment_col,
         cac=cac,
+        customer_table=args.customer_table,
+        covariates=_read_covariates(args.covariates),
     )
     inputs = _input_files(transactions)
     if isinstance(cac, dict) and isinstance(args.cac, str):
         inputs.append(Path(args.cac))
+    if args.customer_table:
+        inputs.append(Path(args.customer_table))
     return _build_and_write(transactions, options, args, _describe(transactions), inputs)
 
 
@@ -507,6 +534,8 @@ def _config_value(action: argparse.Action, key: str, value: Any, where: str) -> 
         return value
     if key == "cac" and isinstance(value, Mapping | int | float) and not isinstance(value, bool):
         return value  # a cost, or costs per segment (checked by _read_cac)
+    if key == "covariates" and isinstance(value, list | tuple):
+        value = ",".join(str(v) for v in value)  # a list, as summary.json records it
     if isinstance(value, dt.date):  # a TOML date
         value = value.isoformat()
     kind = action.type

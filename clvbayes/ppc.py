@@ -16,7 +16,7 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import check_fitted, check_time_units
+from clvbayes.models.fitted import check_fitted, check_time_units, covariates_of, design_of
 from clvbayes.predict.calendar import cohort_expectation
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
@@ -221,16 +221,20 @@ def tracking_curve(
             np.random.default_rng(seed), calendar_covariates,
         )  # fmt: skip
         return _tracking_table(times, totals, ci_prob, actual)
-    # one term per distinct (segment, birth): a segmented fit's customers use their
-    # segment's parameters
+    # one term per distinct (segment, covariates, birth): a segmented fit's customers use
+    # their segment's parameters, a fit with covariates their own
     codes = fit.segment_codes(rfm)
     codes = np.zeros(T.size, dtype=np.int64) if codes is None else codes
     births, first, counts = np.unique(
-        np.column_stack([codes, T]), axis=0, return_index=True, return_counts=True
+        np.column_stack([codes, covariates_of(fit, rfm), T]),
+        axis=0,
+        return_index=True,
+        return_counts=True,
     )
-    params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in _segment_key(fit)}, take)
+    columns = (*_segment_key(fit), *design_of(fit).names)
+    params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in columns}, take)
     theta = {k: v[:, None, :] for k, v in params.items()}  # (draw, 1, birth or 1)
-    age_at = np.maximum(times[:, None] + births[None, :, 1], 0.0)  # (time, birth)
+    age_at = np.maximum(times[:, None] + births[None, :, -1], 0.0)  # (time, birth)
     per_birth = np.asarray(
         family.expected_purchases_new(*family.values(theta), age_at[None]), dtype=float
     )

@@ -6,7 +6,7 @@ computed draw by draw from a segmented fit (``BGNBD(segments=...)``; see
 :mod:`clvbayes.models.hierarchy`), then summarised in tidy tables.
 
 * :func:`new_customer_value`: expected repeat purchases of a customer acquired today in
-  each segment over a horizon (FHL 2005, eq. 9, :func:`clvbayes.math.bgnbd.
+  each segment (or with each covariate profile) over a horizon (FHL 2005, eq. 9, :func:`clvbayes.math.bgnbd.
   expected_purchases_new`), the segment's mean spend per transaction ``p v / (q - 1)``
   (:func:`clvbayes.math.gamma_gamma.expected_spend_new`) and their product, the CLV of a
   new customer (discounted like :func:`clvbayes.predict.predict_customers`).
@@ -39,7 +39,7 @@ import xarray as xr
 from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import continuous_rate, discounted_expectation
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import FittedModel, check_fitted
+from clvbayes.models.fitted import FittedModel, check_fitted, design_of
 from clvbayes.predict.result import Result, customer_draws
 from clvbayes.predict.summaries import eti, stacked_draws
 
@@ -112,23 +112,31 @@ def new_customer_value(
     spend_fit: FittedModel | None = None,
     *,
     horizon: float,
+    covariates: Any = None,
     time_unit: str | float = "week",
     annual_discount: float = 0.0,
     margin: float = 1.0,
     include_first_purchase: bool = False,
     nodes: int = 16,
 ) -> xr.Dataset:
-    """Posterior value of a customer newly acquired in each segment.
+    """Posterior value of a customer newly acquired in each segment, or with each
+    covariate profile.
 
     Parameters
     ----------
     fit : FittedModel
-        A segmented transaction model (BG/NBD, MBG/NBD or Pareto/NBD).
+        A transaction model (BG/NBD, MBG/NBD or Pareto/NBD): segmented (one value per
+        segment), or fitted with covariates (one value per row of ``covariates``).
     spend_fit : FittedModel, optional
         A Gamma-Gamma fit: segmented by the same column, or unsegmented (one spend
-        distribution for all segments). Without it only purchases are returned.
+        distribution for all segments); with covariates of its own, they are read from
+        ``covariates`` too. Without it only purchases are returned.
     horizon : float
         Window ``(0, horizon]`` after the first purchase, in the model's time unit.
+    covariates : DataFrame or mapping, optional
+        Covariate profiles of new customers, one row each: every covariate column of
+        ``fit`` and ``spend_fit`` (and the segment column of a segmented fit), e.g.
+        ``{"gender": [0, 1], "channel": [1, 1]}``. Required when a fit has covariates.
     time_unit : str or float
         The model's time unit, for discounting.
     annual_discount : float
@@ -136,36 +144,67 @@ def new_customer_value(
     margin : float
         Profit margin applied to spend.
     include_first_purchase : bool
-        Add the (undiscounted) margin on the first purchase, valued at the segment's
-        mean spend. The models describe *repeat* purchases: by default the CLV is that
-        of the repeat purchases only, like :func:`~clvbayes.predict.predict_customers`.
+        Add the (undiscounted) margin on the first purchase, valued at the mean spend.
+        The models describe *repeat* purchases: by default the CLV is that of the
+        repeat purchases only, like :func:`~clvbayes.predict.predict_customers`.
     nodes : int
         Gauss-Legendre nodes of the discounting integral.
 
     Returns
     -------
     xarray.Dataset
-        Dims ``(chain, draw, segment)``: ``expected_purchases`` (undiscounted repeat
-        purchases of a new customer, e.g. FHL 2005 eq. 9 for the BG/NBD) and, with ``spend_fit``, ``mean_spend``
-        (``p v / (q - 1)``; infinite in draws with ``q <= 1``) and ``clv``
-        (``margin x E[discounted purchases] x mean spend`` [+ first purchase]).
+        Dims ``(chain, draw, segment)``, or ``(chain, draw, profile)`` with
+        ``covariates`` (the profile's columns as coordinates): ``expected_purchases``
+        (undiscounted repeat purchases of a new customer, e.g. FHL 2005 eq. 9 for the
+        BG/NBD) and, with ``spend_fit``, ``mean_spend`` (``p v / (q - 1)``; infinite in
+        draws with ``q <= 1``) and ``clv`` (``margin x E[discounted purchases] x mean
+        spend`` [+ first purchase]).
+
+    Examples
+    --------
+    >>> new_customer_value(bg, gg, horizon=52, covariates={"channel": [0, 1]})
+    ...     # doctest: +SKIP
     """
     family = check_fitted(fit, "fit")
-    _require_segments(fit, "fit")
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be finite and >= 0, got {horizon!r}.")
-    params = family.values(fit.params())
+    needed = sorted({*design_of(fit).names, *design_of(spend_fit).names})
+    if covariates is None and needed:
+        raise ValueError(
+            f"the fits have covariates {needed}: pass covariates= with one row per "
+            f"profile, e.g. {{{needed[0]!r}: [0, 1]}}."
+        )
+    if covariates is None:
+        _require_segments(fit, "fit")
+        params = family.values(fit.params())
+        coords, dim = _coords(fit), "segment"
+        shape = params[0].shape[:2]
+        spend = (
+            None
+            if spend_fit is None
+            else _spend_by_segment(spend_fit, fit.segment_levels, fit.segment_column, shape)
+        )
+    else:
+        profiles = pd.DataFrame(covariates).reset_index(drop=True)
+        post = fit.posterior
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        flat = fit.customer_params(profiles)
+        params = tuple(_by_profile(flat[k], shape, len(profiles)) for k in family.params)
+        dim = "profile"
+        coords = {
+            "chain": post["chain"].to_numpy(),
+            "draw": post["draw"].to_numpy(),
+            "profile": np.arange(len(profiles)),
+            **{c: ("profile", profiles[c].to_numpy()) for c in profiles.columns},
+        }
+        spend = None if spend_fit is None else _spend_by_profile(spend_fit, profiles, shape)
 
     def expected_new(t: Any) -> np.ndarray:
         return family.expected_purchases_new(*params, t)
 
-    coords = _coords(fit)
-    dims = ("chain", "draw", "segment")
+    dims = ("chain", "draw", dim)
     out = {"expected_purchases": (dims, expected_new(horizon))}
-    if spend_fit is not None:
-        spend = _spend_by_segment(
-            spend_fit, fit.segment_levels, fit.segment_column, params[0].shape[:2]
-        )
+    if spend is not None:
         with np.errstate(divide="ignore"):
             mean_spend = np.where(
                 spend["q"] > 1,
@@ -179,6 +218,22 @@ def new_customer_value(
             clv = clv + margin * mean_spend
         out.update(mean_spend=(dims, mean_spend), clv=(dims, clv))
     return xr.Dataset(out, coords=coords)
+
+
+def _by_profile(values: np.ndarray, shape: tuple[int, int], n: int) -> np.ndarray:
+    """Flat draws ``(chain * draw, n or 1)`` as ``(chain, draw, n)``."""
+    return np.broadcast_to(values, (values.shape[0], n)).reshape(*shape, n)
+
+
+def _spend_by_profile(
+    spend_fit: FittedModel, profiles: pd.DataFrame, shape: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """Gamma-Gamma draws ``(chain, draw, profile)`` of each profile (its segment's and
+    covariates' parameters), paired with the transaction draws."""
+    check_fitted(spend_fit, "spend_fit", role="spend")
+    flat = spend_fit.customer_params(profiles)
+    index = draw_index(next(iter(flat.values())).shape[0], shape[0] * shape[1])
+    return {k: _by_profile(v[index], shape, len(profiles)) for k, v in flat.items()}
 
 
 def existing_customer_value(result: Result, fit: FittedModel, rfm: Any) -> xr.Dataset:

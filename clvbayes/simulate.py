@@ -3,7 +3,8 @@
 Each family's simulator lives in its maths module (with the likelihood it is tested
 against); this module gives them their public names and adds what spans families:
 :func:`simulate_transaction_model` (by model kind, through the family registry) and
-:func:`simulate_segments` (customers of several segments with their own parameters).
+:func:`simulate_segments` (customers of several segments with their own parameters) and
+:func:`simulate_covariates` (customers whose covariates scale their parameters).
 Simulators draw the latent per-customer quantities from the population distributions and
 then the observable summary by simulating the process itself (event by event); loops run
 over the purchase index, never over customers.
@@ -19,6 +20,7 @@ import numpy as np
 
 from clvbayes.math import bgnbd, gamma_gamma, mbgnbd, pareto_nbd
 from clvbayes.math.calendar import CalendarSample, simulate_customers, simulate_path
+from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.family import TransactionFamily, family
 from clvbayes.math.gamma_gamma import TransactionValues, simulate_transaction_values
 from clvbayes.math.processes import (
@@ -36,6 +38,7 @@ __all__ = [
     "simulate_bgnbd",
     "simulate_calendar",
     "simulate_calendar_path",
+    "simulate_covariates",
     "simulate_future_pareto_nbd",
     "simulate_future_purchases",
     "simulate_gamma_gamma",
@@ -152,3 +155,69 @@ def transactions_from(
     position = np.concatenate([sample.first, sample.purchase_time])
     days = np.round(position * days_per_unit).astype("timedelta64[D]")
     return {"customer_id": customers, "date": np.datetime64(origin, "D") + days}
+
+
+def simulate_covariates(
+    kind: str,
+    params: Mapping[str, float],
+    coefficients: Mapping[str, Mapping[str, float]],
+    covariates: Mapping[str, Any],
+    inputs: Any,
+    *,
+    rng: np.random.Generator | int,
+) -> dict[str, np.ndarray]:
+    """Simulate customers whose covariates scale their parameters (any family).
+
+    Each customer's parameters are ``θ_i = θ exp(±γ'z_i)`` (the family's convention,
+    :mod:`clvbayes.math.covariates`); the family's own simulator then runs with those
+    per-customer parameters.
+
+    Parameters
+    ----------
+    kind : str
+        Model type (``"BGNBD"``, ``"MBGNBD"``, ``"ParetoNBD"``, ``"GammaGamma"``).
+    params : mapping
+        Population parameters at covariates 0 (``r, alpha, a, b``, ...).
+    coefficients : mapping of str to mapping of str to float
+        Per coefficient name (``"purchase_coefficient"``, ``"dropout_coefficient"`` or,
+        for the BG/NBD, ``"dropout_coefficient_a"`` and ``"_b"``, ``"spend_coefficient"``)
+        the coefficient of each covariate column, e.g. ``{"purchase_coefficient":
+        {"gender": 0.3}}``. The coefficients of one role must name the same columns.
+    covariates : mapping of str to array_like
+        Each covariate column, one value per customer.
+    inputs : array_like
+        The simulator's data: ``T`` (transaction models) or ``frequency`` (Gamma-Gamma).
+    rng : numpy.random.Generator or int
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of str to ndarray
+        The family simulator's output (``frequency, recency, T, ...``; the Gamma-Gamma's
+        mean spend as ``monetary_value``) and the covariate columns.
+    """
+    entry = family(kind)
+    known = {e.coefficient for e in entry.covariate_effects}
+    unknown = sorted(set(coefficients) - known)
+    if unknown:
+        raise ValueError(f"{entry.label} has no coefficients {unknown}; it has {sorted(known)}.")
+    roles: dict[str, tuple[str, ...]] = {}
+    for effect in entry.covariate_effects:
+        if effect.coefficient in coefficients:
+            columns = tuple(coefficients[effect.coefficient])
+            if roles.setdefault(effect.role, columns) != columns:
+                raise ValueError(f"the {effect.role} coefficients must name the same columns.")
+    design = CovariateDesign.of(entry.covariate_effects, roles)
+    vectors = {
+        name: np.array([coefficients[name][c] for c in design.roles[e.role]], dtype=float)
+        for e in design.effects
+        for name in (e.coefficient,)
+    }
+    columns = [np.asarray(covariates[c], dtype=float) for c in design.names]
+    base = {k: np.asarray(params[k], dtype=float) for k in entry.params}
+    per_customer = design.apply(base, vectors, columns)
+    out = entry.simulate(*entry.values(per_customer), inputs, rng=rng)
+    if not isinstance(out, dict):
+        out = {"frequency": np.asarray(inputs), "monetary_value": out}
+    out.update({c: np.asarray(covariates[c]) for c in design.names})
+    return out

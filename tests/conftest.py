@@ -14,6 +14,17 @@ import pandas as pd
 import pytest
 
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cdnow"
+_EXTERNAL = _SHARED.parent / "external"
+
+
+def external_file(name: str) -> Path:
+    """Path of a non-CDNOW reference file in ``../shared/data/external`` (CLVTools'
+    apparel, BTYDplus' grocery; GPL-3 data that the repository does not ship, see the
+    README there); the test is skipped, saying so, where the folder is absent."""
+    path = _EXTERNAL / name
+    if not path.exists():
+        pytest.skip(f"reference data {path} not available (GPL-3, not shipped)")
+    return path
 
 
 def reference_file(name: str) -> Path:

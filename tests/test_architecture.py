@@ -11,7 +11,8 @@ its own layer and the ones below):
     ``progress``, ``display``
 2   ``models``, ``inference`` -- PyMC specs, the fitted model, fitting
 3   ``predict``, ``ppc``, ``compare`` -- per-customer predictions, checks, comparison
-4   ``analyses``, ``segments``, ``scale`` -- analyses built on predictions, Dask
+4   ``analyses``, ``segments``, ``covariates``, ``scale`` -- analyses built on predictions,
+    Dask
 5   ``plots`` -- figures from results; computes nothing
 6   ``report`` -- content and HTML
 7   ``cli``, ``__main__``
@@ -47,6 +48,7 @@ LAYERS = {
     "analyses": 4,
     "segments": 4,
     "scale": 4,
+    "covariates": 4,
     "plots": 5,
     "report": 6,
     "cli": 7,

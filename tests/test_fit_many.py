@@ -29,13 +29,16 @@ def _rfm(seed: int, n: int = 300) -> pd.DataFrame:
     T = np.round(rng.uniform(20, 40, size=n) * 7) / 7
     sim = simulate_bgnbd(0.5, 5.0, 0.8, 2.5, T, rng=rng)
     spend = simulate_gamma_gamma(6.0, 3.8, 15.0, sim["frequency"], rng=rng)
+    channel = np.array(["web", "store", "tv"])[np.arange(n) % 3]
     return pd.DataFrame(
         {
             "frequency": sim["frequency"],
             "recency": np.floor(sim["recency"] * 7) / 7,
             "T": T,
             "monetary_value": spend,
-            "channel": np.array(["web", "store", "tv"])[np.arange(n) % 3],
+            "channel": channel,
+            "web": (channel == "web").astype(float),  # covariates
+            "age": rng.normal(40, 10, size=n),
         }
     )
 
@@ -47,6 +50,9 @@ SPECS = {
     "BGNBD-partial": BGNBD(segments="channel"),
     "BGNBD-none": BGNBD(segments="channel", pooling="none"),
     "GammaGamma-partial": GammaGamma(segments="channel"),
+    "BGNBD-covariates": BGNBD(purchase_covariates=["web", "age"], dropout_covariates=["web"]),
+    "BGNBD-partial-covariates": BGNBD(segments="channel", purchase_covariates=["age"]),
+    "GammaGamma-covariates": GammaGamma(spend_covariates=["age"]),
 }
 
 

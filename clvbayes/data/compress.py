@@ -14,6 +14,15 @@ each segment's rows are contiguous. :meth:`CompressedRFM.segment_blocks` cuts th
 one block per segment with its own factors, so a likelihood written for one population
 is evaluated per segment with that segment's parameters and the per-level terms (see
 :class:`clvbayes.math.ops.Factor`) still run once per distinct value within a segment.
+
+Covariates. A model with customer covariates (``BGNBD(purchase_covariates=[...])``)
+compresses each covariate as a column of its own (:func:`covariate_column` names it),
+after the segment code and before the model's columns: two customers share a row only
+if they have the same covariate values. Categorical covariates (a few 0/1 columns) keep
+most of the savings (CDNOW master with one binary covariate: 8,685 unique rows become
+about 12,000); a continuous one (e.g. first-order value) makes nearly every customer a
+row of their own, so the likelihood then costs one evaluation per customer, as in
+pymc-marketing, instead of one per distinct history.
 """
 
 from __future__ import annotations
@@ -28,10 +37,19 @@ import numpy as np
 
 from clvbayes.math.ops import Factor
 
-__all__ = ["SEGMENT", "CompressedRFM", "compress"]
+__all__ = ["COVARIATE_PREFIX", "SEGMENT", "CompressedRFM", "compress", "covariate_column"]
 
 SEGMENT = "segment"
 """Name of the compressed column holding each row's segment code (0, 1, ...)."""
+
+COVARIATE_PREFIX = "covariate_"
+"""Prefix of the compressed columns holding covariates (:func:`covariate_column`)."""
+
+
+def covariate_column(name: str) -> str:
+    """The compressed column of the covariate ``name`` (``"covariate_<name>"``), kept
+    apart from the model's own columns whatever the covariate is called."""
+    return COVARIATE_PREFIX + name
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +142,14 @@ class CompressedRFM:
     def factor(self, column: str) -> Factor:
         """``column`` as a :class:`~clvbayes.math.ops.Factor` of the unique rows."""
         return self.factors[column]
+
+    def moments(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (``ddof=0``) of ``column`` over the customers
+        (the unique rows weighted by their counts), as 0-d arrays."""
+        weights = self.counts / self.counts.sum()
+        values = self.rows[column]
+        mean = np.sum(weights * values)
+        return np.asarray(mean), np.asarray(np.sqrt(np.sum(weights * (values - mean) ** 2)))
 
     def __repr__(self) -> str:
         return (

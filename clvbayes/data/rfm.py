@@ -10,6 +10,8 @@ every input gives the same output and 10 million transactions summarize in secon
   calibration end (the tracking plot's actual curve).
 * :func:`first_purchase_values`: each customer's value of given columns at their first
   purchase (e.g. the acquisition channel as the customer's segment).
+* :func:`customer_values`: customer-level columns (one value per customer, checked), which
+  ``rfm_summary(..., customer_cols=[...])`` carries into the table.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from clvbayes.math.units import TIME_UNITS, check_time_unit, unit_name
 __all__ = [
     "TIME_UNITS",
     "TIME_UNIT_ATTR",
+    "customer_values",
     "days_sql",
     "first_purchase_values",
     "repeat_purchase_times",
@@ -232,6 +235,7 @@ def rfm_summary(
     time_unit: str = "W",
     allow_negative: bool = False,
     drop_duplicates: bool = False,
+    customer_cols: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Summarize a transaction log to one row per customer (frequency, recency, T, value).
 
@@ -304,6 +308,10 @@ def rfm_summary(
         Without this option a negative value is an error.
     drop_duplicates : bool, default False
         Read rows that repeat another row exactly (same customer, date and value) once.
+    customer_cols : sequence of str, optional
+        Customer-level columns (gender, channel, ...) to carry into the table, e.g. as
+        covariates, type kept (:func:`customer_values`: one value per customer, else an
+        error; for a value that changes, see :func:`first_purchase_values`).
 
     Returns
     -------
@@ -317,7 +325,7 @@ def rfm_summary(
         days in (calibration_end, observation_end]), ``holdout_value`` (float64: *total*
         value of those days, with ``value_col``) and ``holdout_duration`` (float64:
         observation_end - calibration_end in ``time_unit``, the same for every
-        customer).
+        customer); then the ``customer_cols``.
 
     Raises
     ------
@@ -341,14 +349,21 @@ def rfm_summary(
     """
     unit = check_time_unit(time_unit)
     cal, obs = parse_period(calibration_end, observation_end)
+    if isinstance(customer_cols, str):
+        raise TypeError(f"customer_cols must be a list of column names, got {customer_cols!r}.")
+    other = [("customer_cols", c) for c in customer_cols]
     with open_source(
-        transactions, customer_col=customer_col, date_col=date_col, value_col=value_col
+        transactions,
+        customer_col=customer_col,
+        date_col=date_col,
+        value_col=value_col,
+        other_cols=other,
     ) as source:
         scanned = validate.checked_scan(source, allow_negative=allow_negative)
         if not drop_duplicates:
             validate.warn_duplicates(source, scanned)
         cal, obs = resolve_period(cal, obs, scanned, unit)
-        return summarize(
+        table = summarize(
             source,
             calibration_end=cal,
             observation_end=obs,
@@ -356,6 +371,68 @@ def rfm_summary(
             allow_negative=allow_negative,
             drop_duplicates=drop_duplicates,
         )
+        if not customer_cols:
+            return table
+        static = customer_values(source, customer_cols)
+    return table.merge(static, on="customer_id", how="left", validate="one_to_one")
+
+
+def customer_values(source: Source, columns: Sequence[str]) -> pd.DataFrame:
+    """Each customer's value of customer-level ``columns`` (one row per customer).
+
+    Parameters
+    ----------
+    source : Source
+        The open log, with ``columns`` among its ``other_cols``.
+    columns : sequence of str
+        Columns that hold one value per customer (e.g. gender, acquisition channel).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` and the columns (their type kept), sorted by ``customer_id``.
+
+    Raises
+    ------
+    ValueError
+        When a column has missing values, or several values for some customer (with
+        their number and an example).
+    """
+    for col in columns:
+        q = quote(col)
+        ((missing, n),) = source.execute(
+            f"SELECT count(*) FILTER (WHERE {q} IS NULL), count(*) FROM src"
+        ).fetchall()
+        if missing:
+            raise ValueError(
+                f"customer_cols: column {col!r}: {missing:,} of {n:,} rows have a missing "
+                "value; fill them in (e.g. 'unknown', or 0 plus a 0/1 'missing' column) "
+                "or drop those rows."
+            )
+        ((varying, customers, example),) = source.execute(
+            f"""
+            WITH per AS (
+                SELECT {source.customer} AS c, count(DISTINCT {q}) AS k,
+                       list(DISTINCT CAST({q} AS VARCHAR) ORDER BY CAST({q} AS VARCHAR)) AS v
+                FROM src GROUP BY c
+            )
+            SELECT count(*) FILTER (WHERE k > 1), count(*),
+                   first(CAST(c AS VARCHAR) || ': ' || CAST(v AS VARCHAR) ORDER BY c)
+                       FILTER (WHERE k > 1)
+            FROM per
+            """
+        ).fetchall()
+        if varying:
+            raise ValueError(
+                f"customer_cols: column {col!r} is not constant within a customer: "
+                f"{varying:,} of {customers:,} customers have several values (e.g. customer "
+                f"{example}); a customer-level column needs one value per customer. Take "
+                "the value at the first purchase (clvbayes.data.rfm.first_purchase_values) "
+                "or merge a customer table instead."
+            )
+    picks = ", ".join(f"any_value({quote(c)}) AS {quote(c)}" for c in columns)
+    sql = f"SELECT {source.customer} AS customer_id, {picks} FROM src GROUP BY 1 ORDER BY 1"
+    return source.execute(sql).df()
 
 
 def repeat_purchase_times(

@@ -31,6 +31,15 @@ Every column numeric and finite; ``frequency`` a whole number >= 0; ``recency`` 
 customer whose first purchase is on the calibration end's day has ``T = 0`` and nothing for
 a model to learn from yet: drop such customers, as ``clvbayes report`` does);
 ``monetary_value`` >= 0.
+
+Rules for covariates (:func:`check_covariates`, :func:`check_covariate_variation`)
+----------------------------------------------------------------------------------
+Each covariate column must be in the RFM table, numeric or boolean (text and categorical
+columns must be encoded first: one 0/1 column per category except a reference one,
+``pd.get_dummies(rfm[col], prefix=col, drop_first=True, dtype=float)``), and finite. To
+be fitted, each must vary across the customers the model uses, and no column may be a
+linear combination of the others and a constant (e.g. every category's dummy column: one
+of them must be left out as the reference): such coefficients are not identifiable.
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ from clvbayes.data.source import (
 __all__ = [
     "DUPLICATE_SHARE",
     "FEW_INFORMATIVE",
+    "check_covariate_variation",
+    "check_covariates",
     "check_informative",
     "check_rfm",
     "check_scan",
@@ -464,3 +475,105 @@ def check_rfm(rfm: Any, columns: Sequence[str]) -> dict[str, np.ndarray]:
                     "a customer without repeat purchases has recency 0.",
                 )
     return out
+
+
+# --- covariates ------------------------------------------------------------------------
+
+_ONE_HOT = (
+    "encode it as 0/1 columns, one per category except a reference category, e.g. "
+    "rfm = rfm.join(pd.get_dummies(rfm[{col!r}], prefix={col!r}, drop_first=True, "
+    "dtype=float)), and pass those columns as covariates"
+)
+
+
+def check_covariates(
+    rfm: Any, columns: Sequence[str], *, argument: str = "covariates"
+) -> dict[str, np.ndarray]:
+    """Validate covariate columns of an RFM table and return them as float arrays (copies).
+
+    Parameters
+    ----------
+    rfm : DataFrame or mapping
+        One row per customer (not modified).
+    columns : sequence of str
+        The covariate columns.
+    argument : str
+        The caller's argument name, for messages (e.g. ``"purchase_covariates"``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Each column as float64 (booleans as 0/1).
+
+    Raises
+    ------
+    ValueError
+        For a missing column (with how to add it), a text or categorical column (with
+        how to one-hot encode it), or NaN/infinite values (with their count and an
+        example).
+    """
+    out: dict[str, np.ndarray] = {}
+    for col in columns:
+        if not isinstance(col, str):
+            raise TypeError(f"{argument}: covariate names must be str, got {col!r}.")
+        if col not in rfm:
+            have = list(getattr(rfm, "columns", rfm))
+            raise ValueError(
+                f"{argument}: covariate column {col!r} is not in the RFM table (columns: "
+                f"{have}); merge the customer table first, e.g. rfm.merge(customers[["
+                f"'customer_id', {col!r}]], on='customer_id'), or build the table with "
+                f"clvbayes.rfm_summary(..., customer_cols=[{col!r}])."
+            )
+        raw = np.asarray(rfm[col])
+        if raw.dtype.kind not in "biuf":
+            example = next((v for v in raw if not _is_number(v) or isinstance(v, str)), raw[0])
+            raise ValueError(
+                f"{argument}: covariate column {col!r} is not numeric (dtype "
+                f"{getattr(rfm[col], 'dtype', raw.dtype)}, e.g. {example!r}); "
+                + _ONE_HOT.format(col=col)
+                + "."
+            )
+        values = raw.astype(float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            _fail_mask(
+                col,
+                bad,
+                values,
+                "are NaN or infinite",
+                f"a covariate ({argument}) needs a value for every customer: fill them "
+                "(e.g. with the column's mean plus a 0/1 'missing' indicator column) or "
+                "drop those customers.",
+            )
+        out[col] = values
+    return out
+
+
+def check_covariate_variation(covariates: dict[str, np.ndarray], what: str = "customers") -> None:
+    """Raise ``ValueError`` if a covariate is constant, or the covariates are collinear
+    with each other and a constant, over the customers a model uses (``what`` says which
+    customers, for the message): such coefficients are not identifiable."""
+    names = list(covariates)
+    for col in names:
+        values = covariates[col]
+        if values.size and np.all(values == values[0]):
+            raise ValueError(
+                f"covariate column {col!r} has the same value ({values[0]:g}) for all "
+                f"{values.size} {what}: its coefficient cannot be estimated (it is not "
+                "identifiable against the population parameters); drop it."
+            )
+    if len(names) < 2:
+        return
+    matrix = np.column_stack([covariates[c] for c in names])
+    centred = (matrix - matrix.mean(axis=0)) / matrix.std(axis=0)
+    singular = np.linalg.svd(centred, full_matrices=False, compute_uv=False)
+    if singular[-1] <= 1e-8 * singular[0]:
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        involved = [names[j] for j in np.flatnonzero(np.abs(vt[-1]) > 1e-6)]
+        raise ValueError(
+            f"covariate columns {involved} are collinear over the {matrix.shape[0]} {what} "
+            "(one is a linear combination of the others and a constant, e.g. a 0/1 column "
+            "for every category of one variable): their coefficients are not identifiable; "
+            "drop one of them (for one-hot columns, leave one category out as the "
+            "reference: pd.get_dummies(..., drop_first=True))."
+        )

@@ -6,7 +6,8 @@ likelihood terms, per-customer quantities, latent-state posterior and simulators
 plain functions of arrays, and registers its :class:`~clvbayes.math.family.Family`
 (importing this package registers them all). Shared pieces: :mod:`~clvbayes.math.ops`
 (the numpy/PyTensor shim and factored likelihood terms), :mod:`~clvbayes.math.clv`
-(discounting), :mod:`~clvbayes.math.processes` (simulated future purchases).
+(discounting), :mod:`~clvbayes.math.processes` (simulated future purchases),
+:mod:`~clvbayes.math.covariates` (customer covariates as per-customer parameter scales).
 
 Imports nothing of clvbayes beyond this package, and neither PyMC nor pandas.
 """
@@ -14,6 +15,7 @@ Imports nothing of clvbayes beyond this package, and neither PyMC nor pandas.
 from clvbayes.math import (
     bgnbd,
     clv,
+    covariates,
     draws,
     family,
     gamma_gamma,
@@ -27,6 +29,7 @@ from clvbayes.math import (
 __all__ = [
     "bgnbd",
     "clv",
+    "covariates",
     "draws",
     "family",
     "gamma_gamma",

@@ -27,6 +27,7 @@ from scipy import integrate
 from scipy import special as sp
 
 from clvbayes.math.clv import discounted_expectation, discounted_residual
+from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import Reparametrisation, TransactionFamily, check_counts, register
 from clvbayes.math.ops import (
     Factor,
@@ -44,6 +45,7 @@ from clvbayes.math.ops import (
 from clvbayes.math.processes import BetaDropout, generator, simulate_future_purchases
 
 __all__ = [
+    "COVARIATE_EFFECTS",
     "FAMILY",
     "PARAMS",
     "REPARAMETRISATION",
@@ -955,6 +957,15 @@ mean dropout probability ``phi_dropout = a / (a + b)`` (logit) and its concentra
 prior parametrisation of ``a, b`` (:mod:`clvbayes.priors`)."""
 
 
+COVARIATE_EFFECTS = (
+    CovariateEffect("purchase", "alpha", "purchase_coefficient", -1),
+    CovariateEffect("dropout", "a", "dropout_coefficient_a", 1),
+    CovariateEffect("dropout", "b", "dropout_coefficient_b", 1),
+)
+"""pymc-marketing's ``BetaGeoModel`` conventions: ``alpha_i = alpha exp(-γ'z_i)`` (its
+``purchase_coefficient_alpha``), ``a_i = a exp(γ_a'z_i)``, ``b_i = b exp(γ_b'z_i)``."""
+
+
 def family(kind: str, label: str, *, modified: bool, name: str = "") -> TransactionFamily:
     """The BG/NBD (``modified=False``) or MBG/NBD family object (for registration)."""
 
@@ -971,6 +982,7 @@ def family(kind: str, label: str, *, modified: bool, name: str = "") -> Transact
         simulate=bind(simulate),
         reparametrisation=REPARAMETRISATION,
         factored=("frequency", "recency", "T"),
+        covariate_effects=COVARIATE_EFFECTS,
         p_alive=bind(p_alive),
         expected_purchases=bind(expected_purchases),
         expected_discounted_purchases=bind(expected_discounted_purchases),

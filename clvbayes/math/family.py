@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from clvbayes.math.covariates import CovariateEffect
+
 __all__ = [
     "FAMILIES",
     "Family",
@@ -148,6 +150,9 @@ class Family:
     name : str
         Short name for the command line and the report (``"bgnbd"``, ``"pareto-nbd"``;
         :func:`model_names`); empty for a family not offered there.
+    covariate_effects : tuple of CovariateEffect
+        Which parameter each covariate role scales, with which sign and coefficient name
+        (:mod:`clvbayes.math.covariates`); empty: the family takes no covariates.
     """
 
     kind: str
@@ -160,6 +165,7 @@ class Family:
     factored: tuple[str, ...] = ()
     reusable_compilation: bool = True
     name: str = ""
+    covariate_effects: tuple[CovariateEffect, ...] = ()
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """``params`` in this family's order, with a clear error for a missing one."""

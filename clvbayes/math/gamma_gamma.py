@@ -12,11 +12,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import Reparametrisation, SpendFamily, register
 from clvbayes.math.ops import Factor, LogLikTerms, on_levels, ops_for, values_of
 from clvbayes.math.processes import generator
 
 __all__ = [
+    "COVARIATE_EFFECTS",
     "FAMILY",
     "PARAMS",
     "REPARAMETRISATION",
@@ -236,6 +238,10 @@ REPARAMETRISATION = Reparametrisation(
 """Partial pooling works on ``log p``, ``log(q - 1)`` and the log of the mean spend per
 transaction ``p v / (q - 1)`` (this restricts ``q > 1``, i.e. a finite mean spend)."""
 
+COVARIATE_EFFECTS = (CovariateEffect("spend", "v", "spend_coefficient", 1),)
+"""``v_i = v exp(γ'z_i)``: ``v`` is the rate of the spend scales ``ν ~ Gamma(q, v)``, so the
+mean spend per transaction ``p v_i / (q - 1)`` rises with a positive coefficient."""
+
 FAMILY = register(
     SpendFamily(
         kind="GammaGamma",
@@ -246,6 +252,7 @@ FAMILY = register(
         simulate=simulate,
         reparametrisation=REPARAMETRISATION,
         factored=("frequency",),
+        covariate_effects=COVARIATE_EFFECTS,
         expected_spend=expected_spend,
         expected_spend_new=expected_spend_new,
         spend_scale_posterior=spend_scale_posterior,

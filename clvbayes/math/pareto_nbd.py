@@ -52,11 +52,13 @@ import numpy as np
 from scipy import special as sp
 
 from clvbayes.math.clv import discounted_expectation, discounted_residual
+from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import TransactionFamily, check_counts, register
 from clvbayes.math.ops import Factor, LogLikTerms, is_tensor, ops_for, per_level, values_of
 from clvbayes.math.processes import FuturePurchases, generator, simulate_future_purchases
 
 __all__ = [
+    "COVARIATE_EFFECTS",
     "FAMILY",
     "PARAMS",
     "CustomerPosterior",
@@ -185,8 +187,10 @@ def _shares_by_pair(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tu
     every row uses the fine rule.
     """
     # parameters that vary along the row axis (one per row) cannot be shared by a pair
-    per_row = any(np.ndim(p) >= 1 and np.shape(p)[-1] != 1 for p in (r, s, alpha, beta))
+    per_row = any(_varies_by_row(p) for p in (r, s, alpha, beta))
     pairs = None if per_row else _pairs(x, t)
+    if pairs is None and per_row and _pairs(x, t) is not None:
+        return _shares_by_row(r, s, alpha, beta, x, t)
     if pairs is None:
         return log_dropout_shares(r + values_of(x), s, alpha, beta, values_of(t), fine=True)
     px, pt, index = pairs
@@ -205,6 +209,48 @@ def _shares_by_pair(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tu
     log_w = ops.concatenate(parts_w, axis=-1)
     log_v = ops.concatenate(parts_v, axis=-1)
     return log_w[..., gather], log_v[..., gather]
+
+
+def _varies_by_row(p: Any) -> bool:
+    """Whether a parameter has a value per row (its last axis is not of length 1; for a
+    PyTensor variable, by its static shape)."""
+    if np.ndim(p) == 0:
+        return False
+    last = p.type.shape[-1] if is_tensor(p) else np.shape(p)[-1]
+    return last != 1
+
+
+def _shares_by_row(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tuple[Any, Any]:
+    """:func:`log_dropout_shares` of every row when the parameters differ by row (e.g.
+    scaled by covariates): concrete data still choose the rule per row, the fine one
+    for ``x = 0`` and the coarse one (62 nodes instead of 151) for the others."""
+    xv = np.asarray(values_of(x), dtype=float)
+    tv = np.broadcast_to(np.asarray(values_of(t), dtype=float), xv.shape)
+    ops = ops_for(r, s, alpha, beta)
+
+    def rows(p: Any, index: np.ndarray) -> Any:
+        return p[..., index] if _varies_by_row(p) else p
+
+    parts_w, parts_v, order = [], [], []
+    for mask, fine in ((xv == 0, True), (xv != 0, False)):
+        index = np.flatnonzero(mask)
+        if index.size:
+            w, v = log_dropout_shares(
+                rows(r, index) + xv[index],
+                rows(s, index),
+                rows(alpha, index),
+                rows(beta, index),
+                tv[index],
+                fine=fine,
+            )
+            parts_w.append(w)
+            parts_v.append(v)
+            order.append(index)
+    position = np.empty(xv.size, dtype=np.int64)
+    position[np.concatenate(order)] = np.arange(xv.size)
+    log_w = ops.concatenate(parts_w, axis=-1)
+    log_v = ops.concatenate(parts_v, axis=-1)
+    return log_w[..., position], log_v[..., position]
 
 
 def _bracket_terms(
@@ -760,6 +806,13 @@ def _expected_purchases_new(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> An
     return expected_purchases(r, alpha, s, beta, 0.0, 0.0, 0.0, t)
 
 
+COVARIATE_EFFECTS = (
+    CovariateEffect("purchase", "alpha", "purchase_coefficient", -1),
+    CovariateEffect("dropout", "beta", "dropout_coefficient", -1),
+)
+"""CLVTools' and pymc-marketing's ``ParetoNBDModel`` conventions: ``alpha_i = alpha
+exp(-γ_p'z_i)``, ``beta_i = beta exp(-γ_d'z_i)`` (positive coefficients raise the rates)."""
+
 FAMILY = register(
     TransactionFamily(
         kind="ParetoNBD",
@@ -771,6 +824,7 @@ FAMILY = register(
         simulate=simulate,
         factored=("frequency", "recency", "T"),
         reusable_compilation=False,  # the likelihood groups rows by pairs of concrete values
+        covariate_effects=COVARIATE_EFFECTS,
         p_alive=p_alive,
         expected_purchases=expected_purchases,
         expected_discounted_purchases=expected_discounted_purchases,

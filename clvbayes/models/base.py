@@ -16,12 +16,17 @@ Segments. A spec whose family has a reparametrisation takes ``segments="column"`
 ``pooling`` (see :mod:`clvbayes.models.hierarchy`): the data are compressed with the
 segment code in the unique-row key, the parameters get a ``segment`` dimension and the
 one-population likelihood terms are evaluated per segment block.
+
+Covariates. ``purchase_covariates``, ``dropout_covariates`` (transaction models) and
+``spend_covariates`` (Gamma-Gamma) name RFM columns that scale the family's parameters
+per customer (:mod:`clvbayes.models.covariates`): the columns join the unique-row key and
+the same likelihood terms run with per-row parameters. They combine with segments.
 """
 
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -31,6 +36,7 @@ from pymc_extras.prior import Prior
 from clvbayes import inference
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
 from clvbayes.data.validate import check_informative, check_rfm
+from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.family import Family
 from clvbayes.models.calendar import (
     TimeEffects,
@@ -39,8 +45,15 @@ from clvbayes.models.calendar import (
     split_calendar,
     time_effect_names,
 )
+from clvbayes.models.covariates import (
+    coefficient_priors,
+    covariate_data,
+    covariate_design,
+    posterior_names,
+)
 from clvbayes.models.hierarchy import (
     Pooling,
+    PoolingQuantities,
     check_segment_options,
     check_segment_sizes,
     read_segments,
@@ -55,8 +68,11 @@ if TYPE_CHECKING:
 __all__ = ["ModelSpec", "spec_html"]
 
 
-class ModelSpec:
+class ModelSpec(PoolingQuantities):
     """Base class of model specifications; a subclass sets ``family`` and its priors.
+
+    The quantities partial pooling works on (``pooled_values``, ``link_values`` and their
+    inverses) come from :class:`clvbayes.models.hierarchy.PoolingQuantities`.
 
     Class attributes
     ----------------
@@ -64,6 +80,8 @@ class ModelSpec:
         The model family (:mod:`clvbayes.math.family`); ``kind``, ``params``,
         ``columns``, ``supports_segments``, ``segment_links`` and
         ``reusable_compilation`` are read from it when the subclass is defined.
+    design : CovariateDesign
+        (instance) The covariates and the parameters they scale (empty without).
     default_priors, prior_names, prior_alternatives
         Default priors, every prior name accepted, and groups of names that replace
         others together (e.g. ``a, b`` for ``phi_dropout, kappa_dropout``).
@@ -76,6 +94,7 @@ class ModelSpec:
     """
 
     family: ClassVar[Family]
+    design: CovariateDesign
     kind: ClassVar[str]
     params: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...]]
@@ -110,22 +129,30 @@ class ModelSpec:
         pooling: Pooling = "partial",
         centered: bool | Literal["auto"] = "auto",
         time_effects: bool | TimeEffects | None = None,
+        purchase_covariates: Sequence[str] | None = None,
+        dropout_covariates: Sequence[str] | None = None,
+        spend_covariates: Sequence[str] | None = None,
     ) -> None:
         te = check_time_effects(time_effects, self.family)
         if segments is not None:
             if not self.supports_segments:
                 raise ValueError(f"{self.kind} does not support segments yet.")
             check_segment_options(segments, pooling, centered)
+        design = covariate_design(
+            self.family, purchase=purchase_covariates, dropout=dropout_covariates,
+            spend=spend_covariates,
+        )  # fmt: skip
         hierarchical = segments is not None and pooling == "partial"
         if hierarchical:
             alternatives = self.hierarchical_alternatives
             allowed = frozenset(self.hierarchical_priors).union(*alternatives)
         else:
             alternatives, allowed = self.prior_alternatives, self.prior_names
+        coefficients = coefficient_priors(design)
         resolved = resolve_priors(
-            self.hierarchical_priors if hierarchical else self.default_priors,
+            {**(self.hierarchical_priors if hierarchical else self.default_priors), **coefficients},
             priors,
-            allowed=allowed,
+            allowed=allowed | frozenset(coefficients),
             alternatives=alternatives,
         )
         object.__setattr__(self, "_priors", types.MappingProxyType(resolved))
@@ -133,6 +160,7 @@ class ModelSpec:
         object.__setattr__(self, "pooling", pooling if segments is not None else "complete")
         object.__setattr__(self, "centered", centered)
         object.__setattr__(self, "time_effects", te)
+        object.__setattr__(self, "design", design)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; create a new spec.")
@@ -156,9 +184,15 @@ class ModelSpec:
         out: dict[str, Any] = {}
         if self.segments is not None:
             out = {"segments": self.segments, "pooling": self.pooling, "centered": self.centered}
+        out.update({f"{r}_covariates": list(c) for r, c in self.design.roles.items()})
         if self.time_effects is not None:
             out["time_effects"] = self.time_effects.to_dict()
         return out
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """The distinct covariate columns (empty without covariates)."""
+        return self.design.names
 
     @property
     def segmented(self) -> bool:
@@ -179,10 +213,16 @@ class ModelSpec:
         return tuple(f"{n}_{h}" for n in self.segment_links for h in ("mu", "sigma"))
 
     def posterior_names(self, data: CompressedRFM | None = None) -> list[str]:
-        """The variables a fit keeps in its posterior: the parameters, the hyperparameters
-        of partial pooling and, with calendar-time effects, those of the process (which
-        depend on the data's grid: free periods, covariates)."""
-        return [*self.params, *self.hyper_params, *time_effect_names(self.time_effects, data)]
+        """The variables a fit keeps in its posterior: the parameters, the covariate
+        coefficients (per unit and per sd, :func:`clvbayes.models.covariates.posterior_names`),
+        the hyperparameters of partial pooling and, with calendar-time effects, those of
+        the process (which depend on the data's grid: free periods, covariates)."""
+        return [
+            *self.params,
+            *posterior_names(self.design),
+            *self.hyper_params,
+            *time_effect_names(self.time_effects, data),
+        ]
 
     @property
     def priors(self) -> dict[str, Prior]:
@@ -199,7 +239,9 @@ class ModelSpec:
 
         Segmented specs add each customer's segment code as the first compressed column;
         the segment labels are learnt from all customers of ``rfm`` (also those the model
-        does not use), so every segment has parameters.
+        does not use), so every segment has parameters. Covariates follow as columns of
+        their own (:func:`clvbayes.data.compress.covariate_column`); each must vary over
+        the customers used.
         """
         rfm, calendar = split_calendar(rfm, self.time_effects, self.kind)
         values = check_rfm(rfm, self.columns)
@@ -212,15 +254,17 @@ class ModelSpec:
         repeat = "made a repeat purchase (frequency > 0)"
         check_informative(keep & (values["frequency"] > 0), model=self.kind, what=repeat,
                           stacklevel=5)  # fmt: skip
-        if self.segments is None:
-            data = compress({c: v[keep] for c, v in values.items()}, self.columns)
-            return attach_calendar(data, self.time_effects, calendar, keep)
-        codes, levels = read_segments(rfm, self.segments)
-        kept = {SEGMENT: codes[keep].astype(float)}
-        kept.update({c: v[keep] for c, v in values.items()})
-        data = compress(kept, (SEGMENT, *self.columns), segments=levels)
         what = "customers" if keep.all() else f"customers used ({self.selection_note})"
-        check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
+        kept: dict[str, np.ndarray] = {}
+        levels: tuple[str, ...] = ()
+        if self.segments is not None:
+            codes, levels = read_segments(rfm, self.segments)
+            kept[SEGMENT] = codes[keep].astype(float)
+        kept.update(covariate_data(self.design, rfm, keep, what))
+        kept.update({c: v[keep] for c, v in values.items()})
+        data = compress(kept, tuple(kept), segments=levels)
+        if self.segments is not None:
+            check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
         return attach_calendar(data, self.time_effects, calendar, keep)
 
     # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
@@ -258,32 +302,6 @@ class ModelSpec:
         """Log-likelihood per unique row (:func:`clvbayes.models.likelihood.row_loglik`;
         ``f``: calendar-time effects' log multipliers)."""
         return row_loglik(self, params, data, f)
-
-    # --- the quantities partial pooling works on -------------------------------------------
-    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The quantities partial pooling works on (keys of ``segment_links``) from the
-        model parameters, on their natural scale (the family's reparametrisation)."""
-        pooled = self._reparametrisation().pooled
-        return pooled({k: np.asarray(params[k], dtype=float) for k in self.params})
-
-    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The inverse of :meth:`pooled_values`: model parameters."""
-        links = self._reparametrisation().links
-        return self.complete({k: np.asarray(pooled[k], dtype=float) for k in links})
-
-    def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """:meth:`pooled_values` on the link scale of the hierarchical prior (where
-        ``<name>_mu`` and ``<name>_sigma`` live): what segments are compared and shrunk on."""
-        return self._reparametrisation().link_values({k: params[k] for k in self.params})
-
-    def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Model parameters from link-scale values (the inverse of :meth:`link_values`)."""
-        return self._reparametrisation().from_link_values(links)
-
-    def _reparametrisation(self) -> Any:
-        if self.family.reparametrisation is None:
-            raise NotImplementedError(f"{self.kind} has no segment parametrisation.")
-        return self.family.reparametrisation
 
     # --- fitting (clvbayes.inference) ------------------------------------------------------
     def fit(

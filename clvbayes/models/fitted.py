@@ -32,9 +32,11 @@ from pymc_extras.prior import Prior
 from clvbayes.data.calendar import CalendarGrid
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.rfm import TIME_UNIT_ATTR, table_time_unit
+from clvbayes.data.validate import check_covariates
 from clvbayes.diagnostics import Diagnosis, diagnose
 from clvbayes.io import read_tree, write_tree
 from clvbayes.math.calendar import customer_jacobian
+from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamily, family
 from clvbayes.math.units import check_time_unit, days_per_unit, unit_name
 from clvbayes.models.hierarchy import read_segments
@@ -46,6 +48,9 @@ __all__ = [
     "ModelKindError",
     "check_fitted",
     "check_time_units",
+    "coefficients_of",
+    "covariates_of",
+    "design_of",
     "fitted_html",
     "from_groups",
     "is_stored_model",
@@ -179,21 +184,39 @@ class FittedModel:
             out = {k: np.repeat(v[..., None], n, axis=-1) for k, v in out.items()}
         return out
 
+    def coefficients(self) -> dict[str, np.ndarray]:
+        """Posterior draws of the covariate coefficients per unit of each covariate,
+        ``(chain, draw, n_covariates)`` each (empty without covariates)."""
+        return coefficients_of(self)
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """The covariate columns the model was fitted with (empty without)."""
+        return self.spec.covariates
+
+    def covariate_matrix(self, rfm: Any) -> np.ndarray:
+        """The customers' covariates, ``(n_customers, n_covariates)`` in the order of
+        :attr:`covariates` (validated: present, numeric, finite), ``(n, 0)`` without."""
+        return covariates_of(self, rfm)
+
     def customer_params(self, rfm: Any, take: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Each customer's parameter draws: its segment's for a segmented fit.
+        """Each customer's parameter draws: its segment's for a segmented fit, scaled by
+        its covariates for a fit with covariates.
 
         Parameters
         ----------
         rfm : DataFrame or mapping
-            The customers (with the segment column for a segmented fit). Not modified.
+            The customers (with the segment column for a segmented fit and the covariate
+            columns for a fit with covariates). Not modified.
         take : array of int, optional
             Flat ``chain * draw`` indices of the draws to use (default: all).
 
         Returns
         -------
         dict of str to ndarray
-            Per parameter, ``(n_draws, n_customers)`` for a segmented fit and
-            ``(n_draws, 1)`` otherwise (broadcasting against the customers).
+            Per parameter, ``(n_draws, n_customers)`` for a segmented fit or a parameter
+            the covariates scale, and ``(n_draws, 1)`` otherwise (broadcasting against
+            the customers).
         """
         codes = self.segment_codes(rfm)
         out = {}
@@ -202,10 +225,23 @@ class FittedModel:
             if take is not None:
                 flat = flat[take]
             out[name] = flat[:, codes] if codes is not None else flat[:, None]
-        return out
+        design = design_of(self)
+        if not design:
+            return out
+        coefficients = {}
+        for name, values in coefficients_of(self).items():
+            flat = values.reshape(-1, values.shape[-1])
+            coefficients[name] = flat if take is None else flat[take]
+        return design.apply(out, coefficients, list(covariates_of(self, rfm).T))
 
     def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
         """Parameter table: mean, sd, equal-tailed interval, ESS, R-hat.
+
+        With covariates the coefficients follow the parameters, per unit of each
+        covariate and per standard deviation (``..._per_sd``), one row per covariate
+        (e.g. ``purchase_coefficient[gender]``); the parameters are those at covariates 0.
+        :func:`clvbayes.covariates.covariate_effects` says what each covariate does to
+        the purchases, spend and CLV.
 
         Parameters
         ----------
@@ -270,7 +306,7 @@ class FittedModel:
             params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
         rows = self.data.inverse if customers is None else self.data.inverse[customers]
         if self.calendar is None:
-            ll = self.spec.row_loglik(params, self.data)
+            ll = self.spec.row_loglik({**params, **self.coefficients()}, self.data)
             if per_customer:
                 return xr.DataArray(ll[..., rows], dims=("chain", "draw", "customer"))
             return xr.DataArray(ll, dims=("chain", "draw", "row"))
@@ -282,7 +318,7 @@ class FittedModel:
             )
         f = self.posterior["time_effect"].to_numpy()
         data = dataclasses.replace(self.data, extras={"calendar": self.calendar})
-        ll = self.spec.row_loglik(params, data, f)[..., rows]
+        ll = self.spec.row_loglik({**params, **self.coefficients()}, data, f)[..., rows]
         purchases = np.asarray(self.calendar.purchases)
         if customers is not None:  # renumber the chosen customers' purchases 0..k-1
             position = np.full(self.data.inverse.size, -1)
@@ -314,18 +350,44 @@ class FittedModel:
         return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
 
 
+def design_of(fit: Any) -> CovariateDesign:
+    """The covariate design of a fitted model (empty for one without covariates, or for a
+    stand-in holding only posterior draws, see :func:`check_fitted`)."""
+    design = getattr(getattr(fit, "spec", None), "design", None)
+    return design if design is not None else CovariateDesign()
+
+
+def coefficients_of(fit: Any) -> dict[str, np.ndarray]:
+    """Posterior draws ``(chain, draw, n_covariates)`` of each coefficient of a fit's
+    covariates (empty without)."""
+    post = fit.posterior if design_of(fit) else None
+    return {c: post[c].to_numpy() for c in design_of(fit).coefficients}
+
+
+def covariates_of(fit: Any, rfm: Any) -> np.ndarray:
+    """The customers' covariates under ``fit``, ``(n_customers, n_covariates)`` in the
+    order of its design (validated: present, numeric, finite), ``(n, 0)`` without."""
+    design = design_of(fit)
+    if not design:
+        n = len(rfm) if hasattr(rfm, "columns") else len(np.asarray(next(iter(rfm.values()))))
+        return np.zeros((n, 0))
+    values = check_covariates(rfm, design.names, argument=f"{fit.kind} covariates")
+    return np.column_stack([values[c] for c in design.names])
+
+
 def _parameter_rows(fit: FittedModel, max_rows: int = 40) -> pd.DataFrame:
     """Mean, sd and 90 % interval of every parameter (one row per segment of a
     segmented parameter): plain numpy over the draws, nothing slower."""
     rows = {}
     post = fit.posterior
-    for name in [*fit.spec.params, *fit.spec.hyper_params]:
+    for name in [v for v in fit.spec.posterior_names() if v in post and v != "time_effect"]:
         values = post[name].to_numpy()
         flat = values.reshape(-1, *values.shape[2:])
         labels = [name]
         if flat.ndim > 1:
             flat = flat.reshape(flat.shape[0], -1)
-            labels = [f"{name}[{label}]" for label in post[name]["segment"].to_numpy()]
+            dim = post[name].dims[2]
+            labels = [f"{name}[{label}]" for label in post[name][dim].to_numpy()]
         else:
             flat = flat[:, None]
         q05, q95 = np.quantile(flat, [0.05, 0.95], axis=0)

@@ -42,6 +42,7 @@ import pandas as pd
 from pymc_extras.prior import Prior
 
 from clvbayes.data.compress import CompressedRFM
+from clvbayes.priors import with_dims
 
 __all__ = [
     "CENTERED_MIN_CUSTOMERS",
@@ -50,6 +51,7 @@ __all__ = [
     "PARTIAL_TARGET_ACCEPT",
     "PARTIAL_TUNE",
     "POOLING",
+    "PoolingQuantities",
     "SegmentWarning",
     "by_segment",
     "check_segment_options",
@@ -226,13 +228,7 @@ def check_segment_sizes(
 
 def segment_prior(prior: Prior) -> Prior:
     """Copy of ``prior`` with one independent draw per segment (``dims=("segment",)``)."""
-    return Prior(
-        prior.distribution,
-        **prior.parameters,
-        dims=("segment",),
-        centered=prior.centered,
-        transform=prior.transform,
-    )
+    return with_dims(prior, ("segment",))
 
 
 def centered_mask(centered: bool | Literal["auto"], counts: np.ndarray) -> np.ndarray:
@@ -309,11 +305,13 @@ def segment_priors(
     centered: bool | Literal["auto"],
     counts: np.ndarray,
     scale: Any = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Per-segment prior variables (dims ``("segment",)``) in the current model context.
 
     ``pooling="none"``: each of ``priors`` independently per segment
-    (:func:`segment_prior`); ``"partial"``: the hierarchical prior
+    (:func:`segment_prior`), as the variable ``names[name]`` (default: ``name``);
+    ``"partial"``: the hierarchical prior
     (:func:`hierarchical_parameter`) on each quantity of ``links`` with the hyperpriors
     ``<name>_mu``/``<name>_sigma`` of ``priors``, centred per segment as
     :func:`centered_mask` of ``centered`` and the segments' customer ``counts`` says. A
@@ -321,7 +319,11 @@ def segment_priors(
     relative to the data's ``scale``, ``<name>_mu = log(scale) + <name>_mu_relative``.
     """
     if pooling == "none":
-        return {name: segment_prior(prior).create_variable(name) for name, prior in priors.items()}
+        names = names or {}
+        return {
+            name: segment_prior(prior).create_variable(names.get(name, name))
+            for name, prior in priors.items()
+        }
     import pymc as pm
 
     mask = centered_mask(centered, counts)
@@ -381,3 +383,39 @@ def sum_by_segment(
     for code, _, block in data.segment_blocks():
         total = total + fn({k: v[..., code, None] for k, v in params.items()}, block)
     return total
+
+
+class PoolingQuantities:
+    """The quantities partial pooling works on, for a spec (a mixin of
+    :class:`clvbayes.models.base.ModelSpec`: it needs ``family``, ``kind``, ``params``
+    and ``complete``), from its family's reparametrisation."""
+
+    family: Any
+    kind: str
+    params: tuple[str, ...]
+    complete: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def pooled_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The quantities partial pooling works on (keys of ``segment_links``) from the
+        model parameters, on their natural scale (the family's reparametrisation)."""
+        pooled = self._reparametrisation().pooled
+        return pooled({k: np.asarray(params[k], dtype=float) for k in self.params})
+
+    def from_pooled_values(self, pooled: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The inverse of :meth:`pooled_values`: model parameters."""
+        links = self._reparametrisation().links
+        return self.complete({k: np.asarray(pooled[k], dtype=float) for k in links})
+
+    def link_values(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """:meth:`pooled_values` on the link scale of the hierarchical prior (where
+        ``<name>_mu`` and ``<name>_sigma`` live): what segments are compared and shrunk on."""
+        return self._reparametrisation().link_values({k: params[k] for k in self.params})
+
+    def from_link_values(self, links: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Model parameters from link-scale values (the inverse of :meth:`link_values`)."""
+        return self._reparametrisation().from_link_values(links)
+
+    def _reparametrisation(self) -> Any:
+        if self.family.reparametrisation is None:
+            raise NotImplementedError(f"{self.kind} has no segment parametrisation.")
+        return self.family.reparametrisation

@@ -15,23 +15,59 @@ from typing import Any
 import pymc as pm
 
 from clvbayes.models.calendar import operational_columns, time_effect
+from clvbayes.models.covariates import (
+    add_coefficients,
+    covariate_coords,
+    prior_variable_names,
+    row_parameters,
+)
 from clvbayes.models.hierarchy import by_segment, segment_priors, sum_by_segment
 
-__all__ = ["build_model", "create_priors", "population_terms", "row_loglik", "weighted_loglik"]
+__all__ = [
+    "build_model",
+    "create_priors",
+    "population_terms",
+    "row_loglik",
+    "split_coefficients",
+    "weighted_loglik",
+]
 
 
 def population_terms(
-    spec: Any, params: Mapping[str, Any], data: Any, clock: tuple[Any, Any] | None = None
+    spec: Any,
+    params: Mapping[str, Any],
+    data: Any,
+    coefficients: Mapping[str, Any] | None = None,
+    clock: tuple[Any, Any] | None = None,
 ) -> Any:
     """One population's log-likelihood terms on ``data``'s rows (``params`` broadcast
-    against the rows). With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows'
-    ``recency`` and ``T`` enter as operational times
-    (:func:`clvbayes.models.calendar.operational_columns`)."""
+    against the rows).
+
+    With covariates (``coefficients`` of the spec's design) the parameters they scale get
+    a value per row (:func:`clvbayes.models.covariates.row_parameters`) and the columns
+    enter as plain arrays (a per-level term would need one level per parameter value).
+    With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
+    enter as operational times (:func:`clvbayes.models.calendar.operational_columns`).
+    """
     family = spec.family
-    columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
+    if spec.design:
+        params = row_parameters(spec.design, params, coefficients or {}, data)
+        columns = {c: data[c] for c in spec.columns}
+    else:
+        columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
     if clock is not None:
         columns["recency"], columns["T"] = operational_columns(*clock, data)
     return family.terms(params, columns)
+
+
+def split_coefficients(
+    spec: Any, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``params`` as the population parameters (per segment, if any) and the covariate
+    coefficients (shared by all segments)."""
+    names = set(spec.design.coefficients)
+    base = {k: v for k, v in params.items() if k not in names}
+    return base, {k: v for k, v in params.items() if k in names}
 
 
 def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
@@ -41,18 +77,20 @@ def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
 def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
     """``Σ counts x per-row log-likelihood`` (the PyMC model's potential), with the
     per-level terms summed per level (:class:`~clvbayes.math.ops.LogLikTerms`); per
-    segment block when the parameters are per segment. With calendar-time effects ``f``
-    (log multipliers per calibration period) the rows are in operational time and the
-    Jacobian ``Σ_p N_p f_p`` is added once."""
+    segment block when the parameters are per segment. ``params`` holds the covariate
+    coefficients too, if any. With calendar-time effects ``f`` (log multipliers per
+    calibration period) the rows are in operational time and the Jacobian ``Σ_p N_p f_p``
+    is added once."""
+    base, coefficients = split_coefficients(spec, params)
     clock = _clock(data, f)
 
     def total(p: Mapping[str, Any], block: Any) -> Any:
-        return population_terms(spec, p, block, clock).weighted_sum(block.counts)
+        return population_terms(spec, p, block, coefficients, clock).weighted_sum(block.counts)
 
     if data.segmented and spec.pooling != "complete":
-        value = sum_by_segment(total, params, data)
+        value = sum_by_segment(total, base, data)
     else:
-        value = total(params, data)
+        value = total(base, data)
     if clock is None:
         return value
     counts = data.derived("calendar_counts", lambda d: d.extras["calendar"].counts)
@@ -64,47 +102,55 @@ def row_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -
 
     ``params`` broadcast against the rows, e.g. ``(chain, draw, 1)``; for segmented specs
     with partial or no pooling they have the segment axis last, e.g. ``(chain, draw,
-    n_segments)``, and each block of rows uses its segment's values. With calendar-time
+    n_segments)``, and each block of rows uses its segment's values. Covariate
+    coefficients, if any, are draws ``(chain, draw, n_covariates)``. With calendar-time
     effects ``f`` (e.g. ``(chain, draw, 1, P)``) the rows are in operational time; the
     Jacobian is each customer's own (:meth:`clvbayes.models.FittedModel.log_likelihood`).
     """
+    base, coefficients = split_coefficients(spec, params)
     clock = _clock(data, f)
 
     def per_row(p: Mapping[str, Any], block: Any) -> Any:
-        return population_terms(spec, p, block, clock).per_row()
+        return population_terms(spec, p, block, coefficients, clock).per_row()
 
     if data.segmented and spec.pooling != "complete":
-        return by_segment(per_row, params, data)
-    return per_row(params, data)
+        return by_segment(per_row, base, data)
+    return per_row(base, data)
 
 
 def create_priors(spec: Any, data: Any = None) -> dict[str, Any]:
-    """The prior variables of ``spec``, created in the current model context.
+    """The prior variables of ``spec``, created in the current model context, keyed by
+    prior name; not the covariate coefficients'
+    (:func:`clvbayes.models.covariates.add_coefficients`).
 
     Plain priors, or per segment (:func:`clvbayes.models.hierarchy.segment_priors`). A
     prior named ``<name>_relative`` is relative to the data's scale
     (``spec.data_scale(data)``, e.g. the Gamma-Gamma's mean spend): the parameter
     ``<name>`` is the deterministic ``scale x <name>_relative``; a hyperprior
-    ``<name>_mu_relative`` gives ``<name>_mu = log(scale) + <name>_mu_relative``.
+    ``<name>_mu_relative`` gives ``<name>_mu = log(scale) + <name>_mu_relative``. With
+    covariates the parameters they scale are created as ``<name>_at_mean``
+    (:func:`clvbayes.models.covariates.prior_variable_names`).
     """
-    priors = spec.priors
+    coefficients = {e.prior for e in spec.design.effects}
+    priors = {k: v for k, v in spec.priors.items() if k not in coefficients}
     relative = [name for name in priors if name.endswith("_relative")]
     if (relative or spec.segments is not None) and data is None:
         raise ValueError(f"{spec.kind}: these priors need the data (its scale, its segments).")
     scale = spec.data_scale(data) if relative else None
     links = spec.segment_links
     counts = data.segment_counts() if data is not None and data.segmented else None
+    targets = [name.removesuffix("_relative") for name in relative]
+    names = prior_variable_names(spec.design, [*priors, *targets])
     if spec.partially_pooled:
         return segment_priors(priors, "partial", links, spec.centered, counts, scale)
     if spec.segments is None or spec.pooling == "complete":
-        created = {name: prior.create_variable(name) for name, prior in priors.items()}
+        created = {name: prior.create_variable(names[name]) for name, prior in priors.items()}
     else:
-        created = segment_priors(priors, spec.pooling, links, spec.centered, counts)
-    for name in relative:
+        created = segment_priors(priors, spec.pooling, links, spec.centered, counts, names=names)
+    for name, target in zip(relative, targets, strict=True):
         value = created.pop(name)
         dims = "segment" if getattr(value, "ndim", 0) else None
-        target = name.removesuffix("_relative")
-        created[target] = pm.Deterministic(target, scale * value, dims=dims)
+        created[target] = pm.Deterministic(names[target], scale * value, dims=dims)
     return created
 
 
@@ -115,11 +161,15 @@ def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:
     directly (e.g. ``a, b`` from ``phi_dropout, kappa_dropout``, or ``alpha`` from the
     pooled mean purchase rate) are derived by the family's reparametrisation and kept as
     deterministics; the potential is the count-weighted sum of the family's
-    log-likelihood terms over the unique rows. With calendar-time effects the latent
-    log multipliers (:func:`clvbayes.models.calendar.time_effect`) change the rows' clock
-    and add their Jacobian.
+    log-likelihood terms over the unique rows. With covariates the priors describe the
+    typical customer and the coefficients are added
+    (:func:`clvbayes.models.covariates.add_coefficients`); the parameters kept are those
+    at covariates 0. With calendar-time effects the latent log multipliers
+    (:func:`clvbayes.models.calendar.time_effect`) change the rows' clock and add their
+    Jacobian.
     """
     coords: dict[str, Any] = {"segment": list(data.segments)} if data.segmented else {}
+    coords.update(covariate_coords(spec.design))
     grid = data.extras.get("calendar") if spec.time_effects is not None else None
     if grid is not None:
         coords["period"] = list(range(grid.n_periods))
@@ -128,11 +178,14 @@ def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:
     with pm.Model(coords=coords) as model:
         created = spec.add_priors(data)
         params = spec.complete(created)
+        coefficients: dict[str, Any] = {}
+        if spec.design:
+            params, coefficients = add_coefficients(spec.design, spec.priors, params, data)
         for name in spec.params:
-            if name not in created:
+            if name not in model.named_vars:
                 dims = "segment" if getattr(params[name], "ndim", 0) else None
                 params[name] = pm.Deterministic(name, params[name], dims=dims)
         f = None if grid is None else time_effect(grid, spec.time_effects, data)
         if likelihood:
-            pm.Potential("loglik", weighted_loglik(spec, params, data, f))
+            pm.Potential("loglik", weighted_loglik(spec, {**params, **coefficients}, data, f))
     return model

@@ -10,8 +10,8 @@ and index, the counts, the same per segment block) becomes a named ``pm.Data`` i
 (``nutpie``'s ``with_data``). This is what :meth:`ModelSpec.fit_many` does.
 
 The builders do not know the difference: a ``SharedRFM`` answers the calls they make
-(``factor``, ``[column]``, ``counts``, ``segmented``, ``segments``, ``segment_counts``,
-``segment_blocks``) with symbolic inputs where a ``CompressedRFM`` answers with arrays.
+(``factor``, ``[column]``, ``moments``, ``counts``, ``segmented``, ``segments``,
+``segment_counts``, ``segment_blocks``) with symbolic inputs where a ``CompressedRFM`` answers with arrays.
 Only the data-dependent *structure* (segment labels, which segments have rows, and
 anything the priors derive from the segment sizes) stays concrete, and a data set with
 another structure needs a new build.
@@ -99,6 +99,13 @@ class SharedRFM:
 
     def __getitem__(self, column: str) -> Any:
         return self._input(column, lambda d: d.rows[column])
+
+    def moments(self, column: str) -> tuple[Any, Any]:
+        """The column's mean and standard deviation over the customers, as two inputs
+        (``<column>_mean``, ``<column>_sd``; e.g. a covariate's standardization)."""
+        mean = self._input(f"{column}_mean", lambda d: d.moments(column)[0])
+        sd = self._input(f"{column}_sd", lambda d: d.moments(column)[1])
+        return mean, sd
 
     @property
     def counts(self) -> Any:

@@ -58,7 +58,13 @@ import xarray as xr
 from clvbayes.data.calendar import customer_table
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import check_counts
-from clvbayes.models.fitted import FittedModel, check_fitted, check_time_units
+from clvbayes.models.fitted import (
+    FittedModel,
+    check_fitted,
+    check_time_units,
+    coefficients_of,
+    design_of,
+)
 from clvbayes.predict.calendar import ForecastClock, forecast_clock
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result
@@ -70,9 +76,9 @@ from clvbayes.predict.scoring import (
     population_draws,
     read_customers,
     row_order,
+    row_params,
     score_chunk,
     spend_draws,
-    take_segments,
     unique_rows,
 )
 from clvbayes.predict.spill import DrawMatrix
@@ -247,6 +253,8 @@ def predict_customers(
         "nodes": opts.discount_nodes,
         "family": family,
         "clock_end": clock_end,
+        "design": design_of(fit),
+        "spend_design": None if spend_fit is None else design_of(spend_fit),
         "block_draws": block_draws,
         # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
         # each thread's share of the cap
@@ -472,7 +480,8 @@ def _analytic(
     n_chain, n_draw = next(iter(fit.params().values())).shape[:2]
     per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
     take = draw_index(n_draw, per_chain, cycle=False)
-    params = tuple(take_segments(v[:, take], codes, 2) for v in family.values(fit.params()))
+    theta = {k: v[:, take] for k, v in {**fit.params(), **coefficients_of(fit)}.items()}
+    params = row_params(theta, family, design_of(fit), codes, rows["z"], ndim=2)
     data = (rows["x"], rows["t_x"], rows["T"])
     window = rows["h"]
     if getattr(fit, "calendar", None) is not None:

@@ -8,7 +8,9 @@ them on threads and summarises them. The latent state of a customer alive at ``T
 drawn from the family's exact conditional posterior and the future simulated by the
 family's process (:func:`simulate_future`); a customer who is not alive buys nothing.
 Customers are processed in the order :func:`row_order` gives, so the analytic quantities
-are computed about once per distinct row and draw.
+are computed about once per distinct row and draw. A fit with covariates scales its
+parameters per row by the customers' covariates (its spec's
+:class:`~clvbayes.math.covariates.CovariateDesign`), which join the distinct-row key.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import pandas as pd
 from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.clv import discounted_expectation
+from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
 from clvbayes.math.processes import FuturePurchases
-from clvbayes.models.fitted import FittedModel, check_time_units
+from clvbayes.models.fitted import FittedModel, check_time_units, coefficients_of, covariates_of
 from clvbayes.predict.calendar import ForecastClock
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "population_draws",
     "read_customers",
     "row_order",
+    "row_params",
     "score_chunk",
     "simulate_future",
     "spend_draws",
@@ -57,7 +61,9 @@ class Customers:
     """The columns a prediction needs, as float arrays (copies of the caller's data).
 
     ``segment`` and ``spend_segment`` are each customer's segment code under the
-    transaction fit and the spend fit (0 if unsegmented)."""
+    transaction fit and the spend fit (0 if unsegmented); ``covariates`` and
+    ``spend_covariates`` their covariates under each fit, ``(n, k)`` (``k = 0``
+    without)."""
 
     ids: np.ndarray
     x: np.ndarray
@@ -68,6 +74,8 @@ class Customers:
     horizon: np.ndarray
     segment: np.ndarray  # segment code of the transaction fit (0 if unsegmented)
     spend_segment: np.ndarray  # segment code of the spend fit (0 if unsegmented)
+    covariates: np.ndarray  # (n, k) covariates of the transaction fit
+    spend_covariates: np.ndarray  # (n, k) covariates of the spend fit
 
     def __len__(self) -> int:
         return self.x.size
@@ -123,15 +131,51 @@ def read_customers(
     z = values.get("monetary_value", np.zeros(n))
     informed = (x > 0) & (z > 0)
     segment, spend_segment = _segment_codes(fit, rfm, n), _segment_codes(spend_fit, rfm, n)
-    return Customers(ids, x, values["recency"], values["T"], z, informed, h, segment, spend_segment)
+    covariates = _covariates(fit, rfm, n)
+    spend_covariates = _covariates(spend_fit, rfm, n)
+    return Customers(
+        ids,
+        x,
+        values["recency"],
+        values["T"],
+        z,
+        informed,
+        h,
+        segment,
+        spend_segment,
+        covariates,
+        spend_covariates,
+    )
+
+
+def _covariates(fit: FittedModel | None, rfm: Any, n: int) -> np.ndarray:
+    """Each customer's covariates under ``fit``, ``(n, k)`` (``k = 0`` without)."""
+    return np.zeros((n, 0)) if fit is None else covariates_of(fit, rfm)
+
+
+def row_params(
+    theta: dict[str, np.ndarray],
+    family: Any,
+    design: CovariateDesign,
+    codes: np.ndarray,
+    covariates: np.ndarray,
+    ndim: int = 1,
+) -> tuple[np.ndarray, ...]:
+    """The family's parameters per row, in its order: each row's segment's draws
+    (:func:`take_segments`), scaled by the row's ``covariates`` ``(rows, k)`` with the
+    coefficient draws in ``theta`` (``ndim`` leading draw axes)."""
+    params = {k: take_segments(theta[k], codes, ndim) for k in family.params}
+    coefficients = {k: theta[k] for k in design.coefficients}
+    return family.values(design.apply(params, coefficients, list(covariates.T)))
 
 
 def population_draws(
     fit: FittedModel, n_draws: int | None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Flat ``(chain*draw,)`` parameter draws (``(chain*draw, segment)`` for segmented
-    fits) and the ``chain``/``draw`` coordinates."""
-    params = fit.params()
+    fits; coefficients ``(chain*draw, covariate)``) and the ``chain``/``draw``
+    coordinates."""
+    params = {**fit.params(), **coefficients_of(fit)}
     n_chain, n_draw = next(iter(params.values())).shape[:2]
     per_chain = None if n_draws is None else math.ceil(n_draws / n_chain)
     index = draw_index(n_draw, per_chain)
@@ -157,8 +201,10 @@ def population_draw_ids(fit: FittedModel, n_draws: int | None) -> np.ndarray:
 
 
 def spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]:
-    """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors)."""
-    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in spend_fit.params().items()}
+    """Gamma-Gamma draws paired with the BG/NBD draws (independent posteriors), with the
+    coefficients of its covariates."""
+    draws = {**spend_fit.params(), **coefficients_of(spend_fit)}
+    flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
     index = draw_index(next(iter(flat.values())).shape[0], n_samples)
     return {k: v[index] for k, v in flat.items()}
 
@@ -167,19 +213,23 @@ def spend_draws(spend_fit: FittedModel, n_samples: int) -> dict[str, np.ndarray]
 
 
 def unique_rows(c: Customers) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Distinct ``(segment, x, t_x, T, h)`` of a chunk and each customer's row."""
-    stacked = np.column_stack([c.segment, c.x, c.t_x, c.T, c.horizon])
+    """Distinct ``(segment, covariates, x, t_x, T, h)`` of a chunk and each customer's
+    row (``"z"``: the rows' covariates, ``(rows, k)``)."""
+    stacked = np.column_stack([c.segment, c.covariates, c.x, c.t_x, c.T, c.horizon])
     rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    names = ("s", "x", "t_x", "T", "h")
-    return {k: rows[:, i] for i, k in enumerate(names)}, inverse.reshape(-1)
+    k = c.covariates.shape[1]
+    names = ("x", "t_x", "T", "h")
+    out = {name: rows[:, 1 + k + i] for i, name in enumerate(names)}
+    out.update(s=rows[:, 0], z=rows[:, 1 : 1 + k])
+    return out, inverse.reshape(-1)
 
 
 def row_order(c: Customers) -> np.ndarray:
-    """Customers sorted by segment, ``x``, ``T``, ``h`` and then ``t_x``, so that customers
-    sharing a row, and also those sharing the ``(x, T, h)`` on which the costly
-    hypergeometric functions depend, fall in the same chunk: those are then evaluated
-    about once per distinct value and draw overall."""
-    return np.lexsort((c.t_x, c.horizon, c.T, c.x, c.segment))
+    """Customers sorted by segment, covariates, ``x``, ``T``, ``h`` and then ``t_x``, so
+    that customers sharing a row, and also those sharing the ``(x, T, h)`` on which the
+    costly hypergeometric functions depend, fall in the same chunk: those are then
+    evaluated about once per distinct value and draw overall."""
+    return np.lexsort((c.t_x, c.horizon, c.T, c.x, *c.covariates.T[::-1], c.segment))
 
 
 def _block(
@@ -195,6 +245,8 @@ def _block(
     family: TransactionFamily,
     clock_end: float = 0.0,
     windows: tuple[tuple[str, float, float], ...] = (),
+    design: CovariateDesign | None = None,
+    spend_design: CovariateDesign | None = None,
 ) -> dict[str, np.ndarray]:
     """All draws-level quantities for a block of draws (rows) and customers (columns).
 
@@ -205,10 +257,12 @@ def _block(
 
     ``windows``: ``(label, start, end)`` of each interval whose purchases (and CLV) are
     summed from the same simulated futures (``purchases_<label>``, ``clv_<label>``).
+    ``design``/``spend_design``: the fits' covariates (None: none).
     """
+    design, spend_design = design or CovariateDesign(), spend_design or CovariateDesign()
     rows, inv = unique_rows(c)
     codes = rows["s"].astype(np.int64)  # each row's segment's parameters
-    params = tuple(take_segments(v, codes, 1) for v in family.values(theta))
+    params = row_params(theta, family, design, codes, rows["z"])
     clock = None if "clock_f" not in theta else ForecastClock(theta["clock_f"], clock_end)
     if clock is None:
         data, window = (rows["x"], rows["t_x"], rows["T"]), rows["h"]
@@ -230,7 +284,9 @@ def _block(
         out["purchases"] = future.count
         out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
         return out
-    p, q, v = (take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
+    p, q, v = row_params(
+        spend, gamma_gamma.FAMILY, spend_design, c.spend_segment, c.spend_covariates
+    )
     x_spend = np.where(c.spend_informed, c.x, 0.0)
     z_spend = np.where(c.spend_informed, c.z, 0.0)
     nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)

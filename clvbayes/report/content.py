@@ -155,6 +155,10 @@ class ReportContent:
         :func:`clvbayes.segments.segment_contrasts` and :func:`clvbayes.segments.clv_cac`.
     holdout_totals, holdout_coverage, tracking : DataFrame or None
         Holdout validation (when a holdout period is given).
+    covariate_effects, covariate_coefficients : DataFrame or None
+        With ``--covariates``: what +1 standard deviation of each covariate does to a
+        new customer's purchases, spend and CLV (``summary``) and the coefficients with
+        intervals (``groups``) of :func:`clvbayes.covariates.covariate_effects`.
     versions : dict of str to str
     fingerprint : str
         Hash of the RFM table the models were fitted on.
@@ -218,6 +222,8 @@ class ReportContent:
     thresholds: pd.DataFrame
     comparison: pd.DataFrame | None = None
     warnings: tuple[str, ...] = ()
+    covariate_effects: pd.DataFrame | None = None
+    covariate_coefficients: pd.DataFrame | None = None
 
     @property
     def has_clv(self) -> bool:
@@ -266,6 +272,9 @@ class ReportContent:
                 out["segment_contrasts"] = _records(self.contrasts)
         if self.cac is not None:
             out["clv_cac"] = _records(self.cac)
+        if self.covariate_effects is not None:
+            out["covariate_effects"] = _records(self.covariate_effects)
+            out["covariate_coefficients"] = _records(self.covariate_coefficients)
         if self.holdout_totals is not None:
             out["validation"] = {
                 "totals": _records(self.holdout_totals),
@@ -344,6 +353,7 @@ def build_content(
     cac: Result | None,
     holdout: Any,
     tracking: pd.DataFrame | None,
+    covariate_effects: Result | None = None,
 ) -> ReportContent:
     """Assemble the report's content from the pipeline's results (no computation of
     model quantities here: selection, sorting and labelling only).
@@ -355,7 +365,8 @@ def build_content(
     :func:`~clvbayes.analyses.p_alive_thresholds`; ``segments``, ``contrasts`` and ``cac`` those of
     :func:`clvbayes.segments.segment_summary`, :func:`~clvbayes.segments.segment_contrasts`
     and :func:`~clvbayes.segments.clv_cac`, or None; ``comparison`` the pipeline's
-    ``--compare`` section (a table and notes) or None."""
+    ``--compare`` section (a table and notes) or None; ``covariate_effects`` that of
+    :func:`clvbayes.covariates.covariate_effects`, or None."""
     parameters, diagnostics, sampler, draws, levels = {}, {}, {}, {}, {}
     problems: list[str] = []
     notes: list[str] = []
@@ -452,4 +463,6 @@ def build_content(
         lapse_window=float(lapse.groups["window"].iloc[0]),
         thresholds=thresholds.summary,
         comparison=None if comparison is None else comparison.table,
+        covariate_effects=None if covariate_effects is None else covariate_effects.summary,
+        covariate_coefficients=None if covariate_effects is None else covariate_effects.groups,
     )

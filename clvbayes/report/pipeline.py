@@ -50,6 +50,7 @@ from clvbayes.analyses import (
     retention_curve,
     value_tiers,
 )
+from clvbayes.covariates import covariate_effects
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
 from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
 
@@ -103,6 +104,14 @@ class ReportOptions:
     lapse_window : float, optional
         Window of "who is likely to lapse" (no purchase in the next ``lapse_window``
         time units; default a quarter of the horizon).
+    customer_table : str, optional
+        A CSV or Parquet file with one row per customer: the customer column and static
+        columns (gender, channel, region, ...) to use as ``covariates``.
+    covariates : tuple of str
+        Numeric customer-level columns (of ``customer_table``, else of the transaction
+        log, where each must be constant within a customer) that scale each customer's
+        purchase rate and dropout (BG/NBD) and spend (Gamma-Gamma); the report adds a
+        covariate-effects section.
     """
 
     customer_col: str
@@ -124,6 +133,8 @@ class ReportOptions:
     model: str = "bgnbd"
     compare: bool = False
     lapse_window: float | None = None
+    customer_table: str | None = None
+    covariates: tuple[str, ...] = ()
 
     @property
     def window(self) -> float:
@@ -179,6 +190,13 @@ class ReportOptions:
                 "--method such as nuts (PSIS-LOO): point estimates without a holdout have "
                 "nothing to compare."
             )
+        if self.customer_table is not None and not self.covariates:
+            raise ValueError(
+                "--customer-table needs --covariates: name the columns to use, e.g. "
+                "--covariates gender,channel."
+            )
+        if len(set(self.covariates)) != len(self.covariates) or "" in self.covariates:
+            raise ValueError(f"--covariates {','.join(self.covariates)}: name each column once.")
 
     def predict_options(self) -> Any:
         """The :class:`~clvbayes.predict.options.PredictOptions` of the report's scoring
@@ -354,16 +372,67 @@ def _poolable(name: str) -> bool:
     return family(model_names()[name]).reparametrisation is not None
 
 
+def read_customer_table(path: str | Path, customer_col: str, columns: tuple[str, ...]) -> Any:
+    """``--customer-table``: one row per customer with ``customer_col`` and ``columns``.
+
+    Raises
+    ------
+    ValueError
+        For a missing file or column, or a customer listed twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--customer-table {path}: no such file.")
+    name = path.name.lower()
+    table = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    missing = [c for c in (customer_col, *columns) if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"--customer-table {path}: column(s) {missing} not found (columns: "
+            f"{list(table.columns)}); it needs the customer column {customer_col!r} and the "
+            "--covariates columns."
+        )
+    table = table[[customer_col, *columns]].rename(columns={customer_col: "customer_id"})
+    twice = table["customer_id"].duplicated()
+    if twice.any():
+        raise ValueError(
+            f"--customer-table {path}: {int(twice.sum())} customer(s) listed more than once "
+            f"(e.g. {table['customer_id'][twice].iloc[0]!r}); give one row per customer."
+        )
+    return table
+
+
+def _with_customer_table(rfm: pd.DataFrame, options: ReportOptions) -> pd.DataFrame:
+    """The RFM table with the ``--covariates`` columns of ``--customer-table``; every
+    customer must be in the table."""
+    table = read_customer_table(options.customer_table, options.customer_col, options.covariates)
+    ids = rfm["customer_id"]
+    table = table.astype({"customer_id": ids.dtype}, errors="ignore")
+    merged = rfm.merge(table, on="customer_id", how="left", validate="one_to_one")
+    absent = ~ids.isin(table["customer_id"])
+    if absent.any():
+        raise ValueError(
+            f"--customer-table {options.customer_table}: {int(absent.sum()):,} of {len(ids):,} "
+            f"customers are not in it (e.g. {ids[absent].iloc[0]!r}); add them (one row per "
+            "customer of the log)."
+        )
+    return merged
+
+
 def _fit_transaction_model(
     rfm: pd.DataFrame, segmented: bool, options: ReportOptions, seed: int, quiet: bool, name: str
 ) -> Any:
     """Fit the transaction model ``name`` (a family's short name): with segments,
     partially pooled (each segment its own parameters under a hierarchical prior, e.g.
-    :class:`clvbayes.BGNBD` ``segments=``); else one population."""
+    :class:`clvbayes.BGNBD` ``segments=``); else one population; with ``--covariates`` on
+    the purchase rate and the dropout."""
     from clvbayes.models import spec_named
 
-    spec = spec_named(name)
-    spec = spec(segments=SEGMENT) if segmented else spec()
+    covariates = list(options.covariates) or None
+    options_ = {"segments": SEGMENT} if segmented else {}
+    if covariates:
+        options_.update(purchase_covariates=covariates, dropout_covariates=covariates)
+    spec = spec_named(name)(**options_)
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
 
@@ -442,10 +511,12 @@ def _compare(
 def _fit_spend_model(
     rfm: pd.DataFrame, segmented: bool, options: ReportOptions, seed: int, quiet: bool
 ) -> Any:
-    """Fit the Gamma-Gamma spend model, partially pooled over the segments if any."""
+    """Fit the Gamma-Gamma spend model, partially pooled over the segments if any, with
+    ``--covariates`` on the spend."""
     from clvbayes.models import GammaGamma
 
-    spec = GammaGamma(segments=SEGMENT) if segmented else GammaGamma()
+    segments = {"segments": SEGMENT} if segmented else {}
+    spec = GammaGamma(**segments, spend_covariates=list(options.covariates) or None)
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
 
@@ -561,6 +632,7 @@ def _summarize(
     from clvbayes.data.rfm import repeat_purchase_times, rfm_summary
 
     columns = {"customer_col": options.customer_col, "date_col": options.date_col}
+    from_log = options.covariates if options.customer_table is None else ()
     rfm = rfm_summary(
         transactions,
         **columns,
@@ -568,7 +640,10 @@ def _summarize(
         calibration_end=cal,
         observation_end=obs,
         time_unit=options.time_unit,
+        customer_cols=from_log,
     )
+    if options.customer_table is not None:
+        rfm = _with_customer_table(rfm, options)
     rfm = _drop_new_customers(rfm, cal)
     segments = None
     if options.segment_col is not None:
@@ -690,6 +765,16 @@ def _analyse(
     )
     steps.update(1)
     steps.close()
+    effects = None
+    if options.covariates:
+        effects = covariate_effects(
+            fit,
+            fits.get("gamma_gamma"),
+            time_unit=options.time_unit,
+            annual_discount=options.annual_discount,
+            margin=options.margin,
+            reference=_reference(data, fits, options),
+        )
     return build_content(
         options=arguments,
         source=source,
@@ -712,7 +797,17 @@ def _analyse(
         cac=cac,
         holdout=holdout,
         tracking=tracking,
+        covariate_effects=effects,
     )
+
+
+def _reference(data: _Data, fits: dict[str, Any], options: ReportOptions) -> dict[str, Any]:
+    """The typical customer of the covariate effects: the covariates' means (and, with
+    segments, the largest segment)."""
+    reference: dict[str, Any] = {c: float(data.rfm[c].mean()) for c in options.covariates}
+    if data.segments is not None:
+        reference[SEGMENT] = str(data.segments.value_counts().idxmax())
+    return reference
 
 
 def build_report(
