@@ -140,7 +140,7 @@ to 4 that only quasi-separation produces (a small category whose customers never
 again drives a maximum-likelihood coefficient towards infinity). Published effects sit
 well inside: CLVTools' apparel fit (gender and channel, each about half of the
 customers, sd ~0.5) has per-sd coefficients 0.14-0.40. On simulated data with per-sd
-effects of 0.5 (``benchmarks/study_covariate_recovery.py``, ``tests/test_covariates.py``)
+effects of 0.5 (``tests/test_covariates_recovery.py``)
 the posterior means are within a few per cent of the maximum-likelihood ones and the 90 %
 intervals cover the truth at the nominal rate: the prior does not shrink effects the data
 can see. Scaling by the data's standard deviation is what makes one default serve a 0/1

@@ -5,8 +5,8 @@ simulate_covariates`, the BG/NBD process with each customer's ``alpha_i = alpha
 exp(-γ'z_i)``). 30 data sets of 500 customers, each fitted by NUTS through
 ``BGNBD.fit_many`` (one compilation); the 90 % intervals of the two coefficients must
 cover the truth in at least 80 % of the 60 cases (at a true rate of 90 %, fewer than 48
-hits has probability 0.3 %). ``benchmarks/study_covariate_recovery.py`` runs the larger
-study (more replications, dropout and spend covariates, the Pareto/NBD).
+hits has probability 0.3 %).
+
 """
 
 from __future__ import annotations

@@ -270,7 +270,7 @@ def covariate_matrix(
         columns += [aligned[c].to_numpy(dtype=float) for c in frame.columns]
     if options.seasonality:
         middle = starts + pd.Timedelta(days=grid.days_per_unit / 2)
-        angle = 2 * np.pi * middle.dayofyear.to_numpy() / 365.25
+        angle = 2 * np.pi * middle.day_of_year.to_numpy() / 365.25
         for k in range(1, options.seasonality + 1):
             names += [f"season_sin{k}", f"season_cos{k}"]
             columns += [np.sin(k * angle), np.cos(k * angle)]
