@@ -43,10 +43,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvbayes.data.calendar import customer_table
 from clvbayes.data.validate import check_rfm
 from clvbayes.math import gamma_gamma
 from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted, check_time_units
+from clvbayes.predict.calendar import forecast_clock
 from clvbayes.predict.customers import dert, p_alive, p_no_purchase, purchase_pmf
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result, customer_draws
@@ -122,7 +124,10 @@ def retention_curve(
     latent state (the family's ``survival``; BG/NBD: dropouts arrive at rate ``λ p``, so
     ``((α+T)/(α+T+p t))^(r+x)`` over ``λ ~ Gamma(r+x, α+T)``, with ``p ~ Beta(a, b+x)``
     drawn once per draw and customer; Pareto/NBD: ``((β+T)/(β+T+t))^s``). Averaged over
-    customers, this is the share alive per posterior draw.
+    customers, this is the share alive per posterior draw. With calendar-time effects
+    (a fit of :func:`clvbayes.calendar_rfm` data) the histories and the times ``t`` run on
+    each draw's operational clock (its calibration multipliers and a forecast path of
+    them drawn with ``seed``, :func:`clvbayes.predict.calendar.forecast_clock`).
 
     Parameters
     ----------
@@ -141,7 +146,8 @@ def retention_curve(
     ci_prob : float
         Mass of the band (equal-tailed).
     seed : int, optional
-        Seed of the dropout-probability draws.
+        Seed of the dropout-probability draws (and of the future calendar paths of a fit
+        with calendar-time effects).
     chunk_customers : int
         Customers handled at once (memory ``n_draws x chunk x len(times)`` floats).
 
@@ -161,6 +167,7 @@ def retention_curve(
     ...     # doctest: +SKIP
     """
     family = check_fitted(fit, "fit")
+    rfm = customer_table(rfm)
     check_time_units(fit, rfm)
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     x, t_x, T = values["frequency"], values["recency"], values["T"]
@@ -169,12 +176,20 @@ def retention_curve(
     params = fit.customer_params(rfm, take)  # (draw, customer or 1)
     labels, onehot = segment_indicator(_labels(segments, rfm), x.size)
     rng = np.random.default_rng(seed)
+    clock = None
+    if getattr(fit, "calendar", None) is not None:  # each draw's operational clock
+        clock = forecast_clock(fit, take, float(np.max(times, initial=0.0)), rng)
+        windows = clock.window(times).T[:, :, None]  # (time, draw, 1)
     sums = np.zeros((take.size, times.size, onehot.shape[1]))
     for start in range(0, x.size, chunk_customers):
         part = slice(start, start + chunk_customers)
         theta = (_columns(params[k], part) for k in family.params)
-        state = family.customer_posterior(*theta, x[part], t_x[part], T[part])
-        surv = family.survival(state, times, rng)  # (time, draw, customer)
+        if clock is None:
+            state = family.customer_posterior(*theta, x[part], t_x[part], T[part])
+            surv = family.survival(state, times, rng)  # (time, draw, customer)
+        else:
+            state = family.customer_posterior(*theta, x[part], *clock.history(t_x[part], T[part]))
+            surv = family.survival(state, windows, rng)
         alive = state.p_alive[None] * surv
         sums += np.einsum("tdc,cg->dtg", alive, onehot[part])
     shares = sums / onehot.sum(axis=0)  # (draw, time, group)
@@ -481,6 +496,7 @@ def lapse_risk(
     min_frequency: int = 1,
     n_draws: int | None = 200,
     ci_prob: float = 0.9,
+    seed: int | None = None,
 ) -> Result:
     """Who is likely to lapse in the next window: probably active, probably quiet.
 
@@ -516,6 +532,8 @@ def lapse_risk(
         Posterior draws used (thinned evenly within each chain; None: all).
     ci_prob : float
         Mass of the ``p_no_purchase`` interval (equal-tailed).
+    seed : int, optional
+        For a fit with calendar-time effects: the seed of the future calendar paths.
 
     Returns
     -------
@@ -534,8 +552,9 @@ def lapse_risk(
     for name, cut in (("p_no_purchase_above", p_no_purchase_above), ("p_alive_above", p_alive_above)):  # fmt: skip
         if not 0 <= cut <= 1:
             raise ValueError(f"{name} must be a probability in [0, 1], got {cut!r}.")
-    quiet = p_no_purchase(fit, rfm, window, n_draws=n_draws)
+    quiet = p_no_purchase(fit, rfm, window, n_draws=n_draws, seed=seed)
     alive = p_alive(fit, rfm, n_draws=n_draws)
+    rfm = customer_table(rfm)
     table = pd.DataFrame(rfm).reset_index(drop=True)
     ids = quiet["customer_id"].to_numpy()
     if "customer_id" not in table:

@@ -345,6 +345,21 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "segment,cac (needs --segment-col and --value-col)",
     )
     p.add_argument(
+        "--time-effects",
+        action="store_true",
+        default=None,
+        help="fit the transaction model (bgnbd or mbgnbd) with calendar-time effects: a "
+        "common multiplier per period on every customer's purchase rate, estimated and "
+        "forecast; adds the multipliers, a weekly tracking plot and the holdout-total check",
+    )
+    p.add_argument(
+        "--calendar-covariates",
+        metavar="FILE",
+        help="with --time-effects: CSV or Parquet of known calendar covariates, one row per "
+        "period (first column the period's start date, then numeric columns such as a "
+        "holiday dummy), covering calibration and the forecast",
+    )
+    p.add_argument(
         "--customer-table",
         metavar="FILE",
         help="CSV or Parquet file with one row per customer: the --customer-col column "
@@ -484,12 +499,16 @@ def _run_report(args: argparse.Namespace) -> int:
         cac=cac,
         customer_table=args.customer_table,
         covariates=_read_covariates(args.covariates),
+        time_effects=bool(args.time_effects),
+        calendar_covariates=args.calendar_covariates,
     )
     inputs = _input_files(transactions)
     if isinstance(cac, dict) and isinstance(args.cac, str):
         inputs.append(Path(args.cac))
     if args.customer_table:
         inputs.append(Path(args.customer_table))
+    if args.calendar_covariates:
+        inputs.append(Path(args.calendar_covariates))
     return _build_and_write(transactions, options, args, _describe(transactions), inputs)
 
 

@@ -307,8 +307,10 @@ _WORDS = {
 def prior_support(name: str) -> Support:
     """Where the parameter behind prior ``name`` lives: ``"positive"`` (shapes, scales,
     ``<name>_sigma``), ``"unit interval"`` (``phi_dropout``) or ``"real"`` (the link-scale
-    ``<name>_mu`` and ``<name>_mu_relative`` of hierarchical priors)."""
-    if name.endswith(("_mu", "_mu_relative")):
+    ``<name>_mu`` and ``<name>_mu_relative`` of hierarchical priors, and the regression
+    coefficients: ``<role>_coefficient...`` of customer covariates and
+    ``calendar_coefficient`` of calendar covariates)."""
+    if name.endswith(("_mu", "_mu_relative")) or "_coefficient" in name:
         return "real"
     return "unit interval" if name in _UNIT_INTERVAL else "positive"
 

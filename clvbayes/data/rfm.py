@@ -317,8 +317,7 @@ def rfm_summary(
     -------
     pandas.DataFrame
         One row per customer, sorted by ``customer_id``, with a RangeIndex and the time
-        unit's code in ``attrs["time_unit"]`` (:data:`TIME_UNIT_ATTR`; fits record it and
-        predictions check it):
+        unit in ``attrs["time_unit"]`` (:data:`TIME_UNIT_ATTR`, checked by predictions):
         ``customer_id``; ``frequency`` (int64); ``recency``, ``T`` (float64);
         ``monetary_value`` (float64, with ``value_col``); and, when ``observation_end``
         is later than ``calibration_end``, ``holdout_frequency`` (int64: distinct purchase

@@ -920,10 +920,14 @@ def survival(posterior: CustomerPosterior, times: Any, rng: np.random.Generator)
     the events of a Poisson process of rate ``λ p``, so survives ``t`` with probability
     ``exp(-λ p t)``; averaged over ``λ ~ Gamma(r+x, α+T)`` this is
     ``((α+T)/(α+T+p t))^(r+x)``. ``p ~ Beta(a, b+x+s)`` is drawn once per element.
+    ``times`` may also be shaped ``(time, ...)`` already, broadcasting against the
+    elements (e.g. each draw's operational time under calendar-time effects).
     """
     p = rng.beta(posterior.alive_a, posterior.alive_b)
     rate = posterior.alive_rate[None]
-    times = np.asarray(times, dtype=float).reshape((-1,) + (1,) * p.ndim)
+    times = np.asarray(times, dtype=float)
+    if times.ndim <= 1:
+        times = times.reshape((-1,) + (1,) * p.ndim)
     return (rate / (rate + p[None] * times)) ** posterior.alive_shape[None]
 
 

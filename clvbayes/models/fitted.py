@@ -55,6 +55,7 @@ __all__ = [
     "from_groups",
     "is_stored_model",
     "load",
+    "pointwise_log_likelihood",
     "save",
     "to_groups",
 ]
@@ -283,52 +284,9 @@ class FittedModel:
     def log_likelihood(
         self, per_customer: bool = False, customers: np.ndarray | None = None
     ) -> xr.DataArray:
-        """Pointwise log-likelihood under every posterior draw.
-
-        Parameters
-        ----------
-        per_customer : bool
-            False: one value per unique data row (dims ``chain, draw, row``; weight each
-            row by ``data.counts``). True: expanded to one value per customer (dims
-            ``chain, draw, customer``), in the order of the fitted RFM table.
-        customers : ndarray of int, optional
-            With ``per_customer``: only these customers (positions in the fitted table).
-
-        Returns
-        -------
-        xarray.DataArray
-        """
-        if self.data is None:
-            raise ValueError("this model was saved without its data; refit or reload with it.")
-        if self.spec.segments is not None and self.spec.pooling != "complete":
-            params = self.params()  # segment axis last: row_loglik works per segment
-        else:
-            params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
-        rows = self.data.inverse if customers is None else self.data.inverse[customers]
-        if self.calendar is None:
-            ll = self.spec.row_loglik({**params, **self.coefficients()}, self.data)
-            if per_customer:
-                return xr.DataArray(ll[..., rows], dims=("chain", "draw", "customer"))
-            return xr.DataArray(ll, dims=("chain", "draw", "row"))
-        if not per_customer:
-            raise ValueError(
-                "with calendar-time effects customers sharing a row differ in their own "
-                "purchase periods (the Jacobian), so the pointwise log-likelihood is per "
-                "customer: pass per_customer=True."
-            )
-        f = self.posterior["time_effect"].to_numpy()
-        data = dataclasses.replace(self.data, extras={"calendar": self.calendar})
-        ll = self.spec.row_loglik({**params, **self.coefficients()}, data, f)[..., rows]
-        purchases = np.asarray(self.calendar.purchases)
-        if customers is not None:  # renumber the chosen customers' purchases 0..k-1
-            position = np.full(self.data.inverse.size, -1)
-            position[np.asarray(customers)] = np.arange(len(customers))
-            purchases = purchases[:, position[purchases[0]] >= 0]
-            purchases[0] = position[purchases[0]]
-        return xr.DataArray(
-            ll + customer_jacobian(f, purchases, ll.shape[-1]),
-            dims=("chain", "draw", "customer"),
-        )
+        """Pointwise log-likelihood under every posterior draw
+        (:func:`pointwise_log_likelihood`)."""
+        return pointwise_log_likelihood(self, per_customer, customers)
 
     def save(self, path: str | Path, *, include_data: bool = True) -> None:
         """Write to netCDF (``.nc``) or zarr (``.zarr``); see :func:`clvbayes.save`
@@ -348,6 +306,61 @@ class FittedModel:
     def priors_json(self) -> str:
         """The resolved priors as JSON (Prior's dict form)."""
         return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
+
+
+def pointwise_log_likelihood(
+    fit: FittedModel, per_customer: bool = False, customers: np.ndarray | None = None
+) -> xr.DataArray:
+    """Pointwise log-likelihood of a fit under every posterior draw.
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fit that kept its data.
+    per_customer : bool
+        False: one value per unique data row (dims ``chain, draw, row``; weight each
+        row by ``data.counts``). True: expanded to one value per customer (dims
+        ``chain, draw, customer``), in the order of the fitted RFM table. With
+        calendar-time effects only True (each customer has their own Jacobian terms).
+    customers : ndarray of int, optional
+        With ``per_customer``: only these customers (positions in the fitted table).
+
+    Returns
+    -------
+    xarray.DataArray
+    """
+    if fit.data is None:
+        raise ValueError("this model was saved without its data; refit or reload with it.")
+    if fit.spec.segments is not None and fit.spec.pooling != "complete":
+        params = fit.params()  # segment axis last: row_loglik works per segment
+    else:
+        params = {k: fit.posterior[k].to_numpy()[..., None] for k in fit.spec.params}
+    params.update(fit.coefficients())
+    rows = fit.data.inverse if customers is None else fit.data.inverse[customers]
+    if fit.calendar is None:
+        ll = fit.spec.row_loglik(params, fit.data)
+        if per_customer:
+            return xr.DataArray(ll[..., rows], dims=("chain", "draw", "customer"))
+        return xr.DataArray(ll, dims=("chain", "draw", "row"))
+    if not per_customer:
+        raise ValueError(
+            "with calendar-time effects customers sharing a row differ in their own "
+            "purchase periods (the Jacobian), so the pointwise log-likelihood is per "
+            "customer: pass per_customer=True."
+        )
+    f = fit.posterior["time_effect"].to_numpy()
+    data = dataclasses.replace(fit.data, extras={"calendar": fit.calendar})
+    ll = fit.spec.row_loglik(params, data, f)[..., rows]
+    purchases = np.asarray(fit.calendar.purchases)
+    if customers is not None:  # renumber the chosen customers' purchases 0..k-1
+        position = np.full(fit.data.inverse.size, -1)
+        position[np.asarray(customers)] = np.arange(len(customers))
+        purchases = purchases[:, position[purchases[0]] >= 0]
+        purchases[0] = position[purchases[0]]
+    return xr.DataArray(
+        ll + customer_jacobian(f, purchases, ll.shape[-1]),
+        dims=("chain", "draw", "customer"),
+    )
 
 
 def design_of(fit: Any) -> CovariateDesign:

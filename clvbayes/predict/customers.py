@@ -150,13 +150,11 @@ def predict_customers(
         A fitted transaction model: :class:`~clvbayes.models.BGNBD`,
         :class:`~clvbayes.models.MBGNBD` or :class:`~clvbayes.models.ParetoNBD` (the
         per-model maths and simulators come from its family, :mod:`clvbayes.math.family`).
-    rfm : DataFrame
-        One row per customer: ``customer_id`` (else the index is used), ``frequency``,
-        ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``; in the fit's
-        time unit (a table whose recorded unit, ``rfm.attrs["time_unit"]``, differs from
-        the fit's is an error); for segmented fits also their segment column (each customer uses
-        its segment's parameters; a segment the fit has not seen is an error). Not
-        modified.
+    rfm : DataFrame or CalendarRFM
+        One row per customer: ``customer_id`` (else the index), ``frequency``,
+        ``recency``, ``T`` and, with ``spend_fit``, ``monetary_value``, in the fit's time
+        unit (another recorded ``rfm.attrs["time_unit"]`` is an error); segmented fits
+        need the segment column (an unseen segment is an error). Not modified.
     horizon : float or array_like
         Prediction window ``(T, T + horizon]`` in the model's time unit; one number or
         one per customer (e.g. a holdout duration).
@@ -170,10 +168,9 @@ def predict_customers(
         / ``memory_limit_mb``) give identical output.
     options : PredictOptions, optional
         Discounting, margin, thresholds, top shares, ranks, ``ci_prob``, ``n_draws``,
-        memory cap, chunking, threads and the progress bar (``progressbar=False`` for
-        none) (:class:`~clvbayes.predict.options.PredictOptions`
-        documents each). Its fields may also be passed as keyword arguments, e.g.
-        ``annual_discount=0.1, margin=0.3``; they override ``options``.
+        memory cap, chunking, threads, the progress bar
+        (:class:`~clvbayes.predict.options.PredictOptions` documents each); its fields
+        may also be keyword arguments (``annual_discount=0.1``), overriding ``options``.
     keep_draws : sequence of str, optional
         Variables of :data:`DRAW_VARIABLES` to return in ``Result.draws``. By default
         all of them when they fit in ``memory_limit_mb``; otherwise none, with a warning

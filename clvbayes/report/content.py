@@ -155,6 +155,12 @@ class ReportContent:
         :func:`clvbayes.segments.segment_contrasts` and :func:`clvbayes.segments.clv_cac`.
     holdout_totals, holdout_coverage, tracking : DataFrame or None
         Holdout validation (when a holdout period is given).
+    calendar_multipliers, calendar_periods : DataFrame or None
+        With ``--time-effects``: :func:`clvbayes.calendar_multipliers` and
+        :func:`clvbayes.period_tracking`.
+    calendar_verdict : str or None
+        With ``--time-effects``: in words, whether the holdout total of repeat purchases
+        lies inside its 90 % interval; ``holdout_inside`` the same as a flag.
     covariate_effects, covariate_coefficients : DataFrame or None
         With ``--covariates``: what +1 standard deviation of each covariate does to a
         new customer's purchases, spend and CLV (``summary``) and the coefficients with
@@ -224,6 +230,10 @@ class ReportContent:
     warnings: tuple[str, ...] = ()
     covariate_effects: pd.DataFrame | None = None
     covariate_coefficients: pd.DataFrame | None = None
+    calendar_multipliers: pd.DataFrame | None = None
+    calendar_periods: pd.DataFrame | None = None
+    calendar_verdict: str | None = None
+    holdout_inside: bool | None = None
 
     @property
     def has_clv(self) -> bool:
@@ -272,6 +282,13 @@ class ReportContent:
                 out["segment_contrasts"] = _records(self.contrasts)
         if self.cac is not None:
             out["clv_cac"] = _records(self.cac)
+        if self.calendar_multipliers is not None:
+            out["time_effects"] = {
+                "holdout_total_inside": self.holdout_inside,
+                "verdict": self.calendar_verdict,
+                "multipliers": _records(self.calendar_multipliers),
+                "period_tracking": _records(self.calendar_periods),
+            }
         if self.covariate_effects is not None:
             out["covariate_effects"] = _records(self.covariate_effects)
             out["covariate_coefficients"] = _records(self.covariate_coefficients)
@@ -354,6 +371,7 @@ def build_content(
     holdout: Any,
     tracking: pd.DataFrame | None,
     covariate_effects: Result | None = None,
+    calendar: Any = None,
 ) -> ReportContent:
     """Assemble the report's content from the pipeline's results (no computation of
     model quantities here: selection, sorting and labelling only).
@@ -366,7 +384,8 @@ def build_content(
     :func:`clvbayes.segments.segment_summary`, :func:`~clvbayes.segments.segment_contrasts`
     and :func:`~clvbayes.segments.clv_cac`, or None; ``comparison`` the pipeline's
     ``--compare`` section (a table and notes) or None; ``covariate_effects`` that of
-    :func:`clvbayes.covariates.covariate_effects`, or None."""
+    :func:`clvbayes.covariates.covariate_effects`, or None; ``calendar`` the pipeline's
+    ``--time-effects`` section (:class:`clvbayes.report.pipeline.CalendarSection`) or None."""
     parameters, diagnostics, sampler, draws, levels = {}, {}, {}, {}, {}
     problems: list[str] = []
     notes: list[str] = []
@@ -463,6 +482,10 @@ def build_content(
         lapse_window=float(lapse.groups["window"].iloc[0]),
         thresholds=thresholds.summary,
         comparison=None if comparison is None else comparison.table,
+        calendar_multipliers=None if calendar is None else calendar.multipliers,
+        calendar_periods=None if calendar is None else calendar.periods,
+        calendar_verdict=None if calendar is None else calendar.verdict,
+        holdout_inside=None if calendar is None else calendar.holdout_inside,
         covariate_effects=None if covariate_effects is None else covariate_effects.summary,
         covariate_coefficients=None if covariate_effects is None else covariate_effects.groups,
     )

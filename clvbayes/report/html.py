@@ -138,6 +138,14 @@ def figures(content: ReportContent) -> dict[str, Any]:
         out["coverage"] = _png(
             lambda ax: plots.plot_coverage(content.holdout_coverage, ax=ax), (4.6, 4)
         )
+    if content.calendar_multipliers is not None:
+        out["multipliers"] = _png(
+            lambda ax: plots.plot_calendar_multipliers(content.calendar_multipliers, ax=ax),
+            (9, 3.6),
+        )
+        out["period_tracking"] = _png(
+            lambda ax: plots.plot_period_tracking(content.calendar_periods, ax=ax), (9, 4)
+        )
     return out
 
 

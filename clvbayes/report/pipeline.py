@@ -54,7 +54,14 @@ from clvbayes.covariates import covariate_effects
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
 from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
 
-__all__ = ["Comparison", "Report", "ReportOptions", "build_report", "source_arguments"]
+__all__ = [
+    "CalendarSection",
+    "Comparison",
+    "Report",
+    "ReportOptions",
+    "build_report",
+    "source_arguments",
+]
 
 Log = Callable[[str], None]
 
@@ -107,6 +114,17 @@ class ReportOptions:
     customer_table : str, optional
         A CSV or Parquet file with one row per customer: the customer column and static
         columns (gender, channel, region, ...) to use as ``covariates``.
+    time_effects : bool
+        Fit the transaction model (BG/NBD or MBG/NBD) with calendar-time effects
+        (:class:`clvbayes.TimeEffects`, the default process) on the log's calendar
+        (:func:`clvbayes.calendar_rfm`): a common weekly multiplier of every active
+        customer's purchase rate, estimated and forecast. The report adds the multipliers
+        with bands, the weekly tracking plot and whether the holdout total is inside its
+        interval.
+    calendar_covariates : str, optional
+        With ``time_effects``: a CSV or Parquet file of known calendar covariates, one row
+        per period (first column: the period's start date; the others numeric, e.g. a
+        holiday or promotion dummy), covering the calibration periods and the forecast's.
     covariates : tuple of str
         Numeric customer-level columns (of ``customer_table``, else of the transaction
         log, where each must be constant within a customer) that scale each customer's
@@ -135,6 +153,8 @@ class ReportOptions:
     lapse_window: float | None = None
     customer_table: str | None = None
     covariates: tuple[str, ...] = ()
+    time_effects: bool = False
+    calendar_covariates: str | None = None
 
     @property
     def window(self) -> float:
@@ -197,6 +217,35 @@ class ReportOptions:
             )
         if len(set(self.covariates)) != len(self.covariates) or "" in self.covariates:
             raise ValueError(f"--covariates {','.join(self.covariates)}: name each column once.")
+        self._check_time_effects()
+
+    def _check_time_effects(self) -> None:
+        if self.calendar_covariates is not None and not self.time_effects:
+            raise ValueError(
+                "--calendar-covariates needs --time-effects: the covariates enter the "
+                "calendar-time effects."
+            )
+        if not self.time_effects:
+            return
+        if self.model not in TIME_EFFECT_MODELS:
+            raise ValueError(
+                f"--time-effects with --model {self.model}: calendar-time effects are a change "
+                "of clock, exact for models whose customers drop out at purchases; use "
+                f"--model {' or '.join(TIME_EFFECT_MODELS)}."
+            )
+        together = [name for name, given in (("--segment-col", self.segment_col is not None),
+                    ("--covariates", bool(self.covariates)), ("--compare", self.compare)) if given]  # fmt: skip
+        if together:
+            raise ValueError(
+                f"--time-effects together with {', '.join(together)} is not supported in the "
+                "report yet: leave them out, or use the Python API (clvbayes.calendar_rfm, "
+                "BGNBD(time_effects=True), clvbayes.compare; see notebook 05)."
+            )
+        if self.time_unit not in ("W", "D"):
+            raise ValueError(
+                f"--time-effects needs --time-unit W or D (a calendar of whole-day periods), "
+                f"got {self.time_unit!r}."
+            )
 
     def predict_options(self) -> Any:
         """The :class:`~clvbayes.predict.options.PredictOptions` of the report's scoring
@@ -361,6 +410,9 @@ def _drop_new_customers(rfm: pd.DataFrame, calibration_end: dt.date) -> pd.DataF
     return rfm.loc[~new].reset_index(drop=True)
 
 
+TIME_EFFECT_MODELS = ("bgnbd", "mbgnbd")
+"""The transaction models ``--time-effects`` works with."""
+
 SEGMENT = "segment"
 """Column of the RFM table holding each customer's segment (``--segment-col``)."""
 
@@ -429,9 +481,11 @@ def _fit_transaction_model(
     from clvbayes.models import spec_named
 
     covariates = list(options.covariates) or None
-    options_ = {"segments": SEGMENT} if segmented else {}
+    options_: dict[str, Any] = {"segments": SEGMENT} if segmented else {}
     if covariates:
         options_.update(purchase_covariates=covariates, dropout_covariates=covariates)
+    if options.time_effects:
+        options_["time_effects"] = _time_effects(options)
     spec = spec_named(name)(**options_)
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
@@ -520,6 +574,15 @@ def _fit_spend_model(
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
 
+def _time_effects(options: ReportOptions) -> Any:
+    """``--time-effects``: the default process, with ``--calendar-covariates`` if given."""
+    from clvbayes.models import TimeEffects
+
+    if options.calendar_covariates is None:
+        return TimeEffects()
+    return TimeEffects(covariates=read_calendar_covariates(options.calendar_covariates))
+
+
 def _fit_kwargs(options: ReportOptions, seed: int, quiet: bool) -> dict[str, Any]:
     return {
         "method": options.method,
@@ -578,6 +641,14 @@ class _Data:
     rfm: pd.DataFrame
     segments: pd.Series | None
     repeat_times: pd.Series | None
+    calendar: Any = None
+
+    @property
+    def transaction_data(self) -> Any:
+        """What the transaction model is fitted to and scored on: the calendar
+        (:class:`clvbayes.data.calendar.CalendarRFM`) with ``--time-effects``, else
+        :attr:`model_rfm`."""
+        return self.model_rfm if self.calendar is None else self.calendar
 
     @property
     def model_rfm(self) -> pd.DataFrame:
@@ -668,7 +739,67 @@ def _summarize(
             f"none of the {len(rfm)} customers made a repeat purchase by {cal}; the "
             "models need repeat buyers: pass a later --calibration-end."
         )
-    return _Data(scan, cal, obs, rfm, segments, repeat_times)
+    calendar = None
+    if options.time_effects:
+        calendar = _calendar_data(transactions, options, cal, obs, rfm)
+    return _Data(scan, cal, obs, rfm, segments, repeat_times, calendar)
+
+
+def _calendar_data(
+    transactions: Any, options: ReportOptions, cal: Any, obs: Any, rfm: pd.DataFrame
+) -> Any:
+    """The log's calendar (:func:`clvbayes.calendar_rfm`) for the customers of ``rfm``, in
+    its order."""
+    from clvbayes.data.calendar import calendar_rfm
+
+    data = calendar_rfm(
+        transactions,
+        customer_col=options.customer_col,
+        date_col=options.date_col,
+        value_col=options.value_col,
+        calibration_end=cal,
+        observation_end=obs,
+        time_unit=options.time_unit,
+    )
+    position = pd.Index(data.customers["customer_id"]).get_indexer(rfm["customer_id"])
+    return data.select(position)
+
+
+def read_calendar_covariates(path: str | Path) -> pd.DataFrame:
+    """``--calendar-covariates``: known covariates per calendar period, indexed by the
+    period's start date (the file's first column), every other column numeric.
+
+    Raises
+    ------
+    ValueError
+        For a missing file, a first column that is not dates, or a non-numeric column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--calendar-covariates {path}: no such file.")
+    name = path.name.lower()
+    table = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    if table.shape[1] < 2:
+        raise ValueError(
+            f"--calendar-covariates {path}: expected a period-start column and at least one "
+            f"covariate column, got columns {list(table.columns)}."
+        )
+    first = table.columns[0]
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(table[first], format="ISO8601"))
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"--calendar-covariates {path}: the first column {first!r} must hold each "
+            f"period's start date (YYYY-MM-DD), e.g. {table[first].iloc[0]!r} is not one."
+        ) from None
+    values = table.drop(columns=first)
+    text = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
+    if text:
+        raise ValueError(
+            f"--calendar-covariates {path}: column(s) {text} are not numeric; give numbers "
+            "(0/1 for a holiday or promotion)."
+        )
+    return values.set_axis(index.rename("period")).astype(float)
 
 
 def _score(
@@ -677,18 +808,19 @@ def _score(
     options: ReportOptions,
     seeds: dict[str, int],
     progressbar: bool = False,
-) -> tuple[Any, Any, Any]:
-    """CLV over the horizon; with a holdout, its validation and the tracking curve."""
+) -> tuple[Any, Any, Any, Any]:
+    """CLV over the horizon; with a holdout, its validation and the tracking curve; with
+    ``--time-effects``, the calendar section (:class:`CalendarSection`)."""
     from clvbayes.ppc import tracking_curve
     from clvbayes.predict import predict_customers, validate_holdout
 
     predict = options.predict_options().replace(progressbar=progressbar)
-    model_rfm = data.model_rfm
+    tx = data.transaction_data
     spend_fit = fits.get("gamma_gamma")
     fit = fits[options.model]
     horizon = predict_customers(
         fit,
-        model_rfm,
+        tx,
         horizon=options.horizon,
         spend_fit=spend_fit,
         seed=seeds["horizon"],
@@ -699,13 +831,68 @@ def _score(
     if data.holdout_end is not None:
         holdout = validate_holdout(
             fit,
-            model_rfm,
+            tx,
             spend_fit=spend_fit,
             seed=seeds["validate"],
             options=predict,
         )
-        tracking = tracking_curve(fit, model_rfm, actual=data.repeat_times, n_draws=200)
-    return horizon, holdout, tracking
+        extra = {} if data.calendar is None else {"seed": seeds["tracking"]}
+        tracking = tracking_curve(fit, tx, actual=data.repeat_times, n_draws=200, **extra)
+    calendar = None
+    if data.calendar is not None:
+        calendar = _calendar_section(data, fit, options, seeds["calendar"], holdout)
+    return horizon, holdout, tracking, calendar
+
+
+@dataclass(frozen=True, eq=False)
+class CalendarSection:
+    """The ``--time-effects`` section of a report.
+
+    Attributes
+    ----------
+    multipliers : DataFrame
+        :func:`clvbayes.calendar_multipliers` over calibration and the horizon.
+    periods : DataFrame
+        :func:`clvbayes.period_tracking`: repeat purchases per period, actual against
+        predicted with 90 % bands.
+    verdict : str
+        In words: whether the holdout total of repeat purchases falls inside its 90 %
+        predictive interval (or that there is no holdout).
+    holdout_inside : bool or None
+        The same as a flag (None without a holdout).
+    """
+
+    multipliers: pd.DataFrame
+    periods: pd.DataFrame
+    verdict: str
+    holdout_inside: bool | None
+
+
+def _calendar_section(
+    data: _Data, fit: Any, options: ReportOptions, seed: int, holdout: Any
+) -> CalendarSection:
+    """The multipliers, the weekly tracking table and the holdout verdict."""
+    from clvbayes.ppc import period_tracking
+    from clvbayes.predict.calendar import calendar_multipliers
+
+    multipliers = calendar_multipliers(fit, horizon=options.horizon, n_draws=200, seed=seed)
+    periods = period_tracking(fit, data.calendar, n_draws=200, seed=seed)
+    if holdout is None:
+        return CalendarSection(
+            multipliers, periods, "Without --holdout-end there is no holdout total to check.", None
+        )
+    totals = holdout.totals.set_index("quantity")
+    row = totals.loc["purchases"]
+    inside = bool(row["in_interval"])
+    where = "inside" if inside else ("below" if row["actual"] < row["predicted_q05"] else "above")
+    verdict = (
+        f"The actual holdout total of repeat purchases, {row['actual']:,.0f}, is {where} the "
+        f"90% predictive interval of the model with calendar-time effects "
+        f"({row['predicted_q05']:,.0f} to {row['predicted_q95']:,.0f}, mean "
+        f"{row['predicted_mean']:,.0f}); {row['p_below']:.0%} of the predictive distribution "
+        "lies below it."
+    )
+    return CalendarSection(multipliers, periods, verdict, inside)
 
 
 def _analyse(
@@ -723,7 +910,7 @@ def _analyse(
     need CLV only with a spend model)."""
     from clvbayes.progress import progress_bar
 
-    horizon, holdout, tracking = scored
+    horizon, holdout, tracking, calendar = scored
     steps = progress_bar(4, desc="analyse", unit="analyses", unit_scale=False, enabled=progressbar)
     model_rfm, seg_values = data.model_rfm, data.segment_values
     fit = fits[options.model]
@@ -733,7 +920,7 @@ def _analyse(
     times = np.unique(np.append(np.arange(0.0, options.horizon, step), options.horizon))
     retention = retention_curve(
         fit,
-        model_rfm,
+        data.transaction_data,
         times=times,
         segments=seg_values,
         n_draws=min(options.draws, 200),
@@ -758,10 +945,11 @@ def _analyse(
     steps.update(1)
     lapse = lapse_risk(
         fit,
-        model_rfm,
+        data.transaction_data,
         window=options.window,
         result=horizon if valued else None,
         n_draws=min(options.draws, 200),
+        seed=seeds["retention"],
     )
     steps.update(1)
     steps.close()
@@ -798,6 +986,7 @@ def _analyse(
         holdout=holdout,
         tracking=tracking,
         covariate_effects=effects,
+        calendar=calendar,
     )
 
 
@@ -852,7 +1041,9 @@ def build_report(
     arguments = {**source_arguments(transactions), **asdict(options)}
     # one seed per random step; new steps go at the end (the earlier seeds stay as they are)
     names = ("bgnbd", "spend", "horizon", "holdout", "validate", "tracking", "retention")
-    seeds = dict(zip((*names, "compare"), _seeds(options.seed, len(names) + 1), strict=True))
+    seeds = dict(
+        zip((*names, "compare", "calendar"), _seeds(options.seed, len(names) + 2), strict=True)
+    )
     with stage("read", source):
         scan = _scan(transactions, options)
         cal, obs = _period(scan, options)
@@ -867,7 +1058,7 @@ def build_report(
     # which one --model chose
     with stage(f"fit {_family_label(options.model)}", how):
         fits[options.model] = _fit_transaction_model(
-            data.model_rfm, segmented, options, seeds["bgnbd"], quiet, options.model
+            data.transaction_data, segmented, options, seeds["bgnbd"], quiet, options.model
         )
     if options.value_col is not None:
         with stage("fit Gamma-Gamma", how):
