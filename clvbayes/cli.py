@@ -554,7 +554,8 @@ def _config_value(action: argparse.Action, key: str, value: Any, where: str) -> 
     if key == "cac" and isinstance(value, Mapping | int | float) and not isinstance(value, bool):
         return value  # a cost, or costs per segment (checked by _read_cac)
     if key == "covariates" and isinstance(value, list | tuple):
-        value = ",".join(str(v) for v in value)  # a list, as summary.json records it
+        # a list, as summary.json records it (empty: none)
+        return ",".join(str(v) for v in value) or None
     if isinstance(value, dt.date):  # a TOML date
         value = value.isoformat()
     kind = action.type

@@ -1077,7 +1077,15 @@ def build_report(
         with stage("compare", ", ".join(_family_label(n) for n in compared)):
             comparison = _compare(data, fits, compared, skipped, options, seeds["compare"])
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
-        scored = _score(data, fits, options, seeds, progressbar=not quiet)
+        try:
+            scored = _score(data, fits, options, seeds, progressbar=not quiet)
+        except ValueError as error:  # name the file the command line gave
+            if options.calendar_covariates is None or "calendar covariates" not in str(error):
+                raise
+            raise ValueError(
+                f"--calendar-covariates {options.calendar_covariates}: {error} The file must "
+                f"cover the holdout and the --horizon ({options.horizon:g} {options.time_unit})."
+            ) from None
     with stage("analyse", "retention, order value, tiers, lapse, segments"):
         content = _analyse(data, fits, scored, options, seeds, source, arguments, comparison,
                            progressbar=not quiet)  # fmt: skip

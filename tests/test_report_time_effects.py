@@ -1,0 +1,143 @@
+"""The report with calendar-time effects (issue 16): ``--time-effects`` and
+``--calendar-covariates``.
+
+Oracles: the library calls the section is made of (:func:`clvbayes.validate_holdout`'s
+total on the same fit and data decides the sentence; :func:`clvbayes.calendar_multipliers`
+and :func:`clvbayes.period_tracking` give the tables), the log itself (the weekly actual
+counts add up to the repeat purchases of the calibration and holdout), and option errors
+named as the command line names them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clvbayes
+from clvbayes.cli import main
+from clvbayes.datasets import load_cdnow
+from clvbayes.report.pipeline import read_calendar_covariates
+
+COLS = ["--customer-col", "customer_id", "--date-col", "date", "--value-col", "value"]
+PERIOD = ["--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30"]
+FAST = ["--method", "map", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> tuple[Path, Path]:
+    """600 CDNOW-sample customers' transactions and a weekly holiday dummy (the weeks of
+    Christmas and New Year) covering calibration and the 52-week horizon."""
+    tx = load_cdnow("sample")
+    tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:600])]
+    folder = tmp_path_factory.mktemp("time_effects")
+    tx.to_csv(folder / "tx.csv", index=False)
+    weeks = pd.date_range("1997-01-01", periods=95, freq="7D")
+    holiday = ((weeks.month == 12) & (weeks.day >= 18)) | ((weeks.month == 1) & (weeks.day <= 7))
+    pd.DataFrame({"week": weeks.date, "holiday": holiday.astype(int)}).to_csv(
+        folder / "calendar.csv", index=False
+    )
+    return folder / "tx.csv", folder / "calendar.csv"
+
+
+@pytest.fixture(scope="module")
+def report_dir(files, tmp_path_factory) -> Path:
+    tx, calendar = files
+    out = tmp_path_factory.mktemp("out") / "report"
+    extra = ["--time-effects", "--calendar-covariates", str(calendar)]
+    assert main(["report", str(tx), *COLS, *PERIOD, *FAST, *extra, "--out", str(out)]) == 0
+    return out
+
+
+def test_report_shows_multipliers_weekly_tracking_and_the_verdict(report_dir, files):
+    summary = json.loads((report_dir / "summary.json").read_text())
+    section = summary["time_effects"]
+    multipliers = pd.DataFrame(section["multipliers"])
+    periods = pd.DataFrame(section["period_tracking"])
+    # 39 calibration weeks, the holdout's 39 and the horizon's forecast weeks
+    assert multipliers["calibration"].sum() == 39
+    assert len(periods) == 78 and periods["calibration"].sum() == 39
+    assert (multipliers["multiplier_low"] <= multipliers["multiplier_high"]).all()
+    # the weekly actual counts are the log's repeat purchase days (same-day merged)
+    tx = pd.read_csv(files[0])
+    days = tx.drop_duplicates(["customer_id", "date"]).sort_values("date")
+    repeat = days[days.duplicated("customer_id")]
+    assert periods["actual"].sum() == len(repeat[repeat["date"] <= "1998-06-30"])
+    # the sentence agrees with the holdout table of the same report
+    totals = pd.DataFrame(summary["validation"]["totals"]).set_index("quantity")
+    inside = bool(totals.loc["purchases", "in_interval"])
+    assert section["holdout_total_inside"] is inside
+    where = "inside" if inside else "(below|above)"
+    assert re.search(rf"{int(totals.loc['purchases', 'actual']):,}, is {where} the 90%",
+                     section["verdict"])  # fmt: skip
+    page = (report_dir / "index.html").read_text()
+    assert 'id="calendar"' in page and section["verdict"].split(",")[0] in page
+    assert page.count("data:image/png;base64") >= 2
+    assert summary["arguments"]["time_effects"] is True
+
+
+def test_report_fits_the_time_effect_model_with_the_calendar_covariate(report_dir):
+    fit = clvbayes.load(report_dir / "posterior.nc")["bgnbd"]
+    assert fit.calendar is not None
+    assert fit.calendar.covariate_names == ("holiday",)
+    assert "calendar_coefficient" in fit.posterior
+
+
+def test_config_from_summary_json_rebuilds_the_same_customers(report_dir, tmp_path):
+    again = tmp_path / "again"
+    config = str(report_dir / "summary.json")
+    assert main(["report", "--config", config, "--out", str(again)]) == 0
+    first = pd.read_csv(report_dir / "customers.csv")
+    second = pd.read_csv(again / "customers.csv")
+    pd.testing.assert_frame_equal(first, second)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--time-effects", "--model", "pareto-nbd"], "--model bgnbd or mbgnbd"),
+        (["--calendar-covariates", "{calendar}"], "--calendar-covariates needs --time-effects"),
+        (["--time-effects", "--segment-col", "value"], "together with --segment-col"),
+        (["--time-effects", "--time-unit", "M"], "needs --time-unit W or D"),
+        (["--time-effects", "--calendar-covariates", "{missing}"], "no such file"),
+        (["--time-effects", "--calendar-covariates", "{text}"], r"\['kind'\] are not numeric"),
+    ],
+)
+def test_bad_time_effect_options_exit_2_with_one_line(files, tmp_path, capsys, extra, message):
+    tx, calendar = files
+    text = tmp_path / "text.csv"
+    pd.read_csv(calendar).assign(kind="x").to_csv(text, index=False)
+    names = {"calendar": calendar, "missing": tmp_path / "nope.csv", "text": text}
+    extra = [e.format(**names) for e in extra]
+    out = tmp_path / "report"
+    assert main(["report", str(tx), *COLS, *PERIOD, *FAST, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_calendar_covariates_too_short_for_the_horizon_are_named(files, tmp_path, capsys):
+    tx, calendar = files
+    short = tmp_path / "short.csv"
+    pd.read_csv(calendar).iloc[:60].to_csv(short, index=False)
+    extra = ["--time-effects", "--calendar-covariates", str(short)]
+    out = tmp_path / "report"
+    assert main(["report", str(tx), *COLS, *PERIOD, *FAST, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"clvbayes: error: --calendar-covariates {short}: ")
+    assert re.search(r"missing for \d+ period\(s\) starting 1998-02-25", err), err
+
+
+def test_calendar_covariates_file_is_read_as_periods(files, tmp_path):
+    table = read_calendar_covariates(files[1])
+    assert isinstance(table.index, pd.DatetimeIndex) and list(table.columns) == ["holiday"]
+    assert table["holiday"].sum() == np.sum(pd.read_csv(files[1])["holiday"])
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"week": ["soon"], "holiday": [1]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="must hold each period's start date"):
+        read_calendar_covariates(bad)
