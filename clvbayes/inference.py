@@ -326,6 +326,8 @@ def _nuts(
 
         if compiled is None:
             compiled = compile_nutpie(model)
+        if interrupts:  # Ctrl-C while compiling: numba's callbacks may have swallowed it
+            raise KeyboardInterrupt("NUTS was interrupted while compiling")
         kwargs = {} if target_accept is None else {"target_accept": target_accept}
         running = nutpie.sample(
             compiled,
