@@ -277,7 +277,7 @@ class FittedModel:
 
     def _summary_names(self) -> list[str]:
         """The posterior's parameters for :meth:`summary` (the per-period time effects
-        have their own table, :func:`clvbayes.time_effects`)."""
+        have their own table, :func:`clvbayes.calendar_multipliers`)."""
         names = [v for v in self.spec.posterior_names() if v in self.posterior]
         return [v for v in names if v != "time_effect"]
 
