@@ -25,6 +25,7 @@ with ``n_j`` the counts and ``N = Σ n_j`` customers; the standard error of a di
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ __all__ = [
     "compare",
     "compare_html",
     "comparison_table",
+    "customer_fingerprint",
     "holdout_comparison",
     "loo",
 ]
@@ -273,6 +275,20 @@ def _stacking_weights(elpd_rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.exp(z - np.logaddexp.reduce(z))
 
 
+def customer_fingerprint(fitted: FittedModel) -> str:
+    """SHA-256 (first 16 hex digits) of the family's data columns per customer, in the
+    customers' order: equal for fits to the same customers whatever else their unique
+    rows hold (segments, covariates), unlike ``fitted.fingerprint``."""
+    if fitted.data is None:
+        return fitted.fingerprint
+    h = hashlib.sha256()
+    for column in fitted.spec.columns:
+        h.update(column.encode())
+        values = fitted.data.expand(np.asarray(fitted.data[column], dtype=np.float64))
+        h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()[:16]
+
+
 def compare(
     models: Mapping[str, FittedModel], *, k_threshold: float = K_THRESHOLD
 ) -> CompareResult:
@@ -281,8 +297,10 @@ def compare(
     Parameters
     ----------
     models : mapping of str to FittedModel
-        Models fitted to the same customers (same ``fingerprint``): e.g. BG/NBD,
-        MBG/NBD and Pareto/NBD on one RFM table, or Gamma-Gamma variants on theirs.
+        Models fitted to the same customers (same :func:`customer_fingerprint`): e.g.
+        BG/NBD, MBG/NBD and Pareto/NBD on one RFM table, with or without segments or
+        covariates, or Gamma-Gamma variants on theirs. Models whose unique rows differ
+        are compared customer by customer.
     k_threshold : float
         Pareto k above which a customer's LOO estimate is deemed unreliable.
 
@@ -298,18 +316,22 @@ def compare(
     if not models:
         raise ValueError("compare: give at least one fitted model.")
     names = list(models)
-    prints = {n: models[n].fingerprint for n in names}
-    if len(set(prints.values())) > 1:
+    same_rows = len({models[n].fingerprint for n in names}) == 1
+    prints = {n: customer_fingerprint(models[n]) for n in names}
+    if not same_rows and len(set(prints.values())) > 1:
         raise ValueError(
-            "compare: models were fitted to different customers or columns, so their "
+            "compare: models were fitted to different customers or data, so their "
             f"LOO values are not comparable (fingerprints: {prints}). Fit all models "
             "to the same RFM table (the Gamma-Gamma model is compared only with "
             "other spend models)."
         )
     results = {n: loo(models[n]) for n in names}
-    if len({len(r.elpd_row) for r in results.values()}) > 1 or any(
-        models[n].calendar is not None for n in names
-    ):  # different groupings of customers: compare customer by customer
+    if (
+        not same_rows
+        or len({len(r.elpd_row) for r in results.values()}) > 1
+        or any(models[n].calendar is not None for n in names)
+    ):  # different groupings of customers (segments, covariates, calendar time):
+        # compare customer by customer
         results = {n: r.customers() for n, r in results.items()}
     counts = results[names[0]].counts
     order = sorted(names, key=lambda n: -results[n].elpd)

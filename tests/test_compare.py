@@ -97,3 +97,23 @@ def test_loo_of_a_map_fit_is_a_clear_error(small_rfm):
     fitted = BGNBD().fit(small_rfm, method="map")
     with pytest.raises(ValueError, match="posterior draws"):
         loo(fitted)
+
+
+@pytest.mark.slow
+def test_compare_models_with_and_without_covariates_customer_by_customer(fits, small_rfm):
+    # a covariate joins the unique-row key, so the rows differ from the plain fit's: the
+    # models are still fitted to the same customers and compare customer by customer
+    flagged = small_rfm.assign(flag=(np.arange(len(small_rfm)) % 3 == 0).astype(float))
+    with_covariate = _fit(BGNBD(purchase_covariates=["flag"]), flagged, 7)
+    assert with_covariate.fingerprint != fits["BGNBD"].fingerprint
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = compare({"plain": fits["BGNBD"], "covariate": with_covariate})
+        table = result.table
+        for name, fitted in (("plain", fits["BGNBD"]), ("covariate", with_covariate)):
+            assert table.loc[name, "elpd_loo"] == pytest.approx(loo(fitted).elpd, rel=1e-10)
+    a = result.loo["plain"].elpd_row
+    b = result.loo["covariate"].elpd_row
+    assert a.size == b.size == len(small_rfm)  # customer by customer
+    best, other = (a, b) if table.index[0] == "plain" else (b, a)
+    assert table["elpd_diff"].iloc[1] == pytest.approx((best - other).sum(), rel=1e-10)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pymc_extras.prior import Prior
 
 from clvbayes.data.compress import compress
 from clvbayes.math import bgnbd, gamma_gamma, mbgnbd, pareto_nbd
@@ -318,6 +319,22 @@ def test_flat_priors_give_flat_coefficients():
     assert priors["purchase_coefficient"].distribution == "Flat"
 
 
+@pytest.mark.parametrize(
+    "prior", [Prior("Flat"), Prior("Normal", mu=0.0, sigma=0.5), Prior("StudentT", nu=3)]
+)
+def test_coefficient_priors_may_be_negative(prior):
+    # a coefficient lives on the whole line: the prior-support check must not reject
+    # FLAT_PRIORS (maximum likelihood) or a user's Normal prior on it
+    spec = ParetoNBD(
+        priors={"purchase_coefficient": prior, "dropout_coefficient": prior},
+        purchase_covariates=COLUMNS,
+        dropout_covariates=COLUMNS,
+    )
+    assert spec.priors["purchase_coefficient"].distribution == prior.distribution
+    with pytest.raises(ValueError, match="must be positive"):
+        ParetoNBD(priors={"r": Prior("Normal", mu=0.0, sigma=1.0)})
+
+
 # --- compression, segments, storage -------------------------------------------------------
 
 
@@ -396,6 +413,22 @@ def test_predictions_use_each_customers_own_covariates(map_fit, rfm):
     swapped = rfm.assign(gender=1.0 - rfm["gender"])
     other = clvbayes.p_alive(map_fit, swapped).to_numpy().ravel()
     assert not np.allclose(other, want)
+
+
+def test_pareto_p_alive_with_per_customer_parameters_is_each_customers_own(rfm):
+    # scoring passes draws x customers parameters (covariates) against 1-d columns with
+    # repeated values: the per-level shortcut must not mix customers of one level
+    data = (rfm["frequency"].to_numpy(), rfm["recency"].to_numpy(), rfm["T"].to_numpy())
+    rng = np.random.default_rng(3)
+    alpha = 8.0 * np.exp(rng.normal(0, 0.5, (2, len(rfm))))
+    beta = 12.0 * np.exp(rng.normal(0, 0.5, (2, len(rfm))))
+    got = pareto_nbd.p_alive(0.6, alpha, 0.8, beta, *data)
+    want = [
+        [pareto_nbd.p_alive(0.6, alpha[d, i], 0.8, beta[d, i], *(c[i] for c in data))
+         for i in range(len(rfm))]
+        for d in range(2)
+    ]  # fmt: skip
+    np.testing.assert_allclose(got, np.array(want, dtype=float), rtol=1e-10)
 
 
 def test_prediction_needs_the_covariate_columns(map_fit, rfm):

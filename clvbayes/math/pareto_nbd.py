@@ -54,7 +54,15 @@ from scipy import special as sp
 from clvbayes.math.clv import discounted_expectation, discounted_residual
 from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import TransactionFamily, check_counts, register
-from clvbayes.math.ops import Factor, LogLikTerms, is_tensor, ops_for, per_level, values_of
+from clvbayes.math.ops import (
+    Factor,
+    LogLikTerms,
+    is_tensor,
+    ops_for,
+    per_level,
+    shared_by_customers,
+    values_of,
+)
 from clvbayes.math.processes import FuturePurchases, generator, simulate_future_purchases
 
 __all__ = [
@@ -355,7 +363,10 @@ def p_alive(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> 
 
     args = (r, alpha, s, beta)
     if not any(is_tensor(a) for a in args) and not is_tensor(values_of(x)):
-        if max(np.ndim(values_of(v)) for v in (x, t_x, T)) == 1:  # else: plain broadcasting
+        # the logs once per distinct x, t_x, T; not with per-customer parameters
+        # (covariates), whose terms differ between customers of one level
+        one_d = max(np.ndim(values_of(v)) for v in (x, t_x, T)) == 1
+        if one_d and shared_by_customers(*args):  # else: plain broadcasting
             x, t_x, T = (Factor.of(v) if not isinstance(v, Factor) else v for v in (x, t_x, T))
         return _numpy_chunked(fn, args, x, t_x, T)
     return fn(r, alpha, s, beta, x, t_x, T)
