@@ -26,6 +26,12 @@ select, compress) and builds the PyMC model; this module runs the inference, che
 convergence (:mod:`clvbayes.diagnostics`) and returns a new
 :class:`~clvbayes.models.fitted.FittedModel`. :func:`fit_many` fits one spec to many data
 sets and compiles the model once (:mod:`clvbayes.models.shared_data`).
+
+Compilation for nutpie is cached (:mod:`clvbayes.models.compiled`): NUTS models are built
+with the data as inputs, so a second fit of the same spec to data of the same structure
+in a process reuses the compiled model with its data swapped in, and a fresh process
+loads the machine code from the disk cache instead of compiling (``$CLVBAYES_CACHE_DIR``;
+:func:`clvbayes.models.compiled.clear_cache`). The draws are the same either way.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import xarray as xr
 
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.diagnostics import diagnose, warn_problems
+from clvbayes.models.compiled import compile_model
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE, centered_mask
 from clvbayes.models.shared_data import SharedRFM, structure
@@ -49,6 +56,7 @@ from clvbayes.models.shared_data import SharedRFM, structure
 __all__ = [
     "METHODS",
     "InferenceResult",
+    "build_compiled",
     "compile_nutpie",
     "fit",
     "fit_many",
@@ -104,17 +112,14 @@ def uses_nutpie(sampler: str) -> bool:
 
 
 def compile_nutpie(model: pm.Model) -> Any:
-    """The model compiled for nutpie (numba backend, IEEE arithmetic).
+    """The model compiled for nutpie (numba backend, IEEE arithmetic), through the
+    compile cache (:func:`clvbayes.models.compiled.compile_model`).
 
     With fast-math, a kernel compiled fresh (and inlined) and the same kernel loaded from
     numba's cache can differ in the last bits, so the same seed gave different draws on a
     new machine; without it the draws are identical.
     """
-    import nutpie
-    from pytensor import config as pytensor_config
-
-    with pytensor_config.change_flags(numba__fastmath=False):
-        return nutpie.compile_pymc_model(model, backend="numba")
+    return compile_model(model)[0]
 
 
 def _nuts(
@@ -322,7 +327,31 @@ def fit(
     data = spec.prepare(rfm)
     settings = {"method": method, "draws": draws, "tune": tune, "chains": chains}
     settings.update(seed=seed, progressbar=progressbar, **inference_kwargs)
+    if method == "nuts" and uses_nutpie(inference_kwargs.get("sampler", "auto")):
+        model, compiled, source = build_compiled(spec, data)
+        return _fit_built(spec, data, model, compiled=compiled, compiled_from=source, **settings)
     return _fit_built(spec, data, spec.build(data), **settings)
+
+
+def build_compiled(spec: Any, data: CompressedRFM) -> tuple[pm.Model, Any, str]:
+    """``spec``'s model on ``data``, compiled for nutpie through the compile cache.
+
+    Families whose graph depends on the data only through arrays
+    (``spec.reusable_compilation``) are built with the data as inputs
+    (:class:`~clvbayes.models.shared_data.SharedRFM`), so any data of the same structure
+    reuse the compiled model; the others on constants (their cache entries are then
+    per data set).
+
+    Returns
+    -------
+    model : pymc.Model
+    compiled : nutpie's compiled model, with ``data``
+    source : {"memory", "disk", "compiled"}
+        Where the compiled model came from (:func:`clvbayes.models.compiled.compile_model`).
+    """
+    model = spec.build(SharedRFM(data) if spec.reusable_compilation else data)
+    compiled, source = compile_model(model)
+    return model, compiled, source
 
 
 def fit_many(
@@ -387,7 +416,7 @@ def fit_many(
         if program is None or program[0] != key:
             shared = SharedRFM(data)
             model = spec.build(shared)
-            program = (key, shared, model, compile_nutpie(model))
+            program = (key, shared, model, compile_model(model)[0])
             compiled = program[3]
         else:
             known = {v.name for v in program[3].shared_var_keys}
@@ -419,12 +448,14 @@ def _fit_built(
     seed: int | None = None,
     progressbar: bool = True,
     compiled: Any = None,
+    compiled_from: str | None = None,
     **inference_kwargs: Any,
 ) -> FittedModel:
     """Inference on ``model`` (built on ``data``), diagnosis, the fitted object.
 
     ``compiled``: ``model`` compiled for nutpie with ``data`` swapped in (the model was
-    built on :class:`~clvbayes.models.shared_data.SharedRFM`)."""
+    built on :class:`~clvbayes.models.shared_data.SharedRFM`); ``compiled_from``: where
+    :func:`build_compiled` found it (recorded in the settings)."""
     if spec.partially_pooled and method == "nuts":
         inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
     if tune is None:
@@ -449,7 +480,11 @@ def _fit_built(
     if method == "nuts":
         problems = diagnose(idata, names).problems
         warn_problems(problems, spec.kind)
-    settings = {**result.settings, **({"shared_inputs": True} if compiled is not None else {})}
+    settings = dict(result.settings)
+    if compiled_from is not None:
+        settings["compiled_from"] = compiled_from
+    elif compiled is not None:
+        settings["shared_inputs"] = True
     return FittedModel(
         spec=spec,
         idata=idata,

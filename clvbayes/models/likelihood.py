@@ -15,6 +15,7 @@ from typing import Any
 import pymc as pm
 
 from clvbayes.models.hierarchy import by_segment, sum_by_segment
+from clvbayes.models.shared_data import SharedRFM
 
 __all__ = ["build_model", "population_terms", "row_loglik", "weighted_loglik"]
 
@@ -74,5 +75,8 @@ def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:
                 dims = "segment" if getattr(params[name], "ndim", 0) else None
                 params[name] = pm.Deterministic(name, params[name], dims=dims)
         if likelihood:
-            pm.Potential("loglik", weighted_loglik(spec, params, data))
+            loglik = weighted_loglik(spec, params, data)
+            if isinstance(data, SharedRFM):  # data-only parts become inputs, as constants fold
+                loglik = data.hoist(loglik)
+            pm.Potential("loglik", loglik)
     return model
