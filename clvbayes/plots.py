@@ -410,7 +410,7 @@ def plot_conditional_expectations(by_frequency: pd.DataFrame, *, ax: Any = None)
     Parameters
     ----------
     by_frequency : DataFrame
-        :attr:`clvbayes.compare.HoldoutComparison.by_frequency` (columns
+        :attr:`clvbayes.comparison.HoldoutComparison.by_frequency` (columns
         ``calibration_frequency, actual, predicted, predicted_low, predicted_high, model``)
         or one model's :func:`clvbayes.predict.holdout.conditional_expectations` (reset index).
     ax : matplotlib Axes, optional

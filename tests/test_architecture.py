@@ -40,7 +40,7 @@ LAYERS = {
     "inference": 2,
     "predict": 3,
     "ppc": 3,
-    "compare": 3,
+    "comparison": 3,
     "analyses": 4,
     "segments": 4,
     "scale": 4,

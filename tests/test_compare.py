@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from clvbayes.compare import compare, loo
+from clvbayes.comparison import compare, loo
 from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.models import BGNBD, MBGNBD, GammaGamma
 from clvbayes.models.pareto_nbd import ParetoNBD

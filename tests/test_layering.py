@@ -42,7 +42,7 @@ ABOVE_DATA = (
     "clvbayes.predict",
     "clvbayes.simulate",
     "clvbayes.ppc",
-    "clvbayes.compare",
+    "clvbayes.comparison",
     "clvbayes.validation",
     "clvbayes.segments",
     "clvbayes.scale",

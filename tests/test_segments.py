@@ -16,7 +16,7 @@ import xarray as xr
 
 import clvbayes
 from clvbayes.analyses import average_order_value, retention_curve
-from clvbayes.compare import compare
+from clvbayes.comparison import compare
 from clvbayes.data.compress import SEGMENT
 from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.math import bgnbd, gamma_gamma

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from clvbayes.compare import CompareResult, RowLoo, comparison_table, holdout_comparison
+from clvbayes.comparison import CompareResult, RowLoo, comparison_table, holdout_comparison
 from clvbayes.math import mbgnbd
 from clvbayes.models import BGNBD, MBGNBD, FittedModel, ParetoNBD
 from clvbayes.ppc import predictive_histogram_check, tracking_curve

@@ -55,8 +55,9 @@ class ModelSpec:
     Class attributes
     ----------------
     family : Family
-        The model family (:mod:`clvbayes.math.family`); ``kind``, ``params`` and
-        ``columns`` are read from it.
+        The model family (:mod:`clvbayes.math.family`); ``kind``, ``params``,
+        ``columns``, ``supports_segments``, ``segment_links`` and
+        ``reusable_compilation`` are read from it when the subclass is defined.
     default_priors, prior_names, prior_alternatives
         Default priors, every prior name accepted, and groups of names that replace
         others together (e.g. ``a, b`` for ``phi_dropout, kappa_dropout``).
@@ -70,6 +71,12 @@ class ModelSpec:
     kind: ClassVar[str]
     params: ClassVar[tuple[str, ...]]
     columns: ClassVar[tuple[str, ...]]
+    #: whether ``segments=`` is supported (the family has a reparametrisation)
+    supports_segments: ClassVar[bool]
+    #: link scale of each quantity partial pooling works on (empty if none)
+    segment_links: ClassVar[Mapping[str, str]]
+    #: whether one compiled model can take new data (:func:`clvbayes.inference.fit_many`)
+    reusable_compilation: ClassVar[bool]
     default_priors: ClassVar[Mapping[str, Prior]]
     prior_names: ClassVar[frozenset[str]]
     prior_alternatives: ClassVar[Mapping[frozenset[str], frozenset[str]]] = {}
@@ -79,11 +86,11 @@ class ModelSpec:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "family" in cls.__dict__:
-            cls.kind, cls.params, cls.columns = (
-                cls.family.kind,
-                cls.family.params,
-                cls.family.columns,
-            )
+            family, reparam = cls.family, cls.family.reparametrisation
+            cls.kind, cls.params, cls.columns = family.kind, family.params, family.columns
+            cls.supports_segments = reparam is not None
+            cls.segment_links = {} if reparam is None else dict(reparam.links)
+            cls.reusable_compilation = family.reusable_compilation
             register_spec(cls)
 
     def __init__(
@@ -118,22 +125,6 @@ class ModelSpec:
         return f"{type(self).__name__}(priors={dict(self._priors)!r}{options})"
 
     # --- what the options mean ------------------------------------------------------------
-    @property
-    def supports_segments(self) -> bool:
-        """Whether ``segments=`` is supported (the family has a reparametrisation)."""
-        return self.family.reparametrisation is not None
-
-    @property
-    def segment_links(self) -> Mapping[str, str]:
-        """Link scale of each quantity partial pooling works on (empty if none)."""
-        reparam = self.family.reparametrisation
-        return {} if reparam is None else reparam.links
-
-    @property
-    def reusable_compilation(self) -> bool:
-        """Whether one compiled model can take new data (:func:`clvbayes.inference.fit_many`)."""
-        return self.family.reusable_compilation
-
     def options(self) -> dict[str, Any]:
         """Constructor options besides the priors (``{}`` for an unsegmented spec)."""
         if self.segments is None:

@@ -60,7 +60,7 @@ HOLDOUT_COLUMNS = ("holdout_frequency", "holdout_duration")
 
 HOLDOUT_DRAWS = 500
 """Predictive draws per customer of :func:`predict_holdout` and
-:func:`clvbayes.compare.holdout_comparison` unless ``n_draws`` or ``options`` say otherwise."""
+:func:`clvbayes.comparison.holdout_comparison` unless ``n_draws`` or ``options`` say otherwise."""
 
 
 @dataclass(frozen=True, eq=False)
