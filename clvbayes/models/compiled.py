@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ _OFF = {"off", "0", "false", "no", "none"}
 _FORMAT = 1  # bump when the entry layout changes
 _MAGIC = b"clvbayes-nutpie-cache\n"
 _LIBRARIES = ("numpy", "numba", "llvmlite", "pytensor", "pymc", "nutpie")
-_MEMORY: dict[str, _Entry] = {}
+_MEMORY: OrderedDict[str, _Entry] = OrderedDict()
+_MEMORY_SIZE = 64  # compiled models kept in the process (least recently used dropped)
 _LOCK = threading.Lock()
 
 
@@ -415,7 +417,7 @@ def _load(root: Path, key: str) -> _Entry | None:
         return None
     try:
         return _decode(blob, key)
-    except Exception:  # noqa: BLE001  (any damage: recompile)
+    except Exception:  # any damage: recompile
         path.unlink(missing_ok=True)
         return None
 
@@ -429,7 +431,7 @@ def _decode(blob: bytes, key: str) -> _Entry:
     checksum, _, payload = blob[len(_MAGIC) :].partition(b"\n")
     if hashlib.sha256(payload).hexdigest().encode() != checksum:
         raise ValueError("checksum mismatch")
-    data = pickle.loads(payload)  # noqa: S301  (our own cache directory, see the docstring)
+    data = pickle.loads(payload)  # our own cache directory (see the module docstring)
     if data["key"] != key or data["versions"] != _versions():
         raise ValueError("stale entry")
     context = cpu_target.target_context
@@ -480,4 +482,7 @@ def compile_model(model: Any) -> tuple[Any, str]:
             _store(root, key, entry)
     with _LOCK:
         _MEMORY[key] = entry
+        _MEMORY.move_to_end(key)
+        while len(_MEMORY) > _MEMORY_SIZE:
+            _MEMORY.popitem(last=False)
     return _assemble(entry, model), source
