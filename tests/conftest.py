@@ -48,3 +48,24 @@ def cdnow_summary_csv() -> pd.DataFrame:
 def small_rfm(cdnow_summary_csv: pd.DataFrame) -> pd.DataFrame:
     """400 CDNOW-sample customers: enough for a quick, well-identified fit."""
     return cdnow_summary_csv.iloc[:400].reset_index(drop=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled models of this test session go to a temporary cache (shared with the
+    session's subprocesses and xdist workers), not the user's, unless
+    ``CLVBAYES_CACHE_DIR`` is set already."""
+    import os
+    import tempfile
+
+    if "CLVBAYES_CACHE_DIR" not in os.environ:
+        path = tempfile.mkdtemp(prefix="clvbayes-test-cache-")
+        os.environ["CLVBAYES_CACHE_DIR"] = path
+        config._clvbayes_cache = path  # removed by this process only
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    path = getattr(config, "_clvbayes_cache", None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)

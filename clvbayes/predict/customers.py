@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvbayes.math.kernels import stream_key
 from clvbayes.models.fitted import FittedModel, check_fitted
 from clvbayes.predict.options import PredictOptions
 from clvbayes.predict.result import Result
@@ -146,8 +147,10 @@ def predict_customers(
         A fitted :class:`~clvbayes.models.GammaGamma`. Without it, only P(alive) and
         purchases are predicted (no CLV, threshold or rank columns).
     seed : int or SeedSequence, optional
-        Seed of the simulation. The same seed, data and chunking (``chunk_customers``
-        / ``memory_limit_mb``) give identical output.
+        Seed of the simulation. The same seed and data give identical output, whatever
+        ``n_jobs``, ``chunk_customers`` and ``memory_limit_mb``: every (draw, customer)
+        element draws from its own random stream, keyed by the seed, the draw's index and
+        the customer's row in ``rfm`` (:mod:`clvbayes.math.kernels`).
     options : PredictOptions, optional
         Discounting, margin, thresholds, top shares, ranks, ``ci_prob``, ``n_draws``,
         memory cap, chunking and threads (:class:`~clvbayes.predict.options.PredictOptions`
@@ -215,22 +218,20 @@ def predict_customers(
         "nodes": opts.discount_nodes,
         "family": family,
         "block_draws": block_draws,
-        # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
-        # each thread's share of the cap
-        "max_block_elements": int(max(4096, opts.memory_limit_mb / jobs * 2**20 // 640)),
+        # every (draw, customer) element has its own random stream, keyed by this seed,
+        # its draw index and the customer's row: the same for any chunking or n_jobs
+        "seed": stream_key(seed),
     }
     names = [k for k in DRAW_VARIABLES if k != "clv" or spend is not None]
     kept = {k: np.empty((n_samples, n), dtype=DTYPES[k]) for k in names if k in keep}
     order = row_order(customers)
     starts = range(0, n, size)
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
     def score(i: int) -> tuple[int, np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
-        """Chunk ``i``: its draws and summary rows, with its own random stream."""
+        """Chunk ``i``: its draws and summary rows."""
         part = order[starts[i] : starts[i] + size]
         chunk = customers.take(part)
-        stream = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i))
-        draws = score_chunk(theta, spend, chunk, rng=np.random.default_rng(stream), **settings)
+        draws = score_chunk(theta, spend, chunk, **settings)
         return starts[i], part, draws, _summary_rows(draws, chunk, part, opts)
 
     summary = _run(score, len(starts), jobs, kept, clv_all, stream_to, coords)
@@ -248,8 +249,8 @@ def _summary_rows(
 ) -> pd.DataFrame:
     """A chunk's summary rows (indexed by the customers' positions)."""
     extra = None
-    if "clv_conditional" in draws:
-        extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
+    if "clv_conditional_mean" in draws:
+        extra = {"clv_conditional_mean": draws.pop("clv_conditional_mean")}
     columns = {"customer_id": chunk.ids}
     columns.update(
         customer_columns(draws, thresholds=opts.thresholds, ci_prob=opts.ci_prob, extra=extra)

@@ -14,7 +14,6 @@ are computed about once per distinct row and draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +21,8 @@ import numpy as np
 import pandas as pd
 
 from clvbayes.data.validate import check_rfm
-from clvbayes.math import gamma_gamma
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
-from clvbayes.math.processes import FuturePurchases
 from clvbayes.models.fitted import FittedModel
 
 __all__ = [
@@ -64,6 +61,7 @@ class Customers:
     horizon: np.ndarray
     segment: np.ndarray  # segment code of the transaction fit (0 if unsegmented)
     spend_segment: np.ndarray  # segment code of the spend fit (0 if unsegmented)
+    position: np.ndarray  # row in the caller's table: the customer's random-stream key
 
     def __len__(self) -> int:
         return self.x.size
@@ -116,7 +114,10 @@ def read_customers(
     z = values.get("monetary_value", np.zeros(n))
     informed = (x > 0) & (z > 0)
     segment, spend_segment = _segment_codes(fit, rfm, n), _segment_codes(spend_fit, rfm, n)
-    return Customers(ids, x, values["recency"], values["T"], z, informed, h, segment, spend_segment)
+    position = np.arange(n, dtype=np.int64)
+    return Customers(
+        ids, x, values["recency"], values["T"], z, informed, h, segment, spend_segment, position
+    )
 
 
 def population_draws(
@@ -170,14 +171,21 @@ def _block(
     spend: dict[str, np.ndarray] | None,
     c: Customers,
     *,
+    draws: np.ndarray,
+    seed: int,
     delta: float,
     margin: float,
-    rng: np.random.Generator,
     nodes: int | None,
-    max_block_elements: int,
     family: TransactionFamily,
+    clock: tuple[np.ndarray, np.ndarray] | None = None,
+    conditional: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """All draws-level quantities for a block of draws (rows) and customers (columns)."""
+    """All draws-level quantities for a block of draws (rows) and customers (columns).
+
+    ``draws`` are the block's draw indices among all posterior draws used and ``seed`` the
+    stream seed (:func:`clvbayes.math.kernels.stream_key`): with the customers' positions
+    they key each element's random stream (:func:`simulate_future`). With a spend fit
+    each draw's conditional-mean CLV is added to ``conditional`` (one sum per customer)."""
     rows, inv = unique_rows(c)
     codes = rows["s"].astype(np.int64)  # each row's segment's parameters
     params = tuple(take_segments(v, codes, 1) for v in family.values(theta))
@@ -185,36 +193,26 @@ def _block(
     alive_rows = family.p_alive(*params, *data)
     expected = family.expected_purchases(*params, *data, rows["h"], alive=alive_rows)
     out = {"p_alive": alive_rows[:, inv], "expected_purchases": expected[:, inv]}
-    shape = out["p_alive"].shape
-    horizon = np.broadcast_to(c.horizon, shape)
-    simulate = {"max_block_elements": max_block_elements}
-    if spend is None:
-        future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate)
-        out["purchases"] = future.count
-        return out
-    p, q, v = (take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v"))
-    x_spend = np.where(c.spend_informed, c.x, 0.0)
-    z_spend = np.where(c.spend_informed, c.z, 0.0)
-    nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
-    simulate.update(discount_rate=delta, value_shape=p)
-    future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate)
-    out["purchases"] = future.count
-    # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
-    # drawn (independently of the purchases) only where something was bought
-    buyers = np.nonzero(future.count)
-    shape_b, rate_b = (np.broadcast_to(w, shape)[buyers] for w in (nu_shape, nu_rate))
-    clv = np.zeros(shape)
-    clv[buyers] = margin * future.value[buyers] / rng.gamma(shape_b, 1.0 / rate_b)
-    out["clv"] = clv
-    if delta == 0:
-        discounted = out["expected_purchases"]
-    else:
-        discounted = family.expected_discounted_purchases(
-            *params, *data, rows["h"], delta, nodes=nodes, alive=alive_rows
-        )[:, inv]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
-    out["clv_conditional"] = margin * discounted * np.where(nu_shape > 1, spend_mean, np.nan)
+    simulate = {"seed": seed, "discount_rate": delta, "margin": margin, "clock": clock}
+    if spend is not None:
+        if delta == 0:
+            discounted = expected
+        else:
+            discounted = family.expected_discounted_purchases(
+                *params, *data, rows["h"], delta, nodes=nodes, alive=alive_rows
+            )
+        simulate.update(
+            spend=tuple(take_segments(spend[k], c.spend_segment, 1) for k in ("p", "q", "v")),
+            spend_x=np.where(c.spend_informed, c.x, 0.0),
+            spend_z=np.where(c.spend_informed, c.z, 0.0),
+            discounted=discounted,
+            conditional=conditional,
+        )
+    out["purchases"], clv = simulate_future(
+        family, params, data, alive_rows, inv, c, draws, simulate
+    )
+    if clv is not None:
+        out["clv"] = clv
     return out
 
 
@@ -223,7 +221,6 @@ DTYPES = {
     "expected_purchases": np.float32,
     "purchases": np.int32,
     "clv": np.float32,
-    "clv_conditional": np.float64,
 }
 
 
@@ -233,23 +230,37 @@ def score_chunk(
     c: Customers,
     *,
     block_draws: int,
+    clock: tuple[np.ndarray, np.ndarray] | None = None,
     **options: Any,
 ) -> dict[str, np.ndarray]:
-    """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block."""
+    """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block,
+    and with a spend fit ``clv_conditional_mean`` (one value per customer).
+
+    ``clock``: optional per-draw calendar clock, knot arrays ``(sample, K)`` (or ``(1,
+    K)`` for one clock), see :func:`clvbayes.math.kernels.simulate_alive_future`."""
     n_samples = next(iter(theta.values())).shape[0]
     out: dict[str, np.ndarray] = {}
+    conditional = None if spend is None else np.zeros(len(c))
     for start in range(0, n_samples, block_draws):
         part = slice(start, start + block_draws)
+        block_clock = None
+        if clock is not None:
+            block_clock = tuple(k[part] if len(k) == n_samples else k for k in clock)
         block = _block(
             {k: v[part] for k, v in theta.items()},
             None if spend is None else {k: v[part] for k, v in spend.items()},
             c,
+            draws=np.arange(start, min(start + block_draws, n_samples)),
+            clock=block_clock,
+            conditional=conditional,
             **options,
         )
         for name, values in block.items():
             if name not in out:
                 out[name] = np.empty((n_samples, len(c)), dtype=DTYPES[name])
             out[name][part] = values
+    if conditional is not None:
+        out["clv_conditional_mean"] = conditional / n_samples
     return out
 
 
@@ -271,73 +282,34 @@ def simulate_future(
     data: tuple[np.ndarray, np.ndarray, np.ndarray],
     alive: np.ndarray,
     inverse: np.ndarray,
-    horizon: np.ndarray,
-    rng: np.random.Generator,
+    customers: Customers,
+    draws: np.ndarray,
     options: dict[str, Any],
-) -> FuturePurchases:
-    """Simulated future purchases of every ``(draw, customer)`` element.
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Simulated future purchases (and CLV) of every ``(draw, customer)`` element.
 
-    Flips each element's alive coin (weight ``P(alive)`` of its unique row), draws the
-    alive elements' latent state from the family's conditional posterior
-    (``customer_posterior`` + ``sample_alive_state``) and simulates their window with the
-    family's process (``simulate_future``); ``alive`` and ``data`` are per unique row,
-    ``inverse`` maps customers to rows, ``horizon`` is shaped ``(draws, customers)``;
-    ``options`` go to the simulator (``discount_rate``, ``max_block_elements`` and
-    ``value_shape``: with it each purchase is worth a ``Gamma(value_shape, 1)`` draw, so
-    the caller scales the returned value by the customer's ``1/ν``).
+    Each element flips its alive coin (weight ``P(alive)`` of its unique row), draws the
+    alive branch's latent state from the family's conditional posterior
+    (``alive_process``) and simulates its window
+    (:func:`clvbayes.math.kernels.simulate_alive_future`, one random stream per element
+    keyed by the seed, its draw index and the customer's position, so no result depends
+    on chunking or threads); ``alive`` and ``data`` are per unique row, ``inverse`` maps
+    customers to rows; ``options`` go to the kernel (``seed``, ``discount_rate``,
+    ``margin``, ``clock`` and, with a spend fit, ``spend``, ``spend_x``, ``spend_z``,
+    ``discounted``, ``conditional``).
+
+    Returns
+    -------
+    count : ndarray of int32, (draw, customer)
+    clv : ndarray of float32 or None
     """
-    state = family.customer_posterior(*params, *data, alive=alive)
-    shape, draw, customer, row = _alive_elements(alive, inverse, rng)
-    rates = family.sample_alive_state(state, (draw, row), rng)
-    return _simulate_alive(
-        family.simulate_future, shape, draw, customer, rates, horizon, rng, options
+    from clvbayes.math.kernels import simulate_alive_future
+
+    return simulate_alive_future(
+        family.alive_process(*params, *data, alive=alive),
+        inverse,
+        customers.position,
+        draws,
+        customers.horizon,
+        **options,
     )
-
-
-def _alive_elements(
-    alive: np.ndarray, inverse: np.ndarray, rng: np.random.Generator
-) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """Flip each ``(draw, customer)`` element's alive coin (weight ``P(alive)`` of its row).
-
-    Returns the ``(draw, customer)`` shape, the alive elements' draw and customer indices
-    (C order) and their unique-row index (for gathering per-row posterior fields).
-    """
-    weight = alive[:, inverse]
-    draw, customer = np.nonzero(rng.random(weight.shape) < weight)
-    return weight.shape, draw, customer, inverse[customer]
-
-
-def _simulate_alive(
-    simulator: Callable[..., FuturePurchases],
-    shape: tuple[int, ...],
-    draw: np.ndarray,
-    customer: np.ndarray,
-    rates: tuple[np.ndarray, np.ndarray],
-    horizon: np.ndarray,
-    rng: np.random.Generator,
-    options: dict[str, Any],
-) -> FuturePurchases:
-    """Run ``simulator`` on the alive elements only and scatter into ``shape`` arrays.
-
-    ``options["value_shape"]`` (broadcastable to ``shape``) is gathered for those elements;
-    the dead elements buy nothing. When values are simulated, the result's
-    ``discounted`` field is None (callers use the discounted ``value`` and the counts):
-    one draw x customer array less per chunk.
-    """
-    options = dict(options)
-    if options.get("value_shape") is not None:
-        options["value_shape"] = np.broadcast_to(options["value_shape"], shape)[draw, customer]
-        options["value_rate"] = 1.0
-    future = simulator(
-        *rates, True, np.broadcast_to(horizon, shape)[draw, customer], rng=rng, **options
-    )
-    count = np.zeros(shape, dtype=np.int64)
-    count[draw, customer] = future.count
-    if future.value is None:
-        discounted = np.zeros(shape)
-        discounted[draw, customer] = future.discounted
-        return FuturePurchases(count, discounted)
-    # with values the discounted counts are not read: no third draw x customer array
-    value = np.zeros(shape)
-    value[draw, customer] = future.value
-    return FuturePurchases(count, None, value)
