@@ -13,9 +13,11 @@ alive branch as an :class:`~clvbayes.math.processes.AliveProcess` (the family's
 Pareto/NBD ``λ ~ Gamma``, ``τ ~ Exponential(μ)`` with ``μ ~ Gamma``, no dropout coin.
 Nothing here asks which model it is.
 
-Random numbers. Every element draws from its own counter-based stream, keyed by
-``(seed, draw index, customer key)`` (a SplitMix64 sequence started at a hash of the
-three), so an element's numbers do not depend on which other elements are simulated
+Random numbers. Every element draws from its own counter-based streams, keyed by
+``(seed, draw index, customer key)`` (SplitMix64 sequences started at a hash of the
+three; one for the alive coin, the purchase times and the dropout coins, one for the
+values and the spend scale, so the purchases do not depend on whether values are
+simulated), so an element's numbers do not depend on which other elements are simulated
 with it, in which order, on how many threads or in what chunks: the output is identical
 for any ``n_jobs``, chunking and memory cap. Exponentials by inversion, normals by
 Marsaglia and Tsang's ziggurat, Gammas by Marsaglia and Tsang (2000) (with the
@@ -48,6 +50,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_53 = 1.0 / 9007199254740992.0
+_VALUES = np.uint64(0x5BD1E9955BD1E995)  # salt of an element's second stream (values)
 _JIT = {"nogil": True, "cache": True, "fastmath": False}
 
 
@@ -203,8 +206,11 @@ def _element(
     clock_op: Any,
     clock_cal: Any,
 ) -> Any:
-    """``(purchases, Σ_j w_j V_j, state)`` of one element (``V_j ~ Gamma(value_shape,
-    1)``, or 1 without values; ``w_j`` the discount at the purchase's calendar time).
+    """``(purchases, Σ_j w_j V_j, value state)`` of one element (``V_j ~
+    Gamma(value_shape, 1)``, or 1 without values; ``w_j`` the discount at the purchase's
+    calendar time). The values come from a second stream of the element (``value
+    state``, also for the caller's spend scale), so the purchases are the same with or
+    without them.
 
     The Gamma-distributed rates and the Beta dropout probability are integrated out
     exactly, which needs no Gamma or Beta draw: after ``k`` purchases in ``(0, t]`` the
@@ -215,9 +221,10 @@ def _element(
     exponential lifetime is Lomax, ``τ = rate (U^(-1/shape) - 1)``.
     """
     state = key
+    values = _mix(key ^ _VALUES)
     u, state = _uniform(state)
     if not u < alive or horizon <= 0.0 or rate_shape <= 0.0:
-        return 0, 0.0, state
+        return 0, 0.0, values
     mapped = clock_op.shape[0] > 1
     window = _interp(horizon, clock_cal, clock_op) if mapped else horizon
     if life_shape > 0.0:
@@ -237,14 +244,14 @@ def _element(
             t = exposure - rate_rate
             weight = math.exp(-delta * (_interp(t, clock_op, clock_cal) if mapped else t))
         if value_shape > 0.0:
-            g, state = _gamma(value_shape, state)
+            g, values = _gamma(value_shape, values)
             weight = weight * g
         total += weight
         if drop_a > 0.0:
             u, state = _uniform(state)
             if u * (drop_a + drop_b + count - 1.0) < drop_a:
                 break
-    return count, total, state
+    return count, total, values
 
 
 @numba.njit(**_JIT)

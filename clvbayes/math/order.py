@@ -23,7 +23,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["add_draw_ranks", "column_order_statistics"]
+__all__ = ["add_draw_ranks", "column_moments", "column_order_statistics"]
 
 _JIT = {"nogil": True, "cache": True, "fastmath": False}
 
@@ -117,13 +117,10 @@ def _radix_sort_positive(values: Any) -> None:
 
 
 @numba.njit(**_JIT)
-def _column_statistics(
-    values: Any, quantiles: Any, prob: float, moments: Any, qs: Any, low: Any, high: Any
-) -> None:
-    m, n = values.shape  # (customer, draw)
-    ordered = np.empty(n)
-    counts = np.zeros(4096, dtype=np.int64)
-    k = min(n, math.ceil(prob * n))
+def _moments(values: Any, moments: Any) -> None:
+    """Mean and sd (``ddof=1``) of each row of ``values`` (customer, draw), summing the
+    draws in order."""
+    m, n = values.shape
     for j in range(m):
         column = values[j]
         total = 0.0
@@ -136,7 +133,32 @@ def _column_statistics(
             square += d * d
         moments[0, j] = mean
         moments[1, j] = math.sqrt(square / (n - 1)) if n > 1 else np.nan
-        _sorted_column(column, ordered, counts)
+
+
+def column_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd (``ddof=1``; NaN for one draw) of each column of ``values`` ``(draw,
+    customer)``, the draws summed in order: the same numbers whatever other columns the
+    array holds (numpy's reductions along an axis change their summation order with the
+    array's width)."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f"values must be (draw, customer) with draws, got {values.shape}")
+    moments = np.empty((2, values.shape[1]))
+    _moments(np.ascontiguousarray(values.T), moments)
+    return moments[0], moments[1]
+
+
+@numba.njit(**_JIT)
+def _column_statistics(
+    values: Any, quantiles: Any, prob: float, moments: Any, qs: Any, low: Any, high: Any
+) -> None:
+    m, n = values.shape  # (customer, draw)
+    ordered = np.empty(n)
+    counts = np.zeros(4096, dtype=np.int64)
+    k = min(n, math.ceil(prob * n))
+    _moments(values, moments)
+    for j in range(m):
+        _sorted_column(values[j], ordered, counts)
         for q in range(quantiles.shape[0]):
             position = quantiles[q] * (n - 1)
             lo = math.floor(position)

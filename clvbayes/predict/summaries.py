@@ -138,23 +138,22 @@ def describe(
         ``<name>_mean``, ``<name>_sd``, ``<name>_q05`` ... and
         ``<name>_hdi90_low`` / ``<name>_hdi90_high`` (for ``ci_prob=0.9``).
     """
+    from clvbayes.math.order import column_moments, column_order_statistics
+
     label = percent_label(ci_prob)
     samples = np.asarray(samples)
     if np.issubdtype(samples.dtype, np.integer) and samples.shape[0] > 0:
         # counts: sorted by counting, compiled (clvbayes.math.order), same definitions
-        from clvbayes.math.order import column_order_statistics
-
         mean, sd, qs, low, high = column_order_statistics(samples, quantiles, ci_prob)
         out = {f"{name}_mean": mean, f"{name}_sd": sd}
         out.update({f"{name}_q{round(100 * q):02d}": qs[i] for i, q in enumerate(quantiles)})
         out[f"{name}_hdi{label}_low"] = low
         out[f"{name}_hdi{label}_high"] = high
         return out
-    values = np.asarray(samples, dtype=float)
-    out = {f"{name}_mean": values.mean(axis=0), f"{name}_sd": values.std(axis=0, ddof=1)}
-    if values.shape[0] < 2:
-        out[f"{name}_sd"] = np.full(values.shape[1], np.nan)
-    ordered = np.sort(values, axis=0)  # one sort serves the quantiles and the HDI
+    # draws summed in order: a customer's numbers do not depend on its chunk's width
+    mean, sd = column_moments(samples)
+    out = {f"{name}_mean": mean, f"{name}_sd": sd}
+    ordered = np.sort(np.asarray(samples, dtype=float), axis=0)  # for quantiles and HDI
     for q in quantiles:
         out[f"{name}_q{round(100 * q):02d}"] = _quantile_of_sorted(ordered, q)
     low, high = _hdi_of_sorted(ordered, ci_prob)
@@ -256,10 +255,12 @@ def customer_columns(
     dict of str to ndarray
         Columns in the table's order (without ``customer_id`` and the rank columns).
     """
+    from clvbayes.math.order import column_moments
+
     columns: dict[str, np.ndarray] = {}
     for name in ("p_alive", "expected_purchases"):
         if name in samples:
-            columns[name] = np.asarray(samples[name], dtype=float).mean(axis=0)
+            columns[name] = column_moments(samples[name])[0]
     if "purchases" in samples:
         columns.update(describe("purchases", samples["purchases"], ci_prob=ci_prob))
     if "clv" in samples:
