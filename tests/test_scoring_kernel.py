@@ -172,7 +172,8 @@ def test_an_identity_clock_changes_nothing_and_a_faster_clock_is_exact():
     # calendar time running twice as fast as operational time, for every draw: the
     # window holds half the operational time and every purchase is discounted at twice
     # its operational time
-    doubled = _clocked((np.zeros((5, 2)) + [0.0, 1.0], np.zeros((5, 2)) + [0.0, 2.0]))
+    operational = np.tile([0.0, 1.0], (5, 1))
+    doubled = _clocked((operational, 2 * operational))
     half = _clocked(None, horizon=26.0, delta=2 * DELTA)
     for a, b in zip(doubled, half, strict=True):
         np.testing.assert_array_equal(a, b)
