@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 import pytest
+import xarray as xr
 
 from clvbayes.data.compress import compress
 from clvbayes.math import bgnbd, gamma_gamma, mbgnbd, pareto_nbd

@@ -436,7 +436,10 @@ def test_a_constant_multiplier_simulates_the_stationary_fit_with_alpha_over_m(sa
     post = plain.posterior.assign(alpha=lambda d: d["alpha"] / m)
     fit_st = dataclasses.replace(plain, idata=xr.DataTree.from_dict({"posterior": post}))
     spend = xr.Dataset(
-        {k: (("chain", "draw"), np.full((1, 4), v)) for k, v in zip("pqv", (6.0, 4.0, 15.0))}
+        {
+            k: (("chain", "draw"), np.full((1, 4), v))
+            for k, v in zip("pqv", (6.0, 4.0, 15.0), strict=True)
+        }
     )
     gg = FittedModel(GammaGamma(), xr.DataTree.from_dict({"posterior": spend}), None, "x")
     kw = {"horizon": 30.0, "seed": 8, "intervals": [(0, 10), (10, 30)], "n_draws": 12}
