@@ -307,8 +307,9 @@ _WORDS = {
 def prior_support(name: str) -> Support:
     """Where the parameter behind prior ``name`` lives: ``"positive"`` (shapes, scales,
     ``<name>_sigma``), ``"unit interval"`` (``phi_dropout``) or ``"real"`` (the link-scale
-    ``<name>_mu`` and ``<name>_mu_relative`` of hierarchical priors)."""
-    if name.endswith(("_mu", "_mu_relative")):
+    ``<name>_mu`` and ``<name>_mu_relative`` of hierarchical priors, and the coefficients
+    of covariates and calendar covariates, ``*_coefficient*``)."""
+    if name.endswith(("_mu", "_mu_relative")) or "coefficient" in name:
         return "real"
     return "unit interval" if name in _UNIT_INTERVAL else "positive"
 

@@ -567,3 +567,18 @@ def test_rfm_summary_carries_customer_level_columns():
         )
     with pytest.raises(ValueError, match="'age' not found"):
         clvbayes.rfm_summary(log, customer_col="customer", date_col="date", customer_cols=["age"])
+
+
+def test_coefficient_priors_may_be_negative_and_shape_priors_may_not():
+    """Coefficients live on the real line (a Normal prior is the default, and a saved fit
+    reloads with it); positive parameters still refuse a Normal prior."""
+    from pymc_extras.prior import Prior
+
+    from clvbayes.priors import check_prior_support, prior_support
+
+    normal = Prior("Normal", mu=0.0, sigma=1.0)
+    for name in ("purchase_coefficient", "dropout_coefficient_a", "calendar_coefficient"):
+        assert prior_support(name) == "real"
+        check_prior_support(name, normal)
+    with pytest.raises(ValueError, match="alpha must be positive"):
+        check_prior_support("alpha", normal)
