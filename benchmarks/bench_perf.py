@@ -67,17 +67,25 @@ clvbayes.predict_customers(models["bgnbd"], rfm.iloc[:200], **kw)  # loads compi
 start = time.perf_counter()
 res = clvbayes.predict_customers(models["bgnbd"], rfm, **kw)
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
+print(json.dumps({{"module": clvbayes.__file__, "seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
                   "elements_per_second": round(len(rfm) * {draws} / seconds),
                   "sum_clv_mean": round(float(res.summary["clv_mean"].sum())),
                   "sum_clv_conditional": round(float(res.summary["clv_conditional_mean"].sum()))}}))
 """
 
 
-def _run(code: str, env: dict[str, str]) -> dict:
+def _run(code: str, env: dict[str, str], tree: Path = HERE.parent) -> dict:
+    """``code`` in a fresh interpreter started in ``tree`` (``python -c`` imports from the
+    working directory first: that checkout's clvbayes is the one timed)."""
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tree,
+        timeout=3600,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
@@ -106,13 +114,12 @@ def score(customers: int, draws: int, tree: str | None) -> dict:
         from bench_predict import make_posterior
 
         make_posterior(POSTERIOR)
-    env = dict(os.environ)
-    if tree is not None:
-        env["PYTHONPATH"] = str(Path(tree).resolve())
+    root = HERE.parent if tree is None else Path(tree).resolve()
+    env = {**os.environ, "PYTHONPATH": str(root)}
     code = _SCORE.format(
         bench=str(HERE), posterior=str(POSTERIOR), customers=str(customers), draws=draws
     )
-    result = {"tree": tree or "this", **_run(code, env)}
+    result = {"tree": str(root), **_run(code, env, root)}
     print(json.dumps(result), flush=True)
     return result
 

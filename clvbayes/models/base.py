@@ -243,29 +243,7 @@ class ModelSpec(PoolingQuantities):
         their own (:func:`clvbayes.data.compress.covariate_column`); each must vary over
         the customers used.
         """
-        rfm, calendar = split_calendar(rfm, self.time_effects, self.kind)
-        values = check_rfm(rfm, self.columns)
-        keep = self.select(values)
-        if not keep.any():
-            raise ValueError(
-                f"{self.kind}: none of the {keep.size} customers can inform this model "
-                f"({self.selection_note})."
-            )
-        repeat = "made a repeat purchase (frequency > 0)"
-        check_informative(keep & (values["frequency"] > 0), model=self.kind, what=repeat,
-                          stacklevel=5)  # fmt: skip
-        what = "customers" if keep.all() else f"customers used ({self.selection_note})"
-        kept: dict[str, np.ndarray] = {}
-        levels: tuple[str, ...] = ()
-        if self.segments is not None:
-            codes, levels = read_segments(rfm, self.segments)
-            kept[SEGMENT] = codes[keep].astype(float)
-        kept.update(covariate_data(self.design, rfm, keep, what))
-        kept.update({c: v[keep] for c, v in values.items()})
-        data = compress(kept, tuple(kept), segments=levels)
-        if self.segments is not None:
-            check_segment_sizes(data.segment_counts(), levels, self.pooling, self.kind, what)
-        return attach_calendar(data, self.time_effects, calendar, keep)
+        return _prepare(self, rfm)
 
     # --- the PyMC model (clvbayes.models.likelihood) -----------------------------------------
     def build(self, data: CompressedRFM, *, likelihood: bool = True) -> pm.Model:
@@ -334,6 +312,33 @@ class ModelSpec(PoolingQuantities):
         """Fit to several RFM tables, compiling the model once (simulation studies):
         :func:`clvbayes.inference.fit_many` (``seeds=``, and the settings of :meth:`fit`)."""
         return inference.fit_many(self, datasets, **settings)
+
+
+def _prepare(spec: ModelSpec, rfm: Any) -> CompressedRFM:
+    """:meth:`ModelSpec.prepare` (out of the class, which stays small)."""
+    rfm, calendar = split_calendar(rfm, spec.time_effects, spec.kind)
+    values = check_rfm(rfm, spec.columns)
+    keep = spec.select(values)
+    if not keep.any():
+        raise ValueError(
+            f"{spec.kind}: none of the {keep.size} customers can inform this model "
+            f"({spec.selection_note})."
+        )
+    repeat = "made a repeat purchase (frequency > 0)"
+    check_informative(keep & (values["frequency"] > 0), model=spec.kind, what=repeat,
+                      stacklevel=6)  # fmt: skip
+    what = "customers" if keep.all() else f"customers used ({spec.selection_note})"
+    kept: dict[str, np.ndarray] = {}
+    levels: tuple[str, ...] = ()
+    if spec.segments is not None:
+        codes, levels = read_segments(rfm, spec.segments)
+        kept[SEGMENT] = codes[keep].astype(float)
+    kept.update(covariate_data(spec.design, rfm, keep, what))
+    kept.update({c: v[keep] for c, v in values.items()})
+    data = compress(kept, tuple(kept), segments=levels)
+    if spec.segments is not None:
+        check_segment_sizes(data.segment_counts(), levels, spec.pooling, spec.kind, what)
+    return attach_calendar(data, spec.time_effects, calendar, keep)
 
 
 def spec_html(spec: ModelSpec) -> str:

@@ -298,37 +298,7 @@ class FittedModel:
         -------
         xarray.DataArray
         """
-        if self.data is None:
-            raise ValueError("this model was saved without its data; refit or reload with it.")
-        if self.spec.segments is not None and self.spec.pooling != "complete":
-            params = self.params()  # segment axis last: row_loglik works per segment
-        else:
-            params = {k: self.posterior[k].to_numpy()[..., None] for k in self.spec.params}
-        rows = self.data.inverse if customers is None else self.data.inverse[customers]
-        if self.calendar is None:
-            ll = self.spec.row_loglik({**params, **self.coefficients()}, self.data)
-            if per_customer:
-                return xr.DataArray(ll[..., rows], dims=("chain", "draw", "customer"))
-            return xr.DataArray(ll, dims=("chain", "draw", "row"))
-        if not per_customer:
-            raise ValueError(
-                "with calendar-time effects customers sharing a row differ in their own "
-                "purchase periods (the Jacobian), so the pointwise log-likelihood is per "
-                "customer: pass per_customer=True."
-            )
-        f = self.posterior["time_effect"].to_numpy()
-        data = dataclasses.replace(self.data, extras={"calendar": self.calendar})
-        ll = self.spec.row_loglik({**params, **self.coefficients()}, data, f)[..., rows]
-        purchases = np.asarray(self.calendar.purchases)
-        if customers is not None:  # renumber the chosen customers' purchases 0..k-1
-            position = np.full(self.data.inverse.size, -1)
-            position[np.asarray(customers)] = np.arange(len(customers))
-            purchases = purchases[:, position[purchases[0]] >= 0]
-            purchases[0] = position[purchases[0]]
-        return xr.DataArray(
-            ll + customer_jacobian(f, purchases, ll.shape[-1]),
-            dims=("chain", "draw", "customer"),
-        )
+        return _log_likelihood(self, per_customer, customers)
 
     def save(self, path: str | Path, *, include_data: bool = True) -> None:
         """Write to netCDF (``.nc``) or zarr (``.zarr``); see :func:`clvbayes.save`
@@ -348,6 +318,43 @@ class FittedModel:
     def priors_json(self) -> str:
         """The resolved priors as JSON (Prior's dict form)."""
         return json.dumps({k: v.to_dict() for k, v in self.spec.priors.items()}, sort_keys=True)
+
+
+def _log_likelihood(
+    fit: FittedModel, per_customer: bool, customers: np.ndarray | None
+) -> xr.DataArray:
+    """:meth:`FittedModel.log_likelihood` (out of the class, which stays small)."""
+    if fit.data is None:
+        raise ValueError("this model was saved without its data; refit or reload with it.")
+    if fit.spec.segments is not None and fit.spec.pooling != "complete":
+        params = fit.params()  # segment axis last: row_loglik works per segment
+    else:
+        params = {k: fit.posterior[k].to_numpy()[..., None] for k in fit.spec.params}
+    rows = fit.data.inverse if customers is None else fit.data.inverse[customers]
+    if fit.calendar is None:
+        ll = fit.spec.row_loglik({**params, **fit.coefficients()}, fit.data)
+        if per_customer:
+            return xr.DataArray(ll[..., rows], dims=("chain", "draw", "customer"))
+        return xr.DataArray(ll, dims=("chain", "draw", "row"))
+    if not per_customer:
+        raise ValueError(
+            "with calendar-time effects customers sharing a row differ in their own "
+            "purchase periods (the Jacobian), so the pointwise log-likelihood is per "
+            "customer: pass per_customer=True."
+        )
+    f = fit.posterior["time_effect"].to_numpy()
+    data = dataclasses.replace(fit.data, extras={"calendar": fit.calendar})
+    ll = fit.spec.row_loglik({**params, **fit.coefficients()}, data, f)[..., rows]
+    purchases = np.asarray(fit.calendar.purchases)
+    if customers is not None:  # renumber the chosen customers' purchases 0..k-1
+        position = np.full(fit.data.inverse.size, -1)
+        position[np.asarray(customers)] = np.arange(len(customers))
+        purchases = purchases[:, position[purchases[0]] >= 0]
+        purchases[0] = position[purchases[0]]
+    return xr.DataArray(
+        ll + customer_jacobian(f, purchases, ll.shape[-1]),
+        dims=("chain", "draw", "customer"),
+    )
 
 
 def design_of(fit: Any) -> CovariateDesign:
