@@ -605,3 +605,19 @@ def test_mbgnbd_with_time_effects_fits_and_predicts(sample):
     assert 0.5 * total["actual"] < total["predicted_mean"] < 1.5 * total["actual"]
     weekly = clvbayes.period_tracking(fit, sample, n_draws=50, seed=1)
     assert np.isfinite(weekly[["predicted_mean", "predicted_low", "predicted_high"]]).all().all()
+
+
+def test_a_time_effect_model_builds_on_data_inputs_with_the_same_density(sample):
+    """NUTS fits build on data inputs with the data-only parts hoisted
+    (clvbayes.models.shared_data.SharedRFM): the calendar graph's data-only scalars stay
+    computed (they cannot become inputs), and the log density at the initial point equals
+    the model built on constants."""
+    from clvbayes.models.shared_data import SharedRFM
+
+    spec = BGNBD(time_effects=True)
+    data = spec.prepare(sample)
+    shared, plain = spec.build(SharedRFM(data)), spec.build(data)
+    point = plain.initial_point()
+    assert float(shared.compile_logp()(point)) == pytest.approx(
+        float(plain.compile_logp()(point)), rel=1e-10
+    )

@@ -157,6 +157,7 @@ class SharedRFM:
         from pytensor.graph.basic import Constant
         from pytensor.graph.replace import clone_replace, graph_replace
         from pytensor.graph.traversal import graph_inputs, io_toposort
+        from pytensor.tensor.type import TensorType
 
         by_variable = {entry[2]: key for key, entry in self._registry.items()}
         known = set(by_variable)
@@ -166,12 +167,15 @@ class SharedRFM:
             reads = [v for v in node.inputs if not isinstance(v, Constant)]
             if reads and all(v in data_only for v in reads):
                 data_only.update(node.outputs)
+        # only tensors become inputs: a data-only scalar (e.g. a length as a Scalar type)
+        # stays computed from its data-only ancestors, which is equally correct
         frontier: list[Any] = []
         for node in nodes:
             if node.outputs[0] in data_only:
                 continue
             for v in node.inputs:
-                if v in data_only and v not in known and v not in frontier:
+                hoistable = isinstance(v.type, TensorType) and v not in known
+                if v in data_only and hoistable and v not in frontier:
                     frontier.append(v)
         if expression in data_only and expression not in known:
             frontier.append(expression)
