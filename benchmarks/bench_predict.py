@@ -49,8 +49,8 @@ def _current_rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def make_posterior() -> None:
-    """Fit both models on CDNOW master once; later workers load the file."""
+def make_posterior(path: Path = POSTERIOR) -> None:
+    """Fit both models on CDNOW master once (to ``path``); later workers load the file."""
     import clvbayes
     from clvbayes.datasets import load_cdnow
 
@@ -65,7 +65,7 @@ def make_posterior() -> None:
     kw = {"draws": 250, "tune": 1000, "chains": 4, "seed": 1, "progressbar": False}
     bg = clvbayes.BGNBD().fit(rfm, **kw)
     gg = clvbayes.GammaGamma().fit(rfm, **kw)
-    clvbayes.save({"bgnbd": bg, "spend": gg}, POSTERIOR)
+    clvbayes.save({"bgnbd": bg, "spend": gg}, path)
 
 
 def worker(tool: str, size: str) -> dict:

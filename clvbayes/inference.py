@@ -39,6 +39,12 @@ select, compress) and builds the PyMC model; this module runs the inference, che
 convergence (:mod:`clvbayes.diagnostics`) and returns a new
 :class:`~clvbayes.models.fitted.FittedModel`. :func:`fit_many` fits one spec to many data
 sets and compiles the model once (:mod:`clvbayes.models.shared_data`).
+
+Compilation for nutpie is cached (:mod:`clvbayes.models.compiled`): NUTS models are built
+with the data as inputs, so a second fit of the same spec to data of the same structure
+in a process reuses the compiled model with its data swapped in, and a fresh process
+loads the machine code from the disk cache instead of compiling (``$CLVBAYES_CACHE_DIR``;
+:func:`clvbayes.models.compiled.clear_cache`). The draws are the same either way.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ import xarray as xr
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.rfm import time_unit_of
 from clvbayes.diagnostics import diagnose, warn_problems
+from clvbayes.models.compiled import compile_model
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE, centered_mask
 from clvbayes.models.shared_data import SharedRFM, structure
@@ -71,6 +78,7 @@ __all__ = [
     "MIN_TUNE",
     "SAMPLERS",
     "InferenceResult",
+    "build_compiled",
     "check_sampler_settings",
     "compile_nutpie",
     "fit",
@@ -280,17 +288,14 @@ def uses_nutpie(sampler: str) -> bool:
 
 
 def compile_nutpie(model: pm.Model) -> Any:
-    """The model compiled for nutpie (numba backend, IEEE arithmetic).
+    """The model compiled for nutpie (numba backend, IEEE arithmetic), through the
+    compile cache (:func:`clvbayes.models.compiled.compile_model`).
 
     With fast-math, a kernel compiled fresh (and inlined) and the same kernel loaded from
     numba's cache can differ in the last bits, so the same seed gave different draws on a
     new machine; without it the draws are identical.
     """
-    import nutpie
-    from pytensor import config as pytensor_config
-
-    with pytensor_config.change_flags(numba__fastmath=False):
-        return nutpie.compile_pymc_model(model, backend="numba")
+    return compile_model(model)[0]
 
 
 def _nuts(
@@ -599,6 +604,11 @@ def fit(
     _check_fit_settings(settings)
     unit = time_unit_of(rfm, time_unit)
     data = spec.prepare(rfm)
+    if method == "nuts" and uses_nutpie(inference_kwargs.get("sampler", "auto")):
+        model, compiled, source = build_compiled(spec, data)
+        return _fit_built(
+            spec, data, model, compiled=compiled, compiled_from=source, time_unit=unit, **settings
+        )
     return _fit_built(spec, data, spec.build(data), time_unit=unit, **settings)
 
 
@@ -607,6 +617,27 @@ def _check_fit_settings(settings: dict[str, Any]) -> None:
     known = ("method", "draws", "tune", "chains", "seed", "sampler", "target_accept")
     known += ("advi_steps", "allow_partial")
     check_sampler_settings(**{k: v for k, v in settings.items() if k in known})
+
+
+def build_compiled(spec: Any, data: CompressedRFM) -> tuple[pm.Model, Any, str]:
+    """``spec``'s model on ``data``, compiled for nutpie through the compile cache.
+
+    Families whose graph depends on the data only through arrays
+    (``spec.reusable_compilation``) are built with the data as inputs
+    (:class:`~clvbayes.models.shared_data.SharedRFM`), so any data of the same structure
+    reuse the compiled model; the others on constants (their cache entries are then
+    per data set).
+
+    Returns
+    -------
+    model : pymc.Model
+    compiled : nutpie's compiled model, with ``data``
+    source : {"memory", "disk", "compiled"}
+        Where the compiled model came from (:func:`clvbayes.models.compiled.compile_model`).
+    """
+    model = spec.build(SharedRFM(data) if spec.reusable_compilation else data)
+    compiled, source = compile_model(model)
+    return model, compiled, source
 
 
 def fit_many(
@@ -684,7 +715,7 @@ def fit_many(
             if program is None or program[0] != key:
                 shared = SharedRFM(data)
                 model = spec.build(shared)
-                program = (key, shared, model, compile_nutpie(model))
+                program = (key, shared, model, compile_model(model)[0])
                 compiled = program[3]
             else:
                 known = {v.name for v in program[3].shared_var_keys}
@@ -721,13 +752,15 @@ def _fit_built(
     seed: int | None = None,
     progressbar: bool = True,
     compiled: Any = None,
+    compiled_from: str | None = None,
     time_unit: str | None = None,
     **inference_kwargs: Any,
 ) -> FittedModel:
     """Inference on ``model`` (built on ``data``), diagnosis, the fitted object.
 
     ``compiled``: ``model`` compiled for nutpie with ``data`` swapped in (the model was
-    built on :class:`~clvbayes.models.shared_data.SharedRFM`). ``time_unit``: the data's
+    built on :class:`~clvbayes.models.shared_data.SharedRFM`); ``compiled_from``: where
+    :func:`build_compiled` found it (recorded in the settings). ``time_unit``: the data's
     unit, recorded in the settings (if known)."""
     if spec.partially_pooled and method == "nuts":
         inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
@@ -754,7 +787,11 @@ def _fit_built(
     if method == "nuts":
         problems += diagnose(idata, names).problems
     warn_problems(problems, spec.kind)
-    settings = {**result.settings, **({"shared_inputs": True} if compiled is not None else {})}
+    settings = dict(result.settings)
+    if compiled_from is not None:
+        settings["compiled_from"] = compiled_from
+    elif compiled is not None:
+        settings["shared_inputs"] = True
     if time_unit is not None:
         settings["time_unit"] = time_unit
     return FittedModel(

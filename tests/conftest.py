@@ -183,3 +183,24 @@ def sample_holdout_map_fits(sample_holdout_rfm):
 
     rfm = sample_holdout_rfm
     return BGNBD().fit(rfm, method="map"), GammaGamma().fit(rfm, method="map")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled models of this test session go to a temporary cache (shared with the
+    session's subprocesses and xdist workers), not the user's, unless
+    ``CLVBAYES_CACHE_DIR`` is set already."""
+    import os
+    import tempfile
+
+    if "CLVBAYES_CACHE_DIR" not in os.environ:
+        path = tempfile.mkdtemp(prefix="clvbayes-test-cache-")
+        os.environ["CLVBAYES_CACHE_DIR"] = path
+        config._clvbayes_cache = path  # removed by this process only
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    path = getattr(config, "_clvbayes_cache", None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)

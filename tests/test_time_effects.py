@@ -379,6 +379,85 @@ def test_a_calendar_multiplier_scales_the_forecast_as_a_change_of_clock(sample):
     np.testing.assert_allclose(tau, 1.5 * 20.0 - 0.5 * (39 - fit.calendar.grid_end), rtol=1e-12)
 
 
+def test_forecast_clock_knots_give_its_window_and_its_inverse():
+    """The knots the compiled simulation reads (ForecastClock.knots), interpolated, are the
+    clock's window and its inverse, wherever the calibration ends in a period."""
+    from clvbayes.predict.calendar import ForecastClock
+
+    rng = np.random.default_rng(3)
+    for grid_end, periods in ((10.3, 14), (10.0, 14), (13.5, 14), (14.0, 14)):
+        clock = ForecastClock(rng.normal(0.0, 0.4, (3, periods)), grid_end)
+        operational, calendar = clock.knots()
+        assert operational.shape == calendar.shape and (operational[:, 0] == 0).all()
+        s = np.linspace(0.0, periods - grid_end, 11) if periods > grid_end else np.ones(1)
+        window = clock.window(s) if periods > grid_end else None  # beyond the grid: its end
+        for i in range(3):
+            tau = np.interp(s, calendar[i], operational[i])
+            if window is not None:
+                np.testing.assert_allclose(tau, window[i], rtol=1e-12, atol=1e-12)
+                back = clock.to_calendar(tau, np.full(s.size, i))
+                np.testing.assert_allclose(back, s, rtol=1e-10, atol=1e-10)
+
+
+def test_a_flat_calendar_simulates_the_stationary_futures(sample):
+    """f = 0 and no process noise: the calendar clock is the identity, so the simulated
+    purchases (totals and windows) of each element equal the stationary fit's, draw for
+    draw (same streams), and the output does not depend on n_jobs or chunking."""
+    fit_te = _fake_fit(BGNBD(time_effects=True), sample, np.zeros(39))
+    fit_st = _fake_fit(BGNBD(), sample, np.zeros(39))
+    kw = {"horizon": 52.0, "seed": 4, "intervals": [(0, 13), (13, 52)], "n_draws": 30}
+    kw["keep_draws"] = ("purchases", "purchases_0_13", "purchases_13_52")
+    a = clvbayes.predict_customers(fit_te, sample, **kw)
+    b = clvbayes.predict_customers(fit_st, sample, **kw)
+    for name in kw["keep_draws"]:
+        assert (a.draws[name] != b.draws[name]).mean() < 1e-3  # boundary roundings only
+    np.testing.assert_array_equal(
+        a.draws["purchases_0_13"] + a.draws["purchases_13_52"], a.draws["purchases"]
+    )
+    c = clvbayes.predict_customers(fit_te, sample, n_jobs=2, chunk_customers=97, **kw)
+    pd.testing.assert_frame_equal(a.summary, c.summary, check_exact=True)
+
+
+def test_a_constant_multiplier_simulates_the_stationary_fit_with_alpha_over_m(sample):
+    """A multiplier m in every period (calibration and forecast) is a change of clock: the
+    BG/NBD in operational time equals the stationary BG/NBD with alpha / m in calendar
+    time, purchase for purchase (the compiled simulation runs in operational time and
+    maps each purchase to the calendar before discounting and counting it in a window),
+    so the simulated purchases, windows and discounted CLV agree draw for draw."""
+    import dataclasses
+
+    import xarray as xr
+
+    from clvbayes.models import FittedModel
+
+    m = 2.0
+    fit_te = _fake_fit(BGNBD(time_effects=True), sample, np.full(39, np.log(m)))
+    plain = _fake_fit(BGNBD(), sample, np.zeros(39))
+    post = plain.posterior.assign(alpha=lambda d: d["alpha"] / m)
+    fit_st = dataclasses.replace(plain, idata=xr.DataTree.from_dict({"posterior": post}))
+    spend = xr.Dataset(
+        {
+            k: (("chain", "draw"), np.full((1, 4), v))
+            for k, v in zip("pqv", (6.0, 4.0, 15.0), strict=True)
+        }
+    )
+    gg = FittedModel(GammaGamma(), xr.DataTree.from_dict({"posterior": spend}), None, "x")
+    kw = {"horizon": 30.0, "seed": 8, "intervals": [(0, 10), (10, 30)], "n_draws": 12}
+    kw |= {"spend_fit": gg, "annual_discount": 0.5, "ranks": False}
+    kw["keep_draws"] = ("purchases", "purchases_10_30", "clv", "clv_0_10")
+    a = clvbayes.predict_customers(fit_te, sample, **kw)
+    b = clvbayes.predict_customers(fit_st, sample, **kw)
+    np.testing.assert_allclose(a.summary["p_alive"], b.summary["p_alive"], rtol=1e-9)
+    for name in ("purchases", "purchases_10_30"):
+        assert (a.draws[name] != b.draws[name]).mean() < 1e-3  # roundings at the ends
+    for name in ("clv", "clv_0_10"):
+        close = np.isclose(a.draws[name], b.draws[name], rtol=1e-4, atol=1e-6)
+        assert close.mean() > 0.999
+    np.testing.assert_allclose(
+        a.summary["clv_conditional_mean"], b.summary["clv_conditional_mean"], rtol=1e-3
+    )
+
+
 def test_tracking_with_a_flat_calendar_equals_the_stationary_tracking(sample):
     """Weekly and cumulative tracking of a time-effect fit with f = 0 (no process noise)
     equal the stationary fit's; the weekly expectations add up to the cumulative curve
@@ -526,3 +605,19 @@ def test_mbgnbd_with_time_effects_fits_and_predicts(sample):
     assert 0.5 * total["actual"] < total["predicted_mean"] < 1.5 * total["actual"]
     weekly = clvbayes.period_tracking(fit, sample, n_draws=50, seed=1)
     assert np.isfinite(weekly[["predicted_mean", "predicted_low", "predicted_high"]]).all().all()
+
+
+def test_a_time_effect_model_builds_on_data_inputs_with_the_same_density(sample):
+    """NUTS fits build on data inputs with the data-only parts hoisted
+    (clvbayes.models.shared_data.SharedRFM): the calendar graph's data-only scalars stay
+    computed (they cannot become inputs), and the log density at the initial point equals
+    the model built on constants."""
+    from clvbayes.models.shared_data import SharedRFM
+
+    spec = BGNBD(time_effects=True)
+    data = spec.prepare(sample)
+    shared, plain = spec.build(SharedRFM(data)), spec.build(data)
+    point = plain.initial_point()
+    assert float(shared.compile_logp()(point)) == pytest.approx(
+        float(plain.compile_logp()(point)), rel=1e-10
+    )

@@ -351,13 +351,8 @@ def rfm_summary(
     if isinstance(customer_cols, str):
         raise TypeError(f"customer_cols must be a list of column names, got {customer_cols!r}.")
     other = [("customer_cols", c) for c in customer_cols]
-    with open_source(
-        transactions,
-        customer_col=customer_col,
-        date_col=date_col,
-        value_col=value_col,
-        other_cols=other,
-    ) as source:
+    columns = {"customer_col": customer_col, "date_col": date_col, "value_col": value_col}
+    with open_source(transactions, **columns, other_cols=other) as source:
         scanned = validate.checked_scan(source, allow_negative=allow_negative)
         if not drop_duplicates:
             validate.warn_duplicates(source, scanned)

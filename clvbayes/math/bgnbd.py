@@ -42,7 +42,12 @@ from clvbayes.math.ops import (
     shared_by_customers,
     values_of,
 )
-from clvbayes.math.processes import BetaDropout, generator, simulate_future_purchases
+from clvbayes.math.processes import (
+    AliveProcess,
+    BetaDropout,
+    generator,
+    simulate_future_purchases,
+)
 
 __all__ = [
     "COVARIATE_EFFECTS",
@@ -50,6 +55,7 @@ __all__ = [
     "PARAMS",
     "REPARAMETRISATION",
     "CustomerPosterior",
+    "alive_process",
     "conditional_pmf",
     "customer_posterior",
     "dert",
@@ -913,6 +919,33 @@ def sample_alive_state(
     return lam, BetaDropout(posterior.alive_a[index], posterior.alive_b[index])
 
 
+def alive_process(
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    t_x: Any,
+    T: Any,
+    *,
+    alive: Any = None,
+    modified: bool = False,
+) -> AliveProcess:
+    """The alive branch of :func:`customer_posterior` for the compiled simulation:
+    ``λ ~ Gamma(r+x, α+T)`` and a dropout coin after each purchase with ``p ~ Beta(a,
+    b+x+s)``, no lifetime (fields broadcast like the inputs; nothing is copied to a common
+    shape)."""
+    if alive is None:
+        alive = p_alive(r, alpha, a, b, x, t_x, T, modified=modified)
+    return AliveProcess(
+        alive,
+        np.add(r, x),
+        np.add(alpha, T),
+        dropout_a=np.asarray(a, dtype=float),
+        dropout_b=np.add(b, x) + (1.0 if modified else 0.0),
+    )
+
+
 def survival(posterior: CustomerPosterior, times: Any, rng: np.random.Generator) -> np.ndarray:
     """``P(alive at T+t | alive at T)`` for each of ``times``, shaped ``(time, ...)``.
 
@@ -998,6 +1031,7 @@ def family(kind: str, label: str, *, modified: bool, name: str = "") -> Transact
         survival=survival,
         simulate_future=simulate_future_purchases,
         clock_change=True,
+        alive_process=bind(alive_process),
     )
 
 

@@ -216,7 +216,11 @@ class TransactionFamily(Family):
     simulate_future : callable
         ``(rate, dropout, alive, horizon, *, rng, **options) -> FuturePurchases``:
         purchases in ``(0, horizon]`` of customers with a known latent state
-        (:func:`clvbayes.math.processes.simulate_future_purchases`).
+        (:func:`clvbayes.math.processes.simulate_future_purchases`, the numpy reference).
+    alive_process : callable
+        ``(*params, x, t_x, T, *, alive=None) -> AliveProcess``: the alive branch of
+        :attr:`customer_posterior` as the data of the compiled simulation
+        (:mod:`clvbayes.math.kernels`), the scoring's entry point.
     clock_change : bool
         Whether a common calendar multiplier of the purchase rate is a change of clock
         for this family (dropout happens only at purchases: BG/NBD, MBG/NBD), so that
@@ -234,6 +238,7 @@ class TransactionFamily(Family):
     sample_alive_state: Callable[..., tuple[Any, Any]] = field(kw_only=True)
     survival: Callable[..., Any] = field(kw_only=True)
     simulate_future: Callable[..., Any] = field(kw_only=True)
+    alive_process: Callable[..., Any] = field(kw_only=True)
     clock_change: bool = field(default=False, kw_only=True)
 
     def p_no_purchase(self, *args: Any, alive: Any = None) -> Any:

@@ -63,13 +63,19 @@ from clvbayes.math.ops import (
     shared_by_customers,
     values_of,
 )
-from clvbayes.math.processes import FuturePurchases, generator, simulate_future_purchases
+from clvbayes.math.processes import (
+    AliveProcess,
+    FuturePurchases,
+    generator,
+    simulate_future_purchases,
+)
 
 __all__ = [
     "COVARIATE_EFFECTS",
     "FAMILY",
     "PARAMS",
     "CustomerPosterior",
+    "alive_process",
     "conditional_pmf",
     "customer_posterior",
     "dert",
@@ -803,6 +809,23 @@ def sample_alive_state(
     return lam, mu
 
 
+def alive_process(
+    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, *, alive: Any = None
+) -> AliveProcess:
+    """The alive branch of :func:`customer_posterior` for the compiled simulation:
+    ``λ ~ Gamma(r+x, α+T)`` and a remaining lifetime ``τ ~ Exponential(μ)``,
+    ``μ ~ Gamma(s, β+T)``, no dropout coin (fields broadcast like the inputs)."""
+    if alive is None:
+        alive = p_alive(r, alpha, s, beta, x, t_x, T)
+    return AliveProcess(
+        alive,
+        np.add(r, x),
+        np.add(alpha, T),
+        life_shape=np.asarray(s, dtype=float),
+        life_rate=np.add(beta, T),
+    )
+
+
 def survival(posterior: CustomerPosterior, times: Any, rng: np.random.Generator) -> np.ndarray:
     """``P(alive at T+t | alive at T) = E[exp(-μ t)] = ((β+T)/(β+T+t))^s`` over
     ``μ ~ Gamma(s, β+T)``, shaped ``(time, ...)`` (``rng`` is not used)."""
@@ -846,6 +869,7 @@ FAMILY = register(
         sample_alive_state=sample_alive_state,
         survival=survival,
         simulate_future=simulate_future,
+        alive_process=alive_process,
     )
 )
 """The Pareto/NBD family (:mod:`clvbayes.math.family`)."""

@@ -16,7 +16,13 @@ import numpy as np
 
 from clvbayes.math.clv import discount_factor
 
-__all__ = ["BetaDropout", "FuturePurchases", "generator", "simulate_future_purchases"]
+__all__ = [
+    "AliveProcess",
+    "BetaDropout",
+    "FuturePurchases",
+    "generator",
+    "simulate_future_purchases",
+]
 
 
 def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -24,6 +30,30 @@ def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
+
+
+class AliveProcess(NamedTuple):
+    """A customer's latent state as the future-purchase process needs it: the weight of
+    the alive branch and the distributions of that branch's rates, as data.
+
+    A customer alive at the window's start buys as a Poisson process of rate ``λ ~
+    Gamma(rate_shape, rate rate_rate)`` until the window ends, until its remaining
+    lifetime ``τ ~ Exponential(μ)``, ``μ ~ Gamma(life_shape, rate life_rate)`` ends
+    (``life_shape = 0``: no lifetime), or until the coin it flips after each purchase
+    comes up with probability ``p ~ Beta(dropout_a, dropout_b)`` (``dropout_a = 0``: no
+    coin). Each family's ``alive_process`` maps its customer posterior to this form
+    (BG/NBD and MBG/NBD: Gamma rate and Beta coin; Pareto/NBD: Gamma rate and
+    exponential lifetime), which is all :mod:`clvbayes.math.kernels` simulates.
+    Fields broadcast against each other (e.g. ``(draws, rows)``).
+    """
+
+    p_alive: Any
+    rate_shape: Any
+    rate_rate: Any
+    dropout_a: Any = 0.0
+    dropout_b: Any = 0.0
+    life_shape: Any = 0.0
+    life_rate: Any = 0.0
 
 
 class FuturePurchases(NamedTuple):

@@ -22,6 +22,7 @@ from clvbayes.models.covariates import (
     row_parameters,
 )
 from clvbayes.models.hierarchy import by_segment, segment_priors, sum_by_segment
+from clvbayes.models.shared_data import SharedRFM
 
 __all__ = [
     "build_model",
@@ -187,5 +188,8 @@ def build_model(spec: Any, data: Any, *, likelihood: bool = True) -> pm.Model:
                 params[name] = pm.Deterministic(name, params[name], dims=dims)
         f = None if grid is None else time_effect(grid, spec.time_effects, data)
         if likelihood:
-            pm.Potential("loglik", weighted_loglik(spec, {**params, **coefficients}, data, f))
+            loglik = weighted_loglik(spec, {**params, **coefficients}, data, f)
+            if isinstance(data, SharedRFM):  # data-only parts become inputs, as constants fold
+                loglik = data.hoist(loglik)
+            pm.Potential("loglik", loglik)
     return model

@@ -74,6 +74,27 @@ class ForecastClock:
         draw ``draw[i]``)."""
         return inverse_elapsed(self.f, self.grid_end, tau, draw)
 
+    def knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """The map from operational time after ``G`` to calendar offsets after ``G`` as
+        per-draw knots ``(operational, calendar)``, each ``(draws, K)``: both start at 0,
+        then one knot per period boundary after ``G`` up to the grid's end (the map is
+        linear within a period, of slope ``exp(-f_p)``); beyond the grid's end it continues
+        at the last period's rate (the forecast grid covers the horizons scored). The form
+        :func:`clvbayes.math.kernels.simulate_alive_future` takes (its ``clock``).
+        """
+        w = np.exp(np.asarray(self.f, dtype=float))
+        n_draws, n_periods = w.shape
+        k0 = min(math.floor(self.grid_end), n_periods - 1)
+        calendar = np.arange(k0 + 1, n_periods + 1, dtype=float) - self.grid_end
+        if self.grid_end >= n_periods:  # G at (or past) the grid's end: the last rate
+            calendar, steps = np.array([1.0]), w[:, -1:]
+        else:  # the rest of G's period, then whole periods up to the grid's end
+            head = (k0 + 1 - self.grid_end) * w[:, k0 : k0 + 1]
+            steps = np.concatenate([head, w[:, k0 + 1 :]], axis=1)
+        operational = np.concatenate([np.zeros((n_draws, 1)), np.cumsum(steps, axis=1)], 1)
+        calendar = np.concatenate([[0.0], calendar])
+        return operational, np.broadcast_to(calendar, operational.shape).copy()
+
 
 def forecast_clock(
     fit: Any,

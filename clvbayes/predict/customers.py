@@ -58,6 +58,7 @@ import xarray as xr
 from clvbayes.data.calendar import customer_table
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import check_counts
+from clvbayes.math.kernels import stream_key
 from clvbayes.models.fitted import (
     FittedModel,
     check_fitted,
@@ -164,8 +165,9 @@ def predict_customers(
         columns): CLV needs a value column, so this is what a log without amounts (visits,
         orders without prices) gets.
     seed : int or SeedSequence, optional
-        Seed of the simulation. The same seed, data and chunking (``chunk_customers``
-        / ``memory_limit_mb``) give identical output.
+        Seed of the simulation. The same seed and data give identical output for any
+        ``n_jobs``, chunking and memory cap: each (draw, customer) element has its own
+        random stream, keyed by the seed, the draw and the customer's row in ``rfm``.
     options : PredictOptions, optional
         Discounting, margin, thresholds, top shares, ranks, ``ci_prob``, ``n_draws``,
         memory cap, chunking, threads, the progress bar
@@ -253,21 +255,18 @@ def predict_customers(
         "design": design_of(fit),
         "spend_design": None if spend_fit is None else design_of(spend_fit),
         "block_draws": block_draws,
-        # the simulators' passes over purchases (~10 float64 per purchase): an eighth of
-        # each thread's share of the cap
-        "max_block_elements": int(max(4096, opts.memory_limit_mb / jobs * 2**20 // 640)),
         "windows": opts.windows,
+        "seed": stream_key(root),  # keys each element's stream with its draw and row
     }
     kept = {k: np.empty((n_samples, n), dtype=dtype_of(k)) for k in names if k in keep}
     order = row_order(customers)
     starts = range(0, n, size)
 
     def score(i: int) -> tuple[int, np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
-        """Chunk ``i``: its draws and summary rows, with its own random stream."""
+        """Chunk ``i``: its draws and summary rows."""
         part = order[starts[i] : starts[i] + size]
         chunk = customers.take(part)
-        stream = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, i))
-        draws = score_chunk(theta, spend, chunk, rng=np.random.default_rng(stream), **settings)
+        draws = score_chunk(theta, spend, chunk, **settings)
         return starts[i], part, draws, _summary_rows(draws, chunk, part, opts)
 
     with progress_bar(n, desc="predict_customers", enabled=opts.progressbar) as bar:
@@ -286,8 +285,8 @@ def _summary_rows(
 ) -> pd.DataFrame:
     """A chunk's summary rows (indexed by the customers' positions)."""
     extra = None
-    if "clv_conditional" in draws:
-        extra = {"clv_conditional_mean": draws.pop("clv_conditional").mean(axis=0)}
+    if "clv_conditional_mean" in draws:
+        extra = {"clv_conditional_mean": draws.pop("clv_conditional_mean")}
     columns = {"customer_id": chunk.ids}
     columns.update(
         customer_columns(draws, thresholds=opts.thresholds, ci_prob=opts.ci_prob, extra=extra)
@@ -424,7 +423,7 @@ def _dataset(
     )
 
 
-_CLOCK_STREAM = 2**31 - 1  # spawn key of the forecast clock's stream (chunks use 0, 1, ...)
+_CLOCK_STREAM = 2**31 - 1  # spawn key of the forecast clock's stream (a child of the seed)
 
 
 def _add_clock(

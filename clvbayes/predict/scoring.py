@@ -6,7 +6,10 @@ a spend fit, simulated and conditional-mean CLV, through the fit's family
 (:mod:`clvbayes.math.family`); :func:`clvbayes.predict_customers` plans the chunks, runs
 them on threads and summarises them. The latent state of a customer alive at ``T`` is
 drawn from the family's exact conditional posterior and the future simulated by the
-family's process (:func:`simulate_future`); a customer who is not alive buys nothing.
+family's process (:func:`simulate_future`, compiled: :mod:`clvbayes.math.kernels`); a
+customer who is not alive buys nothing. Every ``(draw, customer)`` element draws from its
+own random stream, keyed by the seed, the draw's index and the customer's row in the
+caller's table, so no number depends on chunking, threads or the memory cap.
 Customers are processed in the order :func:`row_order` gives, so the analytic quantities
 are computed about once per distinct row and draw. A fit with covariates scales its
 parameters per row by the customers' covariates (its spec's
@@ -16,7 +19,6 @@ parameters per row by the customers' covariates (its spec's
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,6 @@ from clvbayes.math.clv import discounted_expectation
 from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
-from clvbayes.math.processes import FuturePurchases
 from clvbayes.models.fitted import FittedModel, check_time_units, coefficients_of, covariates_of
 from clvbayes.predict.calendar import ForecastClock
 
@@ -76,6 +77,7 @@ class Customers:
     spend_segment: np.ndarray  # segment code of the spend fit (0 if unsegmented)
     covariates: np.ndarray  # (n, k) covariates of the transaction fit
     spend_covariates: np.ndarray  # (n, k) covariates of the spend fit
+    position: np.ndarray  # row in the caller's table: the customer's random-stream key
 
     def __len__(self) -> int:
         return self.x.size
@@ -145,6 +147,7 @@ def read_customers(
         spend_segment,
         covariates,
         spend_covariates,
+        np.arange(n, dtype=np.int64),
     )
 
 
@@ -237,27 +240,34 @@ def _block(
     spend: dict[str, np.ndarray] | None,
     c: Customers,
     *,
+    draws: np.ndarray,
+    seed: int,
     delta: float,
     margin: float,
-    rng: np.random.Generator,
     nodes: int | None,
-    max_block_elements: int,
     family: TransactionFamily,
     clock_end: float = 0.0,
     windows: tuple[tuple[str, float, float], ...] = (),
     design: CovariateDesign | None = None,
     spend_design: CovariateDesign | None = None,
+    conditional: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """All draws-level quantities for a block of draws (rows) and customers (columns).
+
+    ``draws`` are the block's indices among all posterior draws used and ``seed`` the
+    stream seed (:func:`clvbayes.math.kernels.stream_key`): with the customers' positions
+    they key each element's random stream (:func:`simulate_future`).
 
     With calendar-time effects (``theta["clock_f"]``: each draw's log multipliers of the
     calibration and forecast periods, :mod:`clvbayes.predict.calendar`) the histories and
     windows are operational times, and simulated purchase times are mapped back to the
-    calendar before discounting and binning.
+    calendar before discounting and binning (:meth:`ForecastClock.knots`).
 
     ``windows``: ``(label, start, end)`` of each interval whose purchases (and CLV) are
-    summed from the same simulated futures (``purchases_<label>``, ``clv_<label>``).
-    ``design``/``spend_design``: the fits' covariates (None: none).
+    counted from the same simulated futures (``purchases_<label>``, ``clv_<label>``).
+    ``design``/``spend_design``: the fits' covariates (None: none). With a spend fit each
+    draw's conditional-mean CLV is added to ``conditional`` (one sum per customer, draw
+    after draw).
     """
     design, spend_design = design or CovariateDesign(), spend_design or CovariateDesign()
     rows, inv = unique_rows(c)
@@ -271,73 +281,64 @@ def _block(
     alive_rows = family.p_alive(*params, *data)
     expected = family.expected_purchases(*params, *data, window, alive=alive_rows)
     out = {"p_alive": alive_rows[:, inv], "expected_purchases": expected[:, inv]}
-    shape = out["p_alive"].shape
-    horizon = np.broadcast_to(c.horizon if clock is None else window[:, inv], shape)
-    simulate = {"max_block_elements": max_block_elements}
-    breaks = sorted({t for _, start, end in windows for t in (start, end)})
+    elements = (*out["p_alive"].shape, len(windows))
+    simulate: dict[str, Any] = {"seed": seed, "discount_rate": delta, "margin": margin}
+    if clock is not None:
+        simulate["clock"] = clock.knots()
     if windows:
-        simulate["breaks"] = breaks
-    if spend is None:
-        future = simulate_future(
-            family, params, data, alive_rows, inv, horizon, rng, simulate, clock
+        simulate["windows"] = tuple(np.array([w[i] for w in windows]) for i in (1, 2))
+        simulate["window_count"] = np.zeros(elements, dtype=np.int32)
+    if spend is not None:
+        p, q, v = row_params(
+            spend, gamma_gamma.FAMILY, spend_design, c.spend_segment, c.spend_covariates
         )
-        out["purchases"] = future.count
-        out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
-        return out
-    p, q, v = row_params(
-        spend, gamma_gamma.FAMILY, spend_design, c.spend_segment, c.spend_covariates
+        simulate.update(
+            spend=(p, q, v),
+            spend_x=np.where(c.spend_informed, c.x, 0.0),
+            spend_z=np.where(c.spend_informed, c.z, 0.0),
+            discounted=_discounted(
+                family, params, data, rows["h"], alive_rows, delta, nodes, clock
+            ),
+            conditional=conditional,
+            window_clv=np.zeros(elements, dtype=np.float32),
+        )
+    out["purchases"], clv = simulate_future(
+        family, params, data, alive_rows, inv, c, draws, simulate
     )
-    x_spend = np.where(c.spend_informed, c.x, 0.0)
-    z_spend = np.where(c.spend_informed, c.z, 0.0)
-    nu_shape, nu_rate = gamma_gamma.spend_scale_posterior(p, q, v, x_spend, z_spend)
-    simulate.update(discount_rate=delta, value_shape=p)
-    future = simulate_future(family, params, data, alive_rows, inv, horizon, rng, simulate, clock)
-    out["purchases"] = future.count
-    out.update(_window_sums(future.binned_count, "purchases", windows, breaks))
-    # values were drawn as Gamma(p, 1): divide by the spend scale ν ~ Gamma(shape, rate),
-    # drawn (independently of the purchases) only where something was bought
-    buyers = np.nonzero(future.count)
-    shape_b, rate_b = (np.broadcast_to(w, shape)[buyers] for w in (nu_shape, nu_rate))
-    nu = rng.gamma(shape_b, 1.0 / rate_b)
-    clv = np.zeros(shape)
-    clv[buyers] = margin * future.value[buyers] / nu
-    out["clv"] = clv
-    if windows:
-        binned = np.zeros(future.binned_value.shape)
-        binned[buyers] = margin * future.binned_value[buyers] / nu[:, None]
-        out.update(_window_sums(binned, "clv", windows, breaks))
+    if clv is not None:
+        out["clv"] = clv
+    for i, (label, _, _) in enumerate(windows):
+        out[f"purchases_{label}"] = simulate["window_count"][..., i]
+        if clv is not None:
+            out[f"clv_{label}"] = simulate["window_clv"][..., i]
+    return out
+
+
+def _discounted(
+    family: TransactionFamily,
+    params: tuple[np.ndarray, ...],
+    data: tuple[Any, Any, Any],
+    horizon: np.ndarray,
+    alive: np.ndarray,
+    delta: float,
+    nodes: int | None,
+    clock: ForecastClock | None,
+) -> np.ndarray:
+    """Expected discounted purchases per draw and unique row in the calendar windows
+    ``(0, horizon]`` (``data``: the rows' histories, operational with a ``clock``)."""
+    if clock is None and delta == 0:
+        return family.expected_purchases(*params, *data, horizon, alive=alive)
+    if clock is None:
+        return family.expected_discounted_purchases(
+            *params, *data, horizon, delta, nodes=nodes, alive=alive
+        )
     if delta == 0:
-        discounted = out["expected_purchases"]
-    elif clock is None:
-        discounted = family.expected_discounted_purchases(
-            *params, *data, rows["h"], delta, nodes=nodes, alive=alive_rows
-        )[:, inv]
-    else:  # ∫ e^{-δs} dE(τ(s)) over calendar offsets s, τ the draw's operational window
+        return family.expected_purchases(*params, *data, clock.window(horizon), alive=alive)
 
-        def expected_by(offset: Any) -> Any:
-            return family.expected_purchases(*params, *data, clock.window(offset), alive=alive_rows)
+    def expected_by(offset: Any) -> Any:  # ∫ e^{-δs} dE(τ(s)) over calendar offsets s
+        return family.expected_purchases(*params, *data, clock.window(offset), alive=alive)
 
-        discounted = discounted_expectation(expected_by, rows["h"], delta, nodes=nodes or 16)
-        discounted = discounted[:, inv]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spend_mean = gamma_gamma.expected_spend(p, q, v, x_spend, z_spend)
-    out["clv_conditional"] = margin * discounted * np.where(nu_shape > 1, spend_mean, np.nan)
-    return out
-
-
-def _window_sums(
-    binned: np.ndarray | None,
-    name: str,
-    windows: tuple[tuple[str, float, float], ...],
-    breaks: list[float],
-) -> dict[str, np.ndarray]:
-    """``<name>_<label>``: the sum of the ``binned`` simulated quantity over each window
-    (``binned`` holds the intervals between consecutive ``breaks`` on its last axis)."""
-    out = {}
-    for label, start, end in windows:
-        lo, hi = breaks.index(start), breaks.index(end)
-        out[f"{name}_{label}"] = binned[..., lo:hi].sum(axis=-1)
-    return out
+    return discounted_expectation(expected_by, horizon, delta, nodes=nodes or 16)
 
 
 DTYPES = {
@@ -345,7 +346,6 @@ DTYPES = {
     "expected_purchases": np.float32,
     "purchases": np.int32,
     "clv": np.float32,
-    "clv_conditional": np.float64,
 }
 """Storage type of each kept draw variable (a window's ``purchases_<label>`` and
 ``clv_<label>`` are stored like ``purchases`` and ``clv``; :func:`dtype_of`)."""
@@ -364,21 +364,31 @@ def score_chunk(
     block_draws: int,
     **options: Any,
 ) -> dict[str, np.ndarray]:
-    """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block."""
+    """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block,
+    and with a spend fit ``clv_conditional_mean`` (one value per customer, the draws
+    summed in order).
+
+    ``options`` go to the block (``seed``, ``delta``, ``margin``, ``nodes``, ``family``,
+    ``clock_end``, ``windows``, ``design``, ``spend_design``)."""
     n_samples = next(iter(theta.values())).shape[0]
     out: dict[str, np.ndarray] = {}
+    conditional = None if spend is None else np.zeros(len(c))
     for start in range(0, n_samples, block_draws):
         part = slice(start, start + block_draws)
         block = _block(
             {k: v[part] for k, v in theta.items()},
             None if spend is None else {k: v[part] for k, v in spend.items()},
             c,
+            draws=np.arange(start, min(start + block_draws, n_samples)),
+            conditional=conditional,
             **options,
         )
         for name, values in block.items():
             if name not in out:
                 out[name] = np.empty((n_samples, len(c)), dtype=dtype_of(name))
             out[name][part] = values
+    if conditional is not None:
+        out["clv_conditional_mean"] = conditional / n_samples
     return out
 
 
@@ -397,84 +407,39 @@ def plan_chunks(
 def simulate_future(
     family: TransactionFamily,
     params: tuple[np.ndarray, ...],
-    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+    data: tuple[Any, Any, Any],
     alive: np.ndarray,
     inverse: np.ndarray,
-    horizon: np.ndarray,
-    rng: np.random.Generator,
+    customers: Customers,
+    draws: np.ndarray,
     options: dict[str, Any],
-    clock: ForecastClock | None = None,
-) -> FuturePurchases:
-    """Simulated future purchases of every ``(draw, customer)`` element.
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Simulated future purchases (and CLV) of every ``(draw, customer)`` element.
 
-    Flips each element's alive coin (weight ``P(alive)`` of its unique row), draws the
-    alive elements' latent state from the family's conditional posterior
-    (``customer_posterior`` + ``sample_alive_state``) and simulates their window with the
-    family's process (``simulate_future``); ``alive`` and ``data`` are per unique row,
-    ``inverse`` maps customers to rows, ``horizon`` is shaped ``(draws, customers)``;
-    ``options`` go to the simulator (``discount_rate``, ``max_block_elements`` and
-    ``value_shape``: with it each purchase is worth a ``Gamma(value_shape, 1)`` draw, so
-    the caller scales the returned value by the customer's ``1/ν``).
+    Each element flips its alive coin (weight ``P(alive)`` of its unique row), draws the
+    alive branch's latent state from the family's conditional posterior
+    (``alive_process``) and simulates its window
+    (:func:`clvbayes.math.kernels.simulate_alive_future`, one random stream per element
+    keyed by the seed, its draw index and the customer's position, so no result depends
+    on chunking or threads); ``params``, ``alive`` and ``data`` are per draw and unique
+    row (with calendar-time effects ``data`` holds operational times), ``inverse`` maps
+    customers to rows; ``options`` go to the kernel (``seed``, ``discount_rate``,
+    ``margin``, ``clock``, ``windows``, ``window_count`` and, with a spend fit,
+    ``spend``, ``spend_x``, ``spend_z``, ``discounted``, ``conditional``,
+    ``window_clv``). The window is each customer's calendar horizon.
+
+    Returns
+    -------
+    count : ndarray of int32, (draw, customer)
+    clv : ndarray of float32 or None
     """
-    state = family.customer_posterior(*params, *data, alive=alive)
-    shape, draw, customer, row = _alive_elements(alive, inverse, rng)
-    rates = family.sample_alive_state(state, (draw, row), rng)
-    if clock is not None:  # purchase times in operational time -> calendar offsets
-        options = {**options, "time_map": lambda t, e: clock.to_calendar(t, draw[e])}
-    return _simulate_alive(
-        family.simulate_future, shape, draw, customer, rates, horizon, rng, options
+    from clvbayes.math.kernels import simulate_alive_future
+
+    return simulate_alive_future(
+        family.alive_process(*params, *data, alive=alive),
+        inverse,
+        customers.position,
+        draws,
+        customers.horizon,
+        **options,
     )
-
-
-def _alive_elements(
-    alive: np.ndarray, inverse: np.ndarray, rng: np.random.Generator
-) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """Flip each ``(draw, customer)`` element's alive coin (weight ``P(alive)`` of its row).
-
-    Returns the ``(draw, customer)`` shape, the alive elements' draw and customer indices
-    (C order) and their unique-row index (for gathering per-row posterior fields).
-    """
-    weight = alive[:, inverse]
-    draw, customer = np.nonzero(rng.random(weight.shape) < weight)
-    return weight.shape, draw, customer, inverse[customer]
-
-
-def _simulate_alive(
-    simulator: Callable[..., FuturePurchases],
-    shape: tuple[int, ...],
-    draw: np.ndarray,
-    customer: np.ndarray,
-    rates: tuple[np.ndarray, np.ndarray],
-    horizon: np.ndarray,
-    rng: np.random.Generator,
-    options: dict[str, Any],
-) -> FuturePurchases:
-    """Run ``simulator`` on the alive elements only and scatter into ``shape`` arrays.
-
-    ``options["value_shape"]`` (broadcastable to ``shape``) is gathered for those elements;
-    the dead elements buy nothing. When values are simulated, the result's
-    ``discounted`` field is None (callers use the discounted ``value`` and the counts):
-    one draw x customer array less per chunk.
-    """
-    options = dict(options)
-    if options.get("value_shape") is not None:
-        options["value_shape"] = np.broadcast_to(options["value_shape"], shape)[draw, customer]
-        options["value_rate"] = 1.0
-    future = simulator(
-        *rates, True, np.broadcast_to(horizon, shape)[draw, customer], rng=rng, **options
-    )
-    count = np.zeros(shape, dtype=np.int64)
-    count[draw, customer] = future.count
-    binned = [None, None]
-    for i, part in enumerate((future.binned_count, future.binned_value)):
-        if part is not None:
-            binned[i] = np.zeros((*shape, part.shape[-1]), dtype=part.dtype)
-            binned[i][draw, customer] = part
-    if future.value is None:
-        discounted = np.zeros(shape)
-        discounted[draw, customer] = future.discounted
-        return FuturePurchases(count, discounted, None, *binned)
-    # with values the discounted counts are not read: no third draw x customer array
-    value = np.zeros(shape)
-    value[draw, customer] = future.value
-    return FuturePurchases(count, None, value, *binned)

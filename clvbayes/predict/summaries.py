@@ -147,15 +147,25 @@ def describe(
         ``<name>_mean``, ``<name>_sd``, ``<name>_q05`` ... and
         ``<name>_hdi90_low`` / ``<name>_hdi90_high`` (for ``ci_prob=0.9``).
     """
-    values = np.asarray(samples, dtype=float)
-    out = {f"{name}_mean": values.mean(axis=0), f"{name}_sd": values.std(axis=0, ddof=1)}
-    if values.shape[0] < 2:
-        out[f"{name}_sd"] = np.full(values.shape[1], np.nan)
-    ordered = np.sort(values, axis=0)  # one sort serves the quantiles and the HDI
+    from clvbayes.math.order import column_moments, column_order_statistics
+
+    label = percent_label(ci_prob)
+    samples = np.asarray(samples)
+    if np.issubdtype(samples.dtype, np.integer) and samples.shape[0] > 0:
+        # counts: sorted by counting, compiled (clvbayes.math.order), same definitions
+        mean, sd, qs, low, high = column_order_statistics(samples, quantiles, ci_prob)
+        out = {f"{name}_mean": mean, f"{name}_sd": sd}
+        out.update({f"{name}_q{round(100 * q):02d}": qs[i] for i, q in enumerate(quantiles)})
+        out[f"{name}_hdi{label}_low"] = low
+        out[f"{name}_hdi{label}_high"] = high
+        return out
+    # draws summed in order: a customer's numbers do not depend on its chunk's width
+    mean, sd = column_moments(samples)
+    out = {f"{name}_mean": mean, f"{name}_sd": sd}
+    ordered = np.sort(np.asarray(samples, dtype=float), axis=0)  # for quantiles and HDI
     for q in quantiles:
         out[f"{name}_q{round(100 * q):02d}"] = _quantile_of_sorted(ordered, q)
     low, high = _hdi_of_sorted(ordered, ci_prob)
-    label = percent_label(ci_prob)
     out[f"{name}_hdi{label}_low"] = low
     out[f"{name}_hdi{label}_high"] = high
     return out
@@ -166,27 +176,6 @@ def exceedance(
 ) -> dict[str, np.ndarray]:
     """``p_<name>_gt_<t>``: share of draws strictly above each threshold, per customer."""
     return {f"p_{name}_gt_{threshold_label(t)}": (samples > t).mean(axis=0) for t in thresholds}
-
-
-def _tie_groups(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start index of each run of equal values, and each position's run number."""
-    new = np.empty(sorted_values.size, dtype=bool)
-    new[:1] = True
-    new[1:] = sorted_values[1:] != sorted_values[:-1]
-    return np.flatnonzero(new), np.cumsum(new) - 1
-
-
-def _group_mean(weights: np.ndarray, starts: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Mean of ``weights`` over each tie group, broadcast back to the positions."""
-    sums = np.add.reduceat(weights, starts)
-    sizes = np.diff(np.append(starts, weights.size))
-    return (sums / sizes)[group]
-
-
-def _group_last(weights: np.ndarray, starts: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """The weight of each tie group's last position, broadcast back to the positions."""
-    ends = np.append(starts[1:], weights.size) - 1
-    return weights[ends][group]
 
 
 _RANK_GROUP = 8  # draws summed per partial (fixed, so results never depend on blocking)
@@ -226,28 +215,27 @@ def rank_columns(
     if block_draws is None:
         block_draws = max(_RANK_GROUP, 2**24 // max(n, 1))
     block_draws = max(_RANK_GROUP, int(block_draws) // _RANK_GROUP * _RANK_GROUP)
-    positions = np.arange(1, n + 1, dtype=float)
-    top_weights = [np.clip(k * n - (positions - 1), 0.0, 1.0) for k in top]
+    from clvbayes.math.order import add_draw_ranks
+
+    cuts = np.array([k * n for k in top], dtype=float)
 
     def partial(start: int) -> np.ndarray:
-        """Sums over draws ``start .. start+7``: row 0 rank, row 1+j top share j."""
-        sums = np.zeros((1 + len(top), n))
+        """Sums over draws ``start .. start+7``: column 0 rank, column 1+j top share j."""
+        sums = np.zeros((n, 1 + len(top)))
         for row in np.asarray(clv[start : start + _RANK_GROUP]):
-            order = np.argsort(-row)  # ties are averaged below, so any sort will do
-            starts, group = _tie_groups(row[order])
-            sums[0, order] += _group_mean(positions, starts, group)
-            for j, weights in enumerate(top_weights):
-                sums[1 + j, order] += _group_last(weights, starts, group)
+            add_draw_ranks(row, cuts, sums)  # a radix sort per draw, compiled
         return sums
 
-    total = np.zeros((1 + len(top), n))
+    total = np.zeros((n, 1 + len(top)))
     groups = range(0, n_draws, _RANK_GROUP)
     with ThreadPoolExecutor(max(1, int(n_jobs))) as pool:
         for lo in range(0, len(groups), block_draws // _RANK_GROUP):
             for sums in pool.map(partial, groups[lo : lo + block_draws // _RANK_GROUP]):
                 total += sums
-    out = {"expected_rank": total[0] / n_draws}
-    out.update({f"p_top_{percent_label(k)}pct": total[1 + j] / n_draws for j, k in enumerate(top)})
+    out = {"expected_rank": total[:, 0] / n_draws}
+    out.update(
+        {f"p_top_{percent_label(k)}pct": total[:, 1 + j] / n_draws for j, k in enumerate(top)}
+    )
     return out
 
 
@@ -279,10 +267,12 @@ def customer_columns(
     dict of str to ndarray
         Columns in the table's order (without ``customer_id`` and the rank columns).
     """
+    from clvbayes.math.order import column_moments
+
     columns: dict[str, np.ndarray] = {}
     for name in ("p_alive", "expected_purchases"):
         if name in samples:
-            columns[name] = np.asarray(samples[name], dtype=float).mean(axis=0)
+            columns[name] = column_moments(samples[name])[0]
     if "purchases" in samples:
         columns.update(describe("purchases", samples["purchases"], ci_prob=ci_prob))
     if "clv" in samples:

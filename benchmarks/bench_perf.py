@@ -1,0 +1,144 @@
+"""Issue 19: cold-start fitting with the compile cache, and scoring throughput.
+
+* ``fit``: the BG/NBD fitted with NUTS (nutpie, 4 chains x 1000 draws after 1000 tuning
+  steps) on CDNOW master in a fresh interpreter, timed from the interpreter's start
+  (imports, data, build, compilation, sampling): with an empty compile cache (cold),
+  then in another fresh interpreter with the cache the first one filled (warm); and
+  pymc-marketing's ``BetaGeoModel`` (nutpie) the same way.
+* ``score``: :func:`clvbayes.predict_customers` (BG/NBD + Gamma-Gamma, 52 weeks, 10 %
+  annual discount, P(CLV > 100), ranks and P(top 10 %)) on synthetic CDNOW-like
+  customers with ``n_draws`` posterior draws, in a fresh interpreter; throughput =
+  customers x draws / second of the call. ``--tree`` points at another checkout (e.g.
+  the code before the compiled kernel) to compare.
+
+    python benchmarks/bench_perf.py fit [--anchor]
+    python benchmarks/bench_perf.py score --customers 200000 --draws 500 [--tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+POSTERIOR = Path(tempfile.gettempdir()) / "clvbayes-bench-perf-posterior.nc"
+
+_FIT = """
+import time, json
+start = time.perf_counter()
+import sys
+sys.path.insert(0, {bench!r})
+from bench_fit import load_rfm
+rfm = load_rfm("cdnow")
+kw = dict(draws=1000, tune=1000, chains=4)
+if {tool!r} == "clvbayes":
+    from clvbayes import BGNBD
+    fit = BGNBD().fit(rfm, seed=1, progressbar=False, **kw)
+    source = fit.settings.get("compiled_from")
+    means = {{k: round(float(fit.posterior[k].mean()), 4) for k in ("r", "alpha", "a", "b")}}
+else:
+    from pymc_marketing.clv import BetaGeoModel
+    m = BetaGeoModel()
+    m.fit(rfm[["customer_id", "frequency", "recency", "T"]], nuts_sampler="nutpie",
+          random_seed=1, progressbar=False, **kw)
+    source = None
+    post = m.idata["posterior"]
+    means = {{k: round(float(post[k].mean()), 4) for k in ("r", "alpha", "a", "b")}}
+print(json.dumps({{"seconds_in_process": round(time.perf_counter() - start, 2),
+                  "compiled_from": source, "means": means}}))
+"""
+
+_SCORE = """
+import time, json, sys
+sys.path.insert(0, {bench!r})
+from bench_fit import load_rfm
+import clvbayes
+models = clvbayes.load({posterior!r})
+rfm = load_rfm({customers!r})
+kw = dict(horizon=52, spend_fit=models["spend"], time_unit="W", annual_discount=0.1,
+          thresholds=[100], n_draws={draws}, seed=1, keep_draws=())
+clvbayes.predict_customers(models["bgnbd"], rfm.iloc[:200], **kw)  # loads compiled code
+start = time.perf_counter()
+res = clvbayes.predict_customers(models["bgnbd"], rfm, **kw)
+seconds = time.perf_counter() - start
+print(json.dumps({{"module": clvbayes.__file__, "seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
+                  "elements_per_second": round(len(rfm) * {draws} / seconds),
+                  "sum_clv_mean": round(float(res.summary["clv_mean"].sum())),
+                  "sum_clv_conditional": round(float(res.summary["clv_conditional_mean"].sum()))}}))
+"""
+
+
+def _run(code: str, env: dict[str, str], tree: Path = HERE.parent) -> dict:
+    """``code`` in a fresh interpreter started in ``tree`` (``python -c`` imports from the
+    working directory first: that checkout's clvbayes is the one timed)."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tree,
+        timeout=3600,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = round(time.perf_counter() - start, 2)
+    result["load_average"] = os.getloadavg()[0]
+    return result
+
+
+def fit(anchor: bool) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="clvbayes-cache-") as cache:
+        env = {**os.environ, "CLVBAYES_CACHE_DIR": cache}
+        for label in ("cold", "warm"):
+            result = _run(_FIT.format(bench=str(HERE), tool="clvbayes"), env)
+            rows.append({"tool": "clvbayes", "cache": label, **result})
+            print(json.dumps(rows[-1]), flush=True)
+    if anchor:
+        result = _run(_FIT.format(bench=str(HERE), tool="pymc-marketing"), dict(os.environ))
+        rows.append({"tool": "pymc-marketing", "cache": "", **result})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def score(customers: int, draws: int, tree: str | None) -> dict:
+    if not POSTERIOR.exists():  # BG/NBD + Gamma-Gamma on CDNOW master, 4 x 250 draws
+        sys.path.insert(0, str(HERE))
+        from bench_predict import make_posterior
+
+        make_posterior(POSTERIOR)
+    root = HERE.parent if tree is None else Path(tree).resolve()
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    code = _SCORE.format(
+        bench=str(HERE), posterior=str(POSTERIOR), customers=str(customers), draws=draws
+    )
+    result = {"tree": str(root), **_run(code, env, root)}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("fit")
+    f.add_argument("--anchor", action="store_true", help="also time pymc-marketing")
+    s = sub.add_parser("score")
+    s.add_argument("--customers", type=int, default=200_000)
+    s.add_argument("--draws", type=int, default=500)
+    s.add_argument("--tree", default=None, help="checkout whose clvbayes to import")
+    args = parser.parse_args()
+    if args.what == "fit":
+        fit(args.anchor)
+    else:
+        score(args.customers, args.draws, args.tree)
+
+
+if __name__ == "__main__":
+    main()
