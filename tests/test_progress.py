@@ -167,10 +167,10 @@ def test_report_stages_show_progress_and_quiet_silences_them(log_csv, tmp_path, 
 
 @pytest.mark.slow
 def test_long_scoring_shows_a_bar_with_the_default_delay(fits, rfm, capsys):
-    """No stand-in: 8,000 customers x 1,000 draws on one thread take several seconds,
+    """No stand-in: 24,000 customers x 1,000 draws on one thread take several seconds,
     longer than the 2 s delay."""
     bg, gg = fits
-    many = pd.concat([rfm] * 20, ignore_index=True).assign(customer_id=np.arange(len(rfm) * 20))
+    many = pd.concat([rfm] * 60, ignore_index=True).assign(customer_id=np.arange(len(rfm) * 60))
     start = time.perf_counter()
     clvbayes.predict_customers(
         bg, many, horizon=52, spend_fit=gg, n_draws=1000, n_jobs=1, chunk_customers=200, seed=1

@@ -78,11 +78,13 @@ def _recovery(spec_class, datasets) -> dict:
                 k: v.reshape(-1, v.shape[-1])[:, order]
                 for k, v in spec.link_values(fit.params()).items()
             }
+            # a Gamma-Gamma draw with q <= 1 has no mean spend (its link is NaN): a small
+            # segment fitted alone (no pooling) has a few; they are left out of its mean
             for name, values in draws.items():
-                low, high = np.quantile(values, [0.05, 0.95], axis=0)
+                low, high = np.nanquantile(values, [0.05, 0.95], axis=0)
                 if pooling == "partial":
                     covered.extend((low <= TRUE_LINK[name]) & (TRUE_LINK[name] <= high))
-            means.append(np.array([draws[n].mean(axis=0) for n in names]))
+            means.append(np.array([np.nanmean(draws[n], axis=0) for n in names]))
             if pooling == "partial":
                 post = fit.posterior
                 centres.append(np.array([float(post[f"{n}_mu"].mean()) for n in names]))

@@ -156,7 +156,8 @@ class SharedRFM:
         from pytensor.compile.mode import Mode
         from pytensor.graph.basic import Constant
         from pytensor.graph.replace import clone_replace, graph_replace
-        from pytensor.graph.traversal import graph_inputs, io_toposort
+        from pytensor.graph.traversal import ancestors, graph_inputs, io_toposort
+        from pytensor.tensor.random.op import RandomVariable
         from pytensor.tensor.type import TensorType
 
         by_variable = {entry[2]: key for key, entry in self._registry.items()}
@@ -167,6 +168,13 @@ class SharedRFM:
             reads = [v for v in node.inputs if not isinstance(v, Constant)]
             if reads and all(v in data_only for v in reads):
                 data_only.update(node.outputs)
+        # a random variable's inputs stay as they are: replacing one of their ancestors
+        # would clone the variable out of the model (e.g. a hierarchical prior's mean
+        # relative to the data's mean spend)
+        rv_inputs = [
+            v for node in nodes if isinstance(node.op, RandomVariable) for v in node.inputs
+        ]
+        feeds_rvs = set(ancestors(rv_inputs)) if rv_inputs else set()
         # only tensors become inputs: a data-only scalar (e.g. a length as a Scalar type)
         # stays computed from its data-only ancestors, which is equally correct
         frontier: list[Any] = []
@@ -175,6 +183,7 @@ class SharedRFM:
                 continue
             for v in node.inputs:
                 hoistable = isinstance(v.type, TensorType) and v not in known
+                hoistable = hoistable and v not in feeds_rvs
                 if v in data_only and hoistable and v not in frontier:
                     frontier.append(v)
         if expression in data_only and expression not in known:
