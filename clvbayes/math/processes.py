@@ -95,7 +95,6 @@ def simulate_future_purchases(
     value_rate: Any = None,
     max_block_elements: int = 2**22,
     breaks: Any = None,
-    time_map: Any = None,
 ) -> FuturePurchases:
     """Simulate purchases in ``(0, horizon]`` for customers with known latent state.
 
@@ -145,12 +144,6 @@ def simulate_future_purchases(
         purchases (and values) of each ``(e_{i-1}, e_i]`` (``binned_count``,
         ``binned_value``), e.g. year 1 and years 2-3 of one simulated future. The purchase
         times are then drawn also without discounting.
-    time_map : callable, optional
-        ``(times, elements) -> times``: maps purchase times (in the rate's clock) of the
-        given flat elements to the times discounting and ``breaks`` use, e.g. operational
-        time back to calendar time under calendar-time effects
-        (:mod:`clvbayes.math.calendar`); monotone per element. None: the identity.
-
     Returns
     -------
     FuturePurchases
@@ -201,20 +194,18 @@ def simulate_future_purchases(
     end = np.array(np.broadcast_to(_at(horizon, idx), idx.shape), dtype=float)
     end[stops] *= rng.beta(bought[stops], arrivals[stops] - bought[stops] + 1)
     last = idx[stops]
-    last_time = _mapped(time_map, end[stops], last)
-    weight = discount_factor(last_time, _at(delta, last))
+    weight = discount_factor(end[stops], _at(delta, last))
     discounted[last] = weight
     if marks:
         value[last] = rng.gamma(_at(v_shape, last), 1.0 / _at(v_rate, last), size=last.size)
         value[last] *= weight
     if bins is not None:
-        bins.add(last, last_time, None if value is None else value[last])
+        bins.add(last, end[stops], None if value is None else value[last])
     free = bought.copy()
     free[stops] -= 1
     _uniform_purchases(
-        idx, free, end, delta, v_shape, v_rate, rng, discounted, value, max_block_elements,
-        bins, time_map,
-    )  # fmt: skip
+        idx, free, end, delta, v_shape, v_rate, rng, discounted, value, max_block_elements, bins
+    )
     return FuturePurchases(
         count.reshape(shape),
         discounted.reshape(shape),
@@ -275,11 +266,6 @@ def _at(value: Any, index: Any) -> Any:
     return value if np.ndim(value) == 0 else value[index]
 
 
-def _mapped(time_map: Any, times: np.ndarray, elements: np.ndarray) -> np.ndarray:
-    """``time_map(times, elements)``, or ``times`` without a map."""
-    return times if time_map is None else time_map(times, elements)
-
-
 def _uniform_purchases(
     idx: np.ndarray,
     counts: np.ndarray,
@@ -292,7 +278,6 @@ def _uniform_purchases(
     value: np.ndarray | None,
     cap: int,
     bins: _Bins | None = None,
-    time_map: Any = None,
 ) -> None:
     """Add ``counts[i]`` purchases at iid uniform times on ``(0, end[i])`` to element
     ``idx[i]``'s discounted count (and value, and ``bins``), in passes of at most ``cap``
@@ -311,7 +296,7 @@ def _uniform_purchases(
         here = np.minimum(ends[i:j], stop) - np.maximum(starts[i:j], done)
         owner = np.repeat(np.arange(j - i), here)
         element = idx[i:j][owner]
-        times = _mapped(time_map, rng.random(owner.size) * end[i:j][owner], element)
+        times = rng.random(owner.size) * end[i:j][owner]
         weight = discount_factor(times, _at(delta, element))
         discounted[idx[i:j]] += np.bincount(owner, weights=weight, minlength=j - i)
         worth = None
