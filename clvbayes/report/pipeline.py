@@ -424,6 +424,13 @@ def _poolable(name: str) -> bool:
     return family(model_names()[name]).reparametrisation is not None
 
 
+def _read_side_table(path: Path, option: str) -> pd.DataFrame:
+    """A CSV or Parquet file given by ``option`` (by its extension), or a one-line error."""
+    if not path.is_file():
+        raise ValueError(f"{option} {path}: no such file.")
+    return pd.read_parquet(path) if path.name.lower().endswith(".parquet") else pd.read_csv(path)
+
+
 def read_customer_table(path: str | Path, customer_col: str, columns: tuple[str, ...]) -> Any:
     """``--customer-table``: one row per customer with ``customer_col`` and ``columns``.
 
@@ -433,10 +440,7 @@ def read_customer_table(path: str | Path, customer_col: str, columns: tuple[str,
         For a missing file or column, or a customer listed twice.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--customer-table {path}: no such file.")
-    name = path.name.lower()
-    table = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    table = _read_side_table(path, "--customer-table")
     missing = [c for c in (customer_col, *columns) if c not in table.columns]
     if missing:
         raise ValueError(
@@ -775,10 +779,7 @@ def read_calendar_covariates(path: str | Path) -> pd.DataFrame:
         For a missing file, a first column that is not dates, or a non-numeric column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--calendar-covariates {path}: no such file.")
-    name = path.name.lower()
-    table = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    table = _read_side_table(path, "--calendar-covariates")
     if table.shape[1] < 2:
         raise ValueError(
             f"--calendar-covariates {path}: expected a period-start column and at least one "
