@@ -837,8 +837,9 @@ def _score(
             seed=seeds["validate"],
             options=predict,
         )
-        extra = {} if data.calendar is None else {"seed": seeds["tracking"]}
-        tracking = tracking_curve(fit, tx, actual=data.repeat_times, n_draws=200, **extra)
+        tracking = tracking_curve(
+            fit, tx, actual=data.repeat_times, n_draws=200, seed=seeds["tracking"]
+        )  # the seed draws the future calendar of a fit with time effects
     calendar = None
     if data.calendar is not None:
         calendar = _calendar_section(data, fit, options, seeds["calendar"], holdout)
