@@ -192,13 +192,13 @@ class ReportOptions:
             )
 
     def _check_models(self) -> None:
-        from clvbayes.math.family import family, model_names
+        from clvbayes.math.family import model_names
 
         names = model_names()
         if self.model not in names:
             raise ValueError(f"--model {self.model!r}: use one of {sorted(names)}.")
         if self.segment_col is not None and not _poolable(self.model):
-            label = family(names[self.model]).label
+            label = _family_label(self.model)
             usable = [n for n in sorted(names) if _poolable(n)]
             raise ValueError(
                 f"--model {self.model} cannot be fitted per segment yet (the {label} has no "
@@ -417,11 +417,16 @@ SEGMENT = "segment"
 """Column of the RFM table holding each customer's segment (``--segment-col``)."""
 
 
-def _poolable(name: str) -> bool:
-    """Whether the transaction model ``name`` can be fitted per segment (partial pooling)."""
+def _family_named(name: str) -> Any:
+    """The registered family of the transaction model ``name`` (``"bgnbd"``, ...)."""
     from clvbayes.math.family import family, model_names
 
-    return family(model_names()[name]).reparametrisation is not None
+    return family(model_names()[name])
+
+
+def _poolable(name: str) -> bool:
+    """Whether the transaction model ``name`` can be fitted per segment (partial pooling)."""
+    return _family_named(name).reparametrisation is not None
 
 
 def _read_side_table(path: Path, option: str) -> pd.DataFrame:
@@ -496,9 +501,7 @@ def _fit_transaction_model(
 
 def _family_label(name: str) -> str:
     """The display name of the transaction model ``name`` (``"bgnbd"`` -> ``"BG/NBD"``)."""
-    from clvbayes.math.family import family, model_names
-
-    return family(model_names()[name]).label
+    return _family_named(name).label
 
 
 def _alternatives(options: ReportOptions, segmented: bool) -> tuple[list[str], list[str]]:
