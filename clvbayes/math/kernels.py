@@ -171,14 +171,6 @@ def _gamma(shape: float, state: Any) -> Any:
 
 
 @numba.njit(**_JIT)
-def _beta(a: float, b: float, state: Any) -> Any:
-    """``(p, next state)`` with ``p ~ Beta(a, b)`` as ``X / (X + Y)``, in logs."""
-    log_x, state = _log_gamma_variate(a, state)
-    log_y, state = _log_gamma_variate(b, state)
-    return 1.0 / (1.0 + math.exp(log_y - log_x)), state
-
-
-@numba.njit(**_JIT)
 def _interp(x: float, xs: Any, ys: Any) -> float:
     """The piecewise-linear function through ``(xs, ys)`` at ``x >= 0`` (linear beyond
     the last knot with the last segment's slope)."""
