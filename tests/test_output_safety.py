@@ -287,25 +287,26 @@ def _report_cmd(sample: Path, out: Path, *extra: str) -> list[str]:
             "--out", str(out)]  # fmt: skip
 
 
-def test_second_report_on_a_busy_folder_gets_a_clear_error(sample, tmp_path):
-    """The first run holds the folder (NUTS, so it is still busy); the second fails fast."""
+def test_second_report_on_a_busy_folder_gets_a_clear_error(sample, built, tmp_path):
+    """While a run holds the folder, a second real CLI run fails fast and the first
+    finishes its report.
+
+    The first run is this process inside :class:`ReportTarget` (which the CLI uses), so
+    the folder is busy for certain while the second runs: a first run in a subprocess
+    could finish its fit before the second has even imported (the compile cache makes
+    small fits take about a second), and then the test would race.
+    """
     out = tmp_path / "report"
-    first = subprocess.Popen(
-        _report_cmd(sample, out, "--method", "nuts", "--draws", "200", "--tune", "200"),
-        stderr=subprocess.PIPE, text=True, env=_env(),
-    )  # fmt: skip
-    for line in first.stderr:
-        if "] fit BG/NBD: " in line:
-            break
-    second = subprocess.run(
-        _report_cmd(sample, out, "--quiet"), capture_output=True, text=True, env=_env(), timeout=300
-    )
-    first_err = _rest_of_stderr(first, timeout=600)
-    assert first.returncode == 0, first_err
-    assert second.returncode == 2
+    with ReportTarget(out) as first:
+        second = subprocess.run(
+            _report_cmd(sample, out, "--quiet"), capture_output=True, text=True, env=_env(),
+            timeout=300,
+        )  # fmt: skip
+        write_report(built, out, target=first)
+    assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and "is being written by another clvbayes run" in lines[0], lines
-    assert f"process {first.pid}," in lines[0] and ".report.lock" in lines[0]
+    assert f"process {os.getpid()}," in lines[0] and ".report.lock" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
