@@ -150,6 +150,50 @@ def test_pytensor_likelihood_equals_numpy_with_covariates(kind, rfm):
     assert got == pytest.approx(float(spec.weighted_loglik(values, data)), rel=1e-10)
 
 
+def _categorical_spec(kind: str):
+    if kind == "GammaGamma":
+        return GammaGamma(spend_covariates=["gender", "club"])
+    return SPECS[kind](purchase_covariates=["gender", "club"], dropout_covariates=["club"])
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_few_covariate_profiles_are_evaluated_per_profile_with_the_same_likelihood(
+    kind, rfm, monkeypatch
+):
+    """Two binary covariates make 4 profiles: the likelihood is the plain one per profile
+    block (factored columns, one parameter set each). Oracle: the per-row path, forced
+    by allowing no profile blocks, in numpy (draws, pointwise) and in PyTensor."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    import clvbayes.data.compress as compress_module
+
+    club = (np.random.default_rng(7).random(len(rfm)) < 0.4).astype(float)
+    table = rfm.assign(club=club)
+    spec = _categorical_spec(kind)
+    data = spec.prepare(table)
+    blocks = data.profile_blocks()
+    assert blocks is not None and len(blocks) == 4
+    assert [part.start for _, part, _ in blocks] == sorted(part.start for _, part, _ in blocks)
+    monkeypatch.setattr(compress_module, "MAX_PROFILE_BLOCKS", 1)
+    per_row = spec.prepare(table)
+    assert per_row.profile_blocks() is None
+    coefficients = _coefficients(spec)
+    values = {**TRUTH[kind], **coefficients}
+    want = float(spec.weighted_loglik(values, per_row))
+    assert float(spec.weighted_loglik(values, data)) == pytest.approx(want, rel=1e-12)
+    draws = {k: np.asarray(v, dtype=float)[None, None] for k, v in TRUTH[kind].items()}
+    draws = {k: np.broadcast_to(v, (3, 1)) * np.array([[1.0], [0.9], [1.2]]) for k, v in draws.items()}
+    draws.update(_coefficients(spec, draws=3))
+    np.testing.assert_allclose(
+        spec.row_loglik(draws, data), spec.row_loglik(draws, per_row), rtol=1e-12
+    )
+    symbols = {k: pt.dscalar(k) for k in TRUTH[kind]}
+    symbols.update({k: pt.dvector(k) for k in coefficients})
+    fn = pytensor.function(list(symbols.values()), spec.weighted_loglik(symbols, data))
+    assert fn(*(values[k] for k in symbols)) == pytest.approx(want, rel=1e-10)
+
+
 def test_categorical_covariates_keep_the_compression_continuous_ones_do_not(rfm):
     plain = BGNBD().prepare(rfm)
     binary = BGNBD(purchase_covariates=["gender"]).prepare(rfm)

@@ -39,6 +39,7 @@ def _rfm(seed: int, n: int = 300) -> pd.DataFrame:
             "channel": channel,
             "web": (channel == "web").astype(float),  # covariates
             "age": rng.normal(40, 10, size=n),
+            "vip": (rng.random(n) < 0.3).astype(float),
         }
     )
 
@@ -53,6 +54,10 @@ SPECS = {
     "BGNBD-covariates": BGNBD(purchase_covariates=["web", "age"], dropout_covariates=["web"]),
     "BGNBD-partial-covariates": BGNBD(segments="channel", purchase_covariates=["age"]),
     "GammaGamma-covariates": GammaGamma(spend_covariates=["age"]),
+    # categorical covariates only: evaluated per covariate profile block
+    "BGNBD-profiles": BGNBD(purchase_covariates=["web", "vip"], dropout_covariates=["vip"]),
+    "BGNBD-partial-profiles": BGNBD(segments="channel", purchase_covariates=["vip"]),
+    "GammaGamma-profiles": GammaGamma(spend_covariates=["vip"]),
 }
 
 

@@ -23,6 +23,15 @@ most of the savings (CDNOW master with one binary covariate: 8,685 unique rows b
 about 12,000); a continuous one (e.g. first-order value) makes nearly every customer a
 row of their own, so the likelihood then costs one evaluation per customer, as in
 pymc-marketing, instead of one per distinct history.
+
+Covariate profiles. Because the covariate columns come right after the segment code,
+the rows of one *covariate profile* (one combination of covariate values) are contiguous
+too. When a block of rows has few profiles (at most :data:`MAX_PROFILE_BLOCKS`, e.g. up
+to four binary covariates), :meth:`CompressedRFM.profile_blocks` cuts it into one block
+per profile: every row of a profile has the same parameters, so the likelihood is the
+plain one with that profile's parameters and its per-level terms, not a per-row
+evaluation (on CDNOW master with one binary covariate the BG/NBD's gradient costs about
+that of the plain model again, instead of about 20 times more).
 """
 
 from __future__ import annotations
@@ -37,13 +46,27 @@ import numpy as np
 
 from clvbayes.math.ops import Factor
 
-__all__ = ["COVARIATE_PREFIX", "SEGMENT", "CompressedRFM", "compress", "covariate_column"]
+__all__ = [
+    "COVARIATE_PREFIX",
+    "MAX_PROFILE_BLOCKS",
+    "SEGMENT",
+    "CompressedRFM",
+    "compress",
+    "covariate_column",
+]
 
 SEGMENT = "segment"
 """Name of the compressed column holding each row's segment code (0, 1, ...)."""
 
 COVARIATE_PREFIX = "covariate_"
 """Prefix of the compressed columns holding covariates (:func:`covariate_column`)."""
+
+
+MAX_PROFILE_BLOCKS = 16
+"""Most covariate profiles a block of rows is evaluated profile by profile with
+(:meth:`CompressedRFM.profile_blocks`); with more (e.g. a continuous covariate) each row
+gets its own parameters. Each profile adds a copy of the likelihood to the model's graph,
+so compilation grows with this number."""
 
 
 def covariate_column(name: str) -> str:
@@ -129,6 +152,41 @@ class CompressedRFM:
         if not self.segmented:
             raise ValueError("segment_blocks: these data are not segmented.")
         return self._blocks
+
+    @property
+    def covariate_columns(self) -> tuple[str, ...]:
+        """The compressed covariate columns (:func:`covariate_column`), in order."""
+        return tuple(c for c in self.columns if c.startswith(COVARIATE_PREFIX))
+
+    @cached_property
+    def _profiles(self) -> tuple[tuple[int, slice, CompressedRFM], ...] | None:
+        columns = self.covariate_columns
+        if self.segmented or not columns or self.n_rows == 0:
+            return None
+        values = np.column_stack([self.rows[c] for c in columns])
+        starts = np.flatnonzero(np.any(values[1:] != values[:-1], axis=1)) + 1
+        if len(starts) + 1 > MAX_PROFILE_BLOCKS:
+            return None
+        bounds = [0, *starts.tolist(), self.n_rows]
+        blocks = []
+        for k, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            part = slice(int(start), int(stop))
+            rows = {c: self.rows[c][part] for c in self.columns}
+            block = CompressedRFM._build(
+                self.columns, rows, self.counts[part], np.empty(0, dtype=np.int64)
+            )
+            blocks.append((k, part, replace(block, extras=self.extras)))
+        return tuple(blocks)
+
+    def profile_blocks(self) -> tuple[tuple[int, slice, CompressedRFM], ...] | None:
+        """``(k, row_slice, block)`` for every covariate profile of unsegmented rows, or
+        None when there is none to cut by (no covariates, segmented data: ask each
+        segment block) or more than :data:`MAX_PROFILE_BLOCKS` profiles.
+
+        ``block`` holds the profile's rows (the covariate columns included, constant
+        within it) with its own factors; the slices partition ``range(n_rows)`` in order.
+        """
+        return self._profiles
 
     def segment_counts(self) -> np.ndarray:
         """Customers per segment code (length ``len(segments)``)."""

@@ -46,6 +46,7 @@ __all__ = [
     "per_sd",
     "posterior_names",
     "prior_variable_names",
+    "profile_parameters",
     "row_parameters",
 ]
 
@@ -147,6 +148,20 @@ def row_parameters(
 ) -> dict[str, Any]:
     """The parameters of each row of compressed ``data``: ``θ_i = θ exp(±γ'z_i)``."""
     return design.apply(params, coefficients, data_columns(design, data))
+
+
+def profile_parameters(
+    design: CovariateDesign, params: Mapping[str, Any], coefficients: Mapping[str, Any], data: Any
+) -> dict[str, Any]:
+    """The parameters of a covariate profile block of compressed ``data``
+    (:meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`): every row has the
+    first row's covariates, so ``θ exp(±γ'z)`` is computed once and broadcasts against
+    the rows (a length-1 last axis)."""
+    values = [
+        data.derived(f"{c}_profile", lambda d, c=c: np.asarray(d.rows[c][0]))
+        for c in map(covariate_column, design.names)
+    ]
+    return design.apply(params, coefficients, values)
 
 
 def add_coefficients(

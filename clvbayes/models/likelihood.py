@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pymc as pm
 
+from clvbayes.math.ops import is_tensor
 from clvbayes.models.calendar import operational_columns, time_effect
 from clvbayes.models.covariates import (
     add_coefficients,
     covariate_coords,
     prior_variable_names,
+    profile_parameters,
     row_parameters,
 )
 from clvbayes.models.hierarchy import by_segment, segment_priors, sum_by_segment
@@ -40,21 +43,28 @@ def population_terms(
     data: Any,
     coefficients: Mapping[str, Any] | None = None,
     clock: tuple[Any, Any] | None = None,
+    *,
+    profile: bool = False,
 ) -> Any:
     """One population's log-likelihood terms on ``data``'s rows (``params`` broadcast
     against the rows).
 
     With covariates (``coefficients`` of the spec's design) the parameters they scale get
     a value per row (:func:`clvbayes.models.covariates.row_parameters`) and the columns
-    enter as plain arrays (a per-level term would need one level per parameter value).
+    enter as plain arrays (a per-level term would need one level per parameter value);
+    on a covariate ``profile`` block (rows sharing their covariates,
+    :meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`) they get one value
+    (:func:`clvbayes.models.covariates.profile_parameters`) and the columns stay factored.
     With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
     enter as operational times (:func:`clvbayes.models.calendar.operational_columns`).
     """
     family = spec.family
-    if spec.design:
+    if spec.design and not profile:
         params = row_parameters(spec.design, params, coefficients or {}, data)
         columns = {c: data[c] for c in spec.columns}
     else:
+        if spec.design:
+            params = profile_parameters(spec.design, params, coefficients or {}, data)
         columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
     if clock is not None:
         columns["recency"], columns["T"] = operational_columns(*clock, data)
@@ -78,15 +88,24 @@ def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
 def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
     """``Σ counts x per-row log-likelihood`` (the PyMC model's potential), with the
     per-level terms summed per level (:class:`~clvbayes.math.ops.LogLikTerms`); per
-    segment block when the parameters are per segment. ``params`` holds the covariate
-    coefficients too, if any. With calendar-time effects ``f`` (log multipliers per
+    segment block when the parameters are per segment, and per covariate profile block
+    when the rows have few profiles. ``params`` holds the covariate coefficients too, if
+    any. With calendar-time effects ``f`` (log multipliers per
     calibration period) the rows are in operational time and the Jacobian ``Σ_p N_p f_p``
     is added once."""
     base, coefficients = split_coefficients(spec, params)
     clock = _clock(data, f)
 
     def total(p: Mapping[str, Any], block: Any) -> Any:
-        return population_terms(spec, p, block, coefficients, clock).weighted_sum(block.counts)
+        profiles = block.profile_blocks() if spec.design else None
+        if profiles is None:
+            terms = population_terms(spec, p, block, coefficients, clock)
+            return terms.weighted_sum(block.counts)
+        value: Any = 0.0
+        for _, _, part in profiles:
+            terms = population_terms(spec, p, part, coefficients, clock, profile=True)
+            value = value + terms.weighted_sum(part.counts)
+        return value
 
     if data.segmented and spec.pooling != "complete":
         value = sum_by_segment(total, base, data)
@@ -112,7 +131,18 @@ def row_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -
     clock = _clock(data, f)
 
     def per_row(p: Mapping[str, Any], block: Any) -> Any:
-        return population_terms(spec, p, block, coefficients, clock).per_row()
+        profiles = block.profile_blocks() if spec.design else None
+        if profiles is None:
+            return population_terms(spec, p, block, coefficients, clock).per_row()
+        parts = [
+            population_terms(spec, p, part, coefficients, clock, profile=True).per_row()
+            for _, _, part in profiles
+        ]  # the blocks partition the rows in order
+        if any(is_tensor(part) for part in parts):
+            import pytensor.tensor as pt
+
+            return pt.concatenate(parts, axis=-1)
+        return np.concatenate(parts, axis=-1)
 
     if data.segmented and spec.pooling != "complete":
         return by_segment(per_row, base, data)

@@ -11,7 +11,8 @@ and index, the counts, the same per segment block) becomes a named ``pm.Data`` i
 
 The builders do not know the difference: a ``SharedRFM`` answers the calls they make
 (``factor``, ``[column]``, ``moments``, ``counts``, ``segmented``, ``segments``,
-``segment_counts``, ``segment_blocks``) with symbolic inputs where a ``CompressedRFM`` answers with arrays.
+``segment_counts``, ``segment_blocks``, ``profile_blocks``) with symbolic inputs where a
+``CompressedRFM`` answers with arrays.
 Only the data-dependent *structure* (segment labels, which segments have rows, and
 anything the priors derive from the segment sizes) stays concrete, and a data set with
 another structure needs a new build.
@@ -44,22 +45,34 @@ Getter = Callable[[CompressedRFM], np.ndarray]
 def structure(data: CompressedRFM) -> tuple[Any, ...]:
     """What a graph built on ``data`` depends on besides its arrays.
 
-    Columns, segment labels and the codes of the segments that have rows (each gets its
-    own block of inputs). Two data sets with equal structure can share a compiled model.
+    Columns, segment labels, the codes of the segments that have rows (each gets its
+    own block of inputs) and the number of covariate profile blocks of each
+    (:meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`). Two data sets with
+    equal structure can share a compiled model.
     """
     codes: tuple[int, ...] = ()
+    parts = [data]
     if data.segmented:
         codes = tuple(code for code, _, _ in data.segment_blocks())
-    return (data.columns, data.segments, codes)
+        parts = [block for _, _, block in data.segment_blocks()]
+    profiles = tuple(_profile_count(part) for part in parts)
+    return (data.columns, data.segments, codes, profiles)
+
+
+def _profile_count(data: CompressedRFM) -> int:
+    """Number of covariate profile blocks of (unsegmented) ``data``; 0 when its rows are
+    not cut by profile."""
+    blocks = data.profile_blocks()
+    return 0 if blocks is None else len(blocks)
 
 
 class SharedRFM:
     """A :class:`CompressedRFM` whose arrays enter the model as named ``pm.Data``.
 
     Create it inside nothing; its inputs are created on first access, which must happen
-    inside the ``pm.Model`` context being built. Blocks of segmented data are
-    ``SharedRFM`` views sharing one registry of inputs (names prefixed
-    ``segment<code>_``).
+    inside the ``pm.Model`` context being built. Blocks of segmented data and covariate
+    profile blocks are ``SharedRFM`` views sharing one registry of inputs (names
+    prefixed ``segment<code>_``, ``profile<k>_``).
 
     Parameters
     ----------
@@ -67,10 +80,12 @@ class SharedRFM:
         The data set the model is built on (its arrays are the inputs' initial values).
     """
 
-    def __init__(self, data: CompressedRFM, *, _path: tuple[int, ...] = (), _registry=None):
+    def __init__(
+        self, data: CompressedRFM, *, _path: tuple[tuple[str, int], ...] = (), _registry=None
+    ):
         self._data = data
         self._path = _path
-        self._registry: dict[str, tuple[tuple[int, ...], Getter, Any]] = (
+        self._registry: dict[str, tuple[tuple[tuple[str, int], ...], Getter, Any]] = (
             {} if _registry is None else _registry
         )
         # hoisted data-only parts: (input names they read, their function, output names)
@@ -124,14 +139,23 @@ class SharedRFM:
 
     def segment_blocks(self) -> tuple[tuple[int, slice, SharedRFM], ...]:
         """The template's segment blocks as ``SharedRFM`` views with their own inputs."""
+        return self._views("segment", self._data.segment_blocks())
+
+    def profile_blocks(self) -> tuple[tuple[int, slice, SharedRFM], ...] | None:
+        """The template's covariate profile blocks as ``SharedRFM`` views (None as for
+        :meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`)."""
+        blocks = self._data.profile_blocks()
+        return None if blocks is None else self._views("profile", blocks)
+
+    def _views(self, kind: str, blocks: Any) -> tuple[tuple[int, slice, SharedRFM], ...]:
         return tuple(
-            (code, part, SharedRFM(block, _path=(*self._path, code), _registry=self._registry))
-            for code, part, block in self._data.segment_blocks()
+            (k, part, SharedRFM(block, _path=(*self._path, (kind, k)), _registry=self._registry))
+            for k, part, block in blocks
         )
 
     # --- inputs -----------------------------------------------------------------------
     def _name(self, key: str) -> str:
-        return "".join(f"segment{code}_" for code in self._path) + key
+        return "".join(f"{kind}{k}_" for kind, k in self._path) + key
 
     def _input(self, key: str, getter: Getter) -> Any:
         import pymc as pm
@@ -226,8 +250,9 @@ class SharedRFM:
             if getter is _derived_getter:
                 continue
             node = data
-            for code in path:
-                node = next(block for c, _, block in node.segment_blocks() if c == code)
+            for kind, k in path:
+                blocks = node.segment_blocks() if kind == "segment" else node.profile_blocks()
+                node = next(block for c, _, block in blocks if c == k)
             out[name] = getter(node)
         for reads, fn, names in self._derived:
             values = fn(*(np.asarray(out[k], dtype=self._registry[k][2].dtype) for k in reads))
