@@ -171,11 +171,14 @@ def test_few_covariate_profiles_are_evaluated_per_profile_with_the_same_likeliho
     club = (np.random.default_rng(7).random(len(rfm)) < 0.4).astype(float)
     table = rfm.assign(club=club)
     spec = _categorical_spec(kind)
+    assert spec.prepare(table).profile_blocks() is None  # by default: 4 profiles, 500 rows
+    monkeypatch.setattr(compress_module, "MIN_PROFILE_ROWS", 0)
+    monkeypatch.setattr(compress_module, "MAX_PROFILE_BLOCKS", 4)
     data = spec.prepare(table)
     blocks = data.profile_blocks()
     assert blocks is not None and len(blocks) == 4
     assert [part.start for _, part, _ in blocks] == sorted(part.start for _, part, _ in blocks)
-    monkeypatch.setattr(compress_module, "MAX_PROFILE_BLOCKS", 1)
+    monkeypatch.setattr(compress_module, "MAX_PROFILE_BLOCKS", 3)
     per_row = spec.prepare(table)
     assert per_row.profile_blocks() is None
     coefficients = _coefficients(spec)
@@ -183,7 +186,9 @@ def test_few_covariate_profiles_are_evaluated_per_profile_with_the_same_likeliho
     want = float(spec.weighted_loglik(values, per_row))
     assert float(spec.weighted_loglik(values, data)) == pytest.approx(want, rel=1e-12)
     draws = {k: np.asarray(v, dtype=float)[None, None] for k, v in TRUTH[kind].items()}
-    draws = {k: np.broadcast_to(v, (3, 1)) * np.array([[1.0], [0.9], [1.2]]) for k, v in draws.items()}
+    draws = {
+        k: np.broadcast_to(v, (3, 1)) * np.array([[1.0], [0.9], [1.2]]) for k, v in draws.items()
+    }
     draws.update(_coefficients(spec, draws=3))
     np.testing.assert_allclose(
         spec.row_loglik(draws, data), spec.row_loglik(draws, per_row), rtol=1e-12
@@ -192,6 +197,27 @@ def test_few_covariate_profiles_are_evaluated_per_profile_with_the_same_likeliho
     symbols.update({k: pt.dvector(k) for k in coefficients})
     fn = pytensor.function(list(symbols.values()), spec.weighted_loglik(symbols, data))
     assert fn(*(values[k] for k in symbols)) == pytest.approx(want, rel=1e-10)
+
+
+def test_one_binary_covariate_on_many_rows_is_cut_into_two_profile_blocks():
+    """The defaults: profile blocks for a large table with one binary covariate, not for
+    two binary covariates (compilation) nor for a small table (per-row is cheap)."""
+    big = customers(n=12000, seed=3)
+    big["club"] = (np.arange(len(big)) % 3 == 0).astype(float)
+    spec = BGNBD(purchase_covariates=["gender"], dropout_covariates=["gender"])
+    blocks = spec.prepare(big).profile_blocks()
+    assert blocks is not None and len(blocks) == 2
+    assert sum(block.n_customers for *_, block in blocks) == 0  # blocks keep no inverse
+    assert sum(int(block.counts.sum()) for *_, block in blocks) == len(big)
+    assert BGNBD(purchase_covariates=["gender", "club"]).prepare(big).profile_blocks() is None
+    assert spec.prepare(big.iloc[:500]).profile_blocks() is None
+    segmented = BGNBD(segments="club", purchase_covariates=["gender"]).prepare(big)
+    assert segmented.profile_blocks() is None  # segmented data: per segment block
+    from clvbayes.data.compress import MIN_PROFILE_ROWS
+
+    cut = [b.profile_blocks() is not None for *_, b in segmented.segment_blocks()]
+    assert cut == [b.n_rows >= MIN_PROFILE_ROWS for *_, b in segmented.segment_blocks()]
+    assert any(cut)
 
 
 def test_categorical_covariates_keep_the_compression_continuous_ones_do_not(rfm):
