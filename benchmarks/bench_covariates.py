@@ -101,7 +101,7 @@ def _fit_clvbayes(model: str, rfm, covariates: list[str], kw: dict):
         cls = BGNBD if model == "bgnbd" else ParetoNBD
         spec = cls(purchase_covariates=covariates, dropout_covariates=covariates)
     fitted = spec.fit(rfm, seed=1, progressbar=False, **kw)
-    return fitted.posterior, len(fitted.problems)
+    return fitted.posterior, len(fitted.problems), fitted.settings.get("compiled_from")
 
 
 def _fit_anchor(model: str, rfm, covariates: list[str], kw: dict):
@@ -116,7 +116,8 @@ def _fit_anchor(model: str, rfm, covariates: list[str], kw: dict):
         m = ParetoNBDModel(model_config=config)
         m.fit(data, method="mcmc", random_seed=1, progressbar=False, **kw)
     idata = m.idata
-    return (idata["posterior"].to_dataset() if hasattr(idata, "children") else idata.posterior), 0
+    posterior = idata["posterior"].to_dataset() if hasattr(idata, "children") else idata.posterior
+    return posterior, 0, None
 
 
 def worker(tool: str, model: str, dataset: str) -> dict:
@@ -127,7 +128,7 @@ def worker(tool: str, model: str, dataset: str) -> dict:
     data_seconds = time.perf_counter() - start
     start = time.perf_counter()
     fit = _fit_clvbayes if tool == "clvbayes" else _fit_anchor
-    posterior, problems = fit(model, rfm, covariates, DRAWS[model])
+    posterior, problems, compiled_from = fit(model, rfm, covariates, DRAWS[model])
     seconds = time.perf_counter() - start
     import arviz as az
 
@@ -149,6 +150,7 @@ def worker(tool: str, model: str, dataset: str) -> dict:
         "ess_per_second": round(min_ess / seconds, 1),
         "means": means,
         "problems": problems,
+        "compiled_from": compiled_from,  # clvbayes: "compiled", or the cache's "disk"
     }
 
 
