@@ -24,10 +24,10 @@ demo: $(STAMP)
 	$(PY) -m clvbayes demo --out reports/cdnow
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check clvbayes tests benchmarks notebooks scripts

@@ -141,3 +141,21 @@ def test_calendar_covariates_file_is_read_as_periods(files, tmp_path):
     pd.DataFrame({"week": ["soon"], "holiday": [1]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="must hold each period's start date"):
         read_calendar_covariates(bad)
+
+
+def test_a_summary_customer_missing_from_the_calendar_is_an_error_not_another_customer(files):
+    """The calendar is aligned to the summary by id; an id it lacks must not pick the last
+    customer (pandas' ``get_indexer`` gives -1 for it)."""
+    from clvbayes.report.pipeline import ReportOptions, _calendar_data
+
+    tx = pd.read_csv(files[0])
+    rfm = clvbayes.rfm_summary(
+        tx, customer_col="customer_id", date_col="date", value_col="value",
+        calibration_end="1997-09-30", time_unit="W",
+    )  # fmt: skip
+    options = ReportOptions(customer_col="customer_id", date_col="date", value_col="value")
+    cal, obs = pd.Timestamp("1997-09-30"), None
+    assert len(_calendar_data(tx, options, cal, obs, rfm).customers) == len(rfm)
+    stranger = rfm.iloc[:3].assign(customer_id=[rfm["customer_id"].iloc[0], -1, -2])
+    with pytest.raises(ValueError, match=r"2 customers of the summary .* \(e\.g\. -1\)"):
+        _calendar_data(tx, options, cal, obs, stranger)

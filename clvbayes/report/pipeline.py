@@ -769,6 +769,13 @@ def _calendar_data(
         time_unit=options.time_unit,
     )
     position = pd.Index(data.customers["customer_id"]).get_indexer(rfm["customer_id"])
+    missing = rfm["customer_id"].to_numpy()[position < 0].tolist()
+    if len(missing):  # get_indexer's -1 would silently select the last customer
+        raise ValueError(
+            f"--time-effects: {len(missing)} customers of the summary are not in the log's "
+            f"calendar (e.g. {missing[0]!r}); both are read from the same transactions, so "
+            "this is a bug: please report it with the command."
+        )
     return data.select(position)
 
 
