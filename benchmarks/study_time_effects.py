@@ -7,6 +7,7 @@ Usage (each writes a JSON summary under ``benchmarks/out/`` and prints a table):
     python benchmarks/study_time_effects.py recovery 20      # r, alpha, a, b and the f path
     python benchmarks/study_time_effects.py cdnow            # CDNOW master and sample
     python benchmarks/study_time_effects.py lfo              # fit to week 26, forecast 27-39
+    python benchmarks/study_time_effects.py speed 2          # fit times, stationary vs time effects
 
 Simulated data sets are CDNOW-like cohorts: ``--customers`` customers (default 5,000)
 acquired uniformly over weeks 0-12, 39 calibration and 39 holdout weeks, purchases on a
@@ -202,9 +203,41 @@ def cdnow(args, cut: int | None = None) -> list[dict]:
     return rows
 
 
+def speed(args) -> list[dict]:
+    """Fit time of the stationary and the time-effect BG/NBD on CDNOW master (the papers'
+    split, 4 chains x ``--draws`` after ``--tune``), alternating, ``n`` rounds in this
+    process: the first round compiles (or reads the compile cache), later ones reuse the
+    compiled models, as refits in a notebook do. Leapfrog steps per draw say whether a
+    difference is the cost of a gradient or the number of them."""
+    from clvbayes.datasets import load_cdnow
+
+    data = calendar_rfm(
+        load_cdnow("master"), customer_col="customer_id", date_col="date", value_col="value",
+        calibration_end="1997-09-30", observation_end="1998-06-30",
+    )  # fmt: skip
+    rows = []
+    for round_ in range(args.n):
+        row: dict = {"round": round_}
+        for name, spec in (("st", BGNBD()), ("te", BGNBD(time_effects=time_effects(args)))):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = spec.fit(data, draws=args.draws, tune=args.tune, chains=4, seed=1,
+                               progressbar=False)  # fmt: skip
+            row[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
+            stats = fit.idata["sample_stats"]
+            row[f"{name}_steps"] = round(float(stats["n_steps"].mean()), 2)
+            row[f"{name}_compiled_from"] = fit.settings.get("compiled_from")
+        row["time_ratio"] = round(row["te_seconds"] / row["st_seconds"], 2)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study", choices=["calibration", "stationary", "recovery", "cdnow", "lfo"])
+    studies = ["calibration", "stationary", "recovery", "cdnow", "lfo", "speed"]
+    parser.add_argument("study", choices=studies)
     parser.add_argument("n", nargs="?", type=int, default=20)
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--draws", type=int, default=300)
@@ -228,6 +261,9 @@ def main() -> None:
     elif args.study == "cdnow":
         args.draws = max(args.draws, 500)
         rows = cdnow(args)
+    elif args.study == "speed":
+        args.draws = max(args.draws, 500)
+        rows = speed(args)
     else:
         args.draws = max(args.draws, 500)
         rows = cdnow(args, cut=26)
