@@ -81,6 +81,16 @@ def split_coefficients(
     return base, {k: v for k, v in params.items() if k in names}
 
 
+def _parts(spec: Any, block: Any) -> list[tuple[Any, bool]]:
+    """The parts one population's rows are evaluated in, each with whether it is a
+    covariate profile block: the profile blocks when the rows are cut by profile
+    (:meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`), else the rows."""
+    profiles = block.profile_blocks() if spec.design else None
+    if profiles is None:
+        return [(block, False)]
+    return [(part, True) for _, _, part in profiles]
+
+
 def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
     return None if f is None else (f, data.extras["calendar"])
 
@@ -97,13 +107,9 @@ def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = No
     clock = _clock(data, f)
 
     def total(p: Mapping[str, Any], block: Any) -> Any:
-        profiles = block.profile_blocks() if spec.design else None
-        if profiles is None:
-            terms = population_terms(spec, p, block, coefficients, clock)
-            return terms.weighted_sum(block.counts)
         value: Any = 0.0
-        for _, _, part in profiles:
-            terms = population_terms(spec, p, part, coefficients, clock, profile=True)
+        for part, profile in _parts(spec, block):
+            terms = population_terms(spec, p, part, coefficients, clock, profile=profile)
             value = value + terms.weighted_sum(part.counts)
         return value
 
@@ -131,18 +137,17 @@ def row_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -
     clock = _clock(data, f)
 
     def per_row(p: Mapping[str, Any], block: Any) -> Any:
-        profiles = block.profile_blocks() if spec.design else None
-        if profiles is None:
-            return population_terms(spec, p, block, coefficients, clock).per_row()
-        parts = [
-            population_terms(spec, p, part, coefficients, clock, profile=True).per_row()
-            for _, _, part in profiles
-        ]  # the blocks partition the rows in order
-        if any(is_tensor(part) for part in parts):
+        values = [
+            population_terms(spec, p, part, coefficients, clock, profile=profile).per_row()
+            for part, profile in _parts(spec, block)
+        ]  # the parts partition the rows in order
+        if len(values) == 1:
+            return values[0]
+        if any(is_tensor(v) for v in values):
             import pytensor.tensor as pt
 
-            return pt.concatenate(parts, axis=-1)
-        return np.concatenate(parts, axis=-1)
+            return pt.concatenate(values, axis=-1)
+        return np.concatenate(values, axis=-1)
 
     if data.segmented and spec.pooling != "complete":
         return by_segment(per_row, base, data)
