@@ -69,7 +69,7 @@ from clvbayes.data.rfm import time_unit_of
 from clvbayes.diagnostics import diagnose, warn_problems
 from clvbayes.models.compiled import compile_model
 from clvbayes.models.fitted import FittedModel
-from clvbayes.models.hierarchy import PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE, centered_mask
+from clvbayes.models.hierarchy import centered_mask, partial_sampler_defaults
 from clvbayes.models.shared_data import SharedRFM, structure
 from clvbayes.progress import progress_bar
 
@@ -569,9 +569,9 @@ def fit(
     method : {"nuts", "map", "advi", "pathfinder"}
         Inference method (see the module docstring for when to use each).
     draws, tune, chains : int
-        Posterior draws per chain, NUTS tuning steps (default 1,000; 2,000 for
-        partially pooled segmented fits,
-        :data:`clvbayes.models.hierarchy.PARTIAL_TUNE`), chains.
+        Posterior draws per chain, NUTS tuning steps (default 1,000; partially pooled
+        segmented fits: :func:`clvbayes.models.hierarchy.partial_sampler_defaults`),
+        chains.
     seed : int, optional
         Random seed; the same seed gives identical draws.
     progressbar : bool
@@ -585,7 +585,9 @@ def fit(
     **inference_kwargs
         Passed to :func:`run_inference` (``sampler``, ``target_accept``,
         ``advi_steps``, ``allow_partial``). Partially pooled segmented fits default to
-        ``target_accept=0.995`` (:data:`clvbayes.models.hierarchy.PARTIAL_TARGET_ACCEPT`).
+        ``target_accept=0.995`` and 2,000 tuning steps, or in the marginal form of the
+        hierarchical prior (every segment centred) to the settings of
+        :data:`clvbayes.models.hierarchy.MARGINAL_SAMPLER`.
 
     Returns
     -------
@@ -762,10 +764,13 @@ def _fit_built(
     built on :class:`~clvbayes.models.shared_data.SharedRFM`); ``compiled_from``: where
     :func:`build_compiled` found it (recorded in the settings). ``time_unit``: the data's
     unit, recorded in the settings (if known)."""
-    if spec.partially_pooled and method == "nuts":
-        inference_kwargs.setdefault("target_accept", PARTIAL_TARGET_ACCEPT)
+    default_tune = 1000
+    if spec.partially_pooled:
+        target_accept, default_tune = partial_sampler_defaults(spec, data.segment_counts())
+        if method == "nuts":
+            inference_kwargs.setdefault("target_accept", target_accept)
     if tune is None:
-        tune = PARTIAL_TUNE if spec.partially_pooled else 1000
+        tune = default_tune
     names = spec.posterior_names(data)
     result = run_inference(
         model,

@@ -137,7 +137,10 @@ def test_hierarchical_model_has_hyperparameters_and_centering(seg_rfm):
     assert model.named_vars_to_dims["r"] == ("segment",)
     assert model["r_z"].type.shape == (3,)
     centred = BGNBD(segments="channel", centered=True).build(spec.prepare(seg_rfm))
-    assert "r_link_c" in {v.name for v in centred.free_RVs}
+    free = {v.name for v in centred.free_RVs}
+    # the marginal form: mu integrated out of the centred segments, then drawn given them
+    assert {"r_link_mean", "r_link_dev", "r_mu_z", "r_sigma"} <= free
+    assert "r_mu" not in free and "r_mu" in centred.named_vars
 
 
 def test_auto_centering_centres_large_segments_only(seg_rfm):
@@ -155,7 +158,93 @@ def test_auto_centering_centres_large_segments_only(seg_rfm):
     sizes = dict(zip(data.segments, data.segment_counts(), strict=True))
     assert sizes["web"] >= CENTERED_MIN_CUSTOMERS > max(sizes["store"], sizes["tv"])
     names = {v.name for v in spec.build(data).free_RVs}
-    assert {"r_link_c", "r_z"} <= names
+    assert {"r_link_mean", "r_mu_z", "r_z"} <= names  # one centred segment: no deviations
+    assert "r_link_dev" not in names
+
+
+@pytest.mark.parametrize(
+    ("spec_class", "centered"),
+    [(BGNBD, True), (BGNBD, np.array([True, True, False])), (GammaGamma, True)],
+    ids=["bgnbd-centred", "bgnbd-mixed", "gamma-gamma-centred"],
+)
+def test_marginal_form_keeps_the_hierarchical_prior(spec_class, centered, seg_rfm, monkeypatch):
+    """Oracle: the hierarchical prior drawn directly (``mu ~ N(m0, s0)``, ``sigma`` from
+    its prior, ``link(theta_s) = mu + sigma * N(0, 1)``) in numpy. The model's marginal
+    form (``mu`` integrated out of the centred segments, then drawn given them) must have
+    the same joint prior: two-sample KS tests on ``mu``, ``sigma``, each segment's link
+    value and the differences the funnel lived in."""
+    import pymc as pm
+    from scipy import stats
+
+    from clvbayes.models import hierarchy
+
+    monkeypatch.setattr(
+        hierarchy, "centered_mask", lambda _c, counts: np.resize(centered, len(counts))
+    )
+    spec = spec_class(segments="channel")
+    data = spec.prepare(seg_rfm)
+    built = spec.build(data, likelihood=False)
+    assert any(v.name.endswith("_mu_z") for v in built.free_RVs)
+    n = 4000
+    prior = pm.sample_prior_predictive(draws=n, model=built, random_seed=3)["prior"]
+    links = spec.link_values({k: prior[k].to_numpy().reshape(n, -1) for k in spec.params})
+    rng = np.random.default_rng(11)
+    failures = []
+    for name, values in links.items():
+        mu_key = f"{name}_mu"
+        sampled_mu = prior[mu_key].to_numpy().ravel()
+        hyper = spec.priors.get(mu_key) or spec.priors[f"{name}_mu_relative"]
+        m0, s0 = hierarchy.normal_hyperprior(hyper)
+        shift = 0.0
+        if f"{name}_mu_relative" in prior:  # mu = log(data scale) + mu_relative
+            shift = float((prior[mu_key] - prior[f"{name}_mu_relative"]).mean())
+        mu = shift + rng.normal(m0, s0, n)
+        with pm.Model():
+            sigma = pm.draw(spec.priors[f"{name}_sigma"].create_variable("s"), n, random_seed=7)
+        direct = mu[:, None] + sigma[:, None] * rng.standard_normal((n, values.shape[1]))
+        pairs = {
+            "mu": (sampled_mu, mu),
+            "sigma": (prior[f"{name}_sigma"].to_numpy().ravel(), sigma),
+            **{f"theta{s}": (values[:, s], direct[:, s]) for s in range(values.shape[1])},
+            "theta0-theta1": (values[:, 0] - values[:, 1], direct[:, 0] - direct[:, 1]),
+            "theta0-mu": (values[:, 0] - sampled_mu, direct[:, 0] - mu),
+        }
+        # sqrt(K) (mean of the centred thetas - mu) / sigma is N(0, 1) under the prior
+        mask = np.resize(centered, values.shape[1])
+        k = mask.sum()
+        pairs["pivot"] = tuple(
+            np.sqrt(k) * (th[:, mask].mean(1) - m) / sg
+            for th, m, sg in ((values, sampled_mu, pairs["sigma"][0]), (direct, mu, sigma))
+        )
+        for what, (a, b) in pairs.items():
+            p = stats.ks_2samp(a, b).pvalue
+            if p < 1e-4:
+                failures.append((name, what, p))
+    assert not failures, failures
+
+
+def test_sampler_defaults_follow_the_form_of_the_hierarchical_prior():
+    """The marginal form's measured settings (``MARGINAL_SAMPLER``) only where it is
+    used and was measured; the cautious settings everywhere else."""
+    from pymc_extras.prior import Prior
+
+    from clvbayes.models import MBGNBD
+    from clvbayes.models.hierarchy import (
+        MARGINAL_SAMPLER,
+        PARTIAL_TARGET_ACCEPT,
+        PARTIAL_TUNE,
+        partial_sampler_defaults,
+    )
+
+    big, mixed = np.array([5000, 8000, 9000]), np.array([50, 8000, 9000])
+    cautious = (PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE)
+    assert partial_sampler_defaults(BGNBD(segments="s"), big) == MARGINAL_SAMPLER["BGNBD"]
+    assert partial_sampler_defaults(GammaGamma(segments="s"), big) == MARGINAL_SAMPLER["GammaGamma"]
+    assert partial_sampler_defaults(BGNBD(segments="s"), mixed) == cautious
+    assert partial_sampler_defaults(BGNBD(segments="s", centered=False), big) == cautious
+    assert partial_sampler_defaults(MBGNBD(segments="s"), big) == cautious  # not measured
+    student = BGNBD(segments="s", priors={"r_mu": Prior("StudentT", nu=3, mu=-0.7, sigma=1.5)})
+    assert partial_sampler_defaults(student, big) == cautious
 
 
 # --- bad input ------------------------------------------------------------------------
