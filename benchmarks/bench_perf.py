@@ -18,11 +18,14 @@
   annual discount, P(CLV > 100), ranks and P(top 10 %)) on synthetic CDNOW-like
   customers with ``n_draws`` posterior draws, in a fresh interpreter; throughput =
   customers x draws / second of the call. ``--tree`` points at another checkout (e.g.
-  the code before the compiled kernel) to compare.
+  the code before the compiled kernel) to compare; ``--variants`` splits the cost:
+  ``no-ranks`` leaves out the per-draw ranking (expected rank, P(top 10 %)), ``counts``
+  simulates purchases only (no values, no discounting, no thresholds).
 
     python benchmarks/bench_perf.py fit [--anchor] [--repeats 2]
     python benchmarks/bench_perf.py segments [--groups 1 3 10 50]
     python benchmarks/bench_perf.py score --customers 200000 --draws 500 [--tree DIR]
+        [--variants full no-ranks counts]
 """
 
 from __future__ import annotations
@@ -121,14 +124,20 @@ models = clvbayes.load({posterior!r})
 rfm = load_rfm({customers!r})
 kw = dict(horizon=52, spend_fit=models["spend"], time_unit="W", annual_discount=0.1,
           thresholds=[100], n_draws={draws}, seed=1, keep_draws=())
+variant = {variant!r}
+if variant == "no-ranks":  # no per-draw ranking pass: no expected rank, no P(top 10 %)
+    kw.update(ranks=False, top=())
+elif variant == "counts":  # purchases only: no values, no discounting, no ranks
+    kw.update(ranks=False, top=(), thresholds=[], spend_fit=None, annual_discount=0.0)
 clvbayes.predict_customers(models["bgnbd"], rfm.iloc[:200], **kw)  # loads compiled code
 start = time.perf_counter()
 res = clvbayes.predict_customers(models["bgnbd"], rfm, **kw)
 seconds = time.perf_counter() - start
-print(json.dumps({{"module": clvbayes.__file__, "seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
+clv = "clv_mean" in res.summary
+print(json.dumps({{"variant": variant, "module": clvbayes.__file__, "seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
                   "elements_per_second": round(len(rfm) * {draws} / seconds),
-                  "sum_clv_mean": round(float(res.summary["clv_mean"].sum())),
-                  "sum_clv_conditional": round(float(res.summary["clv_conditional_mean"].sum()))}}))
+                  "sum_clv_mean": round(float(res.summary["clv_mean"].sum())) if clv else None,
+                  "sum_clv_conditional": round(float(res.summary["clv_conditional_mean"].sum())) if clv else None}}))
 """
 
 
@@ -178,7 +187,7 @@ def segments(groups: list[int]) -> list[dict]:
     return rows
 
 
-def score(customers: int, draws: int, tree: str | None) -> dict:
+def score(customers: int, draws: int, tree: str | None, variant: str = "full") -> dict:
     if not POSTERIOR.exists():  # BG/NBD + Gamma-Gamma on CDNOW master, 4 x 250 draws
         sys.path.insert(0, str(HERE))
         from bench_predict import make_posterior
@@ -187,7 +196,11 @@ def score(customers: int, draws: int, tree: str | None) -> dict:
     root = HERE.parent if tree is None else Path(tree).resolve()
     env = {**os.environ, "PYTHONPATH": str(root)}
     code = _SCORE.format(
-        bench=str(HERE), posterior=str(POSTERIOR), customers=str(customers), draws=draws
+        bench=str(HERE),
+        posterior=str(POSTERIOR),
+        customers=str(customers),
+        draws=draws,
+        variant=variant,
     )
     result = {"tree": str(root), **_run(code, env, root)}
     print(json.dumps(result), flush=True)
@@ -206,13 +219,21 @@ def main() -> None:
     s.add_argument("--customers", type=int, default=200_000)
     s.add_argument("--draws", type=int, default=500)
     s.add_argument("--tree", default=None, help="checkout whose clvbayes to import")
+    s.add_argument(
+        "--variants",
+        nargs="*",
+        default=["full"],
+        choices=["full", "no-ranks", "counts"],
+        help="what is computed: everything; without the per-draw ranks; purchases only",
+    )
     args = parser.parse_args()
     if args.what == "fit":
         fit(args.anchor, args.repeats)
     elif args.what == "segments":
         segments(args.groups)
     else:
-        score(args.customers, args.draws, args.tree)
+        for variant in args.variants:
+            score(args.customers, args.draws, args.tree, variant)
 
 
 if __name__ == "__main__":
