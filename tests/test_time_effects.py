@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import integrate
 from scipy import special as sp
+from scipy import stats
 
 import clvbayes
 from clvbayes.data.calendar import calendar_rfm
@@ -66,6 +67,31 @@ def test_difference_basis_diagonalises_the_local_levels_differences():
     cov = np.diag(np.full(n, s_l**2 + 2 * s_n**2)) - s_n**2 * (np.eye(n, k=1) + np.eye(n, k=-1))
     np.testing.assert_allclose(V @ V.T, np.eye(n), atol=1e-14)
     np.testing.assert_allclose(V.T @ cov @ V, np.diag(s_l**2 + 4 * s_n**2 * s), atol=1e-14)
+
+
+def test_the_sampled_path_keeps_the_local_level_prior(sample):
+    """The model's prior of the path (sampled in the sine basis) is the process's: given
+    the two scales, the walk's change over the calibration, (f_last - f_first) /
+    sqrt(n sigma_level^2 + 2 sigma_noise^2), and the difference of two free periods over
+    free_sigma sqrt(2) are standard normal (two-sample KS against exact normal draws)."""
+    import pymc as pm
+
+    spec = BGNBD(time_effects=True)
+    data = spec.prepare(sample)
+    grid = data.extras["calendar"]
+    assert grid.n_free >= 2
+    model = spec.build(data)
+    names = ["level_sigma", "noise_sigma", "free_sigma", "time_effect"]
+    sl, sn, sf, f = pm.draw([model[n] for n in names], draws=4000, random_seed=5)
+    n_diff = grid.n_periods - grid.n_free - 1
+    walk = (f[:, -1] - f[:, grid.n_free]) / np.sqrt(n_diff * sl**2 + 2 * sn**2)
+    free = (f[:, 0] - f[:, 1]) / (np.sqrt(2) * sf)
+    reference = np.random.default_rng(6).standard_normal(4000)
+    for pivot in (walk, free):
+        assert stats.ks_2samp(pivot, reference).pvalue > 1e-3
+        assert abs(pivot.std() - 1) < 0.06
+    # the sd criterion is 5 standard errors wide: a 10 % error in a scale fails it
+    assert abs((1.1 * walk).std() - 1) > 0.06 and abs((0.9 * free).std() - 1) > 0.06
 
 
 def test_last_level_equals_gaussian_conditioning_with_a_flat_first_level():
