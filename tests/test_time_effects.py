@@ -10,9 +10,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate
+from scipy import integrate, stats
 from scipy import special as sp
-from scipy import stats
 
 import clvbayes
 from clvbayes.data.calendar import calendar_rfm
@@ -69,9 +68,33 @@ def test_difference_basis_diagonalises_the_local_levels_differences():
     np.testing.assert_allclose(V.T @ cov @ V, np.diag(s_l**2 + 4 * s_n**2 * s), atol=1e-14)
 
 
+def test_walk_information_and_the_partially_centred_scales():
+    """The information about the walk's sine-basis coordinates is the diagonal of
+    B' diag(N) B (B: the path as a function of the coordinates; the free periods' own
+    counts after them), and the partially centred scale times its multiplier is the
+    prior scale, non-centred without information and centred with much."""
+    counts, n_free = np.arange(1.0, 11.0), 2
+    n = counts.size - n_free - 1
+    V, _ = cm.difference_basis(n)
+    B = np.vstack([np.zeros((1, n)), np.cumsum(V, axis=0)])
+    np.testing.assert_allclose(
+        cm.walk_information(counts, n_free),
+        np.concatenate([np.diag(B.T @ np.diag(counts[n_free:]) @ B), counts[:n_free]]),
+    )
+    with pytest.raises(ValueError, match="no walk"):
+        cm.walk_information(counts[:3], 2)
+    tau = np.array([0.05, 0.05, 0.05, 1e-300])
+    sd, factor = cm.partially_centred(tau, np.array([0.0, 400.0, 1e12, 5.0]))
+    np.testing.assert_allclose(sd * factor, tau, rtol=1e-12)
+    np.testing.assert_allclose([sd[0], factor[0]], [1.0, 0.05])  # non-centred
+    np.testing.assert_allclose([sd[1], factor[1]], [0.05**0.5, 0.05**0.5])  # c = 1/2
+    np.testing.assert_allclose([sd[2], factor[2]], [0.05, 1.0], rtol=1e-8)  # centred
+    assert np.isfinite([sd[3], factor[3]]).all()  # a vanishing scale stays finite
+
+
 def test_the_sampled_path_keeps_the_local_level_prior(sample):
-    """The model's prior of the path (sampled in the sine basis) is the process's: given
-    the two scales, the walk's change over the calibration, (f_last - f_first) /
+    """The model's prior of the path (sampled in the sine basis, partially centred) is the
+    process's: given the two scales, the walk's change over the calibration, (f_last - f_first) /
     sqrt(n sigma_level^2 + 2 sigma_noise^2), and the difference of two free periods over
     free_sigma sqrt(2) are standard normal (two-sample KS against exact normal draws)."""
     import pymc as pm

@@ -55,11 +55,13 @@ __all__ = [
     "elapsed",
     "inverse_elapsed",
     "level_posterior",
+    "partially_centred",
     "period_of",
     "positions",
     "simulate_customers",
     "simulate_future",
     "simulate_path",
+    "walk_information",
 ]
 
 
@@ -218,6 +220,69 @@ def difference_basis(n: int) -> tuple[np.ndarray, np.ndarray]:
     j = np.arange(1, n + 1)
     V = np.sqrt(2.0 / (n + 1)) * np.sin(np.outer(j, j) * np.pi / (n + 1))
     return V, np.sin(j * np.pi / (2.0 * (n + 1))) ** 2
+
+
+def walk_information(counts: Any, n_free: int) -> np.ndarray:
+    """Approximate data information about the path's sampled coordinates: the walk's
+    coordinates in the sine basis, then the free periods' effects.
+
+    Each period's log multiplier ``f_p`` is informed by that period's repeat purchases
+    like a Poisson log rate: information ``N_p``. A free period's effect is its own
+    ``f_p``; the walk's path is ``(0, cumsum(V w))`` (:func:`difference_basis`), so the
+    information about ``w`` is the diagonal of ``B' diag(N) B`` with ``B`` that map.
+
+    Parameters
+    ----------
+    counts : array_like, shape (P,)
+        Repeat purchases per calibration period.
+    n_free : int
+        Free periods at the start of the grid.
+
+    Returns
+    -------
+    ndarray, shape (P - 1,)
+        ``P - n_free - 1`` walk coordinates, then ``n_free`` free effects.
+    """
+    counts = np.asarray(counts, dtype=float)
+    n = counts.size - n_free - 1
+    if n < 1:
+        raise ValueError(f"{counts.size} periods with n_free={n_free} leave no walk")
+    V, _ = difference_basis(n)
+    B = np.vstack([np.zeros((1, n)), np.cumsum(V, axis=0)])
+    walk = np.einsum("pk,p,pk->k", B, counts[n_free:], B)
+    return np.concatenate([walk, counts[:n_free]])
+
+
+def partially_centred(tau: Any, information: Any) -> tuple[Any, Any]:
+    """Prior scale and multiplier of a partially centred Gaussian effect.
+
+    An effect ``w ~ N(0, τ)`` is sampled as ``u ~ N(0, τ^c)`` and ``w = τ^(1-c) u`` with
+    ``c = τ²I / (1 + τ²I)``, ``I`` the data's information about ``w``: non-centred
+    (``u = w / τ``) where the data say little compared with the prior, centred
+    (``u = w``) where they pin ``w`` down. For a fixed ``c`` this is the partially
+    non-centred parametrisation (Papaspiliopoulos, Roberts & Sköld 2003, whose Gaussian
+    case has this ``c`` as the weight that leaves ``u`` and ``τ`` uncorrelated); here
+    ``c`` follows the current ``τ``, so the neck of the funnel (small ``τ``) is sampled
+    non-centred and the wide part centred. For every ``c``, fixed or a function of
+    ``τ``, the density of ``u`` given ``τ`` is the one ``w ~ N(0, τ)`` induces: the
+    prior and the posterior of ``w`` and ``τ`` do not change, only NUTS' geometry.
+
+    Parameters
+    ----------
+    tau : array_like or TensorVariable
+        Positive prior scales.
+    information : array_like or TensorVariable
+        Non-negative, broadcast against ``tau``.
+
+    Returns
+    -------
+    scale, multiplier
+        ``τ^c`` (the prior sd of ``u``) and ``τ^(1-c)``.
+    """
+    o = ops_for(tau, information)
+    c = tau**2 * information / (1.0 + tau**2 * information)
+    log_tau = o.log(tau)
+    return o.exp(c * log_tau), o.exp((1.0 - c) * log_tau)
 
 
 def level_posterior(f: Any, sigma_level: Any, sigma_noise: Any) -> tuple[np.ndarray, np.ndarray]:
