@@ -130,11 +130,21 @@ if variant == "no-ranks":  # no per-draw ranking pass: no expected rank, no P(to
 elif variant == "counts":  # purchases only: no values, no discounting, no ranks
     kw.update(ranks=False, top=(), thresholds=[], spend_fit=None, annual_discount=0.0)
 clvbayes.predict_customers(models["bgnbd"], rfm.iloc[:200], **kw)  # loads compiled code
+import clvbayes.predict.customers as scoring
+rank_seconds = []
+rank_columns = scoring.rank_columns
+def timed_rank_columns(*args, **kwargs):  # the rank pass after the scoring loop
+    t0 = time.perf_counter()
+    out = rank_columns(*args, **kwargs)
+    rank_seconds.append(time.perf_counter() - t0)
+    return out
+scoring.rank_columns = timed_rank_columns
 start = time.perf_counter()
 res = clvbayes.predict_customers(models["bgnbd"], rfm, **kw)
 seconds = time.perf_counter() - start
 clv = "clv_mean" in res.summary
 print(json.dumps({{"variant": variant, "module": clvbayes.__file__, "seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
+                  "rank_pass_seconds": round(sum(rank_seconds), 2),
                   "elements_per_second": round(len(rfm) * {draws} / seconds),
                   "sum_clv_mean": round(float(res.summary["clv_mean"].sum())) if clv else None,
                   "sum_clv_conditional": round(float(res.summary["clv_conditional_mean"].sum())) if clv else None}}))
