@@ -171,8 +171,9 @@ def test_marginal_form_keeps_the_hierarchical_prior(spec_class, centered, seg_rf
     """Oracle: the hierarchical prior drawn directly (``mu ~ N(m0, s0)``, ``sigma`` from
     its prior, ``link(theta_s) = mu + sigma * N(0, 1)``) in numpy. The model's marginal
     form (every segment centred: ``mu`` integrated out of their prior, then drawn given
-    them) and the mixed form must have the same joint prior: two-sample KS tests on ``mu``, ``sigma``, each segment's link
-    value and the differences the funnel lived in."""
+    them) and the mixed form must have the same joint prior: two-sample KS tests on
+    ``mu``, ``sigma``, each segment's link value and the differences the funnel lived
+    in."""
     import pymc as pm
     from scipy import stats
 

@@ -94,9 +94,10 @@ def test_walk_information_and_the_partially_centred_scales():
 
 def test_the_sampled_path_keeps_the_local_level_prior(sample):
     """The model's prior of the path (sampled in the sine basis, partially centred) is the
-    process's: given the two scales, the walk's change over the calibration, (f_last - f_first) /
-    sqrt(n sigma_level^2 + 2 sigma_noise^2), and the difference of two free periods over
-    free_sigma sqrt(2) are standard normal (two-sample KS against exact normal draws)."""
+    process's: given the two scales, the walk's change over the calibration,
+    (f_last - f_first) / sqrt(n sigma_level^2 + 2 sigma_noise^2), and the difference of
+    two free periods over free_sigma sqrt(2) are standard normal (two-sample KS against
+    exact normal draws)."""
     import pymc as pm
 
     spec = BGNBD(time_effects=True)

@@ -28,9 +28,9 @@ forms sample ``mu`` itself: in the segment recovery study (five segments of 50 t
 customers) the marginal form left a chain stuck in one of six BG/NBD fits (R-hat 2.2),
 which the plain mixed form did not in twenty. Measured on the CDNOW master acquisition
 cohorts (three segments of ~8,000 customers; 4 x 1000 draws, nutpie, target_accept
-0.99): non-centred 0 divergences
-at 101 leapfrog steps per draw, centred 0 divergences at 31 steps (3x faster); at
-target_accept 0.95, 14 (non-centred, 53 steps) and 7 (centred, 15 steps) divergences.
+0.99): non-centred 0 divergences at 101 leapfrog steps per draw, centred 0 divergences
+at 31 steps (3x faster); at target_accept 0.95, 14 (non-centred, 53 steps) and 7
+(centred, 15 steps) divergences.
 
 The likelihood is written once (:mod:`clvbayes.math`) and evaluated per segment on that
 segment's contiguous block of unique rows (:meth:`CompressedRFM.segment_blocks`) with
@@ -63,6 +63,7 @@ __all__ = [
     "by_segment",
     "check_segment_options",
     "hierarchical_parameter",
+    "marginal_form",
     "normal_hyperprior",
     "partial_sampler_defaults",
     "read_segments",
@@ -276,14 +277,21 @@ def partial_sampler_defaults(spec: Any, counts: np.ndarray) -> tuple[float, int]
     """Default NUTS ``(target_accept, tune)`` of a partially pooled fit of ``spec`` on
     segments with ``counts`` customers: :data:`MARGINAL_SAMPLER` in the marginal form,
     else :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`."""
-    marginal = bool(centered_mask(spec.centered, counts).all()) and all(
-        normal_hyperprior(spec.priors.get(f"{name}_mu") or spec.priors[f"{name}_mu_relative"])
-        is not None
+    centered = centered_mask(spec.centered, counts)
+    marginal = all(
+        marginal_form(centered, spec.priors.get(f"{name}_mu") or spec.priors[f"{name}_mu_relative"])
         for name in spec.segment_links
     )
     if marginal and spec.kind in MARGINAL_SAMPLER:
         return MARGINAL_SAMPLER[spec.kind]
     return PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE
+
+
+def marginal_form(centered: np.ndarray, mu_prior: Prior) -> bool:
+    """Whether :func:`hierarchical_parameter` samples a parameter in the marginal form:
+    every segment centred and ``mu_prior`` a Normal with fixed numbers."""
+    centered = np.asarray(centered, dtype=bool)
+    return bool(centered.size and centered.all()) and normal_hyperprior(mu_prior) is not None
 
 
 def normal_hyperprior(prior: Prior) -> tuple[float, float] | None:
@@ -342,11 +350,10 @@ def hierarchical_parameter(
     centered = np.asarray(centered, dtype=bool)
     index_c = np.flatnonzero(centered)
     index_nc = np.flatnonzero(~centered)
-    normal = normal_hyperprior(mu_prior)
     theta = pt.zeros(centered.size)
-    if index_c.size and not index_nc.size and normal is not None:
+    if marginal_form(centered, mu_prior):
         sigma = sigma_prior.create_variable(f"{name}_sigma")
-        m0, s0 = normal
+        m0, s0 = normal_hyperprior(mu_prior)
         centre = m0 if mu_shift is None else mu_shift + m0
         k = index_c.size
         mean = pm.Normal(f"{name}_link_mean", mu=centre, sigma=pt.sqrt(sigma**2 / k + s0**2))
