@@ -115,6 +115,14 @@ def frequency_histogram_check(
         sim = simulate_bgnbd(flat["r"][i], flat["alpha"][i], flat["a"][i], flat["b"][i], T, rng=rng)
         sims[row] = _histogram(sim["frequency"], max_count)
     observed = _histogram(values["frequency"], max_count)
+    return _bin_table(observed, sims, ci_prob, pd.Index(_bins(max_count), name="repeat_purchases"))
+
+
+def _bin_table(
+    observed: np.ndarray, sims: np.ndarray, ci_prob: float, index: pd.Index
+) -> pd.DataFrame:
+    """Observed counts per bin beside the simulated data sets' mean, central interval and
+    the share of simulated data sets below the observed count (``sims``: data sets × bins)."""
     tail = (1 - ci_prob) / 2
     return pd.DataFrame(
         {
@@ -124,7 +132,7 @@ def frequency_histogram_check(
             "predicted_high": np.quantile(sims, 1 - tail, axis=0),
             "p_observed_below": (sims < observed).mean(axis=0),
         },
-        index=pd.Index(_bins(max_count), name="repeat_purchases"),
+        index=index,
     )
 
 
@@ -443,14 +451,4 @@ def predictive_histogram_check(
         sim = simulate_transaction_model(model, {k: v[i] for k, v in flat.items()}, T, rng=rng)
         sims[row] = np.bincount(binning(sim["frequency"], sim["recency"]), minlength=size)
     observed = np.bincount(binning(values["frequency"], values["recency"]), minlength=size)
-    tail = (1 - ci_prob) / 2
-    return pd.DataFrame(
-        {
-            "observed": observed,
-            "predicted_mean": sims.mean(axis=0),
-            "predicted_low": np.quantile(sims, tail, axis=0),
-            "predicted_high": np.quantile(sims, 1 - tail, axis=0),
-            "p_observed_below": (sims < observed).mean(axis=0),
-        },
-        index=pd.Index(labels, name=statistic),
-    )
+    return _bin_table(observed, sims, ci_prob, pd.Index(labels, name=statistic))
