@@ -29,7 +29,7 @@ computed draw by draw from a segmented fit (``BGNBD(segments=...)``; see
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -313,6 +313,14 @@ def _finite_quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q)) if values.size else np.nan
 
 
+def _by_segment(draws: xr.Dataset | xr.DataArray) -> Iterator[tuple[Hashable, xr.DataArray]]:
+    """``(name, variable)`` for each variable of ``draws`` with a ``segment`` dim."""
+    ds = draws.to_dataset(name=draws.name or "value") if isinstance(draws, xr.DataArray) else draws
+    for name, da in ds.data_vars.items():
+        if "segment" in da.dims:
+            yield name, da
+
+
 def segment_table(draws: xr.Dataset | xr.DataArray, ci_prob: float = 0.9) -> pd.DataFrame:
     """Tidy summary of per-segment posteriors.
 
@@ -328,12 +336,9 @@ def segment_table(draws: xr.Dataset | xr.DataArray, ci_prob: float = 0.9) -> pd.
     DataFrame
         ``quantity, segment, mean, sd, low, median, high``.
     """
-    ds = draws.to_dataset(name=draws.name or "value") if isinstance(draws, xr.DataArray) else draws
     lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
     records = []
-    for name, da in ds.data_vars.items():
-        if "segment" not in da.dims:
-            continue
+    for name, da in _by_segment(draws):
         for label in da["segment"].to_numpy():
             v = da.sel(segment=label).to_numpy().ravel()
             records.append(
@@ -375,12 +380,9 @@ def contrasts(
         draw (the segments' posteriors are joint), so their intervals are exact
         posterior intervals of the contrast, not a combination of the marginals.
     """
-    ds = draws.to_dataset(name=draws.name or "value") if isinstance(draws, xr.DataArray) else draws
     lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
     records = []
-    for name, da in ds.data_vars.items():
-        if "segment" not in da.dims:
-            continue
+    for name, da in _by_segment(draws):
         labels = [str(v) for v in da["segment"].to_numpy()]
         chosen = list(itertools.combinations(labels, 2)) if pairs is None else list(pairs)
         for a, b in chosen:
