@@ -320,6 +320,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _field(result: Any, name: str) -> Any:
+    """``result.name``, or ``None`` for an analysis that was not run (``result`` is None)."""
+    return None if result is None else getattr(result, name)
+
+
 def _records(frame: pd.DataFrame | None, index: str | None = None) -> Any:
     if frame is None:
         return None
@@ -464,13 +469,13 @@ def build_content(
         at_risk=None if at_risk is None else at_risk.summary.head(AT_RISK_N),
         n_at_risk=None if at_risk is None else len(at_risk.summary),
         retention=retention.summary,
-        aov_segments=None if order_value is None else order_value.groups,
-        tiers=None if tiers is None else tiers.groups,
-        segments=None if segments is None else segments.summary,
-        contrasts=None if contrasts is None else contrasts.summary,
-        cac=None if cac is None else cac.summary,
-        holdout_totals=None if holdout is None else holdout.totals,
-        holdout_coverage=None if holdout is None else holdout.coverage,
+        aov_segments=_field(order_value, "groups"),
+        tiers=_field(tiers, "groups"),
+        segments=_field(segments, "summary"),
+        contrasts=_field(contrasts, "summary"),
+        cac=_field(cac, "summary"),
+        holdout_totals=_field(holdout, "totals"),
+        holdout_coverage=_field(holdout, "coverage"),
         tracking=tracking,
         versions=versions(),
         fingerprint=fingerprint,
@@ -481,11 +486,11 @@ def build_content(
         n_lapse=len(lapse.summary),
         lapse_window=float(lapse.groups["window"].iloc[0]),
         thresholds=thresholds.summary,
-        comparison=None if comparison is None else comparison.table,
-        calendar_multipliers=None if calendar is None else calendar.multipliers,
-        calendar_periods=None if calendar is None else calendar.periods,
-        calendar_verdict=None if calendar is None else calendar.verdict,
-        holdout_inside=None if calendar is None else calendar.holdout_inside,
-        covariate_effects=None if covariate_effects is None else covariate_effects.summary,
-        covariate_coefficients=None if covariate_effects is None else covariate_effects.groups,
+        comparison=_field(comparison, "table"),
+        calendar_multipliers=_field(calendar, "multipliers"),
+        calendar_periods=_field(calendar, "periods"),
+        calendar_verdict=_field(calendar, "verdict"),
+        holdout_inside=_field(calendar, "holdout_inside"),
+        covariate_effects=_field(covariate_effects, "summary"),
+        covariate_coefficients=_field(covariate_effects, "groups"),
     )
