@@ -45,7 +45,7 @@ of them must be left out as the reference): such coefficients are not identifiab
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -100,97 +100,90 @@ def check_scan(
     n = scan["n"]
     if n == 0:
         raise ValueError(empty_message(subject))
-    if scan["customer_missing"]:
-        _fail_rows(
-            customer_col,
-            scan["customer_missing"],
-            n,
-            "have a missing customer id",
-            "None/NaN",
-            "drop those rows or fill in the customer id.",
-        )
-    if scan.get("customer_blank"):
-        _fail_rows(
-            customer_col,
-            scan["customer_blank"],
-            n,
-            "have an empty or blank customer id",
-            repr(scan["customer_blank_example"]),
-            "drop those rows or fill in the customer id (an empty id is no customer).",
-        )
-    if scan["date_missing"]:
-        _fail_rows(
-            date_col,
-            scan["date_missing"],
-            n,
-            "have a missing date",
-            "None/NaT",
-            "drop those rows or fill in the transaction date.",
-        )
-    if scan["date_bad"]:
-        _fail_rows(
-            date_col,
-            scan["date_bad"],
-            n,
-            "cannot be parsed as dates",
-            repr(scan["date_bad_example"]),
-            "write dates in ISO 8601 form (YYYY-MM-DD[ HH:MM:SS]) or parse the column to "
-            "datetimes first (e.g. pandas.to_datetime(..., format=...)).",
-        )
-    if scan.get("date_aware") and scan.get("date_naive"):
-        _fail_rows(
-            date_col,
-            scan["date_aware"],
-            n,
-            "are time-zone aware while the others are naive",
-            f"{scan['date_aware_example']!r} next to {scan['date_naive_example']!r}",
-            "make all dates naive local times or all time-zone aware "
-            "(e.g. pandas.to_datetime(..., utc=True).dt.tz_convert(<shop time zone>)).",
-        )
-    if value_col is None:
-        return
-    _check_values(scan, n, value_col, allow_negative)
+    problems = _ROW_PROBLEMS if value_col is None else _ROW_PROBLEMS + _VALUE_PROBLEMS
+    columns = {"customer": customer_col, "date": date_col, "value": value_col}
+    for role, key, what, example, fix in problems:
+        if not scan.get(key) or (key == "value_negative" and allow_negative):
+            continue
+        if key == "date_aware" and not scan.get("date_naive"):
+            continue
+        _fail_rows(columns[role], scan[key], n, what, example(scan), fix)
 
 
-def _check_values(scan: dict[str, Any], n: int, value_col: str, allow_negative: bool) -> None:
-    if scan["value_bad"]:
-        _fail_rows(
-            value_col,
-            scan["value_bad"],
-            n,
-            "are not numbers",
-            repr(scan["value_bad_example"]),
-            "convert the column to numbers (e.g. strip currency symbols, use '.' as the "
-            "decimal separator).",
-        )
-    if scan["value_missing"]:
-        _fail_rows(
-            value_col,
-            scan["value_missing"],
-            n,
-            "are missing or NaN",
-            "NaN",
-            "drop those rows or fill in the transaction value.",
-        )
-    if scan["value_inf"]:
-        _fail_rows(
-            value_col,
-            scan["value_inf"],
-            n,
-            "are infinite",
-            scan["value_inf_example"],
-            "drop those rows or fix the transaction value.",
-        )
-    if scan["value_negative"] and not allow_negative:
-        _fail_rows(
-            value_col,
-            scan["value_negative"],
-            n,
-            "are negative",
-            scan["value_negative_example"],
-            "if they are returns or refunds pass allow_negative=True (--allow-negative) to "
-            "net them into their day's value; otherwise drop or fix them.",
-        )
+# What a scan counts (its key), the column it concerns, how a message says it, an example
+# of a bad value from the scan and the fix, in the order they are reported.
+_ProblemRow = tuple[str, str, str, Callable[[dict[str, Any]], Any], str]
+_ROW_PROBLEMS: tuple[_ProblemRow, ...] = (
+    (
+        "customer",
+        "customer_missing",
+        "have a missing customer id",
+        lambda scan: "None/NaN",
+        "drop those rows or fill in the customer id.",
+    ),
+    (
+        "customer",
+        "customer_blank",
+        "have an empty or blank customer id",
+        lambda scan: repr(scan["customer_blank_example"]),
+        "drop those rows or fill in the customer id (an empty id is no customer).",
+    ),
+    (
+        "date",
+        "date_missing",
+        "have a missing date",
+        lambda scan: "None/NaT",
+        "drop those rows or fill in the transaction date.",
+    ),
+    (
+        "date",
+        "date_bad",
+        "cannot be parsed as dates",
+        lambda scan: repr(scan["date_bad_example"]),
+        "write dates in ISO 8601 form (YYYY-MM-DD[ HH:MM:SS]) or parse the column to "
+        "datetimes first (e.g. pandas.to_datetime(..., format=...)).",
+    ),
+    (
+        "date",
+        "date_aware",  # reported only when naive dates are there too
+        "are time-zone aware while the others are naive",
+        lambda scan: f"{scan['date_aware_example']!r} next to {scan['date_naive_example']!r}",
+        "make all dates naive local times or all time-zone aware "
+        "(e.g. pandas.to_datetime(..., utc=True).dt.tz_convert(<shop time zone>)).",
+    ),
+)
+_VALUE_PROBLEMS: tuple[_ProblemRow, ...] = (
+    (
+        "value",
+        "value_bad",
+        "are not numbers",
+        lambda scan: repr(scan["value_bad_example"]),
+        "convert the column to numbers (e.g. strip currency symbols, use '.' as the "
+        "decimal separator).",
+    ),
+    (
+        "value",
+        "value_missing",
+        "are missing or NaN",
+        lambda scan: "NaN",
+        "drop those rows or fill in the transaction value.",
+    ),
+    (
+        "value",
+        "value_inf",
+        "are infinite",
+        lambda scan: scan["value_inf_example"],
+        "drop those rows or fix the transaction value.",
+    ),
+    (
+        "value",
+        "value_negative",  # not a problem with allow_negative
+        "are negative",
+        lambda scan: scan["value_negative_example"],
+        "if they are returns or refunds pass allow_negative=True (--allow-negative) to "
+        "net them into their day's value; otherwise drop or fix them.",
+    ),
+)
 
 
 def checked_scan(source: Source, *, allow_negative: bool = False) -> dict[str, Any]:
