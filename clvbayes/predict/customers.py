@@ -454,7 +454,7 @@ def _analytic(
     rfm: Any,
     horizon: Any,
     name: str,
-    compute: Callable[..., np.ndarray],
+    compute: Callable[..., np.ndarray] | None = None,
     *,
     n_draws: int | None = None,
     extra: Mapping[str, np.ndarray] | None = None,
@@ -462,7 +462,8 @@ def _analytic(
 ) -> xr.DataArray:
     """A per-draw analytic quantity of every customer, computed once per distinct row.
 
-    ``compute(family, params, data, h)`` gets the parameters ``(chain, draw, row)``, the
+    ``compute(family, params, data, h)`` (default: the family's function ``name`` at
+    ``(*params, *data, h)``) gets the parameters ``(chain, draw, row)``, the
     rows' ``(x, t_x, T)`` and window ``h`` and returns ``(chain, draw, row, *extra)``;
     ``extra`` names and labels the trailing dims. ``n_draws`` thins the draws of each
     chain evenly (:func:`clvbayes.math.draws.draw_index`, no repeats). With calendar-time
@@ -490,7 +491,10 @@ def _analytic(
 
         data = (rows["x"], *(per_draw(v) for v in clock.history(data[1], data[2])))
         window = per_draw(clock.window(rows["h"]))
-    values = compute(family, params, data, window)
+    if compute is None:
+        values = getattr(family, name)(*params, *data, window)
+    else:
+        values = compute(family, params, data, window)
     posterior = fit.posterior
     extra = dict(extra or {})
     return xr.DataArray(
@@ -558,15 +562,7 @@ def expected_purchases(
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``.
     """
-    return _analytic(
-        fit,
-        rfm,
-        horizon,
-        "expected_purchases",
-        lambda family, params, data, h: family.expected_purchases(*params, *data, h),
-        n_draws=n_draws,
-        seed=seed,
-    )
+    return _analytic(fit, rfm, horizon, "expected_purchases", n_draws=n_draws, seed=seed)
 
 
 def p_no_purchase(
@@ -597,15 +593,7 @@ def p_no_purchase(
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``.
     """
-    return _analytic(
-        fit,
-        rfm,
-        window,
-        "p_no_purchase",
-        lambda family, params, data, h: family.p_no_purchase(*params, *data, h),
-        n_draws=n_draws,
-        seed=seed,
-    )
+    return _analytic(fit, rfm, window, "p_no_purchase", n_draws=n_draws, seed=seed)
 
 
 def purchase_pmf(
