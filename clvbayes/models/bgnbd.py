@@ -70,20 +70,16 @@ class MBGNBD(BGNBD):
     Parameters
     ----------
     priors : mapping, optional
-        Priors by pymc-marketing's names: ``r``, ``alpha`` and either ``phi_dropout`` and
-        ``kappa_dropout`` (mean and concentration of the dropout Beta; the default) or
-        ``a`` and ``b``. Values are pymc_extras ``Prior`` objects or their dict form.
-        Defaults are the BG/NBD's (:data:`clvbayes.priors.BGNBD_PRIORS`): the parameters
+        As for :class:`BGNBD` (``r``, ``alpha`` and ``phi_dropout``/``kappa_dropout`` or
+        ``a``/``b``). Defaults are the BG/NBD's (:data:`clvbayes.priors.BGNBD_PRIORS`): the parameters
         have the same meaning and similar magnitudes (CDNOW weeks: r=0.53, alpha=6.2).
     segments, pooling, centered
         As for :class:`BGNBD` (same reparametrisation and hyperpriors).
 
     Notes
     -----
-    The likelihood is summed over the unique ``(frequency, recency, T)`` rows weighted by
-    their customer counts, with the Gamma/Beta-function terms computed once per distinct
-    frequency. The same numpy function gives the pointwise log-likelihood
-    (:meth:`FittedModel.log_likelihood`), so nothing is hidden in an opaque potential.
+    The likelihood is computed as the BG/NBD's (see :class:`BGNBD`), with the MBG/NBD's
+    extra dropout chance at ``x = 0``.
 
     Examples
     --------

@@ -39,9 +39,8 @@ class GammaGamma(ModelSpec):
         finite mean spend), independent segments, or one population (see
         :class:`clvbayes.models.BGNBD`).
     centered : bool or "auto"
-        Centred hierarchical prior for all segments (True), for none (False), or
-        (``"auto"``, default) for segments with at least 1,000 customers, whose own data
-        pin their parameters (:mod:`clvbayes.models.hierarchy`).
+        As for :class:`clvbayes.models.BGNBD` (default ``"auto"``: centred for segments
+        with at least 1,000 customers).
 
     Notes
     -----
