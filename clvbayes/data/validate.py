@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -100,42 +100,59 @@ def check_scan(
     n = scan["n"]
     if n == 0:
         raise ValueError(empty_message(subject))
-    problems = _ROW_PROBLEMS if value_col is None else _ROW_PROBLEMS + _VALUE_PROBLEMS
+    problems = _ROW_PROBLEMS
+    if value_col is not None:
+        problems += _VALUE_PROBLEMS if allow_negative else (*_VALUE_PROBLEMS, _NEGATIVE_VALUES)
     columns = {"customer": customer_col, "date": date_col, "value": value_col}
-    for role, key, what, example, fix in problems:
-        if not scan.get(key) or (key == "value_negative" and allow_negative):
-            continue
-        if key == "date_aware" and not scan.get("date_naive"):
-            continue
-        _fail_rows(columns[role], scan[key], n, what, example(scan), fix)
+    for problem in problems:
+        if scan.get(problem.key) and (problem.also is None or scan.get(problem.also)):
+            _fail_rows(
+                columns[problem.column],
+                scan[problem.key],
+                n,
+                problem.what,
+                problem.example(scan),
+                problem.fix,
+            )
 
 
-# What a scan counts (its key), the column it concerns, how a message says it, an example
-# of a bad value from the scan and the fix, in the order they are reported.
-_ProblemRow = tuple[str, str, str, Callable[[dict[str, Any]], Any], str]
-_ROW_PROBLEMS: tuple[_ProblemRow, ...] = (
-    (
+class _RowProblem(NamedTuple):
+    """A problem a scan counts: the column it concerns (its role), the scan's count of the
+    rows that have it, how a message says it, an example of a bad value from the scan, the
+    fix, and another count that must be non-zero too for it to be a problem."""
+
+    column: str
+    key: str
+    what: str
+    example: Callable[[dict[str, Any]], Any]
+    fix: str
+    also: str | None = None
+
+
+# In the order they are reported.
+_ROW_PROBLEMS: tuple[_RowProblem, ...] = (
+    _RowProblem(
         "customer",
         "customer_missing",
         "have a missing customer id",
         lambda scan: "None/NaN",
         "drop those rows or fill in the customer id.",
     ),
-    (
+    _RowProblem(
         "customer",
         "customer_blank",
         "have an empty or blank customer id",
         lambda scan: repr(scan["customer_blank_example"]),
         "drop those rows or fill in the customer id (an empty id is no customer).",
     ),
-    (
+    _RowProblem(
         "date",
         "date_missing",
         "have a missing date",
         lambda scan: "None/NaT",
         "drop those rows or fill in the transaction date.",
     ),
-    (
+    _RowProblem(
         "date",
         "date_bad",
         "cannot be parsed as dates",
@@ -143,17 +160,18 @@ _ROW_PROBLEMS: tuple[_ProblemRow, ...] = (
         "write dates in ISO 8601 form (YYYY-MM-DD[ HH:MM:SS]) or parse the column to "
         "datetimes first (e.g. pandas.to_datetime(..., format=...)).",
     ),
-    (
+    _RowProblem(
         "date",
-        "date_aware",  # reported only when naive dates are there too
+        "date_aware",
         "are time-zone aware while the others are naive",
         lambda scan: f"{scan['date_aware_example']!r} next to {scan['date_naive_example']!r}",
         "make all dates naive local times or all time-zone aware "
         "(e.g. pandas.to_datetime(..., utc=True).dt.tz_convert(<shop time zone>)).",
+        also="date_naive",
     ),
 )
-_VALUE_PROBLEMS: tuple[_ProblemRow, ...] = (
-    (
+_VALUE_PROBLEMS: tuple[_RowProblem, ...] = (
+    _RowProblem(
         "value",
         "value_bad",
         "are not numbers",
@@ -161,28 +179,29 @@ _VALUE_PROBLEMS: tuple[_ProblemRow, ...] = (
         "convert the column to numbers (e.g. strip currency symbols, use '.' as the "
         "decimal separator).",
     ),
-    (
+    _RowProblem(
         "value",
         "value_missing",
         "are missing or NaN",
         lambda scan: "NaN",
         "drop those rows or fill in the transaction value.",
     ),
-    (
+    _RowProblem(
         "value",
         "value_inf",
         "are infinite",
         lambda scan: scan["value_inf_example"],
         "drop those rows or fix the transaction value.",
     ),
-    (
-        "value",
-        "value_negative",  # not a problem with allow_negative
-        "are negative",
-        lambda scan: scan["value_negative_example"],
-        "if they are returns or refunds pass allow_negative=True (--allow-negative) to "
-        "net them into their day's value; otherwise drop or fix them.",
-    ),
+)
+# Not a problem with allow_negative (returns netted into their day's value).
+_NEGATIVE_VALUES = _RowProblem(
+    "value",
+    "value_negative",
+    "are negative",
+    lambda scan: scan["value_negative_example"],
+    "if they are returns or refunds pass allow_negative=True (--allow-negative) to "
+    "net them into their day's value; otherwise drop or fix them.",
 )
 
 
