@@ -71,8 +71,9 @@ class MBGNBD(BGNBD):
     ----------
     priors : mapping, optional
         As for :class:`BGNBD` (``r``, ``alpha`` and ``phi_dropout``/``kappa_dropout`` or
-        ``a``/``b``). Defaults are the BG/NBD's (:data:`clvbayes.priors.BGNBD_PRIORS`): the parameters
-        have the same meaning and similar magnitudes (CDNOW weeks: r=0.53, alpha=6.2).
+        ``a``/``b``). Defaults are the BG/NBD's (:data:`clvbayes.priors.BGNBD_PRIORS`):
+        the parameters have the same meaning and similar magnitudes (CDNOW weeks: r=0.53,
+        alpha=6.2).
     segments, pooling, centered
         As for :class:`BGNBD` (same reparametrisation and hyperpriors).
 
