@@ -86,6 +86,9 @@ def test_the_key_depends_on_the_graph_not_on_the_data_values():
     keys = [cache.graph_key(m) for m in (one, other_values, changed, three, two)]
     assert keys[0] == keys[1]  # same graph, other data
     assert len(set(keys[1:])) == 4  # prior, segments: other graphs
+    relabelled = _rfm(1, segments=3).replace({"channel": {"web": "w", "store": "s", "tv": "t"}})
+    renamed = segmented.build(SharedRFM(segmented.prepare(relabelled)))
+    assert cache.graph_key(renamed) == keys[3]  # other segment names, same graph
     on_constants = spec.build(spec.prepare(_rfm(1)))  # data as constants: in the key
     assert cache.graph_key(on_constants) != cache.graph_key(spec.build(spec.prepare(_rfm(2))))
 
@@ -136,6 +139,29 @@ def test_same_seed_same_draws_fresh_from_memory_and_from_disk(disk):
     assert source == "disk"
     np.testing.assert_array_equal(_draws(loaded), oracle)
     assert len(_entries(disk)) == 1
+
+
+@pytest.mark.slow
+def test_segments_with_other_names_reuse_the_compiled_model_under_their_own_names(disk):
+    """Segment names do not reach the compiled code: a model whose segments are only
+    renamed (same data, same order) is served from memory, samples the same draws and
+    labels them with its own names."""
+    import nutpie
+
+    spec = BGNBD(segments="channel")
+    names = {"store": "a-store", "tv": "b-tv", "web": "c-web"}  # the same sorted order
+    rfm = _rfm(4, segments=3)
+    _, first, source = build_compiled(spec, spec.prepare(rfm))
+    assert source == "compiled"
+    _, second, source = build_compiled(spec, spec.prepare(rfm.replace({"channel": names})))
+    assert source == "memory"
+    trees = [nutpie.sample(compiled, **SAMPLE) for compiled in (first, second)]
+    labels = [list(tree["posterior"]["r"].coords["segment"].values) for tree in trees]
+    assert labels == [list(names), list(names.values())]
+    for name in ("r", "alpha", "a", "b"):
+        np.testing.assert_array_equal(
+            trees[0]["posterior"][name].to_numpy(), trees[1]["posterior"][name].to_numpy()
+        )
 
 
 @pytest.mark.slow

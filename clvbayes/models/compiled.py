@@ -16,10 +16,11 @@ callbacks
 
 Keys. An entry is keyed by a SHA-256 of the model's graph (every node's operation and
 properties, every constant's bytes, every data input's name and type, the free variables
-with their transforms and initial values, the deterministics kept), of the source of any
-operation defined outside PyTensor/PyMC (clvbayes's own ``SoftplusWithSigmoid``), of the
-versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie and clvbayes, and of
-the CPU the code was compiled for. Anything else changes the key, so a stale entry is
+with their transforms and initial values, the deterministics kept, the dims' sizes but not
+their labels: models that differ only in their segments' names share an entry), of the
+source of any operation defined outside PyTensor/PyMC (clvbayes's own
+``SoftplusWithSigmoid``), of the versions of Python, numpy, numba, llvmlite, PyTensor,
+PyMC, nutpie and clvbayes, and of the CPU the code was compiled for. Anything else changes the key, so a stale entry is
 never found; an entry is also checked when read (its SHA-256 checksum, its own copy of the
 key and versions), and one that does not check out (a truncated or corrupted file, an
 entry of another version) is deleted and compiled again. The code is the same machine
@@ -221,7 +222,9 @@ def graph_key(model: Any) -> str:
         initial = _describe_initial(model.rvs_to_initial_values.get(rv))
         lines.append(f"free {rv.name} {value.name} {transform} {initial}")
     lines.append(f"deterministics {[v.name for v in model.unobserved_value_vars]}")
-    lines.append(f"coords {sorted((k, tuple(map(str, v or ()))) for k, v in model.coords.items())}")
+    # the labels of a dim do not reach the compiled code (the sizes are in the types);
+    # models that differ only in their segment names share an entry
+    lines.append(f"coords {sorted((k, len(v or ())) for k, v in model.coords.items())}")
     lines.append(f"check_bounds {model.check_bounds}")
     lines.append(f"sources {sorted(sources.items())}")
     lines.append(f"versions {sorted(_versions().items())} machine {_machine()}")
