@@ -148,17 +148,24 @@ def test_segments_with_other_names_reuse_the_compiled_model_under_their_own_name
     labels them with its own names."""
     import nutpie
 
-    spec = BGNBD(segments="channel")
-    names = {"store": "a-store", "tv": "b-tv", "web": "c-web"}  # the same sorted order
-    rfm = _rfm(4, segments=3)
+    spec = GammaGamma(segments="channel", pooling="none")
+    rng = np.random.default_rng(4)
+    rfm = pd.DataFrame(
+        {
+            "frequency": rng.integers(1, 6, size=120),
+            "monetary_value": rng.gamma(4.0, 10.0, size=120),
+            "channel": np.array(["web", "store"])[np.arange(120) % 2],
+        }
+    )
+    names = {"store": "a-store", "web": "b-web"}  # the same sorted order
     _, first, source = build_compiled(spec, spec.prepare(rfm))
     assert source == "compiled"
     _, second, source = build_compiled(spec, spec.prepare(rfm.replace({"channel": names})))
     assert source == "memory"
     trees = [nutpie.sample(compiled, **SAMPLE) for compiled in (first, second)]
-    labels = [list(tree["posterior"]["r"].coords["segment"].values) for tree in trees]
+    labels = [list(tree["posterior"]["p"].coords["segment"].values) for tree in trees]
     assert labels == [list(names), list(names.values())]
-    for name in ("r", "alpha", "a", "b"):
+    for name in ("p", "q", "v"):
         np.testing.assert_array_equal(
             trees[0]["posterior"][name].to_numpy(), trees[1]["posterior"][name].to_numpy()
         )
