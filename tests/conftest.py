@@ -204,3 +204,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     path = getattr(config, "_clvbayes_cache", None)
     if path is not None:
         shutil.rmtree(path, ignore_errors=True)
+
+
+LONGEST_FIRST = ("test_segments_recovery.py", "test_notebooks.py")
+"""Modules whose tests take one to two and a half minutes each (segment recovery, the
+notebooks): they run first, so that under ``pytest -n 2`` they do not end the run on one
+worker while the other has nothing left to do."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run :data:`LONGEST_FIRST` modules first, the rest in collection order (a stable
+    sort: modules stay contiguous, so module-scoped fixtures are built once per worker)."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
