@@ -214,5 +214,5 @@ worker while the other has nothing left to do."""
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run :data:`LONGEST_FIRST` modules first, the rest in collection order (a stable
-    sort: modules stay contiguous, so module-scoped fixtures are built once per worker)."""
+    sort: each module's tests stay together and in their order)."""
     items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
