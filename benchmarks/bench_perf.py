@@ -22,10 +22,18 @@
   ``no-ranks`` leaves out the per-draw ranking (expected rank, P(top 10 %)), ``counts``
   simulates purchases only (no values, no discounting, no thresholds).
 
+* ``gradient``: microseconds per call of the compiled log density and gradient (the
+  function nutpie calls once per leapfrog step) of each family on CDNOW master (the
+  papers' split; built as a fit builds them), compiled with PyTensor's default rewrites
+  and without the ones :data:`clvbayes.models.compiled.EXCLUDED_REWRITES` leaves out
+  (best of 5 x 300 calls at a fixed point), with the largest difference in value and
+  gradient between the two.
+
     python benchmarks/bench_perf.py fit [--anchor] [--repeats 2]
     python benchmarks/bench_perf.py segments [--groups 1 3 10 50]
     python benchmarks/bench_perf.py score --customers 200000 --draws 500 [--tree DIR]
         [--variants full no-ranks counts]
+    python benchmarks/bench_perf.py gradient [--cases BG te-BG ...]
 """
 
 from __future__ import annotations
@@ -217,6 +225,80 @@ def score(customers: int, draws: int, tree: str | None, variant: str = "full") -
     return result
 
 
+def _gradient_cases() -> dict:
+    import numpy as np
+
+    import clvbayes as cb
+    from clvbayes.datasets import load_cdnow
+
+    log = load_cdnow("master")
+    cols = dict(customer_col="customer_id", date_col="date", value_col="value")
+    calendar = cb.calendar_rfm(
+        log, **cols, calibration_end="1997-09-30", observation_end="1998-06-30"
+    )
+    rfm = cb.rfm_summary(log, **cols, calibration_end="1997-09-30").copy()
+    rfm["web"] = np.random.default_rng(1).integers(0, 2, len(rfm)).astype(float)
+    rfm["cohort"] = np.digitize(rfm["T"], rfm["T"].quantile([1 / 3, 2 / 3])).astype(str)
+    return {
+        "BG": (cb.BGNBD(), rfm),
+        "MBG": (cb.MBGNBD(), rfm),
+        "PNBD": (cb.ParetoNBD(), rfm),
+        "GG": (cb.GammaGamma(), rfm[rfm["frequency"] > 0]),
+        "BG-covariate": (cb.BGNBD(purchase_covariates=["web"], dropout_covariates=["web"]), rfm),
+        "BG-3-segments": (cb.BGNBD(segments="cohort"), rfm),
+        "te-BG": (cb.BGNBD(time_effects=True), calendar),
+        "te-MBG": (cb.MBGNBD(time_effects=True), calendar),
+    }
+
+
+def gradient(names: list[str] | None) -> list[dict]:
+    import warnings
+
+    import numpy as np
+    import nutpie.compile_pymc as ncp
+    from pytensor import config
+    from pytensor.compile.mode import get_mode
+
+    from clvbayes.models.compiled import EXCLUDED_REWRITES
+    from clvbayes.models.shared_data import SharedRFM
+
+    warnings.simplefilter("ignore")
+    cases = _gradient_cases()
+    rows = []
+    for name in names or list(cases):
+        spec, rfm = cases[name]
+        data = spec.prepare(rfm)
+        model = spec.build(SharedRFM(data) if spec.reusable_compilation else data)
+        row: dict = {"case": name}
+        results = {}
+        for label, mode in (
+            ("default", get_mode("NUMBA")),
+            ("excluded", get_mode("NUMBA").excluding(*EXCLUDED_REWRITES)),
+        ):
+            with config.change_flags(numba__fastmath=False):
+                n_dim, _, fn, *_ = ncp._make_functions(
+                    model, mode=mode, compute_grad=True, join_expanded=True,
+                    pymc_initial_point_fn=lambda seed=None: {}, var_names=None,
+                )  # fmt: skip
+            x = np.random.default_rng(0).normal(size=n_dim) * 0.1
+            results[label] = fn(x)
+            best = float("inf")
+            for _ in range(5):
+                start = time.perf_counter()
+                for _ in range(300):
+                    fn(x)
+                best = min(best, (time.perf_counter() - start) / 300)
+            row[f"{label}_us"] = round(best * 1e6, 1)
+        row["ratio"] = round(row["excluded_us"] / row["default_us"], 3)
+        row["max_abs_diff"] = float(
+            max(np.max(np.abs(np.asarray(a) - np.asarray(b)))
+                for a, b in zip(results["default"], results["excluded"], strict=True))
+        )  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -236,8 +318,12 @@ def main() -> None:
         choices=["full", "no-ranks", "counts"],
         help="what is computed: everything; without the per-draw ranks; purchases only",
     )
+    d = sub.add_parser("gradient")
+    d.add_argument("--cases", nargs="*", default=None, help="default: every case")
     args = parser.parse_args()
-    if args.what == "fit":
+    if args.what == "gradient":
+        gradient(args.cases)
+    elif args.what == "fit":
         fit(args.anchor, args.repeats)
     elif args.what == "segments":
         segments(args.groups)

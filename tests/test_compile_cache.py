@@ -1,13 +1,14 @@
 """The compile cache (``clvbayes.models.compiled``): same draws, safe keys, safe entries.
 
-Oracle: nutpie's own ``compile_pymc_model`` on the same model (the cache compiles the
-same functions and must give the same draws), and a fresh compilation with every cache
-emptied. A cache that returned another model's code, a stale or a damaged entry would
+Oracle: nutpie's own ``compile_pymc_model`` on the same model, with the same PyTensor
+rewrites left out (the cache compiles the same functions and must give the same draws),
+and a fresh compilation with every cache emptied. A cache that returned another model's code, a stale or a damaged entry would
 change the draws or crash; each case is made to happen here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -60,6 +61,25 @@ def _draws(compiled) -> np.ndarray:
     return np.stack([tree["posterior"][v].to_numpy() for v in ("r", "alpha", "a", "b")])
 
 
+@contextlib.contextmanager
+def _nutpie_with_our_rewrites():
+    """nutpie's own compilation, with the PyTensor rewrites the cache leaves out
+    (``EXCLUDED_REWRITES``) left out too: other rewrites round differently."""
+    import nutpie.compile_pymc as ncp
+    from pytensor.compile.mode import get_mode
+
+    original = ncp._make_functions
+
+    def make_functions(model, *, mode, **kwargs):
+        return original(model, mode=get_mode(mode).excluding(*cache.EXCLUDED_REWRITES), **kwargs)
+
+    ncp._make_functions = make_functions
+    try:
+        yield
+    finally:
+        ncp._make_functions = original
+
+
 def _entries(root: Path) -> list[Path]:
     return sorted(root.glob("nutpie/*/*.nutpie"))
 
@@ -91,6 +111,16 @@ def test_the_key_depends_on_the_graph_not_on_the_data_values():
     assert cache.graph_key(renamed) == keys[3]  # other segment names, same graph
     on_constants = spec.build(spec.prepare(_rfm(1)))  # data as constants: in the key
     assert cache.graph_key(on_constants) != cache.graph_key(spec.build(spec.prepare(_rfm(2))))
+
+
+def test_the_key_changes_with_the_rewrites_left_out(monkeypatch):
+    # code compiled with other rewrites is other code: an entry compiled before the
+    # rewrites left out changed must not be found
+    spec = BGNBD()
+    model = spec.build(SharedRFM(spec.prepare(_rfm(1))))
+    before = cache.graph_key(model)
+    monkeypatch.setattr(cache, "EXCLUDED_REWRITES", ())
+    assert cache.graph_key(model) != before
 
 
 @pytest.mark.slow
@@ -131,7 +161,7 @@ def test_same_seed_same_draws_fresh_from_memory_and_from_disk(disk):
     assert source == "compiled" and len(_entries(disk)) == 1
     model, swapped, source = build_compiled(spec, second)
     assert source == "memory"
-    with config.change_flags(numba__fastmath=False):
+    with config.change_flags(numba__fastmath=False), _nutpie_with_our_rewrites():
         oracle = _draws(nutpie.compile_pymc_model(model))
     np.testing.assert_array_equal(_draws(swapped), oracle)
     cache._MEMORY.clear()

@@ -19,8 +19,9 @@ properties, every constant's bytes, every data input's name and type, the free v
 with their transforms and initial values, the deterministics kept, the dims' sizes but not
 their labels: models that differ only in their segments' names share an entry), of the
 source of any operation defined outside PyTensor/PyMC (clvbayes's own
-``SoftplusWithSigmoid``), of the versions of Python, numpy, numba, llvmlite, PyTensor,
-PyMC, nutpie and clvbayes, and of the CPU the code was compiled for. Anything else
+``SoftplusWithSigmoid``), of the PyTensor rewrites left out (:data:`EXCLUDED_REWRITES`),
+of the versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie and clvbayes,
+and of the CPU the code was compiled for. Anything else
 changes the key, so a stale entry is never found; an entry is also checked when read (its
 SHA-256 checksum, its own copy of the key and versions), and one that does not check out
 (a truncated or corrupted file, an entry of another version) is deleted and compiled
@@ -57,6 +58,7 @@ import numpy as np
 
 __all__ = [
     "CACHE_ENV",
+    "EXCLUDED_REWRITES",
     "CompiledCallback",
     "cache_dir",
     "clear_cache",
@@ -73,6 +75,23 @@ _MAGIC = b"clvbayes-nutpie-cache\n"
 _LIBRARIES = ("numpy", "numba", "llvmlite", "pytensor", "pymc", "nutpie")
 _MEMORY: OrderedDict[str, _Entry] = OrderedDict()
 _MEMORY_SIZE = 64  # compiled models kept in the process (least recently used dropped)
+EXCLUDED_REWRITES = (
+    "pre_local_IncSubtensor_serialize",
+    "local_IncSubtensor_serialize",
+    "local_add_of_sparse_write",
+)
+"""PyTensor rewrites left out when compiling for nutpie (part of the cache key).
+
+They turn a sum of gradient scatter-adds ``g + zeros[idx].inc(v)`` into a chain
+``g[idx].inc(v)``. In the time-effect models two gathers of the rows read quantities of
+the same level (``C(c)`` and ``log(α + M(T))`` per level of ``T``), so the chain makes
+one scatter's target depend on another scatter of the same backward loop; PyTensor's
+numba backend then cannot fuse the gathers and scatters into the likelihood's loops (the
+fused loop would depend on itself) and each is a separate pass over the rows. Without
+these rewrites the time-effect BG/NBD's log density and gradient on CDNOW master take
+about 15 % less time; the other families' are as fast as before (``python
+benchmarks/bench_perf.py gradient``; numbers in ``benchmarks/RESULTS.md``).
+"""
 _LOCK = threading.Lock()
 
 
@@ -226,6 +245,7 @@ def graph_key(model: Any) -> str:
     # models that differ only in their segment names share an entry
     lines.append(f"coords {sorted((k, len(v or ())) for k, v in model.coords.items())}")
     lines.append(f"check_bounds {model.check_bounds}")
+    lines.append(f"excluded rewrites {EXCLUDED_REWRITES}")
     lines.append(f"sources {sorted(sources.items())}")
     lines.append(f"versions {sorted(_versions().items())} machine {_machine()}")
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -289,11 +309,12 @@ def _compile(model: Any) -> _Entry:
     does, keeping numba's compile results for the cache)."""
     import nutpie.compile_pymc as ncp
     from pytensor import config as pytensor_config
+    from pytensor.compile.mode import get_mode
 
     with pytensor_config.change_flags(numba__fastmath=False):
         n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparam = ncp._make_functions(
             model,
-            mode="NUMBA",
+            mode=get_mode("NUMBA").excluding(*EXCLUDED_REWRITES),
             compute_grad=True,
             join_expanded=True,
             pymc_initial_point_fn=lambda seed=None: {},
