@@ -7,6 +7,8 @@ oracle of each test is named in its name or docstring.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -425,7 +427,8 @@ def test_draw_matrix_on_disk_reads_back_what_was_written(tmp_path):
 
     values = np.random.default_rng(5).gamma(1.0, 50.0, size=(37, 101)).astype(np.float32)
     with DrawMatrix(37, 101, max_memory_mb=0.001, directory=tmp_path) as disk:
-        assert disk.on_disk and len(list(tmp_path.iterdir())) == 1
+        # on disk, but nameless: a killed process leaves nothing behind
+        assert disk.on_disk and (not list(tmp_path.iterdir()) or os.name == "nt")
         for start in reversed(range(0, 101, 17)):  # chunks finish in any order
             disk.write_columns(start, values[:, start : start + 17])
         np.testing.assert_array_equal(disk[5:30], values[5:30])

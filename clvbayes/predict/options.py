@@ -91,7 +91,9 @@ class PredictOptions:
         Threads scoring chunks in parallel (default: the CPUs this process may use).
     spill_dir : str or Path, optional
         Directory of the temporary CLV-draw file of large runs (default: the system's
-        temporary directory).
+        temporary directory). Needs room for ``4 x draws x customers`` bytes while the
+        run lasts; the file is nameless (removed when opened), so nothing is left there
+        afterwards, however the run ends.
     calendar_covariates : DataFrame, optional
         For fits with calendar-time effects and known calendar covariates: their values
         in the forecast periods (indexed by period start) that the fit's

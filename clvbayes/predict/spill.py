@@ -11,7 +11,11 @@ column block. Both directions are sequential-sized I/O: a draw-major file writte
 block by column block would need one small write per draw and chunk, each a partial page
 that the kernel must read back from disk once the file outgrows the page cache (at 10M
 customers x 1,000 draws the file is 40 GB). No file page is mapped into the process, so
-the resident memory stays at one block (the page cache is not counted against it).
+the resident memory stays at one block (the page cache is not counted against it). The
+file's name is removed as soon as it is opened (where the system allows; Windows deletes
+it when the matrix is closed), so it takes no room once the process ends, however it
+ends: a run stopped by Ctrl-C, a kill or a crash used to leave up to 40 GB in the
+temporary directory.
 """
 
 from __future__ import annotations
@@ -50,11 +54,17 @@ class DrawMatrix:
         self._path: str | None = None
         self._blocks: dict[int, int] = {}  # on disk: first column -> width of each block
         self._lock = threading.Lock()
+        self._unlinked = False
         if n_rows * n_cols * _ITEM <= max_memory_mb * 2**20:
             self._array = np.empty(self.shape, dtype=np.float32)
         else:
             fd, self._path = tempfile.mkstemp(prefix="clvbayes-draws-", dir=directory)
             self._fd = fd
+            try:  # nameless from now on: gone when the process ends, even when killed
+                os.unlink(self._path)
+                self._unlinked = True
+            except OSError:  # (Windows cannot unlink an open file: deleted in close())
+                pass
             os.ftruncate(fd, n_rows * n_cols * _ITEM)
 
     @property
@@ -112,7 +122,8 @@ class DrawMatrix:
         self._array = None
         if self._fd is not None:
             os.close(self._fd)
-            os.unlink(self._path)
+            if not self._unlinked:
+                os.unlink(self._path)
             self._fd = None
 
     def __enter__(self) -> DrawMatrix:
