@@ -2,8 +2,9 @@
 
 Oracle: nutpie's own ``compile_pymc_model`` on the same model, with the same PyTensor
 rewrites left out (the cache compiles the same functions and must give the same draws),
-and a fresh compilation with every cache emptied. A cache that returned another model's code, a stale or a damaged entry would
-change the draws or crash; each case is made to happen here.
+and a fresh compilation with every cache emptied. A cache that returned another model's
+code, a stale or a damaged entry would change the draws or crash; each case is made to
+happen here.
 """
 
 from __future__ import annotations

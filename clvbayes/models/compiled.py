@@ -21,11 +21,10 @@ their labels: models that differ only in their segments' names share an entry), 
 source of any operation defined outside PyTensor/PyMC (clvbayes's own
 ``SoftplusWithSigmoid``), of the PyTensor rewrites left out (:data:`EXCLUDED_REWRITES`),
 of the versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie and clvbayes,
-and of the CPU the code was compiled for. Anything else
-changes the key, so a stale entry is never found; an entry is also checked when read (its
-SHA-256 checksum, its own copy of the key and versions), and one that does not check out
-(a truncated or corrupted file, an entry of another version) is deleted and compiled
-again. The code is the same machine code either way (no fast-math), so a fit gives
+and of the CPU the code was compiled for. Anything else changes the key, so a stale
+entry is never found; an entry is also checked when read (its SHA-256 checksum, its own
+copy of the key and versions), and one that does not check out (a truncated or corrupted
+file, an entry of another version) is deleted and compiled again. The code is the same machine code either way (no fast-math), so a fit gives
 identical draws from a fresh compilation, the process cache and the disk cache.
 
 Where. ``$CLVBAYES_CACHE_DIR`` if set (``off``, ``0``, ``false``, ``no`` or ``none``
