@@ -257,9 +257,8 @@ def gradient(names: list[str] | None) -> list[dict]:
     import numpy as np
     import nutpie.compile_pymc as ncp
     from pytensor import config
-    from pytensor.compile.mode import get_mode
 
-    from clvbayes.models.compiled import EXCLUDED_REWRITES
+    from clvbayes.models.compiled import compile_mode
     from clvbayes.models.shared_data import SharedRFM
 
     warnings.simplefilter("ignore")
@@ -271,10 +270,7 @@ def gradient(names: list[str] | None) -> list[dict]:
         model = spec.build(SharedRFM(data) if spec.reusable_compilation else data)
         row: dict = {"case": name}
         results = {}
-        for label, mode in (
-            ("default", get_mode("NUMBA")),
-            ("excluded", get_mode("NUMBA").excluding(*EXCLUDED_REWRITES)),
-        ):
+        for label, mode in (("default", compile_mode(())), ("excluded", compile_mode())):
             with config.change_flags(numba__fastmath=False):
                 n_dim, _, fn, *_ = ncp._make_functions(
                     model, mode=mode, compute_grad=True, join_expanded=True,

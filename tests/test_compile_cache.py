@@ -67,12 +67,12 @@ def _nutpie_with_our_rewrites():
     """nutpie's own compilation, with the PyTensor rewrites the cache leaves out
     (``EXCLUDED_REWRITES``) left out too: other rewrites round differently."""
     import nutpie.compile_pymc as ncp
-    from pytensor.compile.mode import get_mode
 
     original = ncp._make_functions
 
     def make_functions(model, *, mode, **kwargs):
-        return original(model, mode=get_mode(mode).excluding(*cache.EXCLUDED_REWRITES), **kwargs)
+        assert mode == "NUMBA"  # what nutpie passes; replaced by the cache's mode
+        return original(model, mode=cache.compile_mode(), **kwargs)
 
     ncp._make_functions = make_functions
     try:

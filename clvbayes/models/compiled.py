@@ -24,8 +24,9 @@ of the versions of Python, numpy, numba, llvmlite, PyTensor, PyMC, nutpie and cl
 and of the CPU the code was compiled for. Anything else changes the key, so a stale
 entry is never found; an entry is also checked when read (its SHA-256 checksum, its own
 copy of the key and versions), and one that does not check out (a truncated or corrupted
-file, an entry of another version) is deleted and compiled again. The code is the same machine code either way (no fast-math), so a fit gives
-identical draws from a fresh compilation, the process cache and the disk cache.
+file, an entry of another version) is deleted and compiled again. The code is the same
+machine code either way (no fast-math), so a fit gives identical draws from a fresh
+compilation, the process cache and the disk cache.
 
 Where. ``$CLVBAYES_CACHE_DIR`` if set (``off``, ``0``, ``false``, ``no`` or ``none``
 disable the disk cache), else the user cache directory (``platformdirs.user_cache_dir``:
@@ -61,6 +62,7 @@ __all__ = [
     "CompiledCallback",
     "cache_dir",
     "clear_cache",
+    "compile_mode",
     "compile_model",
     "graph_key",
 ]
@@ -92,6 +94,14 @@ about 15 % less time; the other families' are as fast as before (``python
 benchmarks/bench_perf.py gradient``; numbers in ``benchmarks/RESULTS.md``).
 """
 _LOCK = threading.Lock()
+
+
+def compile_mode(excluded: tuple[str, ...] = EXCLUDED_REWRITES) -> Any:
+    """PyTensor's numba mode without the rewrites ``excluded`` (default:
+    :data:`EXCLUDED_REWRITES`, the mode the cache compiles with)."""
+    from pytensor.compile.mode import get_mode
+
+    return get_mode("NUMBA").excluding(*excluded)
 
 
 def cache_dir() -> Path | None:
@@ -308,12 +318,11 @@ def _compile(model: Any) -> _Entry:
     does, keeping numba's compile results for the cache)."""
     import nutpie.compile_pymc as ncp
     from pytensor import config as pytensor_config
-    from pytensor.compile.mode import get_mode
 
     with pytensor_config.change_flags(numba__fastmath=False):
         n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparam = ncp._make_functions(
             model,
-            mode=get_mode("NUMBA").excluding(*EXCLUDED_REWRITES),
+            mode=compile_mode(),
             compute_grad=True,
             join_expanded=True,
             pymc_initial_point_fn=lambda seed=None: {},
