@@ -678,7 +678,8 @@ EMPTY = empty_message()
 
 
 def _scan_sql(source: Source) -> str:
-    """One aggregate over ``src`` counting every kind of bad row (with an example)."""
+    """One aggregate over ``src`` counting every kind of bad row (with an example), with
+    a value column beside the count of distinct rows (exact repeats)."""
     customer, date, day = source.customer, source.date, source.day
 
     def example(expr: str, cond: str) -> str:
@@ -719,14 +720,19 @@ def _scan_sql(source: Source) -> str:
             f"count(*) FILTER (WHERE {value} < 0) AS value_negative",
             f"{example(value, f'{value} < 0')} AS value_negative_example",
         ]
-        # Exact repeats, in the same pass (a file is read once): distinct row hashes.
+        # Exact repeats: distinct row hashes, in a second aggregate over src (the date is
+        # in the hash, so its time of day adds no distinct pairs). DuckDB plans two
+        # count(DISTINCT) terms inside the aggregate above as one slow distinct
+        # aggregation: 2.6 s against 0.25 s + 0.7 s as two queries on 10M Parquet rows,
+        # 4.9 s against 3.9 s on the same rows as CSV, which is read twice.
         row = f"hash({customer}, {date}, {raw_value})"
         timed = _timed(source)
-        parts += [
-            f"count(DISTINCT {row}) AS distinct_rows",
-            f"count(*) FILTER (WHERE {timed}) AS timed_rows",
-            f"count(DISTINCT {row}) FILTER (WHERE {timed}) AS timed_distinct_rows",
-        ]
+        parts.append(f"count(*) FILTER (WHERE {timed}) AS timed_rows")
+        return (
+            f"SELECT * FROM (SELECT {', '.join(parts)} FROM src), "
+            "(SELECT count(*) AS distinct_rows, count(*) FILTER (WHERE timed) AS "
+            f"timed_distinct_rows FROM (SELECT DISTINCT {row}, {timed} AS timed FROM src))"
+        )
     return f"SELECT {', '.join(parts)} FROM src"
 
 
