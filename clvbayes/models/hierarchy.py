@@ -94,7 +94,7 @@ nearly coincide (``purchase_rate_sigma`` ~ 0.01: the neck of the centred form); 
 gave none for all five (38-45 leapfrog steps per draw)."""
 
 MARGINAL_SAMPLER: dict[str, tuple[float, int]] = {
-    "BGNBD": (0.95, 1000),
+    "BGNBD": (0.9, 1500),
     "GammaGamma": (0.99, 1000),
 }
 """Default NUTS ``(target_accept, tune)`` of partially pooled fits in the marginal form
@@ -102,15 +102,21 @@ MARGINAL_SAMPLER: dict[str, tuple[float, int]] = {
 numbers, see :func:`hierarchical_parameter`), per model kind; other kinds and forms keep
 :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`.
 
-Chosen on the CDNOW master acquisition cohorts (3 x ~8,000 customers, 4 x 1000 draws,
-seeds 1-3): BG/NBD at (0.95, 1000) 0 divergences for all three seeds at 12.5-12.7
-leapfrog steps per draw, against 0-1 divergences at (0.9, 1000) and 7.0-7.1 steps;
-Gamma-Gamma at (0.99, 1000) 0 divergences for all three at 18.0-18.8 steps, against 0-6
-at (0.95, 1000 or 2000) and 10.5-11.2 steps. Checked on the first-purchase-value
-terciles (3 x ~7,900 customers, seeds 1-3): 0 divergences for both, at 12.3-12.5 (BG/NBD)
-and 16.7-17.3 (Gamma-Gamma) steps. In the plain centred form these fits needed (0.995,
-2000) and 28-40 steps per draw. Mixed forms (small segments non-centred), MBG/NBD and
-Pareto/NBD were not measured, so they keep the cautious settings."""
+Chosen on the CDNOW master acquisition cohorts (3 x ~8,000 customers) and the
+first-purchase-value terciles (3 x ~7,900 customers), 4 x 1000 draws, counting the fits
+with any divergence. BG/NBD, after the compile-mode change of 2026-12-05 (the draws per
+seed changed): (0.9, 1500) 0 of 5 fits on the cohorts and 1 of 3 on the terciles (a
+single divergence) at 7.0-7.2 leapfrog steps per draw; (0.95, 1000), the earlier default,
+1 of 3 and 1 of 3 (one divergence each) at 12.0-13.1 steps; (0.925, 1000) 2 of 5 (4
+divergences) at 8.1-8.6; (0.9, 1000) 1 of 4 at 7.1; (0.8, 1000) 3 of 3 (4-8 each) at 6.9.
+So a longer adaptation, not a higher acceptance target, is what keeps divergences rare,
+and it costs fewer gradients (2,500 iterations x 7.1 steps against 2,000 x 12.5): about
+20 % less time per fit. The Gamma-Gamma at (0.99, 1000) had 0 divergences for seeds 1-3
+on both segmentations at 16.7-18.8 steps, against 0-6 at (0.95, 1000 or 2000) and
+10.5-11.2 steps (measured before the compile-mode change). In the plain centred form these
+fits needed (0.995, 2000) and 28-40 steps per draw. Mixed forms (small segments
+non-centred), MBG/NBD and Pareto/NBD were not measured, so they keep the cautious
+settings."""
 
 CENTERED_MIN_CUSTOMERS = 1000
 """``centered="auto"``: segments with at least this many customers use the centred form.
