@@ -16,6 +16,7 @@ import pymc as pm
 import pytest
 
 import clvbayes.data.compress as compress_module
+import clvbayes.models.likelihood as likelihood_module
 from clvbayes.diagnostics import ConvergenceWarning
 from clvbayes.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clvbayes.models.shared_data import SharedRFM, structure
@@ -60,6 +61,9 @@ SPECS = {
     "BGNBD-profiles": BGNBD(purchase_covariates=["web", "vip"], dropout_covariates=["vip"]),
     "BGNBD-partial-profiles": BGNBD(segments="channel", purchase_covariates=["vip"]),
     "GammaGamma-profiles": GammaGamma(spend_covariates=["vip"]),
+    # segments on all rows at once with per-row parameters (threshold lowered in the test)
+    "BGNBD-partial-rows": BGNBD(segments="channel"),
+    "BGNBD-partial-covariates-rows": BGNBD(segments="channel", purchase_covariates=["age"]),
 }
 
 
@@ -74,6 +78,9 @@ def test_swapped_inputs_give_the_log_density_of_the_model_built_on_the_new_data(
     if name.endswith("profiles"):  # cut these small data sets by covariate profile
         monkeypatch.setattr(compress_module, "MIN_PROFILE_ROWS", 0)
         monkeypatch.setattr(compress_module, "MAX_PROFILE_BLOCKS", 4)
+    if name.endswith("rows"):
+        monkeypatch.setattr(likelihood_module, "MAX_SEGMENT_BLOCKS", 1)
+        assert likelihood_module.rows_by_segment(spec.prepare(_rfm(1)))
     template, other = spec.prepare(_rfm(1)), spec.prepare(_rfm(2, n=420))
     assert structure(template) == structure(other)
     blocks = [template] if not template.segmented else [b for *_, b in template.segment_blocks()]

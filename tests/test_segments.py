@@ -129,6 +129,64 @@ def test_pymc_graph_equals_numpy_likelihood(seg_rfm, pooling):
     np.testing.assert_allclose(potential, direct.sum(), rtol=1e-10)
 
 
+@pytest.fixture(scope="module")
+def many_seg_rfm(small_rfm):
+    """400 CDNOW-sample customers in twelve segments, with a 0/1 covariate."""
+    rfm = small_rfm.copy()
+    rfm["group"] = [f"g{i % 12:02d}" for i in range(len(rfm))]
+    rfm["flag"] = (np.arange(len(rfm)) % 3 == 0).astype(float)
+    return rfm
+
+
+MANY_SEGMENT_SPECS = {
+    "BGNBD": lambda: BGNBD(segments="group"),
+    "MBGNBD": lambda: clvbayes.MBGNBD(segments="group", pooling="none"),
+    "GammaGamma": lambda: GammaGamma(segments="group"),
+    "BGNBD-covariates": lambda: BGNBD(
+        segments="group", purchase_covariates=["flag"], dropout_covariates=["flag"]
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::clvbayes.models.hierarchy.SegmentWarning")
+@pytest.mark.parametrize("case", list(MANY_SEGMENT_SPECS))
+def test_many_segments_on_all_rows_equal_the_segment_blocks(case, many_seg_rfm, monkeypatch):
+    """More than MAX_SEGMENT_BLOCKS segments: one likelihood over all rows with each row's
+    segment's parameters gathered, equal to the sum over segment blocks (numpy)."""
+    from clvbayes.models import likelihood
+
+    spec = MANY_SEGMENT_SPECS[case]()
+    data = spec.prepare(many_seg_rfm)
+    assert len(data.segment_blocks()) == 12 > likelihood.MAX_SEGMENT_BLOCKS
+    assert likelihood.rows_by_segment(data)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        params = {k: rng.uniform(0.3, 3.0, 12) for k in spec.params}
+        for name in spec.design.coefficients if spec.design else ():
+            params[name] = rng.normal(0.0, 0.3, len(spec.design.names))
+        rows = spec.weighted_loglik(params, data)
+        monkeypatch.setattr(likelihood, "MAX_SEGMENT_BLOCKS", 100)
+        blocks = spec.weighted_loglik(params, data)
+        monkeypatch.undo()
+        np.testing.assert_allclose(rows, blocks, rtol=1e-12)
+
+
+def test_many_segments_pymc_graph_equals_numpy_likelihood(many_seg_rfm):
+    """The compiled model of many segments (all rows at once) has the numpy likelihood."""
+    spec = BGNBD(segments="group", pooling="none")
+    data = spec.prepare(many_seg_rfm)
+    model = spec.build(data)
+    point = model.initial_point()
+    point = {k: v + 0.05 * np.arange(np.size(v)).reshape(np.shape(v)) for k, v in point.items()}
+    names = ("r", "alpha", "a", "b")
+    outs = model.replace_rvs_by_values([model.potentials[0], *(model[k] for k in names)])
+    fn = model.compile_fn(outs, inputs=model.value_vars, mode="FAST_COMPILE")
+    potential, *values = fn(point)
+    params = dict(zip(names, values, strict=True))
+    rows = spec.row_loglik(params, data)  # block by block
+    np.testing.assert_allclose(potential, (data.counts * rows).sum(), rtol=1e-10)
+
+
 def test_hierarchical_model_has_hyperparameters_and_centering(seg_rfm):
     spec = BGNBD(segments="channel", centered=False)
     model = spec.build(spec.prepare(seg_rfm))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 
+from clvbayes.data.compress import SEGMENT
 from clvbayes.math.ops import is_tensor
 from clvbayes.models.calendar import operational_columns, time_effect
 from clvbayes.models.covariates import (
@@ -28,10 +29,12 @@ from clvbayes.models.hierarchy import by_segment, segment_priors, sum_by_segment
 from clvbayes.models.shared_data import SharedRFM
 
 __all__ = [
+    "MAX_SEGMENT_BLOCKS",
     "build_model",
     "create_priors",
     "population_terms",
     "row_loglik",
+    "rows_by_segment",
     "split_coefficients",
     "weighted_loglik",
 ]
@@ -45,6 +48,7 @@ def population_terms(
     clock: tuple[Any, Any] | None = None,
     *,
     profile: bool = False,
+    per_row: bool = False,
 ) -> Any:
     """One population's log-likelihood terms on ``data``'s rows (``params`` broadcast
     against the rows).
@@ -57,10 +61,13 @@ def population_terms(
     (:func:`clvbayes.models.covariates.profile_parameters`) and the columns stay factored.
     With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
     enter as operational times (:func:`clvbayes.models.calendar.operational_columns`).
+    ``per_row``: ``params`` already have a value per row (e.g. each row's segment's), so
+    the columns enter as plain arrays too.
     """
     family = spec.family
-    if spec.design and not profile:
-        params = row_parameters(spec.design, params, coefficients or {}, data)
+    if per_row or (spec.design and not profile):
+        if spec.design:
+            params = row_parameters(spec.design, params, coefficients or {}, data)
         columns = {c: data[c] for c in spec.columns}
     else:
         if spec.design:
@@ -95,14 +102,41 @@ def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
     return None if f is None else (f, data.extras["calendar"])
 
 
+MAX_SEGMENT_BLOCKS = 10
+"""Segmented likelihoods with at most this many segments (that have rows) are evaluated
+one segment block at a time; with more, on all rows at once with each row's segment's
+parameters gathered (:func:`rows_by_segment`).
+
+Blocks keep the per-level terms (``lgamma``, ``log`` per distinct frequency or age)
+once per level and segment, so a gradient costs what the plain model's does; but every
+block is a copy of the likelihood in the compiled graph, and numba's compilation grows
+steeply with the copies (BG/NBD on CDNOW master: 9 s for one segment, 33 s for 3, 400 s
+for 10). All rows at once is one copy whatever the count, at the per-row cost of the
+covariate likelihood, several times a block's per gradient. Measured on CDNOW master's
+BG/NBD with 10 first-purchase-date segments (``python benchmarks/bench_perf.py segments
+--groups 10``): blocks 400 s for the first fit (compilation) and 20 s for a refit; all
+rows at once 169 s for the first fit and ~150 s for a refit. So up to 10 segments the
+blocks' one-off compilation pays for itself in a few refits; beyond that it grows out of
+proportion (50 segments would compile for hours) while all rows at once stays one
+compilation (``benchmarks/RESULTS.md``, issue 19)."""
+
+
+def rows_by_segment(data: Any) -> bool:
+    """Whether segmented ``data`` are evaluated on all rows at once with per-row
+    parameters (more than :data:`MAX_SEGMENT_BLOCKS` segment blocks) rather than block by
+    block."""
+    return len(data.segment_blocks()) > MAX_SEGMENT_BLOCKS
+
+
 def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = None) -> Any:
     """``Σ counts x per-row log-likelihood`` (the PyMC model's potential), with the
     per-level terms summed per level (:class:`~clvbayes.math.ops.LogLikTerms`); per
-    segment block when the parameters are per segment, and per covariate profile block
-    when the rows have few profiles. ``params`` holds the covariate coefficients too, if
-    any. With calendar-time effects ``f`` (log multipliers per
-    calibration period) the rows are in operational time and the Jacobian ``Σ_p N_p f_p``
-    is added once."""
+    segment block when the parameters are per segment (or on all rows with each row's
+    segment's parameters, when there are more than :data:`MAX_SEGMENT_BLOCKS` segments),
+    and per covariate profile block when the rows have few profiles. ``params`` holds the
+    covariate coefficients too, if any. With calendar-time effects ``f`` (log multipliers
+    per calibration period) the rows are in operational time and the Jacobian
+    ``Σ_p N_p f_p`` is added once."""
     base, coefficients = split_coefficients(spec, params)
     clock = _clock(data, f)
 
@@ -114,7 +148,13 @@ def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = No
         return value
 
     if data.segmented and spec.pooling != "complete":
-        value = sum_by_segment(total, base, data)
+        if rows_by_segment(data):
+            codes = data.derived("segment_codes", lambda d: d.rows[SEGMENT].astype(np.int64))
+            per_row = {k: v[..., codes] for k, v in base.items()}
+            terms = population_terms(spec, per_row, data, coefficients, clock, per_row=True)
+            value = terms.weighted_sum(data.counts)
+        else:
+            value = sum_by_segment(total, base, data)
     else:
         value = total(base, data)
     if clock is None:
