@@ -678,8 +678,8 @@ EMPTY = empty_message()
 
 
 def _scan_sql(source: Source) -> str:
-    """One aggregate over ``src`` counting every kind of bad row (with an example), with
-    a value column beside the count of distinct rows (exact repeats)."""
+    """One aggregate over ``src`` counting every kind of bad row (with an example); with a
+    value column, beside it a second one counting the distinct rows (exact repeats)."""
     customer, date, day = source.customer, source.date, source.day
 
     def example(expr: str, cond: str) -> str:

@@ -114,10 +114,9 @@ and it costs fewer gradients (2,500 iterations x 7.1 steps against 2,000 x 12.5)
 20 % less time per fit. The Gamma-Gamma at (0.99, 1000) had 0 divergences for seeds 1-3
 on both segmentations at 16.7-18.8 steps, against 0-6 at (0.95, 1000 or 2000) and
 10.5-11.2 steps; re-checked after the compile-mode change: 0 divergences for seeds 1-3 on
-both, 15.8-18.8 steps, max R-hat 1.003. In the plain centred form these
-fits needed (0.995, 2000) and 28-40 steps per draw. Mixed forms (small segments
-non-centred), MBG/NBD and Pareto/NBD were not measured, so they keep the cautious
-settings."""
+both, 15.8-18.8 steps, max R-hat 1.003. In the plain centred form these fits needed
+(0.995, 2000) and 28-40 steps per draw. Mixed forms (small segments non-centred), MBG/NBD
+and Pareto/NBD were not measured, so they keep the cautious settings."""
 
 CENTERED_MIN_CUSTOMERS = 1000
 """``centered="auto"``: segments with at least this many customers use the centred form.
