@@ -257,6 +257,61 @@ def test_numpy_and_pytensor_give_the_same_likelihood_and_it_stays_finite(sample)
     assert np.isfinite(rows).all()
 
 
+def _with_customer_columns(cal, **columns):
+    import dataclasses
+
+    return dataclasses.replace(cal, customers=cal.customers.assign(**columns))
+
+
+@pytest.mark.parametrize("spec_class", [BGNBD, MBGNBD])
+def test_per_row_parameters_take_the_clock_per_row(sample, spec_class, monkeypatch):
+    """With parameters per row (covariates on few rows, or many segments) the rows'
+    operational T enters per row: equal to the evaluation by covariate profile block and
+    by segment block, under random multipliers."""
+    import clvbayes.data.compress as compress
+    from clvbayes.models import likelihood
+
+    n = len(sample.customers)
+    cal = _with_customer_columns(
+        sample, z=(np.arange(n) % 2).astype(float), group=[f"g{i % 12:02d}" for i in range(n)]
+    )
+    rng = np.random.default_rng(4)
+    covariates = spec_class(time_effects=True, purchase_covariates=["z"], dropout_covariates=["z"])
+    per_row = covariates.prepare(cal)
+    assert per_row.profile_blocks() is None  # too few rows to cut by profile: per row
+    monkeypatch.setattr(compress, "MIN_PROFILE_ROWS", 0)
+    by_profile = covariates.prepare(cal)
+    assert by_profile.profile_blocks() is not None
+    segmented = spec_class(time_effects=True, segments="group", pooling="none")
+    groups = segmented.prepare(cal)
+    assert likelihood.rows_by_segment(groups)
+    periods = per_row.extras["calendar"].n_periods
+    limit = likelihood.MAX_SEGMENT_BLOCKS
+    for _ in range(3):
+        f = rng.normal(0.0, 0.3, periods)
+        params = {k: rng.uniform(0.3, 3.0) for k in covariates.params}
+        params.update({c: rng.normal(0.0, 0.3, 1) for c in covariates.design.coefficients})
+        assert covariates.weighted_loglik(params, per_row, f) == pytest.approx(
+            covariates.weighted_loglik(params, by_profile, f), rel=1e-12
+        )
+        params = {k: rng.uniform(0.3, 3.0, 12) for k in segmented.params}
+        rows = segmented.weighted_loglik(params, groups, f)
+        monkeypatch.setattr(likelihood, "MAX_SEGMENT_BLOCKS", 100)
+        blocks = segmented.weighted_loglik(params, groups, f)
+        monkeypatch.setattr(likelihood, "MAX_SEGMENT_BLOCKS", limit)
+        assert rows == pytest.approx(blocks, rel=1e-12)
+
+
+def test_time_effects_fit_with_a_continuous_covariate(sample):
+    """A continuous covariate gives parameters per row; with time effects the fit used to
+    fail inside PyTensor (the operational T per level against the rows' parameters)."""
+    z = np.random.default_rng(0).normal(size=len(sample.customers))
+    cal = _with_customer_columns(sample, z=z)
+    fit = BGNBD(time_effects=True, purchase_covariates=["z"]).fit(cal, method="map", seed=1)
+    assert np.isfinite(float(fit.posterior["purchase_coefficient"].values.ravel()[0]))
+    assert 0.1 < float(fit.posterior["r"].values.ravel()[0]) < 1.0
+
+
 def test_likelihood_is_finite_on_extreme_grids_and_frequencies():
     rng = np.random.default_rng(5)
     f = rng.uniform(-20, 20, 500)

@@ -65,7 +65,8 @@ def population_terms(
     the columns enter as plain arrays too.
     """
     family = spec.family
-    if per_row or (spec.design and not profile):
+    plain = per_row or bool(spec.design and not profile)
+    if plain:
         if spec.design:
             params = row_parameters(spec.design, params, coefficients or {}, data)
         columns = {c: data[c] for c in spec.columns}
@@ -75,6 +76,8 @@ def population_terms(
         columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
     if clock is not None:
         columns["recency"], columns["T"] = operational_columns(*clock, data)
+        if plain:  # per-row parameters: the operational T per row, not per level of T
+            columns["T"] = columns["T"].values
     return family.terms(params, columns)
 
 
