@@ -119,7 +119,7 @@ covariate likelihood, several times a block's per gradient. Measured on CDNOW ma
 BG/NBD with 10 first-purchase-date segments (``python benchmarks/bench_perf.py segments
 --groups 10``): blocks 400 s for the first fit (compilation) and 20 s for a refit; all
 rows at once 169 s for the first fit and ~150 s for a refit. So up to 10 segments the
-blocks' one-off compilation pays for itself in a few refits; beyond that it grows out of
+blocks' one-off compilation pays for itself by the second refit; beyond that it grows out of
 proportion (50 segments would compile for hours) while all rows at once stays one
 compilation (``benchmarks/RESULTS.md``, issue 19)."""
 
