@@ -258,9 +258,8 @@ def test_numpy_and_pytensor_give_the_same_likelihood_and_it_stays_finite(sample)
 
 
 def _with_customer_columns(cal, **columns):
-    import dataclasses
-
-    return dataclasses.replace(cal, customers=cal.customers.assign(**columns))
+    table = pd.DataFrame({"customer_id": cal.customers["customer_id"], **columns})
+    return cal.with_customer_columns(table)
 
 
 @pytest.mark.parametrize("spec_class", [BGNBD, MBGNBD])
@@ -365,6 +364,55 @@ def test_selecting_customers_recomputes_the_calendar_for_them(sample):
         sample.select(late[:10])
 
 
+def test_customer_columns_come_from_the_log_or_from_a_table(sample):
+    """``calendar_rfm(customer_cols=...)`` carries columns as ``rfm_summary`` does;
+    ``with_customer_columns`` joins a customer table by id (any row order, extra customers
+    ignored, ids of another type converted) without touching either input."""
+    tx = load_cdnow("sample")
+    tx = tx.assign(web=tx["customer_id"] % 2)
+    period = {"calibration_end": "1997-09-30", "observation_end": "1998-06-30"}
+    cols = {"customer_col": "customer_id", "date_col": "date", "value_col": "value"}
+    cal = calendar_rfm(tx, **cols, **period, customer_cols=["web"])
+    rfm = clvbayes.rfm_summary(tx, **cols, **period, customer_cols=["web"])
+    pd.testing.assert_frame_equal(rfm, cal.customers.drop(columns="first_purchase"))
+    pd.testing.assert_frame_equal(cal.periods, sample.periods)
+
+    ids = sample.customers["customer_id"]
+    table = pd.DataFrame({"id": ids.astype(str), "age": np.arange(len(ids), dtype=float)})
+    table = pd.concat([table, pd.DataFrame({"id": ["new"], "age": [0.0]})]).iloc[::-1]
+    before, customers_before = table.copy(), sample.customers.copy()
+    joined = sample.with_customer_columns(table, on="id")
+    np.testing.assert_array_equal(joined.customers["age"], np.arange(len(ids)))
+    pd.testing.assert_frame_equal(joined.customers.drop(columns="age"), sample.customers)
+    assert joined.customers.attrs == sample.customers.attrs
+    pd.testing.assert_frame_equal(table, before)
+    pd.testing.assert_frame_equal(sample.customers, customers_before)
+    assert joined.periods is sample.periods and joined.grid_end == sample.grid_end
+    with pytest.raises(TypeError, match=r"customer_cols=\['web'\]"):
+        calendar_rfm(tx, **cols, **period, customer_cols="web")
+
+
+@pytest.mark.parametrize(
+    ("table", "on", "message"),
+    [
+        ({"id": [1], "age": [1.0]}, "customer_id", r"no id column 'customer_id'.*on="),
+        ({"customer_id": [1, 1], "age": [1.0, 2.0]}, "customer_id", "1 customer.* more than one"),
+        (
+            {"customer_id": [1, 2], "age": [1.0, 2.0]},
+            "customer_id",
+            r"of 2,357 customers have no row",
+        ),
+        ({"customer_id": [1], "T": [1.0]}, "customer_id", r"\['T'\] are already"),
+        ("not a table", "customer_id", "must be a pandas DataFrame"),
+    ],
+)
+def test_bad_customer_tables_are_named(sample, table, on, message):
+    table = pd.DataFrame(table) if isinstance(table, dict) else table
+    error = TypeError if isinstance(table, str) else ValueError
+    with pytest.raises(error, match=message):
+        sample.with_customer_columns(table, on=on)
+
+
 def test_time_effects_are_refused_where_they_are_no_change_of_clock(sample):
     with pytest.raises(ValueError, match="Pareto/NBD's lifetime runs in calendar time"):
         ParetoNBD(time_effects=True)
@@ -434,19 +482,26 @@ def test_simulated_periods_match_the_operational_time_expectation():
 # --- fits and predictions -------------------------------------------------------------
 
 
-def _fake_fit(spec, cal, f_cal, level_sigma=0.0, noise_sigma=0.0):
-    """A FittedModel with fixed draws (2 chains x 3 draws) and given time effects."""
+def _fake_fit(spec, cal, f_cal, level_sigma=0.0, noise_sigma=0.0, coefficient=0.0):
+    """A FittedModel with fixed draws (2 chains x 3 draws), given time effects and every
+    covariate coefficient of ``spec`` equal to ``coefficient``."""
     from clvbayes.models import FittedModel
 
     data = spec.prepare(cal)
     grid = data.extras.get("calendar")
     shape = (2, 3)
     post = {k: (("chain", "draw"), np.full(shape, v)) for k, v in THETA.items()}
+    for name in spec.design.coefficients:
+        size = len(spec.design.names)
+        post[name] = (("chain", "draw", f"{name}_dim"), np.full((*shape, size), coefficient))
     if spec.time_effects is not None:
         post["time_effect"] = (
             ("chain", "draw", "period"),
             np.broadcast_to(f_cal, (*shape, f_cal.size)).copy(),
         )
+        if grid.covariate_names:
+            size = len(grid.covariate_names)
+            post["calendar_coefficient"] = (("chain", "draw", "k"), np.zeros((*shape, size)))
         post["level_sigma"] = (("chain", "draw"), np.full(shape, level_sigma))
         post["noise_sigma"] = (("chain", "draw"), np.full(shape, noise_sigma))
     import xarray as xr
@@ -587,6 +642,28 @@ def test_tracking_with_a_flat_calendar_equals_the_stationary_tracking(sample):
         tracking_curve(fit_te, sample.customers)
 
 
+def test_tracking_of_a_time_effect_fit_takes_each_customers_covariates(sample):
+    """With covariates (each customer its own parameters) a time-effect fit with f = 0
+    tracks as the stationary fit with the same coefficients (whose tracking groups the
+    customers by covariates and birth, an independent path); the covariates matter."""
+    from clvbayes.ppc import period_tracking, tracking_curve
+
+    cal = _with_customer_columns(sample, z=(np.arange(len(sample)) % 3 == 0).astype(float))
+    both = {"purchase_covariates": ["z"], "dropout_covariates": ["z"]}
+    fit_te = _fake_fit(BGNBD(time_effects=True, **both), cal, np.zeros(39), coefficient=0.8)
+    fit_st = _fake_fit(BGNBD(**both), cal, np.zeros(39), coefficient=0.8)
+    times = np.array([-20.0, 0.0, 10.0, 39.0])
+    a = tracking_curve(fit_te, cal, times=times, seed=1)
+    b = tracking_curve(fit_st, cal, times=times)
+    np.testing.assert_allclose(a["predicted_mean"], b["predicted_mean"], rtol=1e-9)
+    plain = tracking_curve(_fake_fit(BGNBD(), cal, np.zeros(39)), cal, times=times)
+    assert not np.allclose(plain["predicted_mean"], b["predicted_mean"], rtol=1e-3)
+    weekly = period_tracking(fit_te, cal, seed=1)
+    np.testing.assert_allclose(
+        weekly["predicted_mean"], period_tracking(fit_st, cal, seed=1)["predicted_mean"], rtol=1e-9
+    )
+
+
 def test_a_weekly_multiplier_moves_that_weeks_tracking_and_the_table_reports_it(sample):
     from clvbayes.ppc import period_tracking
     from clvbayes.predict.calendar import calendar_multipliers
@@ -627,14 +704,21 @@ def test_dask_partitions_share_one_forecast_of_the_calendar(sample, tmp_path):
     assert not np.allclose(other["expected_purchases"].sum(), whole["expected_purchases"].sum())
 
 
-def test_a_time_effect_fit_saves_and_loads_with_its_calendar(sample, tmp_path):
-    fit = _fake_fit(BGNBD(time_effects=TimeEffects(seasonality=1)), sample, np.zeros(39))
+@pytest.mark.parametrize("seasonality", [1, 0])
+def test_a_time_effect_fit_saves_and_loads_with_its_calendar(sample, tmp_path, seasonality):
+    """With and without known covariates (the empty covariate matrix once failed to
+    load)."""
+    spec = BGNBD(time_effects=TimeEffects(seasonality=seasonality))
+    fit = _fake_fit(spec, sample, np.zeros(39))
     fit.save(tmp_path / "te.nc")
     back = clvbayes.load(tmp_path / "te.nc")
-    assert back.spec.time_effects.seasonality == 1
+    assert back.spec.time_effects.seasonality == seasonality
     assert back.calendar.n_periods == 39 and back.calendar.n_free == 12
     np.testing.assert_array_equal(back.calendar.purchases, fit.calendar.purchases)
     np.testing.assert_array_equal(back.calendar.covariates, fit.calendar.covariates)
+    assert back.calendar.covariate_names == fit.calendar.covariate_names
+    holdout = clvbayes.validate_holdout(back, sample, n_draws=6, seed=1)
+    assert np.isfinite(holdout.totals["predicted_mean"]).all()
 
 
 def test_loo_groups_identical_customers_without_changing_their_values(sample):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ import pandas as pd
 
 from clvbayes.data import validate
 from clvbayes.data.period import parse_period, resolve_period
-from clvbayes.data.rfm import days_sql, summarize
+from clvbayes.data.rfm import customer_col_specs, days_sql, summarize, with_customer_values
 from clvbayes.data.source import open_source
 from clvbayes.math.units import TIME_UNITS, check_time_unit
 
@@ -162,6 +163,89 @@ class CalendarRFM:
             self, customers=table, periods=periods, purchases=bought[0], holdout_purchases=bought[1]
         )
 
+    def with_customer_columns(self, table: pd.DataFrame, on: str = "customer_id") -> CalendarRFM:
+        """The same data with more customer-level columns (covariates, a segment) joined
+        from ``table``, one row per customer; ``self`` and ``table`` are not modified.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            One row per customer: the id column ``on`` and the columns to add. Every
+            customer of :attr:`customers` needs a row; rows of other customers (e.g.
+            acquired after the calibration) are ignored.
+        on : str
+            The id column of ``table``; its ids are compared with ``customer_id``, after
+            conversion to that column's type when the types differ (``"17"`` and ``17``),
+            as text when that conversion fails.
+
+        Returns
+        -------
+        CalendarRFM
+
+        Raises
+        ------
+        ValueError
+            When ``on`` is not a column, a customer has several rows, some customers have
+            none (with their number and an example), or a column is already in
+            :attr:`customers`.
+        TypeError
+            When ``table`` is not a pandas DataFrame.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from clvbayes.datasets import load_cdnow
+        >>> cal = calendar_rfm(load_cdnow("sample"), customer_col="customer_id",
+        ...                    date_col="date", calibration_end="1997-09-30")
+        >>> crm = pd.DataFrame({"customer_id": cal.customers["customer_id"],
+        ...                     "web": cal.customers["customer_id"] % 2})
+        >>> cal.with_customer_columns(crm).customers.columns[-2:].tolist()
+        ['first_purchase', 'web']
+        """
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(
+                f"with_customer_columns: table must be a pandas DataFrame with one row per "
+                f"customer, got {type(table).__name__}."
+            )
+        if on not in table.columns:
+            raise ValueError(
+                f"with_customer_columns: the table has no id column {on!r} (columns: "
+                f"{list(table.columns)}); pass on='<its customer id column>'."
+            )
+        added = [c for c in table.columns if c != on]
+        clash = [c for c in added if c in self.customers.columns]
+        if clash:
+            raise ValueError(
+                f"with_customer_columns: column(s) {clash} are already in the customer table; "
+                "rename or drop them in the table you join."
+            )
+        ids, theirs = self.customers["customer_id"], table[on]
+        if theirs.dtype != ids.dtype:
+            try:
+                theirs = theirs.astype(ids.dtype)
+            except (TypeError, ValueError):  # e.g. text ids not all numbers: compare as text
+                ids, theirs = ids.astype(str), theirs.astype(str)
+        twice = theirs.duplicated()
+        if twice.any():
+            raise ValueError(
+                f"with_customer_columns: {int(twice.sum()):,} customer(s) have more than one "
+                f"row in the table (e.g. {theirs[twice].tolist()[0]!r}); give one row per "
+                "customer."
+            )
+        position = pd.Index(theirs).get_indexer(ids)
+        absent = position < 0
+        if absent.any():
+            raise ValueError(
+                f"with_customer_columns: {int(absent.sum()):,} of {len(ids):,} customers have "
+                f"no row in the table (e.g. customer {ids[absent].tolist()[0]!r}; ids here "
+                f"are {self.customers['customer_id'].dtype}, in the table's {on!r} "
+                f"{table[on].dtype}); add a row for each."
+            )
+        values = table[added].iloc[position].set_axis(self.customers.index)
+        customers = pd.concat([self.customers, values], axis=1)
+        customers.attrs = dict(self.customers.attrs)
+        return dataclasses.replace(self, customers=customers)
+
     def grid(self, customers: Any = None) -> CalendarGrid:
         """The :class:`CalendarGrid` of these data (no covariates, no free periods yet).
 
@@ -272,16 +356,21 @@ class CalendarGrid:
     def from_dict(cls, stored: dict[str, Any]) -> CalendarGrid:
         """Rebuild from :meth:`to_dict`'s output."""
         names = tuple(str(c) for c in _names(stored["covariate_names"]))
+        counts = np.asarray(stored["counts"], dtype=float)
+        covariates = np.asarray(stored["covariates"], dtype=float)
+        # without covariates the stored (K, 0) array comes back empty: K is lost, and
+        # any K serves (the forecast computes no covariate)
+        covariates = covariates.reshape(-1, len(names)) if names else np.zeros((counts.size, 0))
         return cls(
             origin=dt.date.fromisoformat(str(stored["origin"])),
             time_unit=str(stored["time_unit"]),
             grid_end=float(stored["grid_end"]),
-            counts=np.asarray(stored["counts"], dtype=float),
+            counts=counts,
             exposure=np.asarray(stored["exposure"], dtype=float),
             purchases=np.asarray(stored["purchases"], dtype=np.int64).reshape(3, -1),
             n_free=int(stored["n_free"]),
             covariate_names=names,
-            covariates=np.asarray(stored["covariates"], dtype=float).reshape(-1, len(names)),
+            covariates=covariates,
         )
 
 
@@ -311,6 +400,7 @@ def calendar_rfm(
     time_unit: str = "W",
     allow_negative: bool = False,
     drop_duplicates: bool = False,
+    customer_cols: Sequence[str] = (),
 ) -> CalendarRFM:
     """The RFM table of a transaction log with its calendar of periods.
 
@@ -323,6 +413,10 @@ def calendar_rfm(
     ----------
     transactions, customer_col, date_col, value_col, allow_negative, drop_duplicates
         As in :func:`clvbayes.rfm_summary`.
+    customer_cols : sequence of str, optional
+        Customer-level columns to carry into :attr:`CalendarRFM.customers` (covariates,
+        a segment), as in :func:`clvbayes.rfm_summary`; columns from another table join
+        with :meth:`CalendarRFM.with_customer_columns`.
     calibration_end : date-like
         Last day of the calibration period (inclusive); required: the grid is anchored
         on it.
@@ -358,8 +452,9 @@ def calendar_rfm(
             "calibration_end='1997-09-30'."
         )
     cal, obs = parse_period(calibration_end, observation_end)
+    other = customer_col_specs(customer_cols)
     columns = {"customer_col": customer_col, "date_col": date_col, "value_col": value_col}
-    with open_source(transactions, **columns) as source:
+    with open_source(transactions, **columns, other_cols=other) as source:
         scanned = validate.checked_scan(source, allow_negative=allow_negative)
         if not drop_duplicates:
             validate.warn_duplicates(source, scanned)
@@ -384,6 +479,7 @@ def calendar_rfm(
             GROUP BY ALL ORDER BY d.customer_id, period""",
             {"cal": cal, "obs": obs, "origin": origin, "unit": days},
         ).df()
+        customers = with_customer_values(customers, source, customer_cols)
     customers = customers.assign(first_purchase=pd.to_datetime(first.to_numpy()).date)
     periods = _periods(customers, counts, origin, cal, obs, unit, n_cal)
     calibration = counts["period"] < n_cal

@@ -31,6 +31,7 @@ from clvbayes.math.units import TIME_UNITS, check_time_unit, unit_name
 __all__ = [
     "TIME_UNITS",
     "TIME_UNIT_ATTR",
+    "customer_col_specs",
     "customer_values",
     "days_sql",
     "first_purchase_values",
@@ -40,6 +41,7 @@ __all__ = [
     "summary_sql",
     "table_time_unit",
     "time_unit_of",
+    "with_customer_values",
 ]
 
 TIME_UNIT_ATTR = "time_unit"
@@ -348,9 +350,7 @@ def rfm_summary(
     """
     unit = check_time_unit(time_unit)
     cal, obs = parse_period(calibration_end, observation_end)
-    if isinstance(customer_cols, str):
-        raise TypeError(f"customer_cols must be a list of column names, got {customer_cols!r}.")
-    other = [("customer_cols", c) for c in customer_cols]
+    other = customer_col_specs(customer_cols)
     columns = {"customer_col": customer_col, "date_col": date_col, "value_col": value_col}
     with open_source(transactions, **columns, other_cols=other) as source:
         scanned = validate.checked_scan(source, allow_negative=allow_negative)
@@ -365,9 +365,33 @@ def rfm_summary(
             allow_negative=allow_negative,
             drop_duplicates=drop_duplicates,
         )
-        if not customer_cols:
-            return table
-        static = customer_values(source, customer_cols)
+        return with_customer_values(table, source, customer_cols)
+
+
+def customer_col_specs(customer_cols: Sequence[str]) -> list[tuple[str, str]]:
+    """``customer_cols`` as the ``other_cols`` of :func:`clvbayes.data.source.open_source`
+    (each column with the argument that named it).
+
+    Raises
+    ------
+    TypeError
+        For a single string (``customer_cols="gender"``) instead of a list of names.
+    """
+    if isinstance(customer_cols, str):
+        raise TypeError(
+            f"customer_cols must be a list of column names, got {customer_cols!r}; pass "
+            f"customer_cols=[{customer_cols!r}]."
+        )
+    return [("customer_cols", c) for c in customer_cols]
+
+
+def with_customer_values(table: pd.DataFrame, source: Source, columns: Sequence[str]) -> Any:
+    """``table`` (one row per customer, ``customer_id`` sorted) with each customer's value of
+    the customer-level ``columns`` (:func:`customer_values`) appended; ``table`` itself
+    when there are none."""
+    if not columns:
+        return table
+    static = customer_values(source, columns)
     return table.merge(static, on="customer_id", how="left", validate="one_to_one")
 
 

@@ -24,6 +24,7 @@ from clvbayes.data.calendar import CalendarGrid, CalendarRFM
 from clvbayes.math.calendar import clock, elapsed, inverse_elapsed, simulate_future
 from clvbayes.math.draws import draw_index
 from clvbayes.models.calendar import covariate_matrix
+from clvbayes.models.fitted import covariates_of, design_of
 
 __all__ = [
     "CALENDAR_VARIABLES",
@@ -289,20 +290,22 @@ def cohort_expectation(
     s = np.asarray(positions, dtype=float).reshape(-1)
     codes = fit.segment_codes(data.customers)
     codes = np.zeros(len(data), dtype=np.int64) if codes is None else codes
+    # one term per distinct (segment, covariates, birth): each with its own parameters
     births, first, counts = np.unique(
-        np.column_stack([codes, data.first_position]), axis=0, return_index=True,
-        return_counts=True,
+        np.column_stack([codes, covariates_of(fit, data.customers), data.first_position]),
+        axis=0, return_index=True, return_counts=True,
     )  # fmt: skip
     segment_cols = [] if fit.spec.segments is None else [fit.spec.segments]
-    rows = {k: np.asarray(data.customers[k])[first] for k in segment_cols}
+    columns = [*segment_cols, *design_of(fit).names]
+    rows = {k: np.asarray(data.customers[k])[first] for k in columns}
     theta = {k: v[:, None, :] for k, v in fit.customer_params(rows, draws).items()}
     if fit.calendar is None:
         at_s = np.broadcast_to(s, (draws.size, s.size))
-        at_birth = np.broadcast_to(births[:, 1], (draws.size, births.shape[0]))
+        at_birth = np.broadcast_to(births[:, -1], (draws.size, births.shape[0]))
     else:
         horizon = max(float(s.max(initial=0.0)) - fit.calendar.grid_end, 0.0)
         f = forecast_clock(fit, draws, horizon, rng, covariates).f
-        at_s, at_birth = clock(f, s), clock(f, births[:, 1])
+        at_s, at_birth = clock(f, s), clock(f, births[:, -1])
     age = np.maximum(at_s[:, :, None] - at_birth[:, None, :], 0.0)  # (draw, s, birth)
     family = fit.family
     per_birth = np.asarray(family.expected_purchases_new(*family.values(theta), age), dtype=float)
