@@ -101,7 +101,7 @@ def test_config_from_summary_json_rebuilds_the_same_customers(report_dir, tmp_pa
     [
         (["--time-effects", "--model", "pareto-nbd"], "--model bgnbd or mbgnbd"),
         (["--calendar-covariates", "{calendar}"], "--calendar-covariates needs --time-effects"),
-        (["--time-effects", "--segment-col", "value"], "together with --segment-col"),
+        (["--time-effects", "--compare"], "together with --compare"),
         (["--time-effects", "--time-unit", "M"], "needs --time-unit W or D"),
         (["--time-effects", "--calendar-covariates", "{missing}"], "no such file"),
         (["--time-effects", "--calendar-covariates", "{text}"], r"\['kind'\] are not numeric"),
@@ -119,6 +119,33 @@ def test_bad_time_effect_options_exit_2_with_one_line(files, tmp_path, capsys, e
     assert err.count("\n") == 1
     assert re.search(message, err), err
     assert not out.exists()
+
+
+def test_time_effects_combine_with_segments_and_customer_covariates(files, tmp_path):
+    """``--time-effects`` with ``--segment-col`` and ``--customer-table``/``--covariates``:
+    one BG/NBD with the calendar, per-segment parameters and the covariate, and the
+    report's sections of all three."""
+    tx = files[0]
+    log = pd.read_csv(tx)
+    ids = log["customer_id"].unique()
+    log["channel"] = np.where(log["customer_id"] % 3 == 0, "web", "shop")
+    table = pd.DataFrame({"customer_id": ids, "member": (ids % 2).astype(int)})
+    log.to_csv(tmp_path / "tx.csv", index=False)
+    table.to_csv(tmp_path / "customers.csv", index=False)
+    extra = ["--time-effects", "--segment-col", "channel", "--customer-table",
+             str(tmp_path / "customers.csv"), "--covariates", "member"]  # fmt: skip
+    out = tmp_path / "report"
+    args = ["report", str(tmp_path / "tx.csv"), *COLS, *PERIOD, *FAST, *extra]
+    assert main([*args, "--out", str(out)]) == 0
+    fit = clvbayes.load(out / "posterior.nc")["bgnbd"]
+    assert fit.calendar is not None and fit.covariates == ("member",)
+    assert "purchase_coefficient" in fit.posterior
+    assert list(fit.posterior["r"].coords["segment"].values) == ["shop", "web"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"time_effects", "covariate_effects", "segments"} <= set(summary)
+    customers = pd.read_csv(out / "customers.csv")
+    web = customers["customer_id"] % 3 == 0
+    assert (customers.loc[web, "segment"] == "web").all()
 
 
 def test_calendar_covariates_too_short_for_the_horizon_are_named(files, tmp_path, capsys):

@@ -233,12 +233,10 @@ class ReportOptions:
                 "of clock, exact for models whose customers drop out at purchases; use "
                 f"--model {' or '.join(TIME_EFFECT_MODELS)}."
             )
-        together = [name for name, given in (("--segment-col", self.segment_col is not None),
-                    ("--covariates", bool(self.covariates)), ("--compare", self.compare)) if given]  # fmt: skip
-        if together:
+        if self.compare:
             raise ValueError(
-                f"--time-effects together with {', '.join(together)} is not supported in the "
-                "report yet: leave them out, or use the Python API (clvbayes.calendar_rfm, "
+                "--time-effects together with --compare is not supported in the report yet: "
+                "leave one out, or compare in Python (clvbayes.calendar_rfm, "
                 "BGNBD(time_effects=True), clvbayes.compare; see notebook 05)."
             )
         if self.time_unit not in ("W", "D"):
@@ -746,17 +744,23 @@ def _summarize(
             f"none of the {len(rfm)} customers made a repeat purchase by {cal}; the "
             "models need repeat buyers: pass a later --calibration-end."
         )
-    calendar = None
+    data = _Data(scan, cal, obs, rfm, segments, repeat_times)
     if options.time_effects:
         calendar = _calendar_data(transactions, options, cal, obs, rfm)
-    return _Data(scan, cal, obs, rfm, segments, repeat_times, calendar)
+        model_columns = ["customer_id", *options.covariates]
+        if segments is not None:
+            model_columns.append(SEGMENT)
+        if len(model_columns) > 1:
+            calendar = calendar.with_customer_columns(data.model_rfm[model_columns])
+        data = replace(data, calendar=calendar)
+    return data
 
 
 def _calendar_data(
     transactions: Any, options: ReportOptions, cal: Any, obs: Any, rfm: pd.DataFrame
 ) -> Any:
     """The log's calendar (:func:`clvbayes.calendar_rfm`) for the customers of ``rfm``, in
-    its order."""
+    its order (the RFM columns only: the caller adds covariates and segments)."""
     from clvbayes.data.calendar import calendar_rfm
 
     data = calendar_rfm(
