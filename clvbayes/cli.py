@@ -210,7 +210,8 @@ def _add_model_options(p: argparse.ArgumentParser, *, out_required: bool = True)
         default=None,
         help=f"also fit the other transaction models ({', '.join(names)}) on the same "
         "calibration data and add a comparison section (PSIS-LOO with posterior draws; "
-        "holdout errors and totals with --holdout-end)",
+        "holdout errors and totals with --holdout-end); with --time-effects they, and "
+        "the chosen model fitted without them, are stationary",
     )
     p.add_argument(
         "--lapse-window",

@@ -101,7 +101,6 @@ def test_config_from_summary_json_rebuilds_the_same_customers(report_dir, tmp_pa
     [
         (["--time-effects", "--model", "pareto-nbd"], "--model bgnbd or mbgnbd"),
         (["--calendar-covariates", "{calendar}"], "--calendar-covariates needs --time-effects"),
-        (["--time-effects", "--compare"], "together with --compare"),
         (["--time-effects", "--time-unit", "M"], "needs --time-unit W or D"),
         (["--time-effects", "--calendar-covariates", "{missing}"], "no such file"),
         (["--time-effects", "--calendar-covariates", "{text}"], r"\['kind'\] are not numeric"),
@@ -146,6 +145,51 @@ def test_time_effects_combine_with_segments_and_customer_covariates(files, tmp_p
     customers = pd.read_csv(out / "customers.csv")
     web = customers["customer_id"] % 3 == 0
     assert (customers.loc[web, "segment"] == "web").all()
+
+
+def test_compare_with_time_effects_sets_the_stationary_models_beside_it(files, tmp_path):
+    """``--time-effects --compare``: the chosen model with time effects against itself
+    without them and the other (stationary) families; the section is the library's
+    holdout comparison of the same fits on the calendar data."""
+    from clvbayes.comparison import comparison_table, holdout_comparison
+    from clvbayes.report.pipeline import ReportOptions, _seeds, build_report
+
+    tx = pd.read_csv(files[0])
+    options = ReportOptions(
+        customer_col="customer_id", date_col="date", value_col="value",
+        calibration_end="1997-09-30", holdout_end="1998-06-30", method="map",
+        time_effects=True, compare=True, draws=100, seed=2,
+    )  # fmt: skip
+    report = build_report(tx, options, log=None)
+    fits = report.fits
+    assert fits["bgnbd"].calendar is not None
+    assert fits["bgnbd_stationary"].calendar is None
+    assert fits["bgnbd_stationary"].spec.options() == clvbayes.BGNBD().options()
+    table = report.content.comparison
+    assert set(table.index) == {"bgnbd", "bgnbd_stationary", "mbgnbd", "pareto-nbd"}
+    assert table.loc["bgnbd", "label"] == "BG/NBD, calendar-time effects"
+    assert table.loc["bgnbd_stationary", "label"] == "BG/NBD, stationary"
+    assert bool(table.loc["bgnbd", "chosen"]) and table["chosen"].sum() == 1
+    names = ("bgnbd", "spend", "horizon", "holdout", "validate", "tracking", "retention")
+    seed = dict(zip((*names, "compare", "calendar"), _seeds(2, len(names) + 2), strict=True))
+    models = {n: fits[n] for n in sorted(table.index)}
+    data = clvbayes.calendar_rfm(
+        tx, customer_col="customer_id", date_col="date", value_col="value",
+        calibration_end="1997-09-30", observation_end="1998-06-30",
+    )  # fmt: skip
+    expected = comparison_table(
+        None,
+        holdout_comparison(models, data, seed=seed["compare"], options=options.predict_options()),
+    )
+    shown = table.drop(columns=["label", "chosen"])
+    pd.testing.assert_frame_equal(shown, expected.loc[shown.index], check_exact=False)
+    from clvbayes.report import write_report
+
+    write_report(report, tmp_path / "report")
+    back = clvbayes.load(tmp_path / "report" / "posterior.nc")
+    assert back["bgnbd_stationary"].calendar is None and back["bgnbd"].calendar is not None
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "BG/NBD, calendar-time effects" in page and "BG/NBD, stationary" in page
 
 
 def test_calendar_covariates_too_short_for_the_horizon_are_named(files, tmp_path, capsys):

@@ -345,11 +345,14 @@ def _sampler_info(fitted: Any) -> tuple[dict[str, Any], pd.DataFrame | None, lis
 
 def model_label(name: str, fitted: Any) -> str:
     """A fitted model's display name with its role: ``"BG/NBD (purchases and dropout)"``,
-    ``"Gamma-Gamma (spend)"``."""
+    ``"BG/NBD with calendar-time effects (purchases and dropout)"``, ``"Gamma-Gamma
+    (spend)"``."""
     from clvbayes.math.family import TransactionFamily
 
     role = "purchases and dropout" if isinstance(fitted.family, TransactionFamily) else "spend"
-    return f"{fitted.family.label} ({role})"
+    timed = getattr(fitted, "calendar", None) is not None
+    effects = " with calendar-time effects" if timed else ""
+    return f"{fitted.family.label}{effects} ({role})"
 
 
 def build_content(

@@ -108,6 +108,8 @@ class ReportOptions:
     compare : bool
         Also fit the other transaction models on the same calibration data and compare
         them (PSIS-LOO with posterior draws; holdout errors and totals with a holdout).
+        With ``time_effects`` the others are stationary, the chosen model's own
+        stationary fit among them (key ``"<model>_stationary"``).
     lapse_window : float, optional
         Window of "who is likely to lapse" (no purchase in the next ``lapse_window``
         time units; default a quarter of the horizon).
@@ -232,12 +234,6 @@ class ReportOptions:
                 f"--time-effects with --model {self.model}: calendar-time effects are a change "
                 "of clock, exact for models whose customers drop out at purchases; use "
                 f"--model {' or '.join(TIME_EFFECT_MODELS)}."
-            )
-        if self.compare:
-            raise ValueError(
-                "--time-effects together with --compare is not supported in the report yet: "
-                "leave one out, or compare in Python (clvbayes.calendar_rfm, "
-                "BGNBD(time_effects=True), clvbayes.compare; see notebook 05)."
             )
         if self.time_unit not in ("W", "D"):
             raise ValueError(
@@ -415,11 +411,17 @@ SEGMENT = "segment"
 """Column of the RFM table holding each customer's segment (``--segment-col``)."""
 
 
+STATIONARY = "_stationary"
+"""Suffix of the ``--compare`` key of the chosen model fitted without ``--time-effects``
+(``"bgnbd_stationary"``)."""
+
+
 def _family_named(name: str) -> Any:
-    """The registered family of the transaction model ``name`` (``"bgnbd"``, ...)."""
+    """The registered family of the transaction model ``name`` (``"bgnbd"``, ...; a
+    ``"bgnbd_stationary"`` key is its family's)."""
     from clvbayes.math.family import family, model_names
 
-    return family(model_names()[name])
+    return family(model_names()[name.removesuffix(STATIONARY)])
 
 
 def _poolable(name: str) -> bool:
@@ -491,15 +493,17 @@ def _fit_transaction_model(
     options_: dict[str, Any] = {"segments": SEGMENT} if segmented else {}
     if covariates:
         options_.update(purchase_covariates=covariates, dropout_covariates=covariates)
-    if options.time_effects:
+    if options.time_effects and name == options.model:  # --compare's others: stationary
         options_["time_effects"] = _time_effects(options)
-    spec = spec_named(name)(**options_)
+    spec = spec_named(name.removesuffix(STATIONARY))(**options_)
     return spec.fit(rfm, **_fit_kwargs(options, seed, quiet))
 
 
 def _family_label(name: str) -> str:
-    """The display name of the transaction model ``name`` (``"bgnbd"`` -> ``"BG/NBD"``)."""
-    return _family_named(name).label
+    """The display name of the transaction model ``name`` (``"bgnbd"`` -> ``"BG/NBD"``,
+    ``"bgnbd_stationary"`` -> ``"BG/NBD, stationary"``)."""
+    label = _family_named(name).label
+    return f"{label}, stationary" if name.endswith(STATIONARY) else label
 
 
 def _alternatives(options: ReportOptions, segmented: bool) -> tuple[list[str], list[str]]:
@@ -510,6 +514,8 @@ def _alternatives(options: ReportOptions, segmented: bool) -> tuple[list[str], l
     if not options.compare:
         return [], []
     others = [n for n in sorted(model_names()) if n != options.model]
+    if options.time_effects:  # the chosen model without them first, then the others
+        others.insert(0, options.model + STATIONARY)
     usable = [n for n in others if not segmented or _poolable(n)]
     return usable, [n for n in others if n not in usable]
 
@@ -557,12 +563,15 @@ def _compare(
         )
     if data.holdout_end is not None:
         holdout = holdout_comparison(
-            models, data.model_rfm, seed=seed, options=options.predict_options()
+            models, data.transaction_data, seed=seed, options=options.predict_options()
         )
     else:
         notes.append("Without --holdout-end the models are compared by PSIS-LOO only.")
     table = comparison_table(compared, holdout)
-    table.insert(0, "label", [_family_label(n) for n in table.index])
+    labels = {n: _family_label(n) for n in table.index}
+    if options.time_effects:
+        labels[options.model] += ", calendar-time effects"
+    table.insert(0, "label", [labels[n] for n in table.index])
     table.insert(1, "chosen", [n == options.model for n in table.index])
     return Comparison(table, tuple(notes))
 
