@@ -227,8 +227,9 @@ def average_order_value(
     spend_fit : FittedModel
         A fitted GammaGamma; for a segmented fit each customer uses their segment's
         parameters (``rfm`` then has the segment column).
-    rfm : DataFrame
-        ``frequency, monetary_value`` per customer (and ``customer_id``, else the index).
+    rfm : DataFrame or CalendarRFM
+        ``frequency, monetary_value`` per customer (and ``customer_id``, else the index);
+        a :class:`~clvbayes.data.calendar.CalendarRFM` gives its customer table.
     segments : str or array_like, optional
         A column of ``rfm`` or each customer's segment label.
     n_draws : int, optional
@@ -251,6 +252,7 @@ def average_order_value(
     >>> aov.groups  # doctest: +SKIP
     """
     check_fitted(spend_fit, "spend_fit", role="spend")
+    rfm = customer_table(rfm)
     values = check_rfm(rfm, ("frequency", "monetary_value"))
     x, z = values["frequency"], values["monetary_value"]
     informed = (x > 0) & (z > 0)
@@ -366,7 +368,7 @@ def value_tiers(
 
 def at_risk(
     result: Result,
-    rfm: pd.DataFrame,
+    rfm: Any,
     *,
     value_quantile: float = 0.8,
     p_alive_below: float = 0.5,
@@ -384,9 +386,10 @@ def at_risk(
     result : Result
         :func:`~clvbayes.predict.predict_customers` for ``rfm`` (its summary's
         ``p_alive``).
-    rfm : DataFrame
+    rfm : DataFrame or CalendarRFM
         The customers predicted, in the same order: ``frequency, monetary_value`` (and
-        ``customer_id``, else the index). Not modified.
+        ``customer_id``, else the index; a CalendarRFM gives its customer table). Not
+        modified.
     value_quantile : float
         Past-value cut among repeat customers.
     p_alive_below : float
@@ -404,6 +407,7 @@ def at_risk(
     >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
     >>> at_risk(res, rfm).summary.head(25)  # doctest: +SKIP
     """
+    rfm = customer_table(rfm)
     values = check_rfm(rfm, ("frequency", "monetary_value"))
     ids = _customer_ids(rfm, values["frequency"].size)
     predicted = result.summary
@@ -613,9 +617,9 @@ def residual_value(
     ----------
     fit : FittedModel
         A fitted transaction model (BG/NBD, MBG/NBD, Pareto/NBD).
-    rfm : DataFrame
+    rfm : DataFrame or CalendarRFM
         ``customer_id`` (else the index), ``frequency, recency, T`` and, with a spend
-        fit, ``monetary_value``.
+        fit, ``monetary_value`` (a CalendarRFM gives its customer table).
     spend_fit : FittedModel, optional
         A fitted GammaGamma (its draws are paired with the transaction draws in order,
         repeating when it has fewer).
@@ -648,6 +652,7 @@ def residual_value(
             "continuous_discount=..., or period_discount=...): without discounting the "
             "expected purchases over an unlimited future may be infinite."
         )
+    rfm = customer_table(rfm)
     dert_draws = dert(fit, rfm, delta, n_draws=opts.n_draws)
     columns = {"customer_id": dert_draws["customer_id"].to_numpy()}
     columns.update(_posterior_summary("dert", dert_draws, opts.ci_prob))

@@ -131,18 +131,23 @@ def _covariate_sd(fit: FittedModel, column: str) -> float:
     raise ValueError(f"{column!r} is not a covariate of this fit.")
 
 
-def reference_profile(fit: FittedModel, spend_fit: FittedModel | None = None) -> dict[str, float]:
+def reference_profile(fit: FittedModel, spend_fit: FittedModel | None = None) -> dict[str, Any]:
     """The typical customer: every covariate at its mean over the fitted customers (the
-    transaction fit's customers for a covariate both fits have)."""
-    out: dict[str, float] = {}
+    transaction fit's customers for a covariate both fits have) and, for a segmented fit,
+    the segment with the most customers."""
+    out: dict[str, Any] = {}
     for f in reversed(_fits(fit, spend_fit)):  # the transaction fit's values win
-        if f.data is None and design_of(f).names:
+        column = f.segment_column
+        if f.data is None and (design_of(f).names or column is not None):
+            needed = [*design_of(f).names, *([] if column is None else [column])]
             raise ValueError(
                 f"the {f.kind} fit was saved without its data; pass reference= with a "
-                f"value for each of {list(design_of(f).names)}."
+                f"value for each of {needed}."
             )
-        for column in design_of(f).names:
-            out[column] = float(f.data.moments(covariate_column(column))[0])
+        for name in design_of(f).names:
+            out[name] = float(f.data.moments(covariate_column(name))[0])
+        if column is not None:
+            out[column] = f.segment_levels[int(np.argmax(f.data.segment_counts()))]
     return out
 
 
@@ -174,7 +179,8 @@ def covariate_effects(
         Discounting and margin of the CLV (:func:`clvbayes.segments.new_customer_value`).
     reference : mapping, optional
         The profile the changes start from (covariate -> value; plus the segment of a
-        segmented fit); default :func:`reference_profile`, the typical customer.
+        segmented fit); default :func:`reference_profile`, the typical customer (in the
+        largest segment of a segmented fit).
     ci_prob : float
         Mass of the equal-tailed intervals.
 
@@ -197,6 +203,15 @@ def covariate_effects(
     missing = [c for c in columns if c not in base]
     if missing:
         raise ValueError(f"reference: give a value for each covariate; missing {missing}.")
+    for f in fits:
+        column = f.segment_column
+        if column is not None and column not in base:
+            raise ValueError(
+                f"reference: the {f.kind} fit is segmented by {column!r}, and a covariate's "
+                f"effect depends on the segment; add the segment the changes start from, "
+                f"e.g. reference={{..., {column!r}: {f.segment_levels[0]!r}}} (segments: "
+                f"{list(f.segment_levels)})."
+            )
     sds = {c: _covariate_sd(next(f for f in fits if c in design_of(f).names), c) for c in columns}
     profiles = pd.DataFrame([base] + [{**base, c: base[c] + sds[c]} for c in columns])
     values = new_customer_value(

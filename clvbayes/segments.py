@@ -186,6 +186,15 @@ def new_customer_value(
         )
     else:
         profiles = pd.DataFrame(covariates).reset_index(drop=True)
+        for f in (fit, spend_fit):
+            column = None if f is None else f.segment_column
+            if column is not None and column not in profiles:
+                levels = list(f.segment_levels)
+                raise ValueError(
+                    f"covariates: the {f.kind} fit is segmented by {column!r}; add that "
+                    f"column, each profile's segment (one of {levels}), e.g. "
+                    f"covariates={{..., {column!r}: [{levels[0]!r}]}}."
+                )
         post = fit.posterior
         shape = (post.sizes["chain"], post.sizes["draw"])
         flat = fit.customer_params(profiles)

@@ -632,6 +632,31 @@ def test_covariate_effects_are_one_sd_changes_of_the_typical_customer(map_fit, s
     assert result.draws["clv_change"].dims == ("chain", "draw", "covariate")
 
 
+def test_covariate_effects_of_a_segmented_fit_start_in_its_largest_segment(rfm):
+    """Segments and covariates together: the typical customer is in the largest segment;
+    the effects equal those from that segment given explicitly, and a reference or
+    profiles without a segment get an error that names the column."""
+    import clvbayes
+    from clvbayes.covariates import covariate_effects, reference_profile
+
+    seg = rfm.assign(channel=np.where(rfm.index % 3 == 0, "web", "store"))
+    fit = BGNBD(segments="channel", purchase_covariates=["gender"]).fit(seg, method="map", seed=1)
+    reference = reference_profile(fit)
+    assert reference["channel"] == "store"
+    assert reference["gender"] == pytest.approx(seg["gender"].mean(), rel=1e-12)
+    default = covariate_effects(fit, time_unit="W").summary
+    given = covariate_effects(fit, time_unit="W", reference=reference).summary
+    pd.testing.assert_frame_equal(default, given)
+    web = covariate_effects(fit, time_unit="W", reference={**reference, "channel": "web"})
+    assert web.summary["purchases_change_mean"].iloc[0] != pytest.approx(
+        default["purchases_change_mean"].iloc[0], rel=1e-6
+    )
+    with pytest.raises(ValueError, match=r"segmented by 'channel'.*'channel': 'store'"):
+        covariate_effects(fit, time_unit="W", reference={"gender": 0.5})
+    with pytest.raises(ValueError, match=r"covariates: the .* segmented by 'channel'; add"):
+        clvbayes.new_customer_value(fit, horizon=52.0, covariates={"gender": [0, 1]})
+
+
 @pytest.mark.slow
 def test_covariate_effects_need_covariates(rfm):
     from clvbayes.covariates import covariate_effects

@@ -413,6 +413,28 @@ def test_bad_customer_tables_are_named(sample, table, on, message):
         sample.with_customer_columns(table, on=on)
 
 
+def test_analyses_take_the_calendar_summary_as_its_customer_table(sample):
+    """Stationary analyses given a CalendarRFM use its customer table, as fits and
+    predictions do."""
+    from clvbayes.analyses import at_risk, average_order_value, residual_value
+
+    spend = GammaGamma().fit(sample.customers, method="map", seed=1)
+    fit = _fake_fit(BGNBD(), sample, np.zeros(39))
+    customers = sample.customers
+    pd.testing.assert_frame_equal(
+        average_order_value(spend, sample).summary, average_order_value(spend, customers).summary
+    )
+    kw = {"spend_fit": spend, "annual_discount": 0.1, "time_unit": "W"}
+    pd.testing.assert_frame_equal(
+        residual_value(fit, sample, **kw).summary, residual_value(fit, customers, **kw).summary
+    )
+    result = clvbayes.predict_customers(fit, sample, horizon=52, spend_fit=spend, seed=1,
+                                        n_draws=6)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        at_risk(result, sample).summary, at_risk(result, customers).summary
+    )
+
+
 def test_time_effects_are_refused_where_they_are_no_change_of_clock(sample):
     with pytest.raises(ValueError, match="Pareto/NBD's lifetime runs in calendar time"):
         ParetoNBD(time_effects=True)
