@@ -466,6 +466,17 @@ def test_calendar_covariates_are_checked_and_aligned(sample):
     assert BGNBD(time_effects=TimeEffects(seasonality=2)).prepare(sample).extras[
         "calendar"
     ].covariate_names == ("season_sin1", "season_cos1", "season_sin2", "season_cos2")
+    # options compare and hash by content (a covariate frame once made == raise)
+    same = TimeEffects(covariates=promo.copy())
+    assert same == TimeEffects(covariates=promo) and hash(same) == hash(
+        TimeEffects(covariates=promo)
+    )
+    assert same == TimeEffects.from_dict(same.to_dict())
+    assert same != TimeEffects(covariates=promo.assign(promo=promo["promo"] * 2))
+    assert same != TimeEffects(
+        covariates=promo, priors={"level_sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 0.1}}}
+    )
+    assert TimeEffects() != TimeEffects(covariates=promo) and TimeEffects() == TimeEffects()
 
 
 def test_acquisition_periods_are_free_for_a_cohort_and_not_for_a_steady_base(sample):
@@ -684,6 +695,24 @@ def test_tracking_of_a_time_effect_fit_takes_each_customers_covariates(sample):
     np.testing.assert_allclose(
         weekly["predicted_mean"], period_tracking(fit_st, cal, seed=1)["predicted_mean"], rtol=1e-9
     )
+
+
+def test_calendar_covariates_up_to_the_holdout_end_serve_its_weekly_tracking(sample):
+    """Known covariates given for exactly the grid's periods (calibration and holdout):
+    the weekly tracking's last edge is the holdout's end, on a period boundary, and needs
+    no period after it (it used to ask for 1998-07-01)."""
+    from clvbayes.ppc import period_tracking
+
+    starts = pd.to_datetime(sample.periods["start"])
+    holiday = pd.DataFrame({"summer": starts.dt.month.isin([5, 6]).astype(float).to_numpy()},
+                           index=starts)  # fmt: skip
+    fit = _fake_fit(BGNBD(time_effects=TimeEffects(covariates=holiday)), sample, np.zeros(39))
+    weekly = period_tracking(fit, sample, seed=1)
+    assert len(weekly) == len(sample.periods)
+    flat = period_tracking(
+        _fake_fit(BGNBD(time_effects=True), sample, np.zeros(39)), sample, seed=1
+    )
+    np.testing.assert_allclose(weekly["predicted_mean"], flat["predicted_mean"], rtol=1e-9)
 
 
 def test_a_weekly_multiplier_moves_that_weeks_tracking_and_the_table_reports_it(sample):

@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -144,7 +144,7 @@ class TimeEffects:
     covariates: pd.DataFrame | None = None
     seasonality: int = 0
     n_free: int | Literal["auto"] = "auto"
-    priors: Mapping[str, Any] | None = field(default=None, compare=False)
+    priors: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.covariates is not None:
@@ -212,6 +212,16 @@ class TimeEffects:
     def json(self) -> str:
         """:meth:`to_dict` as sorted JSON."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def __eq__(self, other: object) -> bool:
+        # by content: the covariates' values, index and columns, the options and the
+        # priors (a DataFrame field has no truth value, so the generated one failed)
+        if not isinstance(other, TimeEffects):
+            return NotImplemented
+        return self.json() == other.json()
+
+    def __hash__(self) -> int:
+        return hash(self.json())
 
 
 def _check_covariates(frame: Any) -> None:

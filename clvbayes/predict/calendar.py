@@ -130,7 +130,9 @@ def forecast_clock(
     grid: CalendarGrid = fit.calendar
     post = fit.posterior
     P = grid.n_periods
-    n_total = max(P, math.floor(grid.grid_end + horizon) + 1)
+    # the periods holding (G, G + horizon]: an end on a period's boundary needs no period
+    # after it (the tolerance keeps a rounding of G + horizon from asking for one)
+    n_total = max(P, math.ceil(grid.grid_end + horizon - 1e-9))
     n_future = n_total - P
 
     def flat(name: str) -> np.ndarray:
