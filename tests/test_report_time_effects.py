@@ -147,12 +147,18 @@ def test_time_effects_combine_with_segments_and_customer_covariates(files, tmp_p
     assert (customers.loc[web, "segment"] == "web").all()
 
 
-def test_compare_with_time_effects_sets_the_stationary_models_beside_it(files, tmp_path):
+def test_compare_with_time_effects_sets_the_stationary_models_beside_it(
+    files, tmp_path, monkeypatch, capsys
+):
     """``--time-effects --compare``: the chosen model with time effects against itself
     without them and the other (stationary) families; the section is the library's
-    holdout comparison of the same fits on the calendar data."""
+    holdout comparison of the same fits on the calendar data. Quiet (no log) means no
+    progress bar, also for the comparison's predictions."""
+    import clvbayes.progress
     from clvbayes.comparison import comparison_table, holdout_comparison
     from clvbayes.report.pipeline import ReportOptions, _seeds, build_report
+
+    monkeypatch.setattr(clvbayes.progress, "DELAY", 0.0)
 
     tx = pd.read_csv(files[0])
     options = ReportOptions(
@@ -161,6 +167,7 @@ def test_compare_with_time_effects_sets_the_stationary_models_beside_it(files, t
         time_effects=True, compare=True, draws=100, seed=2,
     )  # fmt: skip
     report = build_report(tx, options, log=None)
+    assert "predict_customers" not in capsys.readouterr().err
     fits = report.fits
     assert fits["bgnbd"].calendar is not None
     assert fits["bgnbd_stationary"].calendar is None

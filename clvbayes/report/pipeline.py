@@ -539,10 +539,11 @@ class Comparison:
 
 def _compare(
     data: _Data, fits: dict[str, Any], names: list[str], skipped: list[str],
-    options: ReportOptions, seed: int,
+    options: ReportOptions, seed: int, progressbar: bool = False,
 ) -> Comparison:  # fmt: skip
     """PSIS-LOO (with posterior draws) and holdout errors and totals (with a holdout) of the
-    transaction models ``names``, fitted on the same calibration data."""
+    transaction models ``names``, fitted on the same calibration data (``progressbar``:
+    the holdout predictions' bars, off with ``--quiet``)."""
     from clvbayes.comparison import compare, comparison_table, holdout_comparison
 
     models = {n: fits[n] for n in names}
@@ -562,9 +563,8 @@ def _compare(
             "estimates, so the models are compared on the holdout only."
         )
     if data.holdout_end is not None:
-        holdout = holdout_comparison(
-            models, data.transaction_data, seed=seed, options=options.predict_options()
-        )
+        predict = options.predict_options().replace(progressbar=progressbar)
+        holdout = holdout_comparison(models, data.transaction_data, seed=seed, options=predict)
     else:
         notes.append("Without --holdout-end the models are compared by PSIS-LOO only.")
     table = comparison_table(compared, holdout)
@@ -1100,7 +1100,9 @@ def build_report(
     if options.compare:
         compared = sorted([options.model, *others])
         with stage("compare", ", ".join(_family_label(n) for n in compared)):
-            comparison = _compare(data, fits, compared, skipped, options, seeds["compare"])
+            comparison = _compare(
+                data, fits, compared, skipped, options, seeds["compare"], progressbar=not quiet
+            )
     with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
         try:
             scored = _score(data, fits, options, seeds, progressbar=not quiet)
