@@ -16,8 +16,8 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
-from clvbayes.models.fitted import check_fitted, check_time_units, covariates_of, design_of
-from clvbayes.predict.calendar import cohort_expectation
+from clvbayes.models.fitted import check_fitted, check_time_units
+from clvbayes.predict.calendar import birth_groups, cohort_expectation
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
@@ -139,12 +139,6 @@ def _bin_table(
 # --- tracking: cumulative repeat purchases over calendar time -------------------------
 
 
-def _segment_key(fit: Any) -> tuple[str, ...]:
-    """The RFM column a fit's customers are segmented by (none if unsegmented)."""
-    column = getattr(fit, "segment_column", None)
-    return () if column is None else (column,)
-
-
 def tracking_curve(
     fit: Any,
     rfm: Any,
@@ -231,18 +225,9 @@ def tracking_curve(
         return _tracking_table(times, totals, ci_prob, actual)
     # one term per distinct (segment, covariates, birth): a segmented fit's customers use
     # their segment's parameters, a fit with covariates their own
-    codes = fit.segment_codes(rfm)
-    codes = np.zeros(T.size, dtype=np.int64) if codes is None else codes
-    births, first, counts = np.unique(
-        np.column_stack([codes, covariates_of(fit, rfm), T]),
-        axis=0,
-        return_index=True,
-        return_counts=True,
-    )
-    columns = (*_segment_key(fit), *design_of(fit).names)
-    params = fit.customer_params({k: np.asarray(rfm[k])[first] for k in columns}, take)
+    births, counts, params = birth_groups(fit, rfm, T, take)
     theta = {k: v[:, None, :] for k, v in params.items()}  # (draw, 1, birth or 1)
-    age_at = np.maximum(times[:, None] + births[None, :, -1], 0.0)  # (time, birth)
+    age_at = np.maximum(times[:, None] + births[None, :], 0.0)  # (time, birth)
     per_birth = np.asarray(
         family.expected_purchases_new(*family.values(theta), age_at[None]), dtype=float
     )

@@ -29,6 +29,7 @@ from clvbayes.models.fitted import covariates_of, design_of
 __all__ = [
     "CALENDAR_VARIABLES",
     "ForecastClock",
+    "birth_groups",
     "calendar_multipliers",
     "cohort_expectation",
     "forecast_clock",
@@ -254,6 +255,44 @@ def _calendar_of(fit: Any, caller: str) -> CalendarGrid:
     return grid
 
 
+def birth_groups(
+    fit: Any, customers: Any, birth: Any, draws: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The customers grouped by (segment, covariates, ``birth``): one expectation term per
+    group, each with its own parameters (its segment's, scaled by its covariates).
+
+    Parameters
+    ----------
+    fit : FittedModel
+        A fitted transaction model.
+    customers : DataFrame
+        The customers, with ``fit``'s segment and covariate columns.
+    birth : array_like
+        Each customer's birth on the time axis of the expectation (e.g. the grid position
+        of the first purchase, or ``T``).
+    draws : ndarray of int, optional
+        Flat ``chain x draw`` indices of the posterior draws (default: all).
+
+    Returns
+    -------
+    births : ndarray, shape (n_groups,)
+    counts : ndarray of int, shape (n_groups,)
+        Customers per group.
+    params : dict of str to ndarray
+        Per parameter, ``(n_draws, n_groups)`` (or ``(n_draws, 1)`` when shared).
+    """
+    codes = fit.segment_codes(customers)
+    codes = np.zeros(len(customers), dtype=np.int64) if codes is None else codes
+    groups, first, counts = np.unique(
+        np.column_stack([codes, covariates_of(fit, customers), birth]),
+        axis=0, return_index=True, return_counts=True,
+    )  # fmt: skip
+    segment = [] if fit.segment_column is None else [fit.segment_column]
+    columns = [*segment, *design_of(fit).names]
+    rows = {k: np.asarray(customers[k])[first] for k in columns}
+    return groups[:, -1], counts, fit.customer_params(rows, draws)
+
+
 def cohort_expectation(
     fit: Any,
     data: CalendarRFM,
@@ -290,24 +329,15 @@ def cohort_expectation(
     ndarray, shape (len(draws), len(positions))
     """
     s = np.asarray(positions, dtype=float).reshape(-1)
-    codes = fit.segment_codes(data.customers)
-    codes = np.zeros(len(data), dtype=np.int64) if codes is None else codes
-    # one term per distinct (segment, covariates, birth): each with its own parameters
-    births, first, counts = np.unique(
-        np.column_stack([codes, covariates_of(fit, data.customers), data.first_position]),
-        axis=0, return_index=True, return_counts=True,
-    )  # fmt: skip
-    segment_cols = [] if fit.spec.segments is None else [fit.spec.segments]
-    columns = [*segment_cols, *design_of(fit).names]
-    rows = {k: np.asarray(data.customers[k])[first] for k in columns}
-    theta = {k: v[:, None, :] for k, v in fit.customer_params(rows, draws).items()}
+    births, counts, params = birth_groups(fit, data.customers, data.first_position, draws)
+    theta = {k: v[:, None, :] for k, v in params.items()}
     if fit.calendar is None:
         at_s = np.broadcast_to(s, (draws.size, s.size))
-        at_birth = np.broadcast_to(births[:, -1], (draws.size, births.shape[0]))
+        at_birth = np.broadcast_to(births, (draws.size, births.size))
     else:
         horizon = max(float(s.max(initial=0.0)) - fit.calendar.grid_end, 0.0)
         f = forecast_clock(fit, draws, horizon, rng, covariates).f
-        at_s, at_birth = clock(f, s), clock(f, births[:, -1])
+        at_s, at_birth = clock(f, s), clock(f, births)
     age = np.maximum(at_s[:, :, None] - at_birth[:, None, :], 0.0)  # (draw, s, birth)
     family = fit.family
     per_birth = np.asarray(family.expected_purchases_new(*family.values(theta), age), dtype=float)
