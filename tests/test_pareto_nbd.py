@@ -237,3 +237,39 @@ def test_per_row_parameters_are_not_shared_across_equal_histories():
     single = [pareto_nbd.loglik(v, 10.0, 0.6, 11.0, x[:1], t_x[:1], T[:1])[0] for v in r]
     np.testing.assert_allclose(both, single, rtol=1e-12)
     assert pareto_nbd.p_alive(0.55, 10.0, 0.6, 11.0, 2.0, 30.0, 38.0).shape == ()
+
+
+def test_parameters_factored_over_profiles_equal_per_row_parameters():
+    # covariates scale alpha and beta: 3 profiles over 300 rows with repeated histories
+    x, t_x, T = _data(5, n=300)
+    x[:40] = 0.0
+    t_x[:40] = 0.0
+    x[40:80], t_x[40:80], T[40:80] = x[80:120], t_x[80:120], T[80:120]  # equal histories
+    profile = np.random.default_rng(5).integers(0, 3, x.size)
+    alpha_k, beta_k = np.array([8.0, 12.0, 20.0]), np.array([9.0, 5.0, 30.0])
+    per_row = pareto_nbd.loglik(0.6, alpha_k[profile], 0.7, beta_k[profile], x, t_x, T)
+    alpha, beta = Factor(alpha_k, profile), Factor(beta_k, profile)
+    np.testing.assert_allclose(pareto_nbd.loglik(0.6, alpha, 0.7, beta, x, t_x, T), per_row,
+                               rtol=1e-13)  # fmt: skip
+
+    # the PyMC path: symbolic per-profile values, shared per (profile, x, t) triple
+    sym = pt.dvector("alpha_k"), pt.dvector("beta_k")
+    ll = pareto_nbd.loglik(0.6, Factor(sym[0], profile), 0.7, Factor(sym[1], profile), x, t_x, T)
+    fn = pytensor.function(list(sym), [ll, *pt.grad(ll.sum(), list(sym))])
+    value, grad_alpha, _ = fn(alpha_k, beta_k)
+    np.testing.assert_allclose(value, per_row, rtol=1e-9)
+    eps = 1e-6
+    up = pareto_nbd.loglik(0.6, alpha_k[profile] * (1 + eps * (profile == 1)), 0.7,
+                           beta_k[profile], x, t_x, T).sum()  # fmt: skip
+    down = pareto_nbd.loglik(0.6, alpha_k[profile] * (1 - eps * (profile == 1)), 0.7,
+                             beta_k[profile], x, t_x, T).sum()  # fmt: skip
+    assert grad_alpha[1] == pytest.approx((up - down) / (2 * eps * alpha_k[1]), rel=1e-5)
+
+
+def test_factored_parameters_need_one_profile_index():
+    x, t_x, T = _data(6, n=10)
+    k = pt.dvector("k")
+    with pytest.raises(ValueError, match="share one index"):
+        pareto_nbd.loglik(
+            0.6, Factor(k, np.arange(10) % 2), 0.7, Factor(k, np.arange(10) // 5), x, t_x, T
+        )

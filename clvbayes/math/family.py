@@ -153,6 +153,12 @@ class Family:
     covariate_effects : tuple of CovariateEffect
         Which parameter each covariate role scales, with which sign and coefficient name
         (:mod:`clvbayes.math.covariates`); empty: the family takes no covariates.
+    shares_by_profile : bool
+        Whether :attr:`loglik_terms` takes the parameters that covariates scale as
+        :class:`~clvbayes.math.ops.Factor` s over the rows' covariate profiles (a value
+        per distinct profile, each row's profile as the index) and shares work between
+        the rows of a profile (the Pareto/NBD's integrals, per ``(profile, x, t)``).
+        Otherwise they come with a value per row.
     """
 
     kind: str
@@ -166,6 +172,7 @@ class Family:
     reusable_compilation: bool = True
     name: str = ""
     covariate_effects: tuple[CovariateEffect, ...] = ()
+    shares_by_profile: bool = False
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """``params`` in this family's order, with a clear error for a missing one."""

@@ -181,39 +181,66 @@ def log_dropout_shares(
     return log_w, log_1mw
 
 
-def _pairs(x: Any, t: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Distinct ``(x, t)`` pairs of concrete data and each row's index into them."""
+def _pairs(
+    x: Any, t: Any, profile: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distinct ``(x, t)`` pairs of concrete data (``(profile, x, t)`` triples when each
+    row's covariate ``profile`` is given) and each row's index into them: ``(x, t,
+    profile, index)``, the profile 0 throughout without one."""
     xv, tv = values_of(x), values_of(t)
     if is_tensor(xv) or is_tensor(tv):
         return None
     xv, tv = np.broadcast_arrays(np.asarray(xv, dtype=float), np.asarray(tv, dtype=float))
     if xv.ndim != 1:
         return None
-    stacked = np.column_stack([xv, tv])
-    levels, index = np.unique(stacked, axis=0, return_inverse=True)
-    return levels[:, 0], levels[:, 1], index.reshape(-1)
+    kv = np.zeros(xv.shape) if profile is None else np.asarray(profile, dtype=float)
+    levels, index = np.unique(np.column_stack([kv, xv, tv]), axis=0, return_inverse=True)
+    return levels[:, 1], levels[:, 2], levels[:, 0].astype(np.int64), index.reshape(-1)
+
+
+def _profile_index(params: tuple[Any, ...]) -> np.ndarray | None:
+    """Each row's covariate profile when some parameters are
+    :class:`~clvbayes.math.ops.Factor` s over the profiles (one value per profile, see
+    :attr:`clvbayes.math.family.Family.shares_by_profile`), else None."""
+    factors = [p for p in params if isinstance(p, Factor)]
+    if not factors:
+        return None
+    index = np.asarray(factors[0].index)
+    if any(not np.array_equal(f.index, index) for f in factors[1:]):
+        raise ValueError("parameters factored over covariate profiles must share one index.")
+    return index
 
 
 def _shares_by_pair(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tuple[Any, Any]:
     """:func:`log_dropout_shares` at each row's ``(x, t)``, computed once per distinct pair.
 
-    Pairs with ``x = 0`` use the fine rule, the others the coarse one; for symbolic data
-    every row uses the fine rule.
+    Parameters with a value per covariate profile (:class:`~clvbayes.math.ops.Factor` s)
+    are shared by the distinct ``(profile, x, t)`` triples instead. Pairs with ``x = 0``
+    use the fine rule, the others the coarse one; for symbolic data every row uses the
+    fine rule.
     """
+    params = (r, s, alpha, beta)
+    profile = _profile_index(params)
     # parameters that vary along the row axis (one per row) cannot be shared by a pair
-    per_row = any(_varies_by_row(p) for p in (r, s, alpha, beta))
-    pairs = None if per_row else _pairs(x, t)
-    if pairs is None and per_row and _pairs(x, t) is not None:
+    per_row = profile is None and any(_varies_by_row(p) for p in params)
+    pairs = _pairs(x, t, profile)
+    if pairs is not None and per_row:
         return _shares_by_row(r, s, alpha, beta, x, t)
     if pairs is None:
-        return log_dropout_shares(r + values_of(x), s, alpha, beta, values_of(t), fine=True)
-    px, pt, index = pairs
+        rows = [values_of(p) for p in params]
+        return log_dropout_shares(
+            rows[0] + values_of(x), rows[1], rows[2], rows[3], values_of(t), fine=True
+        )
+    px, pt, pk, index = pairs
     zero = px == 0
-    ops = ops_for(r, s, alpha, beta)
+    ops = ops_for(*(values_of(p) for p in params))
     parts_w, parts_v, order = [], [], []
     for mask, fine in ((zero, True), (~zero, False)):
         if mask.any():
-            w, v = log_dropout_shares(r + px[mask], s, alpha, beta, pt[mask], fine=fine)
+            rr, ss, aa, bb = (
+                p.levels[..., pk[mask]] if isinstance(p, Factor) else p for p in params
+            )
+            w, v = log_dropout_shares(rr + px[mask], ss, aa, bb, pt[mask], fine=fine)
             parts_w.append(w)
             parts_v.append(v)
             order.append(np.flatnonzero(mask))
@@ -276,10 +303,11 @@ def _bracket_terms(
     ``logaddexp`` is the bracket of the likelihood and ``exp(log ψ(T) - logaddexp)`` is
     ``P(alive)``.
     """
-    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
-    x_values = values_of(x)
     log_w_tx, _ = _shares_by_pair(r, s, alpha, beta, x, t_x)
     _, log_v_T = _shares_by_pair(r, s, alpha, beta, x, T)
+    r, alpha, s, beta = (values_of(p) for p in (r, alpha, s, beta))  # per row from here
+    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
+    x_values = values_of(x)
     log_psi_T = _log_psi(ops, r + x_values, s, alpha, beta, T)
     log_psi_tx = _log_psi(ops, r + x_values, s, alpha, beta, t_x)
     return log_psi_T + log_v_T, log_psi_tx + log_w_tx, log_psi_T
@@ -324,12 +352,16 @@ def loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> A
 
     Parameters
     ----------
-    r, alpha, s, beta : array_like
+    r, alpha, s, beta : array_like or Factor
         Population parameters, broadcast against the data (e.g. ``(chain, draw, 1)``).
+        Parameters scaled by covariates may come as :class:`~clvbayes.math.ops.Factor` s
+        over the rows' covariate profiles (``levels``: a value per profile along the last
+        axis; ``index``: each row's profile; the same index for all of them).
     x, t_x, T : array_like or Factor
         Frequency, recency and age of each row. Factors make the Γ and log terms be
         computed once per level; the integral terms are computed once per distinct
-        ``(x, t_x)`` and ``(x, T)`` pair whenever the data are concrete.
+        ``(x, t_x)`` and ``(x, T)`` pair (per ``(profile, x, t)`` triple with factored
+        parameters) whenever the data are concrete.
 
     Returns
     -------
@@ -337,14 +369,16 @@ def loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> A
         Log-likelihood of each row (not summed, not weighted).
     """
     args = (r, alpha, s, beta)
-    if not any(is_tensor(a) for a in args) and not is_tensor(values_of(x)):
-        return _numpy_chunked(_loglik, args, x, t_x, T)
+    if not any(is_tensor(values_of(a)) for a in args) and not is_tensor(values_of(x)):
+        # numpy draws are chunked over their leading axes, each row with its own values
+        return _numpy_chunked(_loglik, tuple(values_of(a) for a in args), x, t_x, T)
     return _loglik(r, alpha, s, beta, x, t_x, T)
 
 
 def _loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
-    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
     alive, dead, _ = _bracket_terms(r, alpha, s, beta, x, t_x, T)
+    r, alpha, s, beta = (values_of(p) for p in (r, alpha, s, beta))
+    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
     gamma_ratio = per_level(lambda lv: ops.gammaln(r + lv) - ops.gammaln(r), x)
     return gamma_ratio + r * ops.log(alpha) + s * ops.log(beta) + ops.logaddexp(alive, dead)
 
@@ -858,6 +892,7 @@ FAMILY = register(
         simulate=simulate,
         factored=("frequency", "recency", "T"),
         reusable_compilation=False,  # the likelihood groups rows by pairs of concrete values
+        shares_by_profile=True,
         covariate_effects=COVARIATE_EFFECTS,
         p_alive=p_alive,
         expected_purchases=expected_purchases,

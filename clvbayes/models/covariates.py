@@ -32,6 +32,7 @@ from clvbayes.data.compress import covariate_column
 from clvbayes.data.validate import check_covariate_variation, check_covariates
 from clvbayes.math.covariates import ROLES, CovariateDesign
 from clvbayes.math.family import Family
+from clvbayes.math.ops import Factor, is_tensor
 from clvbayes.priors import COEFFICIENT_PRIOR, with_dims
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "covariate_data",
     "covariate_design",
     "data_columns",
+    "factored_parameters",
     "per_sd",
     "posterior_names",
     "prior_variable_names",
@@ -148,6 +150,28 @@ def row_parameters(
 ) -> dict[str, Any]:
     """The parameters of each row of compressed ``data``: ``θ_i = θ exp(±γ'z_i)``."""
     return design.apply(params, coefficients, data_columns(design, data))
+
+
+def factored_parameters(
+    design: CovariateDesign, params: Mapping[str, Any], coefficients: Mapping[str, Any], data: Any
+) -> dict[str, Any] | None:
+    """The parameters of each row of compressed ``data`` as
+    :class:`~clvbayes.math.ops.Factor` s over the rows' covariate profiles: ``θ exp(±γ'z)``
+    once per distinct profile (``levels``, the profiles along the last axis) and each
+    row's profile (``index``), for families that share work by profile
+    (:attr:`clvbayes.math.family.Family.shares_by_profile`). The parameters no covariate
+    scales are returned as they are; None when the covariate columns are model inputs
+    (symbolic), which have no distinct values to find."""
+    columns = data_columns(design, data)
+    if any(is_tensor(c) for c in columns):
+        return None
+    stacked = np.column_stack([np.asarray(c, dtype=float) for c in columns])
+    profiles, index = np.unique(stacked, axis=0, return_inverse=True)
+    index = index.reshape(-1).astype(np.int64)
+    scaled = design.apply(params, coefficients, list(profiles.T))
+    return {
+        k: Factor(v, index) if k in design.parameters else v for k, v in scaled.items()
+    }
 
 
 def profile_parameters(

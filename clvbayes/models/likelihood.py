@@ -21,6 +21,7 @@ from clvbayes.models.calendar import operational_columns, time_effect
 from clvbayes.models.covariates import (
     add_coefficients,
     covariate_coords,
+    factored_parameters,
     prior_variable_names,
     profile_parameters,
     row_parameters,
@@ -68,7 +69,10 @@ def population_terms(
     plain = per_row or bool(spec.design and not profile)
     if plain:
         if spec.design:
-            params = row_parameters(spec.design, params, coefficients or {}, data)
+            shared = None
+            if family.shares_by_profile and not per_row:
+                shared = factored_parameters(spec.design, params, coefficients or {}, data)
+            params = shared or row_parameters(spec.design, params, coefficients or {}, data)
         columns = {c: data[c] for c in spec.columns}
     else:
         if spec.design:
