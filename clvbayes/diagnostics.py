@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import arviz as az
+import arviz_stats as azs  # not arviz: its plotting half (matplotlib) is not needed here
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -85,9 +85,9 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
     """
     post, var_names = _flat_parameters(idata["posterior"].to_dataset(), var_names)
     n_chains = post.sizes["chain"]
-    rhat = az.rhat(post) if n_chains > 1 else post.mean(("chain", "draw")) * np.nan
-    ess_bulk = az.ess(post, method="bulk")
-    ess_tail = az.ess(post, method="tail")
+    rhat = azs.rhat(post) if n_chains > 1 else post.mean(("chain", "draw")) * np.nan
+    ess_bulk = azs.ess(post, method="bulk")
+    ess_tail = azs.ess(post, method="tail")
     table = pd.DataFrame(
         {
             "r_hat": [float(rhat[v]) for v in var_names],
@@ -101,7 +101,7 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
     energy = _sample_stat(idata, "energy")
     bfmi: tuple[float, ...] = ()
     if energy is not None:
-        values = az.bfmi(idata).to_dataset()["energy"].to_numpy()
+        values = azs.bfmi(idata).to_dataset()["energy"].to_numpy()
         bfmi = tuple(float(b) for b in np.atleast_1d(values))
 
     problems = []

@@ -106,3 +106,44 @@ def test_the_import_rule_sees_lazy_relative_and_from_imports():
         "clvbayes.report",
         "clvbayes.report.crm",
     ]
+
+
+# --- what a fit's imports cost: nothing the fit does not use ---
+
+
+def _run(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    return out.stdout.strip()
+
+
+def test_model_imports_skip_pymc_extras_init():
+    # pymc_extras/__init__ imports its inference and state-space code (1.4 s of a fresh
+    # process); the Prior class needs none of it
+    code = (
+        "import sys, clvbayes.models, clvbayes.inference\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('pymc_extras.inference', "
+        "'pymc_extras.statespace'))))\n"
+    )
+    assert _run(code) == "[]"
+
+
+def test_the_deferred_pymc_extras_package_is_whole_when_used():
+    code = (
+        "import clvbayes.priors as cp\n"
+        "import pymc_extras\n"
+        "print(callable(pymc_extras.fit_pathfinder), pymc_extras.prior.Prior is cp.Prior)\n"
+        "from pymc_extras import fit_laplace\n"
+        "from pymc_marketing.clv import BetaGeoModel\n"
+        "print(type(pymc_extras).__name__, callable(fit_laplace))\n"
+    )
+    assert _run(code).split() == ["True", "True", "module", "True"]
+
+
+def test_pymc_extras_imported_first_is_left_as_it_is():
+    code = (
+        "import pymc_extras, clvbayes.priors as cp\n"
+        "print(type(pymc_extras).__name__, pymc_extras.prior.Prior is cp.Prior)\n"
+    )
+    assert _run(code).split() == ["module", "True"]

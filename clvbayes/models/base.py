@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pymc as pm
-from pymc_extras.prior import Prior
 
 from clvbayes import inference
 from clvbayes.data.compress import SEGMENT, CompressedRFM, compress
@@ -60,7 +59,7 @@ from clvbayes.models.hierarchy import (
 )
 from clvbayes.models.likelihood import build_model, create_priors, row_loglik, weighted_loglik
 from clvbayes.models.registry import register_spec
-from clvbayes.priors import resolve_priors
+from clvbayes.priors import Prior, resolve_priors
 
 if TYPE_CHECKING:
     from clvbayes.models.fitted import FittedModel

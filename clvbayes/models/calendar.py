@@ -60,7 +60,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pymc_extras.prior import Prior
 
 from clvbayes.data.calendar import CalendarGrid, CalendarRFM
 from clvbayes.math.calendar import (
@@ -72,7 +71,7 @@ from clvbayes.math.calendar import (
     walk_information,
 )
 from clvbayes.math.ops import Factor
-from clvbayes.priors import resolve_priors
+from clvbayes.priors import Prior, resolve_priors
 
 __all__ = [
     "FREE_SHARE",

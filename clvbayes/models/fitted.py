@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pymc_extras.prior import Prior
 
 from clvbayes.data.calendar import CalendarGrid
 from clvbayes.data.compress import CompressedRFM
@@ -41,6 +40,7 @@ from clvbayes.math.family import FAMILIES, Family, SpendFamily, TransactionFamil
 from clvbayes.math.units import check_time_unit, days_per_unit, unit_name
 from clvbayes.models.hierarchy import read_segments
 from clvbayes.models.registry import spec_class
+from clvbayes.priors import Prior
 
 __all__ = [
     "FORMAT",

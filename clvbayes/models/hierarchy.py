@@ -45,10 +45,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pymc_extras.prior import Prior
 
 from clvbayes.data.compress import CompressedRFM
-from clvbayes.priors import with_dims
+from clvbayes.priors import Prior, with_dims
 
 __all__ = [
     "CENTERED_MIN_CUSTOMERS",
