@@ -199,6 +199,48 @@ def test_few_covariate_profiles_are_evaluated_per_profile_with_the_same_likeliho
     assert fn(*(values[k] for k in symbols)) == pytest.approx(want, rel=1e-10)
 
 
+@pytest.mark.parametrize("kind", list(SPECS))
+def test_parameters_per_profile_on_crossed_columns_equal_per_row_parameters(kind, rfm):
+    """Few profiles on few rows (no profile blocks): the parameters are computed once per
+    covariate profile and the columns crossed with the profiles, so the per-level terms
+    are computed per (profile, value). Oracle: the family's own log-likelihood with each
+    row's parameters computed here, in numpy; the model's graph in PyTensor (constant
+    data)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    club = (np.random.default_rng(7).random(len(rfm)) < 0.4).astype(float)
+    spec = _categorical_spec(kind)
+    data = spec.prepare(rfm.assign(club=club))
+    assert data.profile_blocks() is None
+    profiles, index = data.covariate_profiles()
+    assert len(profiles["covariate_club"]) == 4 and index.shape == (data.n_rows,)
+    crossed = data.crossed("frequency")
+    assert len(crossed.levels) < data.n_rows
+    np.testing.assert_array_equal(crossed.values, data["frequency"])
+    np.testing.assert_array_equal(crossed.profiles[crossed.index], index)
+
+    coefficients = _coefficients(spec)
+    values = {**TRUTH[kind], **coefficients}
+    per_row = dict(TRUTH[kind])
+    z = {c: data[f"covariate_{c}"] for c in ("gender", "club")}
+    for effect in spec.design.effects:
+        eta = sum(g * z[c] for g, c in zip(coefficients[effect.coefficient],
+                                           spec.design.roles[effect.role], strict=True))  # fmt: skip
+        per_row[effect.parameter] = per_row[effect.parameter] * np.exp(effect.sign * eta)
+    args = [per_row[k] for k in spec.family.params]
+    want_rows = MATHS[kind].loglik(*args, *(data[c] for c in spec.family.columns))
+    want = float(np.sum(data.counts * want_rows))
+    assert float(spec.weighted_loglik(values, data)) == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(spec.row_loglik(values, data), want_rows, rtol=1e-12)
+
+    symbols = {k: pt.dscalar(k) for k in TRUTH[kind]}
+    symbols.update({k: pt.dvector(k) for k in coefficients})
+    fn = pytensor.function(list(symbols.values()), spec.weighted_loglik(symbols, data))
+    assert fn(*(values[k] for k in symbols)) == pytest.approx(want, rel=1e-10)
+    # other data swapped into a model built on inputs: tests/test_fit_many.py
+
+
 def test_one_binary_covariate_on_many_rows_is_cut_into_two_profile_blocks():
     """The defaults: profile blocks for a large table with one binary covariate, not for
     two binary covariates (compilation) nor for a small table (per-row is cheap)."""

@@ -32,6 +32,7 @@ from clvbayes.math.family import Reparametrisation, TransactionFamily, check_cou
 from clvbayes.math.ops import (
     Factor,
     LogLikTerms,
+    at_levels,
     gather,
     is_tensor,
     log_rising_factorial,
@@ -178,20 +179,32 @@ def loglik_terms(
     The frequency terms and ``-(r + x) log(α + T)`` enter additively and are kept per
     level of ``x`` and ``T``; only the dropout bracket needs its inputs on every row.
     ``loglik_terms(...).weighted_sum(counts)`` is the count-weighted total the PyMC model
-    uses; ``.per_row()`` is :func:`loglik`.
+    uses; ``.per_row()`` is :func:`loglik`. Parameters that covariates scale may come with
+    a value per covariate profile (:class:`~clvbayes.math.ops.Factor` s, see
+    :func:`~clvbayes.math.ops.at_levels`), the columns then crossed with the profiles:
+    the per-level terms are computed once per (profile, value) pair.
     """
-    base, log_odds = on_levels(lambda lv: frequency_terms(r, alpha, a, b, lv, modified=modified), x)
+    base, log_odds = on_levels(
+        lambda lv: frequency_terms(
+            *(at_levels(p, x) for p in (r, alpha, a, b)), lv, modified=modified
+        ),
+        x,
+    )
     x_values = values_of(x)
-    ops = ops_for(r, alpha, x_values, values_of(t_x), values_of(T))
-    log_alpha_T = on_levels(lambda lv: ops.log(alpha + lv), T)
-    log_alpha_t = on_levels(lambda lv: ops.log(alpha + lv), t_x)
+    r_rows, alpha_rows = values_of(r), values_of(alpha)
+    ops = ops_for(r_rows, alpha_rows, x_values, values_of(t_x), values_of(T))
+    log_alpha_T = on_levels(lambda lv: ops.log(at_levels(alpha, T) + lv), T)
+    log_alpha_t = on_levels(lambda lv: ops.log(at_levels(alpha, t_x) + lv), t_x)
     terms = LogLikTerms()
     terms.level(base, x)
-    terms.row(r * ops.log(alpha))
-    terms.level(-r * log_alpha_T, T)
+    if isinstance(alpha, Factor):  # once per covariate profile (r has no covariates)
+        terms.level(r * ops.log(alpha.levels), alpha)
+    else:
+        terms.row(r_rows * ops.log(alpha_rows))
+    terms.level(-at_levels(r, T) * log_alpha_T, T)
     terms.level(-log_alpha_T, T, weight=x_values)
     dropout = _log1p_dropout_odds(
-        ops, r, x_values, gather(log_odds, x), gather(log_alpha_T, T), gather(log_alpha_t, t_x)
+        ops, r_rows, x_values, gather(log_odds, x), gather(log_alpha_T, T), gather(log_alpha_t, t_x)
     )
     terms.row(dropout)
     return terms
@@ -1020,6 +1033,7 @@ def family(kind: str, label: str, *, modified: bool, name: str = "") -> Transact
         reparametrisation=REPARAMETRISATION,
         factored=("frequency", "recency", "T"),
         covariate_effects=COVARIATE_EFFECTS,
+        shares_by_profile=True,
         p_alive=bind(p_alive),
         expected_purchases=bind(expected_purchases),
         expected_discounted_purchases=bind(expected_discounted_purchases),

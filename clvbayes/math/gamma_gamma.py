@@ -14,7 +14,7 @@ import numpy as np
 
 from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import Reparametrisation, SpendFamily, register
-from clvbayes.math.ops import Factor, LogLikTerms, on_levels, ops_for, values_of
+from clvbayes.math.ops import Factor, LogLikTerms, at_levels, on_levels, ops_for, values_of
 from clvbayes.math.processes import generator
 
 __all__ = [
@@ -86,13 +86,20 @@ def loglik(
 def loglik_terms(p: Any, q: Any, v: Any, x: Any, z: Any) -> LogLikTerms:
     """:func:`loglik` as a sum of terms (:class:`~clvbayes.math.ops.LogLikTerms`): the
     Gamma-function part per level of ``x``, the rest per row; ``.weighted_sum(counts)``
-    is the count-weighted total the PyMC model uses."""
+    is the count-weighted total the PyMC model uses. ``v`` may have a value per covariate
+    profile (a :class:`~clvbayes.math.ops.Factor`, ``x`` then crossed with the profiles;
+    :func:`~clvbayes.math.ops.at_levels`)."""
     x_values = values_of(x)
-    ops = ops_for(p, q, v, x_values, z)
+    p_rows, q_rows, v_rows = (values_of(a) for a in (p, q, v))
+    ops = ops_for(p_rows, q_rows, v_rows, x_values, z)
     terms = LogLikTerms()
-    terms.level(on_levels(lambda lv: frequency_terms(p, q, lv), x), x)
-    px = p * x_values
-    terms.row(q * ops.log(v) + (px - 1) * ops.log(z) - (px + q) * ops.log(v + x_values * z))
+    terms.level(on_levels(lambda lv: frequency_terms(at_levels(p, x), at_levels(q, x), lv), x), x)
+    px = p_rows * x_values
+    if isinstance(v, Factor):  # a scale per covariate profile: log v once per profile
+        terms.level(q * ops.log(v.levels), v)  # q has no covariates
+    else:
+        terms.row(q_rows * ops.log(v_rows))
+    terms.row((px - 1) * ops.log(z) - (px + q_rows) * ops.log(v_rows + x_values * z))
     return terms
 
 
@@ -253,6 +260,7 @@ FAMILY = register(
         reparametrisation=REPARAMETRISATION,
         factored=("frequency",),
         covariate_effects=COVARIATE_EFFECTS,
+        shares_by_profile=True,
         expected_spend=expected_spend,
         expected_spend_new=expected_spend_new,
         spend_scale_posterior=spend_scale_posterior,

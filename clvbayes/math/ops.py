@@ -135,6 +135,12 @@ class Factor(NamedTuple):
 
     levels: np.ndarray
     index: np.ndarray
+    profiles: np.ndarray | None = None
+    """Each level's covariate profile when the column is crossed with the rows' profiles
+    (:meth:`clvbayes.data.compress.CompressedRFM.crossed`; levels are then distinct
+    (profile, value) pairs), else None. For a Factor of *parameters* over profiles
+    (:func:`at_levels`) the levels are the per-profile values and ``index`` each row's
+    profile."""
 
     @classmethod
     def of(cls, values: Any) -> Factor:
@@ -161,6 +167,26 @@ def per_level(fn: Callable[[Any], Any], column: Any) -> Any:
     return out[..., column.index]
 
 
+def at_levels(param: Any, column: Any) -> Any:
+    """A parameter's values where ``column``'s terms are computed.
+
+    A parameter with a value per covariate profile (a :class:`Factor`: per-profile values
+    as levels, each row's profile as index) is taken at each level's profile of a column
+    crossed with the profiles (:attr:`Factor.profiles`), else at each row (for a plain
+    column); any other parameter is returned as it is.
+    """
+    if not isinstance(param, Factor):
+        return param
+    if isinstance(column, Factor):
+        if column.profiles is None:
+            raise ValueError(
+                "a parameter with a value per covariate profile needs its columns crossed "
+                "with the profiles (CompressedRFM.crossed) or plain."
+            )
+        return param.levels[..., column.profiles]
+    return param.values
+
+
 def on_levels(fn: Callable[[Any], Any], column: Any) -> Any:
     """``fn`` of the levels of a :class:`Factor` (not gathered), or of a plain column."""
     return fn(column.levels if isinstance(column, Factor) else column)
@@ -179,11 +205,11 @@ def level_weights(column: Factor, weights: Any) -> Any:
     """
     if not any(is_tensor(v) for v in (column.index, column.levels, weights)):
         w = np.broadcast_to(np.asarray(weights, dtype=float), np.shape(column.index))
-        return np.bincount(column.index, weights=w, minlength=len(column.levels))
+        return np.bincount(column.index, weights=w, minlength=np.shape(column.levels)[-1])
     import pytensor.tensor as pt
 
     w = pt.broadcast_to(pt.as_tensor_variable(weights).astype("float64"), column.index.shape)
-    return pt.inc_subtensor(pt.zeros(column.levels.shape[0])[column.index], w)
+    return pt.inc_subtensor(pt.zeros(column.levels.shape[-1])[column.index], w)
 
 
 class LogLikTerms:

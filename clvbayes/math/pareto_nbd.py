@@ -57,6 +57,7 @@ from clvbayes.math.family import TransactionFamily, check_counts, register
 from clvbayes.math.ops import (
     Factor,
     LogLikTerms,
+    at_levels,
     is_tensor,
     ops_for,
     per_level,
@@ -203,8 +204,8 @@ def _profile_index(params: tuple[Any, ...]) -> np.ndarray | None:
     :class:`~clvbayes.math.ops.Factor` s over the profiles (one value per profile, see
     :attr:`clvbayes.math.family.Family.shares_by_profile`), else None."""
     factors = [p for p in params if isinstance(p, Factor)]
-    if not factors:
-        return None
+    if not factors or is_tensor(factors[0].index):
+        return None  # a symbolic index has no distinct triples to find: per row
     index = np.asarray(factors[0].index)
     if any(not np.array_equal(f.index, index) for f in factors[1:]):
         raise ValueError("parameters factored over covariate profiles must share one index.")
@@ -221,6 +222,9 @@ def _shares_by_pair(r: Any, s: Any, alpha: Any, beta: Any, x: Any, t: Any) -> tu
     """
     params = (r, s, alpha, beta)
     profile = _profile_index(params)
+    if profile is None:
+        params = tuple(values_of(p) for p in params)
+        r, s, alpha, beta = params
     # parameters that vary along the row axis (one per row) cannot be shared by a pair
     per_row = profile is None and any(_varies_by_row(p) for p in params)
     pairs = _pairs(x, t, profile)
@@ -305,18 +309,19 @@ def _bracket_terms(
     """
     log_w_tx, _ = _shares_by_pair(r, s, alpha, beta, x, t_x)
     _, log_v_T = _shares_by_pair(r, s, alpha, beta, x, T)
-    r, alpha, s, beta = (values_of(p) for p in (r, alpha, s, beta))  # per row from here
-    ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
-    x_values = values_of(x)
-    log_psi_T = _log_psi(ops, r + x_values, s, alpha, beta, T)
-    log_psi_tx = _log_psi(ops, r + x_values, s, alpha, beta, t_x)
+    rows = [values_of(p) for p in (r, alpha, s, beta)]
+    ops = ops_for(*rows, values_of(x), values_of(t_x), values_of(T))
+    m = rows[0] + values_of(x)
+    log_psi_T = _log_psi(ops, m, rows[2], alpha, beta, T)
+    log_psi_tx = _log_psi(ops, m, rows[2], alpha, beta, t_x)
     return log_psi_T + log_v_T, log_psi_tx + log_w_tx, log_psi_T
 
 
 def _log_psi(ops: Any, m: Any, s: Any, alpha: Any, beta: Any, t: Any) -> Any:
-    """``log ψ(t) = -(r+x) log(α+t) - s log(β+t)`` (logs once per level of a Factor)."""
-    log_a = per_level(lambda lv: ops.log(alpha + lv), t)
-    log_b = per_level(lambda lv: ops.log(beta + lv), t)
+    """``log ψ(t) = -(r+x) log(α+t) - s log(β+t)`` (logs once per level of a Factor; per
+    (profile, value) pair when ``α, β`` have a value per covariate profile)."""
+    log_a = per_level(lambda lv: ops.log(at_levels(alpha, t) + lv), t)
+    log_b = per_level(lambda lv: ops.log(at_levels(beta, t) + lv), t)
     return -m * log_a - s * log_b
 
 
@@ -370,16 +375,21 @@ def loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> A
     """
     args = (r, alpha, s, beta)
     if not any(is_tensor(values_of(a)) for a in args) and not is_tensor(values_of(x)):
-        # numpy draws are chunked over their leading axes, each row with its own values
-        return _numpy_chunked(_loglik, tuple(values_of(a) for a in args), x, t_x, T)
+        # numpy draws are chunked over their leading axes; parameters per covariate
+        # profile are taken to the rows, and then so are the columns
+        if any(isinstance(a, Factor) for a in args):
+            args = tuple(values_of(a) for a in args)
+            x, t_x, T = (values_of(c) for c in (x, t_x, T))
+        return _numpy_chunked(_loglik, args, x, t_x, T)
     return _loglik(r, alpha, s, beta, x, t_x, T)
 
 
 def _loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> Any:
     alive, dead, _ = _bracket_terms(r, alpha, s, beta, x, t_x, T)
+    r_x = at_levels(r, x)
     r, alpha, s, beta = (values_of(p) for p in (r, alpha, s, beta))
     ops = ops_for(r, alpha, s, beta, values_of(x), values_of(t_x), values_of(T))
-    gamma_ratio = per_level(lambda lv: ops.gammaln(r + lv) - ops.gammaln(r), x)
+    gamma_ratio = per_level(lambda lv: ops.gammaln(r_x + lv) - ops.gammaln(r_x), x)
     return gamma_ratio + r * ops.log(alpha) + s * ops.log(beta) + ops.logaddexp(alive, dead)
 
 

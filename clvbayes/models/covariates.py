@@ -3,10 +3,11 @@
 A spec with covariates (``ParetoNBD(purchase_covariates=["gender"], ...)``) has a
 :class:`~clvbayes.math.covariates.CovariateDesign`: which columns scale which of its
 family's parameters. Everything else is the plain model: the same likelihood terms,
-evaluated with per-row parameters ``θ_i = θ exp(±γ'z_i)`` (the covariates are columns of
-the compressed data, :func:`clvbayes.data.compress.covariate_column`), so the unique-row
-compression, segments, the registry and the prediction path serve covariates without a
-second copy of any family.
+evaluated with the parameters ``θ_i = θ exp(±γ'z_i)`` of each covariate profile (the
+covariates are columns of the compressed data,
+:func:`clvbayes.data.compress.covariate_column`; :func:`factored_parameters`) or of each
+row (:func:`row_parameters`), so the unique-row compression, segments, the registry and
+the prediction path serve covariates without a second copy of any family.
 
 What the sampler sees. The population parameters are sampled for the *typical* customer
 (covariates at their means in the fitted data; variables ``<name>_at_mean`` where the
@@ -32,7 +33,7 @@ from clvbayes.data.compress import covariate_column
 from clvbayes.data.validate import check_covariate_variation, check_covariates
 from clvbayes.math.covariates import ROLES, CovariateDesign
 from clvbayes.math.family import Family
-from clvbayes.math.ops import Factor, is_tensor
+from clvbayes.math.ops import Factor
 from clvbayes.priors import COEFFICIENT_PRIOR, with_dims
 
 __all__ = [
@@ -154,24 +155,19 @@ def row_parameters(
 
 def factored_parameters(
     design: CovariateDesign, params: Mapping[str, Any], coefficients: Mapping[str, Any], data: Any
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """The parameters of each row of compressed ``data`` as
     :class:`~clvbayes.math.ops.Factor` s over the rows' covariate profiles: ``θ exp(±γ'z)``
     once per distinct profile (``levels``, the profiles along the last axis) and each
     row's profile (``index``), for families that share work by profile
-    (:attr:`clvbayes.math.family.Family.shares_by_profile`). The parameters no covariate
-    scales are returned as they are; None when the covariate columns are model inputs
-    (symbolic), which have no distinct values to find."""
-    columns = data_columns(design, data)
-    if any(is_tensor(c) for c in columns):
-        return None
-    stacked = np.column_stack([np.asarray(c, dtype=float) for c in columns])
-    profiles, index = np.unique(stacked, axis=0, return_inverse=True)
-    index = index.reshape(-1).astype(np.int64)
-    scaled = design.apply(params, coefficients, list(profiles.T))
-    return {
-        k: Factor(v, index) if k in design.parameters else v for k, v in scaled.items()
-    }
+    (:attr:`clvbayes.math.family.Family.shares_by_profile`;
+    :meth:`~clvbayes.data.compress.CompressedRFM.covariate_profiles`). The parameters no
+    covariate scales are returned as they are."""
+    values, index = data.covariate_profiles()
+    scaled = design.apply(
+        params, coefficients, [values[c] for c in map(covariate_column, design.names)]
+    )
+    return {k: Factor(v, index) if k in design.parameters else v for k, v in scaled.items()}
 
 
 def profile_parameters(

@@ -55,9 +55,13 @@ def population_terms(
     against the rows).
 
     With covariates (``coefficients`` of the spec's design) the parameters they scale get
-    a value per row (:func:`clvbayes.models.covariates.row_parameters`) and the columns
-    enter as plain arrays (a per-level term would need one level per parameter value);
-    on a covariate ``profile`` block (rows sharing their covariates,
+    a value per covariate profile (:func:`clvbayes.models.covariates.factored_parameters`)
+    and the factored columns are crossed with the profiles
+    (:meth:`~clvbayes.data.compress.CompressedRFM.crossed`), for families that share work
+    by profile (:attr:`~clvbayes.math.family.Family.shares_by_profile`); otherwise, and
+    with a ``clock`` or ``per_row`` parameters, they get a value per row
+    (:func:`clvbayes.models.covariates.row_parameters`) and the columns enter as plain
+    arrays. On a covariate ``profile`` block (rows sharing their covariates,
     :meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`) they get one value
     (:func:`clvbayes.models.covariates.profile_parameters`) and the columns stay factored.
     With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
@@ -67,12 +71,14 @@ def population_terms(
     """
     family = spec.family
     plain = per_row or bool(spec.design and not profile)
+    if plain and spec.design and family.shares_by_profile and not per_row and clock is None:
+        # parameters per covariate profile, columns crossed with the profiles
+        params = factored_parameters(spec.design, params, coefficients or {}, data)
+        columns = {c: data.crossed(c) if c in family.factored else data[c] for c in spec.columns}
+        return family.terms(params, columns)
     if plain:
         if spec.design:
-            shared = None
-            if family.shares_by_profile and not per_row:
-                shared = factored_parameters(spec.design, params, coefficients or {}, data)
-            params = shared or row_parameters(spec.design, params, coefficients or {}, data)
+            params = row_parameters(spec.design, params, coefficients or {}, data)
         columns = {c: data[c] for c in spec.columns}
     else:
         if spec.design:

@@ -10,8 +10,9 @@ and index, the counts, the same per segment block) becomes a named ``pm.Data`` i
 (``nutpie``'s ``with_data``). This is what :meth:`ModelSpec.fit_many` does.
 
 The builders do not know the difference: a ``SharedRFM`` answers the calls they make
-(``factor``, ``[column]``, ``moments``, ``counts``, ``segmented``, ``segments``,
-``segment_counts``, ``segment_blocks``, ``profile_blocks``) with symbolic inputs where a
+(``factor``, ``crossed``, ``covariate_profiles``, ``[column]``, ``moments``,
+``counts``, ``segmented``, ``segments``, ``segment_counts``, ``segment_blocks``,
+``profile_blocks``) with symbolic inputs where a
 ``CompressedRFM`` answers with arrays.
 Only the data-dependent *structure* (segment labels, which segments have rows, and
 anything the priors derive from the segment sizes) stays concrete, and a data set with
@@ -122,6 +123,26 @@ class SharedRFM:
         levels = self._input(f"{column}_levels", lambda d: d.factor(column).levels)
         index = self._input(f"{column}_index", lambda d: d.factor(column).index)
         return Factor(levels, index)
+
+    def crossed(self, column: str) -> Factor:
+        """``column`` crossed with the covariate profiles, as a Factor of three inputs
+        (``<column>_crossed_levels``, ``_index``, ``_profiles``)."""
+        parts = ("levels", "index", "profiles")
+        return Factor(
+            *(
+                self._input(f"{column}_crossed_{part}", lambda d, k=k: d.crossed(column)[k])
+                for k, part in enumerate(parts)
+            )
+        )
+
+    def covariate_profiles(self) -> tuple[dict[str, Any], Any]:
+        """Each covariate column's value per profile (inputs ``<column>_profiles``) and
+        each row's profile (input ``profile_index``)."""
+        values = {
+            c: self._input(f"{c}_profiles", lambda d, c=c: d.covariate_profiles()[0][c])
+            for c in self._data.covariate_columns
+        }
+        return values, self._input("profile_index", lambda d: d.covariate_profiles()[1])
 
     def __getitem__(self, column: str) -> Any:
         return self._input(column, lambda d: d.rows[column])
