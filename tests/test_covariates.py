@@ -213,7 +213,7 @@ def test_parameters_per_profile_on_crossed_columns_equal_per_row_parameters(kind
     spec = _categorical_spec(kind)
     data = spec.prepare(rfm.assign(club=club))
     assert data.profile_blocks() is None
-    profiles, index = data.covariate_profiles()
+    profiles, index = data.profiles()
     assert len(profiles["covariate_club"]) == 4 and index.shape == (data.n_rows,)
     crossed = data.crossed("frequency")
     assert len(crossed.levels) < data.n_rows

@@ -151,14 +151,21 @@ MANY_SEGMENT_SPECS = {
 @pytest.mark.filterwarnings("ignore::clvbayes.models.hierarchy.SegmentWarning")
 @pytest.mark.parametrize("case", list(MANY_SEGMENT_SPECS))
 def test_many_segments_on_all_rows_equal_the_segment_blocks(case, many_seg_rfm, monkeypatch):
-    """More than MAX_SEGMENT_BLOCKS segments: one likelihood over all rows with each row's
-    segment's parameters gathered, equal to the sum over segment blocks (numpy)."""
+    """More than MAX_SEGMENT_BLOCKS segments: one likelihood over all rows, the parameters
+    computed per (segment, covariates) profile and the columns crossed with the profiles,
+    equal to the sum over segment blocks (numpy)."""
+    from clvbayes.data.compress import SEGMENT
     from clvbayes.models import likelihood
 
     spec = MANY_SEGMENT_SPECS[case]()
     data = spec.prepare(many_seg_rfm)
     assert len(data.segment_blocks()) == 12 > likelihood.MAX_SEGMENT_BLOCKS
     assert likelihood.rows_by_segment(data)
+    profiles, index = data.profiles()
+    assert set(profiles[SEGMENT]) == set(range(12)) and index.shape == (data.n_rows,)
+    frequency = data.crossed("frequency")
+    np.testing.assert_array_equal(profiles[SEGMENT][frequency.profiles[frequency.index]],
+                                  data[SEGMENT])  # fmt: skip
     rng = np.random.default_rng(3)
     for _ in range(3):
         params = {k: rng.uniform(0.3, 3.0, 12) for k in spec.params}

@@ -14,7 +14,15 @@ import numpy as np
 
 from clvbayes.math.covariates import CovariateEffect
 from clvbayes.math.family import Reparametrisation, SpendFamily, register
-from clvbayes.math.ops import Factor, LogLikTerms, at_levels, on_levels, ops_for, values_of
+from clvbayes.math.ops import (
+    Factor,
+    LogLikTerms,
+    at_levels,
+    on_levels,
+    on_profiles,
+    ops_for,
+    values_of,
+)
 from clvbayes.math.processes import generator
 
 __all__ = [
@@ -96,7 +104,7 @@ def loglik_terms(p: Any, q: Any, v: Any, x: Any, z: Any) -> LogLikTerms:
     terms.level(on_levels(lambda lv: frequency_terms(at_levels(p, x), at_levels(q, x), lv), x), x)
     px = p_rows * x_values
     if isinstance(v, Factor):  # a scale per covariate profile: log v once per profile
-        terms.level(q * ops.log(v.levels), v)  # q has no covariates
+        terms.level(on_profiles(q) * ops.log(v.levels), v)
     else:
         terms.row(q_rows * ops.log(v_rows))
     terms.row((px - 1) * ops.log(z) - (px + q_rows) * ops.log(v_rows + x_values * z))

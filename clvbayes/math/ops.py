@@ -187,6 +187,13 @@ def at_levels(param: Any, column: Any) -> Any:
     return param.values
 
 
+def on_profiles(param: Any) -> Any:
+    """A parameter's value per profile (the levels of a :class:`Factor` over profiles),
+    to combine with another parameter's per-profile levels; any other parameter (one value
+    for every row) as it is."""
+    return param.levels if isinstance(param, Factor) else param
+
+
 def on_levels(fn: Callable[[Any], Any], column: Any) -> Any:
     """``fn`` of the levels of a :class:`Factor` (not gathered), or of a plain column."""
     return fn(column.levels if isinstance(column, Factor) else column)

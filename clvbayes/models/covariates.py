@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from clvbayes.data.compress import covariate_column
+from clvbayes.data.compress import SEGMENT, covariate_column
 from clvbayes.data.validate import check_covariate_variation, check_covariates
 from clvbayes.math.covariates import ROLES, CovariateDesign
 from clvbayes.math.family import Family
@@ -154,20 +154,31 @@ def row_parameters(
 
 
 def factored_parameters(
-    design: CovariateDesign, params: Mapping[str, Any], coefficients: Mapping[str, Any], data: Any
+    design: CovariateDesign,
+    params: Mapping[str, Any],
+    coefficients: Mapping[str, Any],
+    data: Any,
+    *,
+    segment_axis: bool = False,
 ) -> dict[str, Any]:
     """The parameters of each row of compressed ``data`` as
-    :class:`~clvbayes.math.ops.Factor` s over the rows' covariate profiles: ``θ exp(±γ'z)``
-    once per distinct profile (``levels``, the profiles along the last axis) and each
-    row's profile (``index``), for families that share work by profile
-    (:attr:`clvbayes.math.family.Family.shares_by_profile`;
-    :meth:`~clvbayes.data.compress.CompressedRFM.covariate_profiles`). The parameters no
-    covariate scales are returned as they are."""
-    values, index = data.covariate_profiles()
-    scaled = design.apply(
-        params, coefficients, [values[c] for c in map(covariate_column, design.names)]
-    )
-    return {k: Factor(v, index) if k in design.parameters else v for k, v in scaled.items()}
+    :class:`~clvbayes.math.ops.Factor` s over the rows' profiles
+    (:meth:`~clvbayes.data.compress.CompressedRFM.profiles`): each profile's values
+    (``levels``, the profiles along the last axis) and each row's profile (``index``), for
+    families that share work by profile (:attr:`clvbayes.math.family.Family.shares_by_profile`).
+
+    ``θ exp(±γ'z)`` is computed once per profile for the parameters covariates scale; with
+    ``segment_axis`` the ``params`` have the segment axis last (segmented data evaluated
+    on all rows at once) and every parameter takes each profile's segment's value. The
+    parameters neither covers are returned as they are."""
+    values, index = data.profiles()
+    factored = set(design.parameters)
+    if segment_axis:
+        factored |= set(params)
+        params = {k: v[..., values[SEGMENT]] for k, v in params.items()}
+    columns = [values[c] for c in map(covariate_column, design.names)]
+    scaled = design.apply(params, coefficients, columns)
+    return {k: Factor(v, index) if k in factored else v for k, v in scaled.items()}
 
 
 def profile_parameters(

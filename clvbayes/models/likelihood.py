@@ -50,6 +50,7 @@ def population_terms(
     *,
     profile: bool = False,
     per_row: bool = False,
+    segment_axis: bool = False,
 ) -> Any:
     """One population's log-likelihood terms on ``data``'s rows (``params`` broadcast
     against the rows).
@@ -66,16 +67,26 @@ def population_terms(
     (:func:`clvbayes.models.covariates.profile_parameters`) and the columns stay factored.
     With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
     enter as operational times (:func:`clvbayes.models.calendar.operational_columns`).
-    ``per_row``: ``params`` already have a value per row (e.g. each row's segment's), so
-    the columns enter as plain arrays too.
+    ``per_row``: ``params`` already have a value per row, so the columns enter as plain
+    arrays too. ``segment_axis``: ``params`` have the segment axis last and ``data`` are
+    segmented (all rows at once, :func:`rows_by_segment`): every parameter then gets a
+    value per (segment, covariates) profile on crossed columns, as covariates do, or
+    each row's segment's value where the family does not share work by profile or a
+    ``clock`` is set.
     """
     family = spec.family
     plain = per_row or bool(spec.design and not profile)
-    if plain and spec.design and family.shares_by_profile and not per_row and clock is None:
-        # parameters per covariate profile, columns crossed with the profiles
-        params = factored_parameters(spec.design, params, coefficients or {}, data)
+    by_profile = segment_axis or bool(spec.design and not profile)
+    if by_profile and family.shares_by_profile and not per_row and clock is None:
+        # parameters per profile, columns crossed with the profiles
+        params = factored_parameters(
+            spec.design, params, coefficients or {}, data, segment_axis=segment_axis
+        )
         columns = {c: data.crossed(c) if c in family.factored else data[c] for c in spec.columns}
         return family.terms(params, columns)
+    if segment_axis:  # each row's segment's parameters
+        codes = data.derived("segment_codes", lambda d: d.rows[SEGMENT].astype(np.int64))
+        params, plain = {k: v[..., codes] for k, v in params.items()}, True
     if plain:
         if spec.design:
             params = row_parameters(spec.design, params, coefficients or {}, data)
@@ -115,23 +126,24 @@ def _clock(data: Any, f: Any) -> tuple[Any, Any] | None:
     return None if f is None else (f, data.extras["calendar"])
 
 
-MAX_SEGMENT_BLOCKS = 10
+MAX_SEGMENT_BLOCKS = 4
 """Segmented likelihoods with at most this many segments (that have rows) are evaluated
-one segment block at a time; with more, on all rows at once with each row's segment's
-parameters gathered (:func:`rows_by_segment`).
+one segment block at a time; with more, on all rows at once (:func:`rows_by_segment`),
+with the parameters computed per (segment, covariates) profile and the columns crossed
+with the profiles (:meth:`~clvbayes.data.compress.CompressedRFM.crossed`).
 
 Blocks keep the per-level terms (``lgamma``, ``log`` per distinct frequency or age)
 once per level and segment, so a gradient costs what the plain model's does; but every
 block is a copy of the likelihood in the compiled graph, and numba's compilation grows
-steeply with the copies (BG/NBD on CDNOW master: 9 s for one segment, 33 s for 3, 400 s
-for 10). All rows at once is one copy whatever the count, at the per-row cost of the
-covariate likelihood, several times a block's per gradient. Measured on CDNOW master's
-BG/NBD with 10 first-purchase-date segments (``python benchmarks/bench_perf.py segments
---groups 10``): blocks 400 s for the first fit (compilation) and 20 s for a refit; all
-rows at once 169 s for the first fit and ~150 s for a refit. So up to 10 segments the
-blocks' one-off compilation pays for itself by the second refit; beyond that it grows out of
-proportion (50 segments would compile for hours) while all rows at once stays one
-compilation (``benchmarks/RESULTS.md``, issue 19)."""
+steeply with the copies. All rows at once is one copy whatever the count, at a somewhat
+higher cost per gradient (the per-level terms run per (segment, value) pair, with
+gathers between the two). Measured on CDNOW master's BG/NBD (``benchmarks/RESULTS.md``,
+issue 19), first fit (compiling) and refit: 3 segments 33 s and 7.6 s as blocks, 28 s and
+8.5 s all at once; 4 segments 54 s and 8.6 s against 30 s and 9.7 s; 5 segments 78 s and
+11.8 s against 32 s and 11.5 s; 10 segments 400 s and 20 s against 37 s and 18 s; 50
+segments all at once 4.0 min for the first fit. So blocks win refits (by about 11 %) up
+to 4 segments and nothing from 5 on, while all rows at once wins every first fit; the
+compile cache makes the blocks' compilation a one-off per machine and structure."""
 
 
 def rows_by_segment(data: Any) -> bool:
@@ -162,9 +174,7 @@ def weighted_loglik(spec: Any, params: Mapping[str, Any], data: Any, f: Any = No
 
     if data.segmented and spec.pooling != "complete":
         if rows_by_segment(data):
-            codes = data.derived("segment_codes", lambda d: d.rows[SEGMENT].astype(np.int64))
-            per_row = {k: v[..., codes] for k, v in base.items()}
-            terms = population_terms(spec, per_row, data, coefficients, clock, per_row=True)
+            terms = population_terms(spec, base, data, coefficients, clock, segment_axis=True)
             value = terms.weighted_sum(data.counts)
         else:
             value = sum_by_segment(total, base, data)

@@ -10,7 +10,7 @@ and index, the counts, the same per segment block) becomes a named ``pm.Data`` i
 (``nutpie``'s ``with_data``). This is what :meth:`ModelSpec.fit_many` does.
 
 The builders do not know the difference: a ``SharedRFM`` answers the calls they make
-(``factor``, ``crossed``, ``covariate_profiles``, ``[column]``, ``moments``,
+(``factor``, ``crossed``, ``profiles``, ``[column]``, ``moments``,
 ``counts``, ``segmented``, ``segments``, ``segment_counts``, ``segment_blocks``,
 ``profile_blocks``) with symbolic inputs where a
 ``CompressedRFM`` answers with arrays.
@@ -135,14 +135,13 @@ class SharedRFM:
             )
         )
 
-    def covariate_profiles(self) -> tuple[dict[str, Any], Any]:
-        """Each covariate column's value per profile (inputs ``<column>_profiles``) and
-        each row's profile (input ``profile_index``)."""
-        values = {
-            c: self._input(f"{c}_profiles", lambda d, c=c: d.covariate_profiles()[0][c])
-            for c in self._data.covariate_columns
-        }
-        return values, self._input("profile_index", lambda d: d.covariate_profiles()[1])
+    def profiles(self) -> tuple[dict[str, Any], Any]:
+        """Each profile column's value per profile (inputs ``<column>_profiles``) and
+        each row's profile (input ``profile_index``); see
+        :meth:`~clvbayes.data.compress.CompressedRFM.profiles`."""
+        values, _ = self._data.profiles()
+        out = {c: self._input(f"{c}_profiles", lambda d, c=c: d.profiles()[0][c]) for c in values}
+        return out, self._input("profile_index", lambda d: d.profiles()[1])
 
     def __getitem__(self, column: str) -> Any:
         return self._input(column, lambda d: d.rows[column])
