@@ -154,11 +154,12 @@ class Family:
         Which parameter each covariate role scales, with which sign and coefficient name
         (:mod:`clvbayes.math.covariates`); empty: the family takes no covariates.
     shares_by_profile : bool
-        Whether :attr:`loglik_terms` takes the parameters that covariates scale as
-        :class:`~clvbayes.math.ops.Factor` s over the rows' covariate profiles (a value
-        per distinct profile, each row's profile as the index) and shares work between
-        the rows of a profile (the Pareto/NBD's integrals, per ``(profile, x, t)``).
-        Otherwise they come with a value per row.
+        Whether :attr:`loglik_terms` takes parameters as :class:`~clvbayes.math.ops.Factor`
+        s over the rows' profiles (the combinations of segment and covariates that set a
+        row's parameters: a value per distinct profile, each row's profile as the index)
+        with the factored columns crossed with the profiles, and shares work between the
+        rows of a profile (per (profile, value) pair; the Pareto/NBD's integrals per
+        ``(profile, x, t)``). Otherwise such parameters come with a value per row.
     """
 
     kind: str

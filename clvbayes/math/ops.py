@@ -136,8 +136,9 @@ class Factor(NamedTuple):
     levels: np.ndarray
     index: np.ndarray
     profiles: np.ndarray | None = None
-    """Each level's covariate profile when the column is crossed with the rows' profiles
-    (:meth:`clvbayes.data.compress.CompressedRFM.crossed`; levels are then distinct
+    """Each level's profile when the column is crossed with the rows' profiles (the
+    combinations of segment and covariates that set a row's parameters,
+    :meth:`clvbayes.data.compress.CompressedRFM.profiles`; levels are then distinct
     (profile, value) pairs), else None. For a Factor of *parameters* over profiles
     (:func:`at_levels`) the levels are the per-profile values and ``index`` each row's
     profile."""
@@ -170,8 +171,8 @@ def per_level(fn: Callable[[Any], Any], column: Any) -> Any:
 def at_levels(param: Any, column: Any) -> Any:
     """A parameter's values where ``column``'s terms are computed.
 
-    A parameter with a value per covariate profile (a :class:`Factor`: per-profile values
-    as levels, each row's profile as index) is taken at each level's profile of a column
+    A parameter with a value per profile (a :class:`Factor`: per-profile values as
+    levels, each row's profile as index) is taken at each level's profile of a column
     crossed with the profiles (:attr:`Factor.profiles`), else at each row (for a plain
     column); any other parameter is returned as it is.
     """
@@ -180,8 +181,8 @@ def at_levels(param: Any, column: Any) -> Any:
     if isinstance(column, Factor):
         if column.profiles is None:
             raise ValueError(
-                "a parameter with a value per covariate profile needs its columns crossed "
-                "with the profiles (CompressedRFM.crossed) or plain."
+                "a parameter with a value per profile needs its columns crossed with the "
+                "profiles (CompressedRFM.crossed) or plain."
             )
         return param.levels[..., column.profiles]
     return param.values

@@ -49,7 +49,6 @@ def population_terms(
     clock: tuple[Any, Any] | None = None,
     *,
     profile: bool = False,
-    per_row: bool = False,
     segment_axis: bool = False,
 ) -> Any:
     """One population's log-likelihood terms on ``data``'s rows (``params`` broadcast
@@ -60,24 +59,23 @@ def population_terms(
     and the factored columns are crossed with the profiles
     (:meth:`~clvbayes.data.compress.CompressedRFM.crossed`), for families that share work
     by profile (:attr:`~clvbayes.math.family.Family.shares_by_profile`); otherwise, and
-    with a ``clock`` or ``per_row`` parameters, they get a value per row
+    with a ``clock``, they get a value per row
     (:func:`clvbayes.models.covariates.row_parameters`) and the columns enter as plain
     arrays. On a covariate ``profile`` block (rows sharing their covariates,
     :meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`) they get one value
     (:func:`clvbayes.models.covariates.profile_parameters`) and the columns stay factored.
     With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
     enter as operational times (:func:`clvbayes.models.calendar.operational_columns`).
-    ``per_row``: ``params`` already have a value per row, so the columns enter as plain
-    arrays too. ``segment_axis``: ``params`` have the segment axis last and ``data`` are
+    ``segment_axis``: ``params`` have the segment axis last and ``data`` are
     segmented (all rows at once, :func:`rows_by_segment`): every parameter then gets a
     value per (segment, covariates) profile on crossed columns, as covariates do, or
     each row's segment's value where the family does not share work by profile or a
     ``clock`` is set.
     """
     family = spec.family
-    plain = per_row or bool(spec.design and not profile)
-    by_profile = segment_axis or bool(spec.design and not profile)
-    if by_profile and family.shares_by_profile and not per_row and clock is None:
+    plain = bool(spec.design and not profile)
+    by_profile = segment_axis or plain
+    if by_profile and family.shares_by_profile and clock is None:
         # parameters per profile, columns crossed with the profiles
         params = factored_parameters(
             spec.design, params, coefficients or {}, data, segment_axis=segment_axis
