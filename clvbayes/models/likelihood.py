@@ -16,7 +16,7 @@ import numpy as np
 import pymc as pm
 
 from clvbayes.data.compress import SEGMENT
-from clvbayes.math.ops import is_tensor
+from clvbayes.math.ops import Factor, is_tensor
 from clvbayes.models.calendar import operational_columns, time_effect
 from clvbayes.models.covariates import (
     add_coefficients,
@@ -58,8 +58,8 @@ def population_terms(
     a value per covariate profile (:func:`clvbayes.models.covariates.factored_parameters`)
     and the factored columns are crossed with the profiles
     (:meth:`~clvbayes.data.compress.CompressedRFM.crossed`), for families that share work
-    by profile (:attr:`~clvbayes.math.family.Family.shares_by_profile`); otherwise, and
-    with a ``clock``, they get a value per row
+    by profile (:attr:`~clvbayes.math.family.Family.shares_by_profile`); otherwise they
+    get a value per row
     (:func:`clvbayes.models.covariates.row_parameters`) and the columns enter as plain
     arrays. On a covariate ``profile`` block (rows sharing their covariates,
     :meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`) they get one value
@@ -69,18 +69,22 @@ def population_terms(
     ``segment_axis``: ``params`` have the segment axis last and ``data`` are
     segmented (all rows at once, :func:`rows_by_segment`): every parameter then gets a
     value per (segment, covariates) profile on crossed columns, as covariates do, or
-    each row's segment's value where the family does not share work by profile or a
-    ``clock`` is set.
+    each row's segment's value where the family does not share work by profile. With a
+    ``clock`` and crossed columns the operational ``T`` is crossed too
+    (:func:`_crossed_operational`).
     """
     family = spec.family
     plain = bool(spec.design and not profile)
     by_profile = segment_axis or plain
-    if by_profile and family.shares_by_profile and clock is None:
+    if by_profile and family.shares_by_profile:
         # parameters per profile, columns crossed with the profiles
         params = factored_parameters(
             spec.design, params, coefficients or {}, data, segment_axis=segment_axis
         )
         columns = {c: data.crossed(c) if c in family.factored else data[c] for c in spec.columns}
+        if clock is not None:  # operational times: recency per row, T per (profile, T)
+            columns["recency"], operational_T = operational_columns(*clock, data)
+            columns["T"] = _crossed_operational(operational_T, data)
         return family.terms(params, columns)
     if segment_axis:  # each row's segment's parameters
         codes = data.derived("segment_codes", lambda d: d.rows[SEGMENT].astype(np.int64))
@@ -98,6 +102,17 @@ def population_terms(
         if plain:  # per-row parameters: the operational T per row, not per level of T
             columns["T"] = columns["T"].values
     return family.terms(params, columns)
+
+
+def _crossed_operational(operational_T: Any, data: Any) -> Any:
+    """The operational ``T`` (a Factor over ``T``'s levels) on ``T`` crossed with the
+    profiles: each crossed level takes its ``T`` level's operational time."""
+    crossed = data.crossed("T")
+    level = data.derived(
+        "T_crossed_level",
+        lambda d: np.searchsorted(d.factor("T").levels, d.crossed("T").levels).astype(np.int64),
+    )
+    return Factor(operational_T.levels[..., level], crossed.index, crossed.profiles)
 
 
 def split_coefficients(
