@@ -263,10 +263,10 @@ def _with_customer_columns(cal, **columns):
 
 
 @pytest.mark.parametrize("spec_class", [BGNBD, MBGNBD])
-def test_per_row_parameters_take_the_clock_per_row(sample, spec_class, monkeypatch):
-    """With parameters per row (covariates on few rows, or many segments) the rows'
-    operational T enters per row: equal to the evaluation by covariate profile block and
-    by segment block, under random multipliers."""
+def test_parameters_per_profile_take_the_operational_clock(sample, spec_class, monkeypatch):
+    """With parameters per profile (covariates on few rows, or many segments: columns
+    crossed with the profiles) the operational T is crossed too: equal to the evaluation
+    by covariate profile block and by segment block, under random multipliers."""
     import clvbayes.data.compress as compress
     from clvbayes.models import likelihood
 
@@ -277,7 +277,7 @@ def test_per_row_parameters_take_the_clock_per_row(sample, spec_class, monkeypat
     rng = np.random.default_rng(4)
     covariates = spec_class(time_effects=True, purchase_covariates=["z"], dropout_covariates=["z"])
     per_row = covariates.prepare(cal)
-    assert per_row.profile_blocks() is None  # too few rows to cut by profile: per row
+    assert per_row.profile_blocks() is None  # too few rows to cut by profile: crossed
     monkeypatch.setattr(compress, "MIN_PROFILE_ROWS", 0)
     by_profile = covariates.prepare(cal)
     assert by_profile.profile_blocks() is not None
