@@ -88,6 +88,18 @@ evaluation that is now the alternative the blocks save only about 10 % per evalu
 structure, so the threshold was left as it is."""
 
 
+def _cross(profile: np.ndarray, values: np.ndarray) -> Factor:
+    """``values`` as a Factor over the distinct (``profile``, value) pairs of the rows,
+    with each level's profile (:meth:`CompressedRFM.crossed`)."""
+    pairs = np.column_stack([profile.astype(float), np.asarray(values, dtype=float)])
+    levels, index = np.unique(pairs, axis=0, return_inverse=True)
+    return Factor(
+        np.ascontiguousarray(levels[:, 1]),
+        index.reshape(-1).astype(np.int64),
+        levels[:, 0].astype(np.int64),
+    )
+
+
 def covariate_column(name: str) -> str:
     """The compressed column of the covariate ``name`` (``"covariate_<name>"``), kept
     apart from the model's own columns whatever the covariate is called."""
@@ -209,6 +221,10 @@ class CompressedRFM:
             values[SEGMENT] = values[SEGMENT].astype(np.int64)
         return values, index.reshape(-1).astype(np.int64)
 
+    @cached_property
+    def _crossed(self) -> dict[str, Factor]:
+        return {}
+
     def profiles(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The distinct combinations of the columns that set a row's parameters (its
         *profiles*): the segment code of segmented data and the covariates. Returns each
@@ -228,14 +244,9 @@ class CompressedRFM:
         :attr:`~clvbayes.math.ops.Factor.profiles`: terms of that column and of parameters
         that covariates scale are then computed once per pair (e.g. the BG/NBD's
         frequency terms once per (profile, x), not per row)."""
-        _, profile = self._profile_table
-        pairs = np.column_stack([profile.astype(float), np.asarray(self.rows[column], float)])
-        levels, index = np.unique(pairs, axis=0, return_inverse=True)
-        return Factor(
-            np.ascontiguousarray(levels[:, 1]),
-            index.reshape(-1).astype(np.int64),
-            levels[:, 0].astype(np.int64),
-        )
+        if column not in self._crossed:  # once per column: builds and swaps ask often
+            self._crossed[column] = _cross(self._profile_table[1], self.rows[column])
+        return self._crossed[column]
 
     def profile_blocks(self) -> tuple[tuple[int, slice, CompressedRFM], ...] | None:
         """``(k, row_slice, block)`` for every covariate profile of unsegmented rows, or
