@@ -1034,7 +1034,6 @@ def family(kind: str, label: str, *, modified: bool, name: str = "") -> Transact
         reparametrisation=REPARAMETRISATION,
         factored=("frequency", "recency", "T"),
         covariate_effects=COVARIATE_EFFECTS,
-        shares_by_profile=True,
         p_alive=bind(p_alive),
         expected_purchases=bind(expected_purchases),
         expected_discounted_purchases=bind(expected_discounted_purchases),

@@ -135,7 +135,12 @@ class Family:
     loglik_terms : callable
         ``(*params, *columns) -> LogLikTerms``: the log-likelihood of each row as terms
         (:class:`clvbayes.math.ops.LogLikTerms`); columns may be
-        :class:`~clvbayes.math.ops.Factor` s. Works on numpy and PyTensor.
+        :class:`~clvbayes.math.ops.Factor` s. Parameters may be Factors over the rows'
+        profiles (the combinations of segment and covariates that set a row's parameters:
+        a value per profile, each row's profile as the index), the factored columns then
+        crossed with the profiles (:attr:`~clvbayes.math.ops.Factor.profiles`,
+        :func:`~clvbayes.math.ops.at_levels`): work is shared per (profile, value) pair.
+        Works on numpy and PyTensor.
     simulate : callable
         ``(*params, *inputs, rng=...) -> dict``: the generative simulator.
     reparametrisation : Reparametrisation or None
@@ -153,13 +158,6 @@ class Family:
     covariate_effects : tuple of CovariateEffect
         Which parameter each covariate role scales, with which sign and coefficient name
         (:mod:`clvbayes.math.covariates`); empty: the family takes no covariates.
-    shares_by_profile : bool
-        Whether :attr:`loglik_terms` takes parameters as :class:`~clvbayes.math.ops.Factor`
-        s over the rows' profiles (the combinations of segment and covariates that set a
-        row's parameters: a value per distinct profile, each row's profile as the index)
-        with the factored columns crossed with the profiles, and shares work between the
-        rows of a profile (per (profile, value) pair; the Pareto/NBD's integrals per
-        ``(profile, x, t)``). Otherwise such parameters come with a value per row.
     """
 
     kind: str
@@ -173,7 +171,6 @@ class Family:
     reusable_compilation: bool = True
     name: str = ""
     covariate_effects: tuple[CovariateEffect, ...] = ()
-    shares_by_profile: bool = False
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """``params`` in this family's order, with a clear error for a missing one."""

@@ -268,7 +268,6 @@ FAMILY = register(
         reparametrisation=REPARAMETRISATION,
         factored=("frequency",),
         covariate_effects=COVARIATE_EFFECTS,
-        shares_by_profile=True,
         expected_spend=expected_spend,
         expected_spend_new=expected_spend_new,
         spend_scale_posterior=spend_scale_posterior,

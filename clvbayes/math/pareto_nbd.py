@@ -202,7 +202,7 @@ def _pairs(
 def _profile_index(params: tuple[Any, ...]) -> np.ndarray | None:
     """Each row's covariate profile when some parameters are
     :class:`~clvbayes.math.ops.Factor` s over the profiles (one value per profile, see
-    :attr:`clvbayes.math.family.Family.shares_by_profile`), else None."""
+    :attr:`clvbayes.math.family.Family.loglik_terms`), else None."""
     factors = [p for p in params if isinstance(p, Factor)]
     if not factors or is_tensor(factors[0].index):
         return None  # a symbolic index has no distinct triples to find: per row
@@ -902,7 +902,6 @@ FAMILY = register(
         simulate=simulate,
         factored=("frequency", "recency", "T"),
         reusable_compilation=False,  # the likelihood groups rows by pairs of concrete values
-        shares_by_profile=True,
         covariate_effects=COVARIATE_EFFECTS,
         p_alive=p_alive,
         expected_purchases=expected_purchases,

@@ -5,9 +5,9 @@ A spec with covariates (``ParetoNBD(purchase_covariates=["gender"], ...)``) has 
 family's parameters. Everything else is the plain model: the same likelihood terms,
 evaluated with the parameters ``θ_i = θ exp(±γ'z_i)`` of each covariate profile (the
 covariates are columns of the compressed data,
-:func:`clvbayes.data.compress.covariate_column`; :func:`factored_parameters`) or of each
-row (:func:`row_parameters`), so the unique-row compression, segments, the registry and
-the prediction path serve covariates without a second copy of any family.
+:func:`clvbayes.data.compress.covariate_column`; :func:`factored_parameters`), so the
+unique-row compression, segments, the registry and the prediction path serve covariates
+without a second copy of any family.
 
 What the sampler sees. The population parameters are sampled for the *typical* customer
 (covariates at their means in the fitted data; variables ``<name>_at_mean`` where the
@@ -50,7 +50,6 @@ __all__ = [
     "posterior_names",
     "prior_variable_names",
     "profile_parameters",
-    "row_parameters",
 ]
 
 AT_MEAN = "_at_mean"
@@ -146,13 +145,6 @@ def data_columns(design: CovariateDesign, data: Any) -> list[Any]:
     return [data[covariate_column(name)] for name in design.names]
 
 
-def row_parameters(
-    design: CovariateDesign, params: Mapping[str, Any], coefficients: Mapping[str, Any], data: Any
-) -> dict[str, Any]:
-    """The parameters of each row of compressed ``data``: ``θ_i = θ exp(±γ'z_i)``."""
-    return design.apply(params, coefficients, data_columns(design, data))
-
-
 def factored_parameters(
     design: CovariateDesign,
     params: Mapping[str, Any],
@@ -164,8 +156,9 @@ def factored_parameters(
     """The parameters of each row of compressed ``data`` as
     :class:`~clvbayes.math.ops.Factor` s over the rows' profiles
     (:meth:`~clvbayes.data.compress.CompressedRFM.profiles`): each profile's values
-    (``levels``, the profiles along the last axis) and each row's profile (``index``), for
-    families that share work by profile (:attr:`clvbayes.math.family.Family.shares_by_profile`).
+    (``levels``, the profiles along the last axis) and each row's profile (``index``), as
+    every family's :attr:`~clvbayes.math.family.Family.loglik_terms` takes them on columns
+    crossed with the profiles.
 
     ``θ exp(±γ'z)`` is computed once per profile for the parameters covariates scale; with
     ``segment_axis`` the ``params`` have the segment axis last (segmented data evaluated

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pymc as pm
 
-from clvbayes.data.compress import SEGMENT
 from clvbayes.math.ops import Factor, is_tensor
 from clvbayes.models.calendar import operational_columns, time_effect
 from clvbayes.models.covariates import (
@@ -24,7 +23,6 @@ from clvbayes.models.covariates import (
     factored_parameters,
     prior_variable_names,
     profile_parameters,
-    row_parameters,
 )
 from clvbayes.models.hierarchy import by_segment, segment_priors, sum_by_segment
 from clvbayes.models.shared_data import SharedRFM
@@ -57,26 +55,19 @@ def population_terms(
     With covariates (``coefficients`` of the spec's design) the parameters they scale get
     a value per covariate profile (:func:`clvbayes.models.covariates.factored_parameters`)
     and the factored columns are crossed with the profiles
-    (:meth:`~clvbayes.data.compress.CompressedRFM.crossed`), for families that share work
-    by profile (:attr:`~clvbayes.math.family.Family.shares_by_profile`); otherwise they
-    get a value per row
-    (:func:`clvbayes.models.covariates.row_parameters`) and the columns enter as plain
-    arrays. On a covariate ``profile`` block (rows sharing their covariates,
+    (:meth:`~clvbayes.data.compress.CompressedRFM.crossed`). On a covariate ``profile``
+    block (rows sharing their covariates,
     :meth:`~clvbayes.data.compress.CompressedRFM.profile_blocks`) they get one value
     (:func:`clvbayes.models.covariates.profile_parameters`) and the columns stay factored.
     With a ``clock`` ``(f, grid)`` (calendar-time effects) the rows' ``recency`` and ``T``
-    enter as operational times (:func:`clvbayes.models.calendar.operational_columns`).
-    ``segment_axis``: ``params`` have the segment axis last and ``data`` are
-    segmented (all rows at once, :func:`rows_by_segment`): every parameter then gets a
-    value per (segment, covariates) profile on crossed columns, as covariates do, or
-    each row's segment's value where the family does not share work by profile. With a
-    ``clock`` and crossed columns the operational ``T`` is crossed too
-    (:func:`_crossed_operational`).
+    enter as operational times (:func:`clvbayes.models.calendar.operational_columns`;
+    on crossed columns the operational ``T`` is crossed too, :func:`_crossed_operational`).
+    ``segment_axis``: ``params`` have the segment axis last and ``data`` are segmented
+    (all rows at once, :func:`rows_by_segment`): every parameter then gets a value per
+    (segment, covariates) profile on crossed columns, as covariates do.
     """
     family = spec.family
-    plain = bool(spec.design and not profile)
-    by_profile = segment_axis or plain
-    if by_profile and family.shares_by_profile:
+    if segment_axis or (spec.design and not profile):
         # parameters per profile, columns crossed with the profiles
         params = factored_parameters(
             spec.design, params, coefficients or {}, data, segment_axis=segment_axis
@@ -86,21 +77,11 @@ def population_terms(
             columns["recency"], operational_T = operational_columns(*clock, data)
             columns["T"] = _crossed_operational(operational_T, data)
         return family.terms(params, columns)
-    if segment_axis:  # each row's segment's parameters
-        codes = data.derived("segment_codes", lambda d: d.rows[SEGMENT].astype(np.int64))
-        params, plain = {k: v[..., codes] for k, v in params.items()}, True
-    if plain:
-        if spec.design:
-            params = row_parameters(spec.design, params, coefficients or {}, data)
-        columns = {c: data[c] for c in spec.columns}
-    else:
-        if spec.design:
-            params = profile_parameters(spec.design, params, coefficients or {}, data)
-        columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
+    if spec.design:
+        params = profile_parameters(spec.design, params, coefficients or {}, data)
+    columns = {c: data.factor(c) if c in family.factored else data[c] for c in spec.columns}
     if clock is not None:
         columns["recency"], columns["T"] = operational_columns(*clock, data)
-        if plain:  # per-row parameters: the operational T per row, not per level of T
-            columns["T"] = columns["T"].values
     return family.terms(params, columns)
 
 
