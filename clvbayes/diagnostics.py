@@ -3,6 +3,8 @@
 Thresholds follow Vehtari et al. (2021): R-hat <= 1.01 and bulk ESS >= 400 for reliable
 posterior summaries; any divergent transition signals a region NUTS could not explore;
 E-BFMI < 0.3 signals poor energy exploration (heavy tails, bad parametrisation).
+The statistics are :mod:`clvbayes.math.convergence`'s, equal to ArviZ's (its summary
+table shows the same R-hat and ESS) without loading ``arviz_stats`` into every fit.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import arviz_stats as azs  # not arviz: its plotting half (matplotlib) is not needed here
-import numpy as np
 import pandas as pd
 import xarray as xr
+
+from clvbayes.math import convergence
 
 __all__ = ["BFMI_MIN", "ESS_MIN", "RHAT_MAX", "ConvergenceWarning", "diagnose"]
 
@@ -83,16 +85,16 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
         ``table`` has one row per parameter with columns ``r_hat, ess_bulk, ess_tail``;
         ``problems`` lists each failed check with what to try.
     """
+    from arviz_base import rcParams  # the tail quantile ArviZ's summary uses
+
     post, var_names = _flat_parameters(idata["posterior"].to_dataset(), var_names)
-    n_chains = post.sizes["chain"]
-    rhat = azs.rhat(post) if n_chains > 1 else post.mean(("chain", "draw")) * np.nan
-    ess_bulk = azs.ess(post, method="bulk")
-    ess_tail = azs.ess(post, method="tail")
+    tail = float(rcParams["stats.ci_prob"])
+    draws = [post[v].transpose("chain", "draw").to_numpy() for v in var_names]
     table = pd.DataFrame(
         {
-            "r_hat": [float(rhat[v]) for v in var_names],
-            "ess_bulk": [float(ess_bulk[v]) for v in var_names],
-            "ess_tail": [float(ess_tail[v]) for v in var_names],
+            "r_hat": [convergence.rhat(d) for d in draws],
+            "ess_bulk": [convergence.ess_bulk(d) for d in draws],
+            "ess_tail": [convergence.ess_tail(d, max(tail, 1.0 - tail)) for d in draws],
         },
         index=pd.Index(var_names, name="parameter"),
     )
@@ -101,8 +103,8 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
     energy = _sample_stat(idata, "energy")
     bfmi: tuple[float, ...] = ()
     if energy is not None:
-        values = azs.bfmi(idata).to_dataset()["energy"].to_numpy()
-        bfmi = tuple(float(b) for b in np.atleast_1d(values))
+        values = convergence.bfmi(energy.transpose("chain", "draw").to_numpy())
+        bfmi = tuple(float(b) for b in values)
 
     problems = []
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()

@@ -7,7 +7,8 @@ plain functions of arrays, and registers its :class:`~clvbayes.math.family.Famil
 (importing this package registers them all). Shared pieces: :mod:`~clvbayes.math.ops`
 (the numpy/PyTensor shim and factored likelihood terms), :mod:`~clvbayes.math.clv`
 (discounting), :mod:`~clvbayes.math.processes` (simulated future purchases),
-:mod:`~clvbayes.math.covariates` (customer covariates as per-customer parameter scales).
+:mod:`~clvbayes.math.covariates` (customer covariates as per-customer parameter scales),
+:mod:`~clvbayes.math.convergence` (R-hat, ESS and E-BFMI of MCMC draws).
 
 Imports nothing of clvbayes beyond this package, and neither PyMC nor pandas.
 """
@@ -15,6 +16,7 @@ Imports nothing of clvbayes beyond this package, and neither PyMC nor pandas.
 from clvbayes.math import (
     bgnbd,
     clv,
+    convergence,
     covariates,
     draws,
     family,
@@ -29,6 +31,7 @@ from clvbayes.math import (
 __all__ = [
     "bgnbd",
     "clv",
+    "convergence",
     "covariates",
     "draws",
     "family",
