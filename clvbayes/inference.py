@@ -67,6 +67,7 @@ import xarray as xr
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.rfm import time_unit_of
 from clvbayes.diagnostics import diagnose, warn_problems
+from clvbayes.imports import import_nutpie
 from clvbayes.models.compiled import compile_model
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import centered_mask, partial_sampler_defaults
@@ -327,7 +328,7 @@ def _nuts(
     """
     use_nutpie = compiled is not None or uses_nutpie(sampler)
     if use_nutpie:
-        import nutpie
+        nutpie = import_nutpie()
 
         if compiled is None:
             compiled = compile_nutpie(model)

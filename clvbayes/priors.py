@@ -157,54 +157,25 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
-import importlib.util
 import json
-import sys
 import types
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 
-
-class _DeferredPackage(types.ModuleType):
-    """A package module whose ``__init__`` runs at the first attribute it lacks (its
-    submodules import without it): see :func:`_prior_module`."""
-
-    def __getattr__(self, name: str) -> Any:
-        spec = self.__spec__
-        self.__class__ = types.ModuleType  # once: the package is now an ordinary module
-        spec.loader.exec_module(self)
-        return getattr(self, name)
+from clvbayes.imports import import_deferred
 
 
 def _prior_module() -> types.ModuleType:
     """``pymc_extras.prior``, imported without running ``pymc_extras/__init__.py`` first.
 
     That ``__init__`` imports pymc-extras' inference, marginalisation and state-space
-    modules: 1.4 s of a fresh process's 5.8 s BG/NBD fit on CDNOW master (pymc-extras
-    0.15, 2-core machine), of which the ``Prior`` class needs 0.07 s. So the package is
-    registered as a module whose ``__init__`` runs at the first attribute access that
-    needs it (``pymc_extras.fit_pathfinder``, ``from pymc_extras import ...``): code that
-    uses the package gets all of it. Nothing changes when pymc_extras is already
-    imported, or when its import machinery is not the standard one.
+    modules (1.35 s of a fresh process; pymc-extras 0.15, 2-core machine), of which the
+    ``Prior`` class needs none (:mod:`clvbayes.imports`): code that uses the package
+    (``pymc_extras.fit_pathfinder``, ``from pymc_extras import ...``) still gets all of it.
     """
-    name = "pymc_extras"
-    spec = None if name in sys.modules else importlib.util.find_spec(name)
-    if spec is None or spec.loader is None or not spec.submodule_search_locations:
-        return importlib.import_module(name + ".prior")
-    package = _DeferredPackage(name)
-    package.__spec__, package.__loader__ = spec, spec.loader
-    package.__path__ = list(spec.submodule_search_locations)
-    package.__file__, package.__package__ = spec.origin, name
-    sys.modules[name] = package
-    try:
-        return importlib.import_module(name + ".prior")
-    except BaseException:
-        if sys.modules.get(name) is package:
-            del sys.modules[name]
-        raise
+    return import_deferred("pymc_extras", "pymc_extras.prior")
 
 
 Prior = _prior_module().Prior

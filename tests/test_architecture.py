@@ -7,8 +7,8 @@ its own layer and the ones below):
 ==  =======================================================================================
 0   ``math`` -- pure array maths of the model families; numpy/scipy only (PyTensor only
     through the ops shim)
-1   ``data``, ``datasets``, ``priors``, ``diagnostics``, ``files``, ``io``, ``simulate``,
-    ``progress``, ``display``
+1   ``data``, ``datasets``, ``priors``, ``imports``, ``diagnostics``, ``files``, ``io``,
+    ``simulate``, ``progress``, ``display``
 2   ``models``, ``inference`` -- PyMC specs, the fitted model, fitting
 3   ``predict``, ``ppc``, ``compare`` -- per-customer predictions, checks, comparison
 4   ``analyses``, ``segments``, ``covariates``, ``scale`` -- analyses built on predictions,
@@ -34,6 +34,7 @@ LAYERS = {
     "data": 1,
     "datasets": 1,
     "priors": 1,
+    "imports": 1,
     "diagnostics": 1,
     "files": 1,
     "io": 1,

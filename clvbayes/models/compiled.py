@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from clvbayes.imports import import_nutpie
+
 __all__ = [
     "CACHE_ENV",
     "EXCLUDED_REWRITES",
@@ -293,6 +295,7 @@ def _cfunc(pyfunc: Callable, signature: Any) -> CompiledCallback:
 def _initial_point_function(model: Any, free: tuple[tuple[str, tuple[int, ...]], ...]) -> Any:
     """nutpie's initial-point function of ``model``: PyMC's support point jittered by
     U(-1, 1) on the unconstrained scale (nutpie's default), as one flat array."""
+    import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
     from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
     from pymc.initial_point import make_initial_point_fn
 
@@ -316,6 +319,7 @@ def _initial_point_function(model: Any, free: tuple[tuple[str, tuple[int, ...]],
 def _compile(model: Any) -> _Entry:
     """Compile ``model`` for nutpie's numba backend (as ``nutpie.compile_pymc_model``
     does, keeping numba's compile results for the cache)."""
+    import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
     import nutpie.compile_pymc as ncp
     from pytensor import config as pytensor_config
 
@@ -355,7 +359,7 @@ def _compile(model: Any) -> _Entry:
 
 
 def _compile_uncached(model: Any) -> Any:
-    import nutpie
+    nutpie = import_nutpie()
     from pytensor import config as pytensor_config
 
     with pytensor_config.change_flags(numba__fastmath=False):
@@ -370,6 +374,7 @@ def _frozen(value: Any) -> np.ndarray:
 
 def _assemble(entry: _Entry, model: Any) -> Any:
     """The nutpie model of ``entry`` on ``model``'s data (its ``pm.Data`` values)."""
+    import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
     import nutpie.compile_pymc as ncp
 
     named = {v.name: v for v in model.data_vars}
@@ -458,6 +463,7 @@ def _decode(blob: bytes, key: str) -> _Entry:
     from numba.core.compiler import CompileResult
     from numba.core.registry import cpu_target
 
+    import_nutpie()  # before the entry's pickles import it (clvbayes.imports)
     if not blob.startswith(_MAGIC):
         raise ValueError("not a clvbayes cache entry")
     checksum, _, payload = blob[len(_MAGIC) :].partition(b"\n")
