@@ -77,7 +77,7 @@ def test_bfmi_equals_arviz():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match=r"\(chain, draw\) array, got shape \(10,\)"):
         cv.rhat(np.zeros(10))
-    with pytest.raises(ValueError, match="prob=0.3"):
+    with pytest.raises(ValueError, match=r"prob=0\.3"):
         cv.ess_tail(np.zeros((2, 10)), 0.3)
 
 
