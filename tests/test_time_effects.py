@@ -861,3 +861,28 @@ def test_a_time_effect_model_builds_on_data_inputs_with_the_same_density(sample)
     assert float(shared.compile_logp()(point)) == pytest.approx(
         float(plain.compile_logp()(point)), rel=1e-10
     )
+
+
+def test_the_path_and_its_scales_start_at_the_support_point_the_rest_jittered(sample):
+    """NUTS starts the calendar path's coordinates and scales without jitter (their
+    posterior is far narrower than the U(-1, 1) jitter); r, alpha and the dropout
+    parameters are jittered as in every model, so chains still start apart."""
+    from clvbayes.models.compiled import compile_model
+
+    spec = BGNBD(time_effects=True)
+    model = spec.build(spec.prepare(sample))
+    compiled, _ = compile_model(model)
+    starts = [np.asarray(compiled.initial_point_func(seed)) for seed in (1, 2)]
+    names = [v.name for v in model.free_RVs]
+    sizes = [
+        int(np.prod(model.initial_point()[model.rvs_to_values[v].name].shape))
+        for v in model.free_RVs
+    ]
+    edges = np.cumsum([0, *sizes])
+    unjittered = {"time_effect_z", "free_effect", "level_sigma", "noise_sigma", "free_sigma"}
+    assert unjittered <= set(names)
+    for name, lo, hi in zip(names, edges[:-1], edges[1:], strict=True):
+        same = np.array_equal(starts[0][lo:hi], starts[1][lo:hi])
+        assert same == (name in unjittered), name
+    lo = edges[names.index("time_effect_z")]
+    assert np.all(starts[0][lo : lo + sizes[names.index("time_effect_z")]] == 0.0)

@@ -47,7 +47,14 @@ sampled as ``Δu = V w`` with independent coordinates ``w_j ~ N(0, sqrt(λ_j))``
 coordinate per period, no latent level. Each coordinate, and each free effect, is
 partially centred by the data's information about it at the current scales
 (:func:`clvbayes.math.calendar.partially_centred`): centred where the weekly purchases
-pin it down, non-centred where they do not or the scale is small.
+pin it down, non-centred where they do not or the scale is small. NUTS starts the
+path's coordinates and the process's scales at PyMC's support point without the usual
+U(-1, 1) jitter (:func:`clvbayes.models.compiled.start_unjittered`): well-informed weeks
+have a posterior sd of a few hundredths, so the jitter put each chain dozens of sds away
+and the first 100 warm-up iterations took 10,000-14,000 leapfrog steps on CDNOW master
+(6,000-7,000 without it; the fit 10 % faster, with the same rate of divergences over 5
+seeds). ``r``, ``alpha`` and the dropout parameters are jittered as in every model, so the
+chains still start apart.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ from clvbayes.math.calendar import (
     walk_information,
 )
 from clvbayes.math.ops import Factor
+from clvbayes.models.compiled import start_unjittered
 from clvbayes.priors import Prior, resolve_priors
 
 __all__ = [
@@ -381,12 +389,15 @@ def time_effect(grid: Any, options: TimeEffects, data: Any) -> Any:
     scale = pt.sqrt(s_level**2 + 4.0 * s_noise**2 * s)
     sd, factor = partially_centred(scale, information[:n_diff])
     z = pm.Normal("time_effect_z", 0.0, sd, shape=n_diff)
+    start_unjittered(s_level, s_noise, z)
     walk = pt.concatenate([pt.zeros(1), pt.cumsum(pt.dot(V, factor * z))])
     parts = [walk]
     if n_free:
         free_sigma = priors["free_sigma"].create_variable("free_sigma")
         sd, factor = partially_centred(free_sigma, information[n_diff:])
-        free = pm.Normal("free_effect", 0.0, sd, shape=n_free) * factor
+        free_raw = pm.Normal("free_effect", 0.0, sd, shape=n_free)
+        start_unjittered(free_sigma, free_raw)
+        free = free_raw * factor
         parts = [free, walk]
     f = pt.concatenate(parts) if len(parts) > 1 else walk
     if grid.covariate_names:

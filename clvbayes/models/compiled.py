@@ -67,6 +67,7 @@ __all__ = [
     "compile_mode",
     "compile_model",
     "graph_key",
+    "start_unjittered",
 ]
 
 CACHE_ENV = "CLVBAYES_CACHE_DIR"
@@ -292,9 +293,23 @@ def _cfunc(pyfunc: Callable, signature: Any) -> CompiledCallback:
     return CompiledCallback(callback.address, capture.result)
 
 
+def start_unjittered(*variables: Any) -> None:
+    """Mark free variables to start NUTS at PyMC's support point itself, without the
+    U(-1, 1) jitter the others get (:func:`_initial_point_function`).
+
+    For coordinates whose posterior is far narrower than 1 on the unconstrained scale
+    (the calendar-time path of :mod:`clvbayes.models.calendar`), the jitter starts each
+    chain dozens of posterior standard deviations away, and the first warm-up iterations
+    pay for it with deep trees at tiny step sizes.
+    """
+    for variable in variables:
+        variable.tag.start_unjittered = True
+
+
 def _initial_point_function(model: Any, free: tuple[tuple[str, tuple[int, ...]], ...]) -> Any:
     """nutpie's initial-point function of ``model``: PyMC's support point jittered by
-    U(-1, 1) on the unconstrained scale (nutpie's default), as one flat array."""
+    U(-1, 1) on the unconstrained scale (nutpie's default) except for the variables
+    marked by :func:`start_unjittered`, as one flat array."""
     import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
     from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
     from pymc.initial_point import make_initial_point_fn
@@ -303,7 +318,7 @@ def _initial_point_function(model: Any, free: tuple[tuple[str, tuple[int, ...]],
         model=model,
         overrides=None,
         default_strategy="support_point",
-        jitter_rvs=set(model.free_RVs),
+        jitter_rvs={v for v in model.free_RVs if not getattr(v.tag, "start_unjittered", False)},
         return_transformed=True,
     )
     lock = threading.Lock()
