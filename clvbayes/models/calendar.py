@@ -47,14 +47,15 @@ sampled as ``Δu = V w`` with independent coordinates ``w_j ~ N(0, sqrt(λ_j))``
 coordinate per period, no latent level. Each coordinate, and each free effect, is
 partially centred by the data's information about it at the current scales
 (:func:`clvbayes.math.calendar.partially_centred`): centred where the weekly purchases
-pin it down, non-centred where they do not or the scale is small. NUTS starts the
-path's coordinates and the process's scales at PyMC's support point without the usual
-U(-1, 1) jitter (:func:`clvbayes.models.compiled.start_unjittered`): well-informed weeks
-have a posterior sd of a few hundredths, so the jitter put each chain dozens of sds away
-and the first 100 warm-up iterations took 10,000-14,000 leapfrog steps on CDNOW master
+pin it down, non-centred where they do not or the scale is small. NUTS (nutpie, the
+default sampler) starts the path's coordinates and the process's scales at PyMC's
+support point without the usual U(-1, 1) jitter
+(:func:`clvbayes.models.compiled.start_unjittered`): well-informed weeks have a
+posterior sd of a few hundredths, so the jitter put each chain dozens of sds away and
+the first 100 warm-up iterations took 10,000-14,000 leapfrog steps on CDNOW master
 (6,000-7,000 without it; the fit 10 % faster, with the same rate of divergences over 5
-seeds). ``r``, ``alpha`` and the dropout parameters are jittered as in every model, so the
-chains still start apart.
+seeds). ``r``, ``alpha`` and the dropout parameters are jittered as in every model, so
+the chains still start apart.
 """
 
 from __future__ import annotations
