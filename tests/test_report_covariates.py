@@ -107,14 +107,24 @@ def test_covariates_can_come_from_the_transaction_log(files, tmp_path):
         (["--customer-table", "{table}", "--covariates", "region"], "'region' is not numeric"),
         (["--covariates", "web"], "column 'web' not found in the transactions"),
         (["--customer-table", "{missing}", "--covariates", "web"], "no such file"),
-        (["--customer-table", "{partial}", "--covariates", "web"], "1 of 600 customers are not"),
+        (
+            ["--customer-table", "{partial}", "--covariates", "web"],
+            "1 of 600 customers have no row",
+        ),
+        (["--customer-table", "{twice}", "--covariates", "web"], r"1 customer\(s\) have more than"),
+        (["--customer-table", "{clash}", "--covariates", "T"], r"\['T'\] are already in"),
     ],
 )
 def test_bad_covariate_options_exit_2_with_one_line(files, tmp_path, capsys, extra, message):
     tx, customers = files
     partial = tmp_path / "partial.csv"
-    pd.read_csv(customers).iloc[1:].to_csv(partial, index=False)
+    table = pd.read_csv(customers)
+    table.iloc[1:].to_csv(partial, index=False)
+    twice, clash = tmp_path / "twice.csv", tmp_path / "clash.csv"
+    pd.concat([table, table.iloc[:1]]).to_csv(twice, index=False)
+    table.assign(T=1.0).to_csv(clash, index=False)
     names = {"table": customers, "missing": tmp_path / "nope.csv", "partial": partial}
+    names.update(twice=twice, clash=clash)
     extra = [e.format(**names) for e in extra]
     out = tmp_path / "report"
     assert main(["report", str(tx), *COLS, *PERIOD, *FAST, *extra, "--out", str(out)]) == 2

@@ -30,7 +30,13 @@ import pandas as pd
 
 from clvbayes.data import validate
 from clvbayes.data.period import parse_period, resolve_period
-from clvbayes.data.rfm import customer_col_specs, days_sql, summarize, with_customer_values
+from clvbayes.data.rfm import (
+    customer_col_specs,
+    days_sql,
+    join_customer_table,
+    summarize,
+    with_customer_values,
+)
 from clvbayes.data.source import open_source
 from clvbayes.math.units import TIME_UNITS, check_time_unit
 
@@ -202,48 +208,7 @@ class CalendarRFM:
         >>> cal.with_customer_columns(crm).customers.columns[-2:].tolist()
         ['first_purchase', 'web']
         """
-        if not isinstance(table, pd.DataFrame):
-            raise TypeError(
-                f"with_customer_columns: table must be a pandas DataFrame with one row per "
-                f"customer, got {type(table).__name__}."
-            )
-        if on not in table.columns:
-            raise ValueError(
-                f"with_customer_columns: the table has no id column {on!r} (columns: "
-                f"{list(table.columns)}); pass on='<its customer id column>'."
-            )
-        added = [c for c in table.columns if c != on]
-        clash = [c for c in added if c in self.customers.columns]
-        if clash:
-            raise ValueError(
-                f"with_customer_columns: column(s) {clash} are already in the customer table; "
-                "rename or drop them in the table you join."
-            )
-        ids, theirs = self.customers["customer_id"], table[on]
-        if theirs.dtype != ids.dtype:
-            try:
-                theirs = theirs.astype(ids.dtype)
-            except (TypeError, ValueError):  # e.g. text ids not all numbers: compare as text
-                ids, theirs = ids.astype(str), theirs.astype(str)
-        twice = theirs.duplicated()
-        if twice.any():
-            raise ValueError(
-                f"with_customer_columns: {int(twice.sum()):,} customer(s) have more than one "
-                f"row in the table (e.g. {theirs[twice].tolist()[0]!r}); give one row per "
-                "customer."
-            )
-        position = pd.Index(theirs).get_indexer(ids)
-        absent = position < 0
-        if absent.any():
-            raise ValueError(
-                f"with_customer_columns: {int(absent.sum()):,} of {len(ids):,} customers have "
-                f"no row in the table (e.g. customer {ids[absent].tolist()[0]!r}; ids here "
-                f"are {self.customers['customer_id'].dtype}, in the table's {on!r} "
-                f"{table[on].dtype}); add a row for each."
-            )
-        values = table[added].iloc[position].set_axis(self.customers.index)
-        customers = pd.concat([self.customers, values], axis=1)
-        customers.attrs = dict(self.customers.attrs)
+        customers = join_customer_table(self.customers, table, on, source="with_customer_columns")
         return dataclasses.replace(self, customers=customers)
 
     def grid(self, customers: Any = None) -> CalendarGrid:

@@ -35,6 +35,7 @@ __all__ = [
     "customer_values",
     "days_sql",
     "first_purchase_values",
+    "join_customer_table",
     "repeat_purchase_times",
     "rfm_summary",
     "summarize",
@@ -393,6 +394,86 @@ def with_customer_values(table: pd.DataFrame, source: Source, columns: Sequence[
         return table
     static = customer_values(source, columns)
     return table.merge(static, on="customer_id", how="left", validate="one_to_one")
+
+
+def join_customer_table(
+    customers: pd.DataFrame, table: Any, on: str = "customer_id", *, source: str = "table"
+) -> pd.DataFrame:
+    """``customers`` (one row per customer, a ``customer_id`` column) with the other
+    columns of ``table`` (one row per customer) joined by customer id.
+
+    Every customer needs a row in ``table``; rows of other customers (e.g. acquired after
+    the calibration) are ignored. Ids are compared after converting ``table``'s to the
+    type of ``customer_id`` when the types differ (``"17"`` and ``17``), as text when
+    that conversion fails. Neither frame is modified; ``customers``' row order, index and
+    ``attrs`` are kept.
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        The customer table to extend (an RFM table, a calendar summary's customers).
+    table : pandas.DataFrame
+        The id column ``on`` and the columns to add.
+    on : str
+        The id column of ``table``.
+    source : str
+        How error messages name the table (``"--customer-table crm.csv"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    TypeError
+        When ``table`` is not a pandas DataFrame.
+    ValueError
+        When ``on`` is not a column, a column to add is already in ``customers``, a
+        customer has several rows, or some customers have none (with their number and an
+        example).
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"{source}: must be a pandas DataFrame with one row per customer, got "
+            f"{type(table).__name__}."
+        )
+    if on not in table.columns:
+        raise ValueError(
+            f"{source}: no id column {on!r} (columns: {list(table.columns)}); pass "
+            "on='<its customer id column>'."
+        )
+    added = [c for c in table.columns if c != on]
+    clash = [c for c in added if c in customers.columns]
+    if clash:
+        raise ValueError(
+            f"{source}: column(s) {clash} are already in the customer table; rename or drop "
+            "them in the table you join."
+        )
+    ids, theirs = customers["customer_id"], table[on]
+    if theirs.dtype != ids.dtype:
+        try:
+            theirs = theirs.astype(ids.dtype)
+        except (TypeError, ValueError):  # e.g. text ids not all numbers: compare as text
+            ids, theirs = ids.astype(str), theirs.astype(str)
+    twice = theirs.duplicated()
+    if twice.any():
+        raise ValueError(
+            f"{source}: {int(twice.sum()):,} customer(s) have more than one row (e.g. "
+            f"{theirs[twice].tolist()[0]!r}); give one row per customer."
+        )
+    position = pd.Index(theirs).get_indexer(ids)
+    absent = position < 0
+    if absent.any():
+        raise ValueError(
+            f"{source}: {int(absent.sum()):,} of {len(ids):,} customers have no row (e.g. "
+            f"customer {ids[absent].tolist()[0]!r}; ids here are "
+            f"{customers['customer_id'].dtype}, in the table's {on!r} {table[on].dtype}); "
+            "add a row for each."
+        )
+    values = table[added].iloc[position].set_axis(customers.index)
+    joined = pd.concat([customers, values], axis=1)
+    joined.attrs = dict(customers.attrs)
+    return joined
 
 
 def customer_values(source: Source, columns: Sequence[str]) -> pd.DataFrame:

@@ -437,12 +437,13 @@ def _read_side_table(path: Path, option: str) -> pd.DataFrame:
 
 
 def read_customer_table(path: str | Path, customer_col: str, columns: tuple[str, ...]) -> Any:
-    """``--customer-table``: one row per customer with ``customer_col`` and ``columns``.
+    """``--customer-table``: the customer column ``customer_col`` and ``columns`` of the
+    file.
 
     Raises
     ------
     ValueError
-        For a missing file or column, or a customer listed twice.
+        For a missing file or column.
     """
     path = Path(path)
     table = _read_side_table(path, "--customer-table")
@@ -453,31 +454,19 @@ def read_customer_table(path: str | Path, customer_col: str, columns: tuple[str,
             f"{list(table.columns)}); it needs the customer column {customer_col!r} and the "
             "--covariates columns."
         )
-    table = table[[customer_col, *columns]].rename(columns={customer_col: "customer_id"})
-    twice = table["customer_id"].duplicated()
-    if twice.any():
-        raise ValueError(
-            f"--customer-table {path}: {int(twice.sum())} customer(s) listed more than once "
-            f"(e.g. {table['customer_id'][twice].iloc[0]!r}); give one row per customer."
-        )
-    return table
+    return table[[customer_col, *columns]]
 
 
 def _with_customer_table(rfm: pd.DataFrame, options: ReportOptions) -> pd.DataFrame:
-    """The RFM table with the ``--covariates`` columns of ``--customer-table``; every
-    customer must be in the table."""
+    """The RFM table with the ``--covariates`` columns of ``--customer-table``, one row
+    per customer; every customer must be in the table
+    (:func:`clvbayes.data.rfm.join_customer_table`)."""
+    from clvbayes.data.rfm import join_customer_table
+
     table = read_customer_table(options.customer_table, options.customer_col, options.covariates)
-    ids = rfm["customer_id"]
-    table = table.astype({"customer_id": ids.dtype}, errors="ignore")
-    merged = rfm.merge(table, on="customer_id", how="left", validate="one_to_one")
-    absent = ~ids.isin(table["customer_id"])
-    if absent.any():
-        raise ValueError(
-            f"--customer-table {options.customer_table}: {int(absent.sum()):,} of {len(ids):,} "
-            f"customers are not in it (e.g. {ids[absent].iloc[0]!r}); add them (one row per "
-            "customer of the log)."
-        )
-    return merged
+    return join_customer_table(
+        rfm, table, options.customer_col, source=f"--customer-table {options.customer_table}"
+    )
 
 
 def _fit_transaction_model(
