@@ -37,7 +37,6 @@ from clvbayes.math.ops import (
     is_tensor,
     log_rising_factorial,
     on_levels,
-    on_profiles,
     ops_for,
     per_distinct_row,
     per_level,
@@ -198,10 +197,7 @@ def loglik_terms(
     log_alpha_t = on_levels(lambda lv: ops.log(at_levels(alpha, t_x) + lv), t_x)
     terms = LogLikTerms()
     terms.level(base, x)
-    if isinstance(alpha, Factor):  # once per profile (r too has a value per profile, or one)
-        terms.level(on_profiles(r) * ops.log(alpha.levels), alpha)
-    else:
-        terms.row(r_rows * ops.log(alpha_rows))
+    terms.parameters(lambda r_, alpha_: r_ * ops.log(alpha_), r, alpha)
     terms.level(-at_levels(r, T) * log_alpha_T, T)
     terms.level(-log_alpha_T, T, weight=x_values)
     dropout = _log1p_dropout_odds(

@@ -19,7 +19,6 @@ from clvbayes.math.ops import (
     LogLikTerms,
     at_levels,
     on_levels,
-    on_profiles,
     ops_for,
     values_of,
 )
@@ -103,10 +102,7 @@ def loglik_terms(p: Any, q: Any, v: Any, x: Any, z: Any) -> LogLikTerms:
     terms = LogLikTerms()
     terms.level(on_levels(lambda lv: frequency_terms(at_levels(p, x), at_levels(q, x), lv), x), x)
     px = p_rows * x_values
-    if isinstance(v, Factor):  # a scale per covariate profile: log v once per profile
-        terms.level(on_profiles(q) * ops.log(v.levels), v)
-    else:
-        terms.row(q_rows * ops.log(v_rows))
+    terms.parameters(lambda q_, v_: q_ * ops.log(v_), q, v)
     terms.row((px - 1) * ops.log(z) - (px + q_rows) * ops.log(v_rows + x_values * z))
     return terms
 

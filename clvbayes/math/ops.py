@@ -245,6 +245,16 @@ class LogLikTerms:
         """Add a per-row term (or one that broadcasts against the rows)."""
         self._terms.append((values, None, None))
 
+    def parameters(self, fn: Callable[..., Any], *params: Any) -> None:
+        """Add ``fn(*params)``, a term of the parameters alone: once per profile when some
+        have a value per profile (:class:`Factor` s over the rows' profiles, see
+        :func:`at_levels`), else as a per-row (or broadcast) term."""
+        factor = next((p for p in params if isinstance(p, Factor)), None)
+        if factor is None:
+            self.row(fn(*params))
+        else:
+            self.level(fn(*(on_profiles(p) for p in params)), factor)
+
     def per_row(self) -> Any:
         """The log-likelihood of every row."""
         total = None
