@@ -93,10 +93,10 @@ def import_deferred(name: str, submodule: str, light: Mapping[str, str] | None =
 _ARVIZ_LIGHT = {"from_dict": "arviz_base", "dict_to_dataset": "arviz_base"}
 
 
-def import_nutpie() -> types.ModuleType:
-    """``nutpie``, imported without running ``arviz/__init__`` (see the module docstring):
-    the draws nutpie returns are built by ``arviz_base``, as they would be through
-    ``arviz``."""
-    if "nutpie" in sys.modules:
-        return sys.modules["nutpie"]
-    return import_deferred("arviz", "nutpie", _ARVIZ_LIGHT)
+def import_nutpie(module: str = "nutpie") -> types.ModuleType:
+    """``nutpie`` (or its submodule ``module``, e.g. ``"nutpie.compile_pymc"``), imported
+    without running ``arviz/__init__`` (see the module docstring): the draws nutpie
+    returns are built by ``arviz_base``, as they would be through ``arviz``."""
+    if "nutpie" not in sys.modules:
+        import_deferred("arviz", "nutpie", _ARVIZ_LIGHT)
+    return importlib.import_module(module)

@@ -310,9 +310,9 @@ def _initial_point_function(model: Any, free: tuple[tuple[str, tuple[int, ...]],
     """nutpie's initial-point function of ``model``: PyMC's support point jittered by
     U(-1, 1) on the unconstrained scale (nutpie's default) except for the variables
     marked by :func:`start_unjittered`, as one flat array."""
-    import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper
     from pymc.initial_point import make_initial_point_fn
+
+    flat_array_wrapper = import_nutpie("nutpie.compile_pymc")._rv_dict_to_flat_array_wrapper
 
     point = make_initial_point_fn(
         model=model,
@@ -328,15 +328,15 @@ def _initial_point_function(model: Any, free: tuple[tuple[str, tuple[int, ...]],
             return point(seed)
 
     names, shapes = [n for n, _ in free], [s for _, s in free]
-    return _rv_dict_to_flat_array_wrapper(locked, names=names, shapes=shapes)
+    return flat_array_wrapper(locked, names=names, shapes=shapes)
 
 
 def _compile(model: Any) -> _Entry:
     """Compile ``model`` for nutpie's numba backend (as ``nutpie.compile_pymc_model``
     does, keeping numba's compile results for the cache)."""
-    import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
-    import nutpie.compile_pymc as ncp
     from pytensor import config as pytensor_config
+
+    ncp = import_nutpie("nutpie.compile_pymc")
 
     with pytensor_config.change_flags(numba__fastmath=False):
         n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparam = ncp._make_functions(
@@ -389,9 +389,7 @@ def _frozen(value: Any) -> np.ndarray:
 
 def _assemble(entry: _Entry, model: Any) -> Any:
     """The nutpie model of ``entry`` on ``model``'s data (its ``pm.Data`` values)."""
-    import_nutpie()  # arviz/__init__ deferred (clvbayes.imports)
-    import nutpie.compile_pymc as ncp
-
+    ncp = import_nutpie("nutpie.compile_pymc")
     named = {v.name: v for v in model.data_vars}
     keys, values = {}, {}
     for name, key, ndim, dtype in entry.shared:
