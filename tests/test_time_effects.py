@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import external_file
 from scipy import integrate, stats
 from scipy import special as sp
 
@@ -832,6 +833,30 @@ def test_time_effect_fit_predicts_and_validates_the_cdnow_sample(sample):
         table = clvbayes.compare({"time effects": fit, "stationary": plain})
     assert set(table.table.index) == {"time effects", "stationary"}
     assert np.isfinite(table.table["elpd_loo"]).all()
+
+
+@pytest.mark.slow
+def test_time_effects_bring_the_grocery_holdout_total_inside_its_interval():
+    """BTYDplus' real online-grocery log (1,525 customers acquired in Q1 2006, calibration
+    2006, holdout 2007), default settings: the stationary BG/NBD over-forecasts the holdout
+    total with the actual far outside its interval (z about -3.6); with time effects the
+    actual lies inside the 99 % interval (|z| <= 2.58, issue 16's criterion for CDNOW).
+    The interval is wide on a log this small: its half-width is about 30 % of its mean
+    (benchmarks/RESULTS.md), so the test holds it to z only."""
+    log = pd.read_csv(external_file("grocery_elog.csv"), parse_dates=["date"])
+    data = calendar_rfm(log, customer_col="customer_id", date_col="date",
+                        calibration_end="2006-12-31", observation_end="2007-12-30")  # fmt: skip
+
+    def z_score(spec):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = spec.fit(data, seed=1, progressbar=False)
+        total = clvbayes.validate_holdout(fit, data, seed=2).totals.iloc[0]
+        width = total["predicted_q95"] - total["predicted_q05"]
+        return (total["actual"] - total["predicted_mean"]) / (width / 3.29)
+
+    assert z_score(BGNBD()) < -2.58
+    assert abs(z_score(BGNBD(time_effects=True))) <= 2.58
 
 
 @pytest.mark.slow
