@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 
 from clvbayes.cli import main
+from clvbayes.data.calendar import calendar_rfm
 from clvbayes.data.rfm import first_purchase_values, rfm_summary
 from clvbayes.data.validate import check_rfm, validate_transactions
 from clvbayes.datasets import load_cdnow
+from clvbayes.models import BGNBD, GammaGamma
 from clvbayes.report import ReportOptions, build_report
 
 KW = {"customer_col": "customer_id", "date_col": "date", "value_col": "value"}
@@ -270,6 +272,26 @@ def test_rfm_summary_keeps_t_zero_customers_and_check_rfm_says_to_drop_them():
     assert "rfm[rfm['T'] > 0]" in message
     assert "later" not in message  # the CLI refuses a calibration end after the data
     check_rfm(rfm[rfm["T"] > 0], ["frequency", "recency", "T"])
+
+
+def test_a_calendar_summary_gets_fixes_that_work_on_it():
+    """The fixes the errors name work on what calendar_rfm returns: its T = 0 customers
+    are dropped with ``select`` (it is not a DataFrame), and a Gamma-Gamma fit of a
+    summary without spend asks for ``value_col``."""
+    no_value = {k: v for k, v in KW.items() if k != "value_col"}
+    newcomer = pd.DataFrame({"customer_id": [4], "date": ["2020-02-01"], "value": [1.0]})
+    transactions = pd.concat([log(), newcomer], ignore_index=True)
+    data = calendar_rfm(transactions, **no_value, calibration_end="2020-02-01")
+    with pytest.raises(ValueError) as exc:
+        BGNBD().fit(data, method="map")
+    assert "data.select(data.customers['T'] > 0)" in str(exc.value)
+    kept = data.select(data.customers["T"] > 0)
+    assert sorted(kept.customers["customer_id"]) == [1, 2, 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one repeat buyer: the fit warns that few inform it
+        BGNBD().fit(kept, method="map")
+    with pytest.raises(ValueError, match=r"pass value_col=\.\.\. to clvbayes.rfm_summary"):
+        GammaGamma().fit(kept, method="map")
 
 
 @pytest.fixture(scope="module")

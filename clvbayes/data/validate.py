@@ -433,6 +433,12 @@ def check_rfm(rfm: Any, columns: Sequence[str]) -> dict[str, np.ndarray]:
         raise ValueError(
             f"RFM table is missing column(s) {missing} (has {have}); build it with "
             "clvbayes.rfm_summary or rename your columns."
+            + (
+                " monetary_value needs a value column: pass value_col=... to "
+                "clvbayes.rfm_summary or clvbayes.calendar_rfm."
+                if "monetary_value" in missing
+                else ""
+            )
         )
     out = {c: _numeric(rfm, c) for c in columns}
     n = len(next(iter(out.values())))
@@ -462,7 +468,8 @@ def check_rfm(rfm: Any, columns: Sequence[str]) -> dict[str, np.ndarray]:
             "are 0",
             "T is the time from the first purchase to calibration_end, so these customers "
             "made their first purchase on the calibration end's day and there is nothing to "
-            "learn from them yet; drop them (rfm[rfm['T'] > 0]), as clvbayes report does.",
+            "learn from them yet; drop them (rfm[rfm['T'] > 0]; for a calendar_rfm summary "
+            "data.select(data.customers['T'] > 0)), as clvbayes report does.",
         )
     if "recency" in out and "T" in out:
         t_x, T = out["recency"], out["T"]
