@@ -217,7 +217,7 @@ def test_calendar_covariates_file_is_read_as_periods(files, tmp_path):
     assert table["holiday"].sum() == np.sum(pd.read_csv(files[1])["holiday"])
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"week": ["soon"], "holiday": [1]}).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match="must hold each period's start date"):
+    with pytest.raises(ValueError, match="must hold each period's date"):
         read_calendar_covariates(bad)
 
 

@@ -480,6 +480,39 @@ def test_calendar_covariates_are_checked_and_aligned(sample):
     assert TimeEffects() != TimeEffects(covariates=promo) and TimeEffects() == TimeEffects()
 
 
+def test_calendar_covariates_count_for_the_period_that_holds_their_date(sample):
+    """Weekly values dated on another weekday than the grid's period starts (CLVTools'
+    apparel covariates are dated on Sundays; this grid's weeks start on Wednesdays) line
+    up with the periods that hold their dates; two rows in one period are an error that
+    names them; rows before the grid are ignored."""
+    grid = sample.grid()
+    starts = pd.to_datetime(sample.periods["start"])
+    promo = np.r_[np.zeros(20), np.ones(58)]
+    by_start = pd.DataFrame({"promo": promo}, index=starts)
+    later = pd.DataFrame({"promo": promo}, index=starts + pd.Timedelta(days=4))
+    early = pd.DataFrame({"promo": [5.0]}, index=[starts[0] - pd.Timedelta(days=3)])
+    assert (grid.period_of(later.index) == np.arange(78)).all()
+    assert grid.period_of(early.index)[0] == -1
+    assert grid.period_of(starts - pd.Timedelta(days=1))[1] == 0  # the day before a start
+
+    def prepared(frame):
+        return BGNBD(time_effects=TimeEffects(covariates=frame)).prepare(sample)
+
+    expected = prepared(by_start).extras["calendar"].covariates
+    np.testing.assert_array_equal(prepared(later).extras["calendar"].covariates, expected)
+    with_early = pd.concat([early, later])
+    np.testing.assert_array_equal(prepared(with_early).extras["calendar"].covariates, expected)
+    daily = pd.concat([by_start, later.iloc[[3]]])  # two rows in period 3
+    with pytest.raises(ValueError, match=r"2 rows share a period with another row, e\.g\. 2 rows"):
+        prepared(daily)
+    message = ""
+    try:
+        prepared(daily)
+    except ValueError as err:
+        message = str(err)
+    assert str(starts[3].date()) in message and "one row per period" in message
+
+
 def test_acquisition_periods_are_free_for_a_cohort_and_not_for_a_steady_base(sample):
     assert BGNBD(time_effects=True).prepare(sample).extras["calendar"].n_free == 12
     assert BGNBD(time_effects=TimeEffects(n_free=0)).prepare(sample).extras["calendar"].n_free == 0

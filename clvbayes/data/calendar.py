@@ -303,6 +303,14 @@ class CalendarGrid:
         days = np.asarray(period, dtype=np.int64) * int(self.days_per_unit)
         return np.datetime64(self.origin) + days.astype("timedelta64[D]")
 
+    def period_of(self, dates: Any) -> np.ndarray:
+        """The period holding each of ``dates`` (anything ``pandas.to_datetime`` reads;
+        times of day and time zones are dropped): ``floor((day - origin) / unit)``,
+        negative before the grid's first period."""
+        days = pd.DatetimeIndex(pd.to_datetime(dates)).tz_localize(None).normalize()
+        elapsed = (days - pd.Timestamp(self.origin)).days.to_numpy()
+        return np.floor_divide(elapsed, int(self.days_per_unit)).astype(np.int64)
+
     def to_dict(self) -> dict[str, Any]:
         """The arrays and attributes to store with a fit (:meth:`from_dict`)."""
         return {

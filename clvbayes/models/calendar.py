@@ -88,6 +88,7 @@ __all__ = [
     "TimeEffects",
     "attach_calendar",
     "check_time_effects",
+    "covariate_periods",
     "operational_columns",
     "prepare_grid",
     "split_calendar",
@@ -131,8 +132,9 @@ class TimeEffects:
     Parameters
     ----------
     covariates : DataFrame, optional
-        Known calendar covariates, one row per period, indexed by the period's first day
-        (:attr:`clvbayes.data.calendar.CalendarRFM.periods`' ``start``), numeric columns
+        Known calendar covariates, one row per period, indexed by a date in the period
+        (its first day, :attr:`clvbayes.data.calendar.CalendarRFM.periods`' ``start``, or
+        any other: a row counts for the period that holds its date), numeric columns
         (e.g. a holiday dummy, a promotion indicator, a price index). Every calibration
         period needs a row; rows for future periods serve the forecasts (predictions over
         periods without a row are an error that names them).
@@ -235,13 +237,14 @@ class TimeEffects:
 def _check_covariates(frame: Any) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(
-            f"covariates must be a DataFrame indexed by period start, got {type(frame).__name__}."
+            f"covariates must be a DataFrame indexed by date (one row per period), got "
+            f"{type(frame).__name__}."
         )
     try:
         pd.to_datetime(frame.index)
     except (TypeError, ValueError) as err:
         raise ValueError(
-            "covariates must be indexed by the periods' first days (dates, e.g. "
+            "covariates must be indexed by a date in each period (e.g. its first day, "
             "calendar_rfm(...).periods['start']); the index could not be read as dates."
         ) from err
     for column in frame.columns:
@@ -275,6 +278,38 @@ def _n_free(first: np.ndarray, setting: int | str, n_periods: int) -> int:
     return reached if reached <= n_periods // 2 else 0
 
 
+def covariate_periods(grid: CalendarGrid, index: Any) -> np.ndarray:
+    """The grid period of each row of a calendar-covariates frame (``index``: its dates).
+
+    A row counts for the period that holds its date, so weekly values dated on any day
+    of their week (a Sunday, say, where the grid's weeks start on Mondays) line up.
+
+    Raises
+    ------
+    ValueError
+        When two rows fall in the same period (the message names them).
+    """
+    period = grid.period_of(index)
+    repeated = pd.Index(period).duplicated(keep=False)
+    if repeated.any():
+        first = period[repeated][0]
+        dates = pd.to_datetime(pd.Index(index)[period == first]).normalize()
+        distinct = dates.unique()
+        shown = (
+            f"{dates.size} rows dated {distinct[0].date()}"
+            if distinct.size == 1
+            else f"{dates.size} rows dated " + ", ".join(str(d.date()) for d in distinct[:3])
+        )
+        raise ValueError(
+            f"calendar covariates: {int(repeated.sum())} rows share a period with another "
+            f"row, e.g. {shown} in the period starting "
+            f"{pd.Timestamp(grid.period_start(first)).date()} (periods of 1 {grid.time_unit} "
+            f"from {grid.origin}); give one row per period, common to all customers (e.g. "
+            "aggregate the rows of each period)."
+        )
+    return period
+
+
 def covariate_matrix(
     grid: CalendarGrid, options: TimeEffects, n_periods: int, *, missing: str = "error"
 ) -> tuple[tuple[str, ...], np.ndarray]:
@@ -288,21 +323,24 @@ def covariate_matrix(
     names: list[str] = []
     columns: list[np.ndarray] = []
     if options.covariates is not None:
-        frame = options.covariates.copy()
-        frame.index = pd.to_datetime(frame.index).normalize()
-        absent = starts[~starts.isin(frame.index)]
+        frame = options.covariates
+        period = covariate_periods(grid, frame.index)
+        inside = (period >= 0) & (period < n_periods)
+        absent = starts[~np.isin(np.arange(n_periods), period[inside])]
         if absent.size and missing == "error":
             shown = ", ".join(str(d.date()) for d in absent[:5])
             more = "" if absent.size <= 5 else f" and {absent.size - 5} more"
             raise ValueError(
                 f"calendar covariates are missing for {absent.size} period(s) starting "
-                f"{shown}{more}; give a row (indexed by the period's first day) for every "
+                f"{shown}{more} (periods of 1 {grid.time_unit} from {grid.origin}; a row "
+                "counts for the period that holds its date); give a row for every "
                 "calibration period (TimeEffects(covariates=...)) and every forecast "
                 "period (there, or calendar_covariates=... of the prediction)."
             )
-        aligned = frame.reindex(starts)
+        aligned = np.full((n_periods, frame.shape[1]), np.nan)
+        aligned[period[inside]] = frame.to_numpy(dtype=float)[inside]
         names += [str(c) for c in frame.columns]
-        columns += [aligned[c].to_numpy(dtype=float) for c in frame.columns]
+        columns += list(aligned.T)
     if options.seasonality:
         middle = starts + pd.Timedelta(days=grid.days_per_unit / 2)
         angle = 2 * np.pi * middle.day_of_year.to_numpy() / 365.25
@@ -325,9 +363,8 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
     n_free = _n_free(first, options.n_free, n_periods)
     known = n_periods
     if options.covariates is not None:
-        starts = pd.to_datetime(options.covariates.index).normalize()
-        last = (starts.max().date() - grid.origin).days // int(grid.days_per_unit)
-        known = max(n_periods, int(last) + 1)
+        last = int(grid.period_of(options.covariates.index).max())
+        known = max(n_periods, last + 1)
     names, values = covariate_matrix(grid, options, n_periods)
     if known > n_periods:  # future rows as far as the frame reaches without a gap
         _, values = covariate_matrix(grid, options, known, missing="truncate")

@@ -120,7 +120,8 @@ def forecast_clock(
         Stream of the future paths.
     covariates : DataFrame, optional
         Values of the calendar covariates for forecast periods that the fit's
-        ``TimeEffects.covariates`` did not hold (indexed by period start).
+        ``TimeEffects.covariates`` did not hold (one row per period, indexed by a date
+        in the period, e.g. its first day).
 
     Raises
     ------
@@ -169,7 +170,8 @@ def _future_covariates(
     if extra is not None:
         base = options.covariates
         combined = extra if base is None else pd.concat([base, extra])
-        combined = combined[~combined.index.duplicated(keep="last")]
+        # a row of ``extra`` replaces the fit's row of the same period
+        combined = combined[~pd.Index(grid.period_of(combined.index)).duplicated(keep="last")]
         options = type(options)(combined, options.seasonality, options.n_free, options.priors)
     _, values = covariate_matrix(grid, options, n_total)
     return values
@@ -211,7 +213,7 @@ def calendar_multipliers(
     seed : int, optional
         Stream of the future paths.
     calendar_covariates : DataFrame, optional
-        Future values of the fit's calendar covariates (indexed by period start).
+        Future values of the fit's calendar covariates (one row per period, indexed by a date in the period).
 
     Returns
     -------

@@ -96,7 +96,7 @@ class PredictOptions:
         afterwards, however the run ends.
     calendar_covariates : DataFrame, optional
         For fits with calendar-time effects and known calendar covariates: their values
-        in the forecast periods (indexed by period start) that the fit's
+        in the forecast periods (one row per period, indexed by a date in it) that the fit's
         ``TimeEffects.covariates`` did not already hold.
     calendar_seed : int, optional
         For fits with calendar-time effects: the seed of the future calendar paths

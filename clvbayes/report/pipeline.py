@@ -125,7 +125,7 @@ class ReportOptions:
         interval.
     calendar_covariates : str, optional
         With ``time_effects``: a CSV or Parquet file of known calendar covariates, one row
-        per period (first column: the period's start date; the others numeric, e.g. a
+        per period (first column: a date in the period, e.g. its start; the others numeric, e.g. a
         holiday or promotion dummy), covering the calibration periods and the forecast's.
     covariates : tuple of str
         Numeric customer-level columns (of ``customer_table``, else of the transaction
@@ -782,8 +782,8 @@ def _calendar_data(
 
 
 def read_calendar_covariates(path: str | Path) -> pd.DataFrame:
-    """``--calendar-covariates``: known covariates per calendar period, indexed by the
-    period's start date (the file's first column), every other column numeric.
+    """``--calendar-covariates``: known covariates per calendar period, indexed by a
+    date in the period (the file's first column), every other column numeric.
 
     Raises
     ------
@@ -803,7 +803,8 @@ def read_calendar_covariates(path: str | Path) -> pd.DataFrame:
     except (ValueError, TypeError):
         raise ValueError(
             f"--calendar-covariates {path}: the first column {first!r} must hold each "
-            f"period's start date (YYYY-MM-DD), e.g. {table[first].iloc[0]!r} is not one."
+            f"period's date (YYYY-MM-DD, e.g. its start), and {str(table[first].iloc[0])!r} "
+            "is not a date."
         ) from None
     values = table.drop(columns=first)
     text = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
