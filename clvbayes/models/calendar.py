@@ -48,14 +48,17 @@ coordinate per period, no latent level. Each coordinate, and each free effect, i
 partially centred by the data's information about it at the current scales
 (:func:`clvbayes.math.calendar.partially_centred`): centred where the weekly purchases
 pin it down, non-centred where they do not or the scale is small. NUTS (nutpie, the
-default sampler) starts the path's coordinates and the process's scales at PyMC's
+default sampler) starts the path's coordinates and the walk's two scales at PyMC's
 support point without the usual U(-1, 1) jitter
 (:func:`clvbayes.models.compiled.start_unjittered`): well-informed weeks have a
 posterior sd of a few hundredths, so the jitter put each chain dozens of sds away and
 the first 100 warm-up iterations took 10,000-14,000 leapfrog steps on CDNOW master
 (6,000-7,000 without it; the fit 10 % faster, with the same rate of divergences over 5
 seeds). ``r``, ``alpha`` and the dropout parameters are jittered as in every model, so
-the chains still start apart.
+the chains still start apart, and so is ``free_sigma``: when no free period holds a
+repeat purchase (one cohort acquired on the first period's last day, as in CLVTools'
+apparel log) the free effects carry no information, and at the support point the
+gradient of their scale is exactly 0, a start nutpie refuses.
 """
 
 from __future__ import annotations
@@ -434,7 +437,11 @@ def time_effect(grid: Any, options: TimeEffects, data: Any) -> Any:
         free_sigma = priors["free_sigma"].create_variable("free_sigma")
         sd, factor = partially_centred(free_sigma, information[n_diff:])
         free_raw = pm.Normal("free_effect", 0.0, sd, shape=n_free)
-        start_unjittered(free_sigma, free_raw)
+        # free_sigma starts jittered: when no free period holds a repeat purchase (a
+        # single cohort acquired on the first period's last day, e.g. CLVTools' apparel
+        # log) its effects are non-centred, and at the support point (the HalfNormal's
+        # scale, effects 0) its gradient is exactly 0, a start nutpie refuses
+        start_unjittered(free_raw)
         free = free_raw * factor
         parts = [free, walk]
     f = pt.concatenate(parts) if len(parts) > 1 else walk
