@@ -126,6 +126,21 @@ def test_holdout_on_cdnow_sample_with_map_fit(sample_rfm, map_fits):
     ]
 
 
+def test_a_map_fit_is_validated_on_many_predictive_draws_by_default(sample_rfm, map_fits):
+    """Without ``n_draws`` a MAP fit's one draw is repeated HOLDOUT_DRAWS times: one
+    simulated holdout made the 90 % interval of the total a single number (e.g. 395 to
+    395 around a mean of 458) and every per-customer interval a point."""
+    from clvbayes.predict.holdout import HOLDOUT_DRAWS
+
+    bg, _ = map_fits
+    default = validate_holdout(bg, sample_rfm, seed=3)
+    given = validate_holdout(bg, sample_rfm, seed=3, n_draws=HOLDOUT_DRAWS)
+    pd.testing.assert_frame_equal(default.totals, given.totals)
+    purchases = default.totals.iloc[0]
+    assert purchases["predicted_q05"] < purchases["predicted_mean"] < purchases["predicted_q95"]
+    assert (default.coverage["difference"].abs() <= 0.03).all(), default.coverage
+
+
 @pytest.mark.slow
 def test_holdout_on_cdnow_master_with_map_fit():
     """All 23,570 master customers: the ML plug-in forecast 16,874 vs 19,684 actual

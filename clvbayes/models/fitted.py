@@ -149,6 +149,12 @@ class FittedModel:
         return self.idata["posterior"].to_dataset()
 
     @property
+    def n_posterior_draws(self) -> int:
+        """Posterior draws in all: chains x draws (1 for a MAP fit)."""
+        sizes = self.idata["posterior"].sizes
+        return int(sizes["chain"] * sizes["draw"])
+
+    @property
     def segment_column(self) -> str | None:
         """Name of the RFM column that defines the segments (None if unsegmented)."""
         return self.spec.segments
@@ -251,7 +257,7 @@ class FittedModel:
         """
         import arviz as az
 
-        n_draws = self.posterior.sizes["chain"] * self.posterior.sizes["draw"]
+        n_draws = self.n_posterior_draws
         kind = "all" if n_draws > 1 and self.posterior.sizes["chain"] > 1 else "stats"
         with warnings.catch_warnings():
             # single-chain/single-draw fits (MAP) have no defined R-hat: said in the docs

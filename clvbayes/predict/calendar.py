@@ -177,12 +177,6 @@ def _future_covariates(
     return values
 
 
-def _flat_draws(fit: Any) -> int:
-    """Number of posterior draws (chains x draws) of a fit."""
-    post = fit.posterior
-    return int(post.sizes["chain"] * post.sizes["draw"])
-
-
 def calendar_multipliers(
     fit: Any,
     *,
@@ -227,7 +221,7 @@ def calendar_multipliers(
         raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be a finite number >= 0; got {horizon!r}.")
-    take = draw_index(_flat_draws(fit), n_draws, cycle=False)
+    take = draw_index(fit.n_posterior_draws, n_draws, cycle=False)
     rng = np.random.default_rng(seed)
     f = forecast_clock(fit, take, float(horizon), rng, calendar_covariates).f
     tail = (1.0 - ci_prob) / 2.0

@@ -397,7 +397,7 @@ def _default_keep(
     if keep_draws is not None:
         return tuple(keep_draws)
     if n_draws is None:
-        n_draws = int(fit.posterior.sizes["chain"] * fit.posterior.sizes["draw"])
+        n_draws = fit.n_posterior_draws
     size_mb = max(len(DRAW_VARIABLES), len(names)) * 4 * n_draws * n_customers / 2**20
     if size_mb <= memory_limit_mb:
         return tuple(dict.fromkeys((*DRAW_VARIABLES, *names)))

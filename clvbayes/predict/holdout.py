@@ -265,9 +265,10 @@ def validate_holdout(
         Seed of the simulation and of the PIT randomization.
     options : PredictOptions, optional
         As for :func:`clvbayes.predict_customers` (``n_draws``: predictive draws per
-        customer, with a MAP fit pass e.g. 1000 so the customer-level predictive
-        distribution is sampled; memory, threads); fields may be passed as keyword
-        arguments. Holdout spend is compared undiscounted and before margin, so the
+        customer, by default every posterior draw, and :data:`HOLDOUT_DRAWS` when the fit
+        has fewer, e.g. a MAP fit's one, whose draw is then repeated so that the
+        customer-level predictive distribution is sampled; memory, threads); fields may
+        be passed as keyword arguments. Holdout spend is compared undiscounted and before margin, so the
         discount, margin, threshold and rank options are ignored here.
     ci_probs : sequence of float
         Central interval masses of the coverage table.
@@ -280,6 +281,9 @@ def validate_holdout(
     """
     rfm_with_holdout = customer_table(rfm_with_holdout)
     opts = PredictOptions.merge(options, kwargs, "validate_holdout")
+    if opts.n_draws is None and fit.n_posterior_draws < HOLDOUT_DRAWS:
+        # a MAP fit has one draw: one simulated holdout would make every interval a point
+        opts = opts.replace(n_draws=HOLDOUT_DRAWS)
     opts = opts.replace(
         annual_discount=0.0,
         continuous_discount=None,
