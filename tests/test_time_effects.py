@@ -85,12 +85,20 @@ def test_walk_information_and_the_partially_centred_scales():
     with pytest.raises(ValueError, match="no walk"):
         cm.walk_information(counts[:3], 2)
     tau = np.array([0.05, 0.05, 0.05, 1e-300])
-    sd, factor = cm.partially_centred(tau, np.array([0.0, 400.0, 1e12, 5.0]))
+    information = np.array([0.0, 400.0, 1e12, 5.0])
+    sd, factor = cm.partially_centred(tau, information)
     np.testing.assert_allclose(sd * factor, tau, rtol=1e-12)
     np.testing.assert_allclose([sd[0], factor[0]], [1.0, 0.05])  # non-centred
     np.testing.assert_allclose([sd[1], factor[1]], [0.05**0.5, 0.05**0.5])  # c = 1/2
     np.testing.assert_allclose([sd[2], factor[2]], [0.05, 1.0], rtol=1e-8)  # centred
     assert np.isfinite([sd[3], factor[3]]).all()  # a vanishing scale stays finite
+    # in a unit: the same limits, a centred coordinate measured in units of 0.2
+    sd, factor = cm.partially_centred(tau, information, 0.2)
+    np.testing.assert_allclose(sd * factor, tau, rtol=1e-12)
+    np.testing.assert_allclose([sd[0], factor[0]], [1.0, 0.05])
+    np.testing.assert_allclose([sd[1], factor[1]], [0.25**0.5, 0.2 * 0.25**0.5])
+    np.testing.assert_allclose([sd[2], factor[2]], [0.25, 0.2], rtol=1e-8)
+    assert np.isfinite([sd[3], factor[3]]).all()
 
 
 def test_the_sampled_path_keeps_the_local_level_prior(sample):

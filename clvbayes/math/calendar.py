@@ -253,19 +253,25 @@ def walk_information(counts: Any, n_free: int) -> np.ndarray:
     return np.concatenate([walk, counts[:n_free]])
 
 
-def partially_centred(tau: Any, information: Any) -> tuple[Any, Any]:
+def partially_centred(tau: Any, information: Any, unit: float = 1.0) -> tuple[Any, Any]:
     """Prior scale and multiplier of a partially centred Gaussian effect.
 
-    An effect ``w ~ N(0, τ)`` is sampled as ``u ~ N(0, τ^c)`` and ``w = τ^(1-c) u`` with
-    ``c = τ²I / (1 + τ²I)``, ``I`` the data's information about ``w``: non-centred
-    (``u = w / τ``) where the data say little compared with the prior, centred
-    (``u = w``) where they pin ``w`` down. For a fixed ``c`` this is the partially
-    non-centred parametrisation (Papaspiliopoulos, Roberts & Sköld 2003, whose Gaussian
-    case has this ``c`` as the weight that leaves ``u`` and ``τ`` uncorrelated); here
-    ``c`` follows the current ``τ``, so the neck of the funnel (small ``τ``) is sampled
-    non-centred and the wide part centred. For every ``c``, fixed or a function of
-    ``τ``, the density of ``u`` given ``τ`` is the one ``w ~ N(0, τ)`` induces: the
-    prior and the posterior of ``w`` and ``τ`` do not change, only NUTS' geometry.
+    An effect ``w ~ N(0, τ)`` is sampled as ``u ~ N(0, (τ/κ)^c)`` and
+    ``w = κ (τ/κ)^(1-c) u`` with ``c = τ²I / (1 + τ²I)``, ``I`` the data's information
+    about ``w`` and ``κ`` the ``unit``: non-centred (``u = w / τ``) where the data say
+    little compared with the prior, centred (``u = w / κ``) where they pin ``w`` down.
+    For a fixed ``c`` this is the partially non-centred parametrisation
+    (Papaspiliopoulos, Roberts & Sköld 2003, whose Gaussian case has this ``c`` as the
+    weight that leaves ``u`` and ``τ`` uncorrelated); here ``c`` follows the current
+    ``τ``, so the neck of the funnel (small ``τ``) is sampled non-centred and the wide
+    part centred. For every ``c``, fixed or a function of ``τ``, and every unit, the
+    density of ``u`` given ``τ`` is the one ``w ~ N(0, τ)`` induces: the prior and the
+    posterior of ``w`` and ``τ`` do not change, only NUTS' geometry.
+
+    The unit matters because ``c`` moves with ``τ``: ``d log(w/u) / d log τ = (1 - c)
+    (1 - 2c log(τ/κ))``, which exceeds 1 (more than non-centred) when ``τ`` is far below
+    ``κ``. Measured in a unit near the typical scale (the time-effect model's
+    ``PATH_UNIT``), it stays between 0 and 1 where the posterior is.
 
     Parameters
     ----------
@@ -273,16 +279,18 @@ def partially_centred(tau: Any, information: Any) -> tuple[Any, Any]:
         Positive prior scales.
     information : array_like or TensorVariable
         Non-negative, broadcast against ``tau``.
+    unit : float
+        Positive; the scale of a fully centred coordinate.
 
     Returns
     -------
     scale, multiplier
-        ``τ^c`` (the prior sd of ``u``) and ``τ^(1-c)``.
+        ``(τ/κ)^c`` (the prior sd of ``u``) and ``κ (τ/κ)^(1-c)``.
     """
     o = ops_for(tau, information)
     c = tau**2 * information / (1.0 + tau**2 * information)
-    log_tau = o.log(tau)
-    return o.exp(c * log_tau), o.exp((1.0 - c) * log_tau)
+    log_ratio = o.log(tau / unit)
+    return o.exp(c * log_ratio), unit * o.exp((1.0 - c) * log_ratio)
 
 
 def level_posterior(f: Any, sigma_level: Any, sigma_noise: Any) -> tuple[np.ndarray, np.ndarray]:

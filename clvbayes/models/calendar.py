@@ -46,8 +46,9 @@ basis diagonalises (:func:`clvbayes.math.calendar.difference_basis`), so the pat
 sampled as ``Δu = V w`` with independent coordinates ``w_j ~ N(0, sqrt(λ_j))``: one
 coordinate per period, no latent level. Each coordinate, and each free effect, is
 partially centred by the data's information about it at the current scales
-(:func:`clvbayes.math.calendar.partially_centred`): centred where the weekly purchases
-pin it down, non-centred where they do not or the scale is small. NUTS (nutpie, the
+(:func:`clvbayes.math.calendar.partially_centred`, in units of :data:`PATH_UNIT`):
+centred where the weekly purchases pin it down, non-centred where they do not or the
+scale is small. NUTS (nutpie, the
 default sampler) starts the path's coordinates and the walk's two scales at PyMC's
 support point without the usual U(-1, 1) jitter
 (:func:`clvbayes.models.compiled.start_unjittered`): well-informed weeks have a
@@ -87,6 +88,7 @@ from clvbayes.priors import Prior, resolve_priors
 
 __all__ = [
     "FREE_SHARE",
+    "PATH_UNIT",
     "TIME_EFFECT_PRIORS",
     "TimeEffects",
     "attach_calendar",
@@ -126,6 +128,19 @@ the free acquisition-period effects. ``calendar_coefficient``: per unit of a cov
 
 FREE_SHARE = 0.95
 """``n_free="auto"``: free periods last until this share of the customers is acquired."""
+
+PATH_UNIT = 0.2
+"""The unit (per week; per period ``0.2 / sqrt(weeks per period)``, like the noise) in
+which the path's partially centred coordinates are measured
+(:func:`clvbayes.math.calendar.partially_centred`). It changes only NUTS' geometry, not
+the model. With the unit 1 the weekly scales (0.03-0.2) sat far below it, and the
+coordinates of weakly informed weeks moved more with their scale than non-centred ones
+do: on small logs `noise_sigma` and `free_sigma` mixed slowly (R-hat 1.01-1.03, bulk ESS
+160-430 of 4,000 draws, E-BFMI under 0.3 on BTYDplus' grocery and CLVTools' apparel
+logs, and on the CDNOW sample). 0.2, about the median of the noise scale's prior and
+of the weekly noise fitted on every log, was chosen on sampling efficiency alone
+(leapfrog steps, ESS, warnings, divergences) on those logs and CDNOW master; numbers in
+``benchmarks/RESULTS.md``."""
 
 
 @dataclass(frozen=True)
@@ -428,14 +443,15 @@ def time_effect(grid: Any, options: TimeEffects, data: Any) -> Any:
         "time_effect_information", lambda d: walk_information(_grid_of(d).counts, n_free)
     )
     scale = pt.sqrt(s_level**2 + 4.0 * s_noise**2 * s)
-    sd, factor = partially_centred(scale, information[:n_diff])
+    unit = PATH_UNIT / np.sqrt(weeks)  # per period, scaled like the noise
+    sd, factor = partially_centred(scale, information[:n_diff], unit)
     z = pm.Normal("time_effect_z", 0.0, sd, shape=n_diff)
     start_unjittered(s_level, s_noise, z)
     walk = pt.concatenate([pt.zeros(1), pt.cumsum(pt.dot(V, factor * z))])
     parts = [walk]
     if n_free:
         free_sigma = priors["free_sigma"].create_variable("free_sigma")
-        sd, factor = partially_centred(free_sigma, information[n_diff:])
+        sd, factor = partially_centred(free_sigma, information[n_diff:], unit)
         free_raw = pm.Normal("free_effect", 0.0, sd, shape=n_free)
         # free_sigma starts jittered: when no free period holds a repeat purchase (a
         # single cohort acquired on the first period's last day, e.g. CLVTools' apparel
