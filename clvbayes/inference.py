@@ -210,6 +210,18 @@ def _wait_for(sampler: Any, allow_partial: bool) -> xr.DataTree:
             return sampler.abort()
         except Exception:  # nutpie: "Sampler has no results to take" (still tuning)
             raise KeyboardInterrupt("NUTS was interrupted before its first draw") from None
+    except RuntimeError as err:
+        sampler.cancel()
+        if "initialization points failed" not in str(err):
+            raise
+        cause = " ".join(str(err).split("Stack backtrace")[0].split())
+        raise RuntimeError(
+            "NUTS (nutpie) could not start any chain: at every initial point it tried, the "
+            "log density or its gradient was not finite or a gradient was exactly 0 "
+            f"(nutpie: {cause}). Check the data for degenerate columns; sampler='pymc' "
+            "starts without nutpie's check, and method='map' shows where the density "
+            "stands. Please report it with the data's shape if the data look sound."
+        ) from None
     except BaseException:  # SIGTERM (the command line's handler), errors
         sampler.cancel()
         raise

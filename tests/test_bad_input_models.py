@@ -644,3 +644,40 @@ def test_a_prior_on_v_in_currency_units_still_means_currency_units(weekly):
     cents = weekly.assign(monetary_value=weekly["monetary_value"] * 100)
     for rfm in (weekly, cents):
         assert spec.fit(rfm, **MAP).posterior["v"].item() == pytest.approx(5, abs=0.05)
+
+
+def test_a_sampler_that_cannot_start_is_said_in_words():
+    """nutpie's "All initialization points failed" (a Rust error with a stack backtrace)
+    becomes one message saying what it means and what to try; other errors pass through,
+    and the sampler is cancelled either way."""
+    from clvbayes.inference import _wait_for
+
+    class Failing:
+        cancelled = False
+
+        def __init__(self, message):
+            self.message = message
+
+        def wait(self):
+            raise RuntimeError(self.message)
+
+        def cancel(self):
+            self.cancelled = True
+
+    nutpie_error = (
+        "All initialization points failed\n\nCaused by:\n    Could not initialize state "
+        "because of bad initial gradient: Invalid initial point\n    \n    Stack backtrace:\n"
+        "   0: <unknown>\n"
+    )
+    sampler = Failing(nutpie_error)
+    with pytest.raises(RuntimeError) as exc:
+        _wait_for(sampler, allow_partial=False)
+    message = str(exc.value)
+    assert message.startswith("NUTS (nutpie) could not start any chain")
+    assert "bad initial gradient: Invalid initial point)" in message
+    assert "backtrace" not in message and "sampler='pymc'" in message
+    assert sampler.cancelled
+    other = Failing("something else")
+    with pytest.raises(RuntimeError, match=r"^something else$"):
+        _wait_for(other, allow_partial=False)
+    assert other.cancelled
