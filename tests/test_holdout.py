@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -237,3 +239,16 @@ def test_holdout_on_cdnow_sample_with_nuts_fit(sample_rfm):
     purchases = report.totals.set_index("quantity").loc["purchases"]
     assert purchases["error_pct"] > -12.1 - 1.0
     assert (report.coverage["difference"].abs() <= 0.03).all(), report.coverage
+
+
+def test_predict_customers_warns_that_a_map_fits_intervals_are_one_simulation(sample_rfm, map_fits):
+    from clvbayes.predict import predict_customers
+
+    bg, _ = map_fits
+    with pytest.warns(UserWarning, match=r"1 posterior draw\(s\).*pass n_draws=1000"):
+        one = predict_customers(bg, sample_rfm, horizon=39, seed=1)
+    assert (one.summary["purchases_q05"] == one.summary["purchases_q95"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        many = predict_customers(bg, sample_rfm, horizon=39, seed=1, n_draws=1000)
+    assert (many.summary["purchases_q05"] < many.summary["purchases_q95"]).any()

@@ -88,6 +88,7 @@ from clvbayes.progress import progress_bar
 
 __all__ = [
     "DRAW_VARIABLES",
+    "FEW_DRAWS",
     "Result",
     "dert",
     "draw_variables",
@@ -100,6 +101,11 @@ __all__ = [
 
 DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 """Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
+
+FEW_DRAWS = 10
+"""Below this many posterior draws (a MAP fit has one) and without ``n_draws``,
+:func:`predict_customers` warns that its interval columns come from that few simulated
+futures."""
 
 
 class _ParquetSink:
@@ -233,6 +239,15 @@ def predict_customers(
     _check_windows(opts, customers.horizon)
     theta, coords = population_draws(fit, opts.n_draws)
     n_samples = next(iter(theta.values())).shape[0]
+    if opts.n_draws is None and n_samples < FEW_DRAWS:
+        warnings.warn(
+            f"predict_customers: the fit has {n_samples} posterior draw(s) (e.g. "
+            "method='map'), so each customer's interval, quantile and probability columns "
+            f"come from {n_samples} simulated future(s); pass n_draws=1000 to sample the "
+            "predictive distribution at these parameters (the draws are repeated).",
+            UserWarning,
+            stacklevel=2,
+        )
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     clock_end = _add_clock(theta, fit, customers.horizon, root, opts)
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
