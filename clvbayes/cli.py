@@ -357,8 +357,8 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "--calendar-covariates",
         metavar="FILE",
         help="with --time-effects: CSV or Parquet of known calendar covariates, one row per "
-        "period (first column a date in the period, e.g. its start, then numeric columns such as a "
-        "holiday dummy), covering calibration and the forecast",
+        "period (first column a date in the period, e.g. its start, then numeric columns "
+        "such as a holiday dummy), covering calibration and the forecast",
     )
     p.add_argument(
         "--customer-table",

@@ -48,9 +48,8 @@ coordinate per period, no latent level. Each coordinate, and each free effect, i
 partially centred by the data's information about it at the current scales
 (:func:`clvbayes.math.calendar.partially_centred`, in units of :data:`PATH_UNIT`):
 centred where the weekly purchases pin it down, non-centred where they do not or the
-scale is small. NUTS (nutpie, the
-default sampler) starts the path's coordinates and the walk's two scales at PyMC's
-support point without the usual U(-1, 1) jitter
+scale is small. NUTS (nutpie, the default sampler) starts the path's coordinates and
+the walk's two scales at PyMC's support point without the usual U(-1, 1) jitter
 (:func:`clvbayes.models.compiled.start_unjittered`): well-informed weeks have a
 posterior sd of a few hundredths, so the jitter put each chain dozens of sds away and
 the first 100 warm-up iterations took 10,000-14,000 leapfrog steps on CDNOW master
@@ -135,9 +134,9 @@ which the path's partially centred coordinates are measured
 (:func:`clvbayes.math.calendar.partially_centred`). It changes only NUTS' geometry, not
 the model. With the unit 1 the weekly scales (0.03-0.2) sat far below it, and the
 coordinates of weakly informed weeks moved more with their scale than non-centred ones
-do: on small logs `noise_sigma` and `free_sigma` mixed slowly (R-hat 1.01-1.03, bulk ESS
-160-430 of 4,000 draws, E-BFMI under 0.3 on BTYDplus' grocery and CLVTools' apparel
-logs, and on the CDNOW sample). 0.2, about the median of the noise scale's prior and
+do: on small logs ``noise_sigma`` and ``free_sigma`` mixed slowly (R-hat 1.01-1.03,
+bulk ESS 160-430 of 4,000 draws, E-BFMI under 0.3 on BTYDplus' grocery and CLVTools'
+apparel logs, and on the CDNOW sample). 0.2, about the median of the noise scale's prior and
 of the weekly noise fitted on every log, was chosen on sampling efficiency alone
 (leapfrog steps, ESS, warnings, divergences) on those logs and CDNOW master; numbers in
 ``benchmarks/RESULTS.md``."""
