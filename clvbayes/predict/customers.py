@@ -137,6 +137,20 @@ class _ParquetSink:
             self.writer.close()
 
 
+def _warn_if_few_draws(n_samples: int) -> None:
+    """Warn that a fit's few posterior draws (MAP: one) make the interval columns that
+    few simulated futures (``predict_customers`` without ``n_draws``)."""
+    if n_samples < FEW_DRAWS:
+        warnings.warn(
+            f"predict_customers: the fit has {n_samples} posterior draw(s) (e.g. "
+            "method='map'), so each customer's interval, quantile and probability columns "
+            f"come from {n_samples} simulated future(s); pass n_draws=1000 to sample the "
+            "predictive distribution at these parameters (the draws are repeated).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def predict_customers(
     fit: FittedModel,
     rfm: Any,
@@ -239,15 +253,8 @@ def predict_customers(
     _check_windows(opts, customers.horizon)
     theta, coords = population_draws(fit, opts.n_draws)
     n_samples = next(iter(theta.values())).shape[0]
-    if opts.n_draws is None and n_samples < FEW_DRAWS:
-        warnings.warn(
-            f"predict_customers: the fit has {n_samples} posterior draw(s) (e.g. "
-            "method='map'), so each customer's interval, quantile and probability columns "
-            f"come from {n_samples} simulated future(s); pass n_draws=1000 to sample the "
-            "predictive distribution at these parameters (the draws are repeated).",
-            UserWarning,
-            stacklevel=2,
-        )
+    if opts.n_draws is None:
+        _warn_if_few_draws(n_samples)
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     clock_end = _add_clock(theta, fit, customers.horizon, root, opts)
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
