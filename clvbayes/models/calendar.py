@@ -311,15 +311,10 @@ def covariate_periods(grid: CalendarGrid, index: Any) -> np.ndarray:
     if repeated.any():
         first = period[repeated][0]
         dates = pd.to_datetime(pd.Index(index)[period == first]).normalize()
-        distinct = dates.unique()
-        shown = (
-            f"{dates.size} rows dated {distinct[0].date()}"
-            if distinct.size == 1
-            else f"{dates.size} rows dated " + ", ".join(str(d.date()) for d in distinct[:3])
-        )
+        shown = ", ".join(str(d.date()) for d in dates.unique()[:3])
         raise ValueError(
             f"calendar covariates: {int(repeated.sum())} rows share a period with another "
-            f"row, e.g. {shown} in the period starting "
+            f"row, e.g. {dates.size} rows dated {shown} in the period starting "
             f"{pd.Timestamp(grid.period_start(first)).date()} (periods of 1 {grid.time_unit} "
             f"from {grid.origin}); give one row per period, common to all customers (e.g. "
             "aggregate the rows of each period)."

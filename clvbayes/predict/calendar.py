@@ -207,7 +207,8 @@ def calendar_multipliers(
     seed : int, optional
         Stream of the future paths.
     calendar_covariates : DataFrame, optional
-        Future values of the fit's calendar covariates (one row per period, indexed by a date in the period).
+        Future values of the fit's calendar covariates (one row per period, indexed by
+        a date in the period).
 
     Returns
     -------

@@ -268,8 +268,9 @@ def validate_holdout(
         customer, by default every posterior draw, and :data:`HOLDOUT_DRAWS` when the fit
         has fewer, e.g. a MAP fit's one, whose draw is then repeated so that the
         customer-level predictive distribution is sampled; memory, threads); fields may
-        be passed as keyword arguments. Holdout spend is compared undiscounted and before margin, so the
-        discount, margin, threshold and rank options are ignored here.
+        be passed as keyword arguments. Holdout spend is compared undiscounted and
+        before margin, so the discount, margin, threshold and rank options are ignored
+        here.
     ci_probs : sequence of float
         Central interval masses of the coverage table.
     pit_bins : int

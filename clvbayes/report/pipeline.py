@@ -539,9 +539,7 @@ def _compare(
     notes = [
         f"{_family_label(n)}: not compared, it cannot be fitted per segment yet." for n in skipped
     ]
-    sampled = all(
-        f.posterior.sizes["chain"] * f.posterior.sizes["draw"] > 1 for f in models.values()
-    )
+    sampled = all(f.n_posterior_draws > 1 for f in models.values())
     compared = holdout = None
     if sampled:
         compared = compare(models)
