@@ -142,6 +142,12 @@ class Factor(NamedTuple):
     (profile, value) pairs), else None. For a Factor of *parameters* over profiles
     (:func:`at_levels`) the levels are the per-profile values and ``index`` each row's
     profile."""
+    n_levels: Any = None
+    """The number of levels when it is data but ``levels`` are not (the operational ``T``
+    of a calendar-time model: a value per level of ``T`` computed from the parameters);
+    None: the length of ``levels``' last axis. :func:`level_weights` sizes its sums by it,
+    so that in a compiled model they stay data, computed once per data set rather than in
+    every gradient."""
 
     @classmethod
     def of(cls, values: Any) -> Factor:
@@ -217,7 +223,8 @@ def level_weights(column: Factor, weights: Any) -> Any:
     import pytensor.tensor as pt
 
     w = pt.broadcast_to(pt.as_tensor_variable(weights).astype("float64"), column.index.shape)
-    return pt.inc_subtensor(pt.zeros(column.levels.shape[-1])[column.index], w)
+    size = column.levels.shape[-1] if column.n_levels is None else column.n_levels
+    return pt.inc_subtensor(pt.zeros(size)[column.index], w)
 
 
 class LogLikTerms:

@@ -93,7 +93,12 @@ def _crossed_operational(operational_T: Any, data: Any) -> Any:
         "T_crossed_level",
         lambda d: np.searchsorted(d.factor("T").levels, d.crossed("T").levels).astype(np.int64),
     )
-    return Factor(operational_T.levels[..., level], crossed.index, crossed.profiles)
+    return Factor(
+        operational_T.levels[..., level],
+        crossed.index,
+        crossed.profiles,
+        n_levels=crossed.levels.shape[-1],
+    )
 
 
 def split_coefficients(
