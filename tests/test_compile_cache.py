@@ -114,6 +114,26 @@ def test_the_key_depends_on_the_graph_not_on_the_data_values():
     assert cache.graph_key(on_constants) != cache.graph_key(spec.build(spec.prepare(_rfm(2))))
 
 
+def test_the_key_changes_with_the_likelihood_and_the_priors_families():
+    """The key hashes the model's variables, potentials and deterministics rather than
+    the log density PyMC derives from them (the derivation is fixed by PyMC's version,
+    in the key): another likelihood, another prior family (and so another value
+    transform) or another deterministic is another key."""
+    from clvbayes import MBGNBD
+
+    rfm = _rfm(1)
+    specs = [
+        BGNBD(),
+        MBGNBD(),  # another potential
+        BGNBD(priors={"r": Prior("HalfNormal", sigma=2)}),  # another family, same transform
+        BGNBD(priors={"a": Prior("Gamma", alpha=1, beta=1), "b": Prior("Gamma", alpha=1, beta=1)}),
+        BGNBD(purchase_covariates=["age"]),  # a coefficient and its deterministic
+    ]
+    data = rfm.assign(age=np.arange(len(rfm), dtype=float))
+    keys = [cache.graph_key(s.build(SharedRFM(s.prepare(data)))) for s in specs]
+    assert len(set(keys)) == len(keys)
+
+
 def test_the_key_changes_with_the_rewrites_left_out(monkeypatch):
     # code compiled with other rewrites is other code: an entry compiled before the
     # rewrites left out changed must not be found
