@@ -482,29 +482,26 @@ def operational_columns(f: Any, grid: CalendarGrid, block: Any) -> tuple[Any, An
     of a block of compressed rows under the log multipliers ``f`` (numpy or PyTensor).
 
     A row first seen at ``c = G - T`` has ``M(T) = C(G) - C(c)`` (one value per level of
-    ``T``) and ``M(t_x) = C(c + t_x) - C(c)``, with ``C(c + t_x)`` computed once per
-    distinct position of a last purchase (CDNOW master: 994 positions for its
-    8,685 rows) and gathered to the rows. The grid positions are read from the data
-    through ``block.derived`` (inputs of a compiled model that takes new data).
+    ``T``) and ``M(t_x) = C(c + t_x) - C(c)``. The rows' grid positions are read from the
+    data through ``block.derived`` (inputs of a compiled model that takes new data).
     """
     n = grid.n_periods
 
     def starts(d: Any) -> GridPositions:
         return positions(_grid_of(d).grid_end - d.factor("T").levels, n)
 
-    def row_ends(d: Any) -> Factor:
+    def row_ends(d: Any) -> GridPositions:
         end = _grid_of(d).grid_end
-        return Factor.of(end - d.factor("T").values + d.factor("recency").values)
+        return positions(end - d.factor("T").values + d.factor("recency").values, n)
 
     at_start = GridPositions(
         block.derived("clock_start_index", lambda d: starts(d).index),
         block.derived("clock_start_fraction", lambda d: starts(d).fraction),
     )
-    at_row = GridPositions(  # per distinct position of a row's last purchase
-        block.derived("clock_last_index", lambda d: positions(row_ends(d).levels, n).index),
-        block.derived("clock_last_fraction", lambda d: positions(row_ends(d).levels, n).fraction),
+    at_row = GridPositions(
+        block.derived("clock_recency_index", lambda d: row_ends(d).index),
+        block.derived("clock_recency_fraction", lambda d: row_ends(d).fraction),
     )
-    row_end = block.derived("clock_last_level", lambda d: row_ends(d).index)
     at_end = GridPositions(  # scalars: they broadcast against the rows
         block.derived("clock_end_index", lambda d: positions(_grid_of(d).grid_end, n).index),
         block.derived("clock_end_fraction", lambda d: positions(_grid_of(d).grid_end, n).fraction),
@@ -515,7 +512,7 @@ def operational_columns(f: Any, grid: CalendarGrid, block: Any) -> tuple[Any, An
     if getattr(c_end, "ndim", 0) > 0:  # numpy draws (..., P): one end per draw
         c_end = c_end[..., None]
     m_T = Factor(c_end - c_start, T.index, n_levels=T.levels.shape[-1])
-    m_tx = clock_at(f, at_row)[..., row_end] - c_start[..., T.index]
+    m_tx = clock_at(f, at_row) - c_start[..., T.index]
     return m_tx, m_T
 
 
