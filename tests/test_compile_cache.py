@@ -134,6 +134,19 @@ def test_the_key_changes_with_the_likelihood_and_the_priors_families():
     assert len(set(keys)) == len(keys)
 
 
+def test_the_key_covers_the_data_of_observed_variables():
+    """clvbayes' likelihoods are potentials, but a model with an observed variable (its
+    data are not ancestors of the variable in the graph) gets a key per data set too."""
+    import pymc as pm
+
+    def model(y):
+        with pm.Model() as m:
+            pm.Normal("y", pm.Normal("mu"), 1.0, observed=y)
+        return m
+
+    assert cache.graph_key(model(np.zeros(3))) != cache.graph_key(model(np.ones(3)))
+
+
 def test_the_key_changes_with_the_rewrites_left_out(monkeypatch):
     # code compiled with other rewrites is other code: an entry compiled before the
     # rewrites left out changed must not be found

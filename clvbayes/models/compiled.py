@@ -231,10 +231,12 @@ def graph_key(model: Any) -> str:
     from pytensor.graph.traversal import graph_inputs, io_toposort
 
     # the model's own graphs (its variables, potentials and deterministics in terms of
-    # the random variables) determine its log density and what it keeps, given PyMC's
-    # version (in the key): hashing them skips deriving the log density, about 0.25 s of a
-    # time-effect refit
-    outputs = [*model.free_RVs, *model.observed_RVs, *model.potentials, *model.deterministics]
+    # the random variables, and the observed variables' data) determine its log density
+    # and what it keeps, given PyMC's version (in the key): hashing them skips deriving
+    # the log density, about 0.3 s of a time-effect refit
+    observed = [model.rvs_to_values[rv] for rv in model.observed_RVs]
+    outputs = [*model.free_RVs, *model.observed_RVs, *observed, *model.potentials]
+    outputs += model.deterministics
     inputs = list(graph_inputs(outputs))
     ids: dict[Any, int] = {}
     lines: list[str] = []
