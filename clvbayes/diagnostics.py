@@ -85,7 +85,7 @@ def diagnose(idata: xr.DataTree, var_names: list[str]) -> Diagnosis:
         ``table`` has one row per parameter with columns ``r_hat, ess_bulk, ess_tail``;
         ``problems`` lists each failed check with what to try.
     """
-    from arviz_base import rcParams  # the tail quantile ArviZ's summary uses
+    from arviz_base.rcparams import rcParams  # the tail quantile ArviZ's summary uses
 
     post, var_names = _flat_parameters(idata["posterior"].to_dataset(), var_names)
     tail = float(rcParams["stats.ci_prob"])

@@ -1,6 +1,6 @@
 """Importing third-party packages without the parts of their ``__init__`` a fit never uses.
 
-A fresh process that fits a model pays for every module its imports load. Two packages
+A fresh process that fits a model pays for every module its imports load. Three packages
 load much more than clvbayes needs, from their ``__init__``:
 
 - ``pymc_extras/__init__`` imports its inference, marginalisation and state-space code
@@ -9,6 +9,11 @@ load much more than clvbayes needs, from their ``__init__``:
   into one namespace, loading ``scipy.stats`` and ``matplotlib.pyplot`` (about 0.8 s).
   nutpie imports ``arviz`` at import and calls two of its names when it returns the
   draws, ``from_dict`` and ``dict_to_dataset``, which are ``arviz_base``'s.
+- ``arviz_base/__init__`` imports every converter; the numpyro one asks ``lazy_loader``
+  for ``jax`` and ``numpyro``, which, when they are not installed, calls
+  ``inspect.stack()`` and reads the source of every frame on the stack (about 0.3 s of
+  a fit on 600 customers). The two names come from ``arviz_base.io_dict`` and
+  ``arviz_base.base``.
 
 :func:`defer_package_init` registers such a package as a module whose ``__init__`` runs
 at the first attribute access that needs it: its submodules import without it, and the
@@ -90,13 +95,15 @@ def import_deferred(name: str, submodule: str, light: Mapping[str, str] | None =
         raise
 
 
-_ARVIZ_LIGHT = {"from_dict": "arviz_base", "dict_to_dataset": "arviz_base"}
+_ARVIZ_LIGHT = {"from_dict": "arviz_base.io_dict", "dict_to_dataset": "arviz_base.base"}
 
 
 def import_nutpie(module: str = "nutpie") -> types.ModuleType:
     """``nutpie`` (or its submodule ``module``, e.g. ``"nutpie.compile_pymc"``), imported
-    without running ``arviz/__init__`` (see the module docstring): the draws nutpie
-    returns are built by ``arviz_base``, as they would be through ``arviz``."""
+    without running ``arviz/__init__`` or ``arviz_base/__init__`` (see the module
+    docstring): the draws nutpie returns are built by ``arviz_base``'s own functions, as
+    they would be through ``arviz``."""
     if "nutpie" not in sys.modules:
+        defer_package_init("arviz_base")
         import_deferred("arviz", "nutpie", _ARVIZ_LIGHT)
     return importlib.import_module(module)
