@@ -511,13 +511,11 @@ def test_calendar_covariates_count_for_the_period_that_holds_their_date(sample):
     with_early = pd.concat([early, later])
     np.testing.assert_array_equal(prepared(with_early).extras["calendar"].covariates, expected)
     daily = pd.concat([by_start, later.iloc[[3]]])  # two rows in period 3
-    with pytest.raises(ValueError, match=r"2 rows share a period with another row, e\.g\. 2 rows"):
+    with pytest.raises(
+        ValueError, match=r"2 rows share a period with another row, e\.g\. 2 rows"
+    ) as exc:
         prepared(daily)
-    message = ""
-    try:
-        prepared(daily)
-    except ValueError as err:
-        message = str(err)
+    message = str(exc.value)
     assert str(starts[3].date()) in message and "one row per period" in message
 
 
