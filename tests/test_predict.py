@@ -441,6 +441,39 @@ def test_draw_matrix_on_disk_reads_back_what_was_written(tmp_path):
     assert not list(tmp_path.iterdir())  # the temporary file is gone
 
 
+def test_draw_matrix_writes_consecutive_blocks_as_one(tmp_path, monkeypatch):
+    """On disk, consecutive column blocks are gathered in the write buffer and written
+    together (wide blocks: large reads for the ranks); blocks out of order, wider than
+    the buffer or not yet flushed read back all the same."""
+    from clvbayes.predict.spill import DrawMatrix
+
+    values = np.random.default_rng(6).gamma(1.0, 50.0, size=(37, 1000)).astype(np.float32)
+    written = []
+    real = os.pwritev
+    monkeypatch.setattr(os, "pwritev", lambda fd, bufs, off: written.append(
+        sum(memoryview(b).nbytes for b in bufs)) or real(fd, bufs, off))  # fmt: skip
+    buffer_mb = 37 * 4 * 300 / 2**20  # 300 columns
+    with DrawMatrix(37, 1000, max_memory_mb=0.001, directory=tmp_path, buffer_mb=buffer_mb) as disk:
+        assert disk.on_disk and disk.buffer_mb == pytest.approx(buffer_mb)
+        for start in range(0, 700, 70):  # in order: 4 chunks per write
+            disk.write_columns(start, values[:, start : start + 70])
+        disk.write_columns(900, values[:, 900:1000])  # out of order
+        disk.write_columns(700, values[:, 700:900])  # not contiguous with what is held
+        np.testing.assert_array_equal(disk[3:20], values[3:20])  # flushes what is held
+        assert written[:2] == [37 * 4 * 280] * 2 and sum(written) == values.nbytes
+        with pytest.raises(ValueError, match="overlap"):
+            disk.write_columns(650, values[:, 650:660])
+        for k, v in rank_columns(values, (0.1, 0.5)).items():
+            np.testing.assert_array_equal(rank_columns(disk, (0.1, 0.5), block_draws=8)[k], v)
+    with DrawMatrix(
+        5, 50, max_memory_mb=0.0001, directory=tmp_path, buffer_mb=5 * 4 * 8 / 2**20
+    ) as disk:
+        disk.write_columns(0, values[:5, :20])  # wider than the buffer: written directly
+        disk.write_columns(20, values[:5, 20:26])  # held
+        np.testing.assert_array_equal(disk[0:5], np.where(np.arange(50) < 26, values[:5, :50], 0))
+    assert not list(tmp_path.iterdir())
+
+
 def test_ranks_spilled_to_disk_match_ranks_of_the_returned_draws(bg_fit, gg_fit, rfm, tmp_path):
     """A memory cap below the CLV draws (1000 x 150 x 4 B) moves them to a file; the ranks
     must still be those of exactly the draws returned, customer by customer."""

@@ -260,12 +260,20 @@ def predict_customers(
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
     jobs = _n_jobs(opts.n_jobs)
     # the CLV draws of all customers (for the ranks) stay in memory up to half the cap,
-    # else spill to a file; the chunks' working memory gets the rest of the cap
+    # else spill to a file through a write buffer of an eighth of the cap (wide blocks:
+    # large reads for the ranks); the chunks' working memory gets the rest of the cap
     clv_all = None
     if opts.ranks and spend is not None:
-        half = opts.memory_limit_mb / 2
-        clv_all = DrawMatrix(n_samples, n, max_memory_mb=half, directory=opts.spill_dir)
-    held_mb = 0.0 if clv_all is None or clv_all.on_disk else n_samples * n * 4 / 2**20
+        clv_all = DrawMatrix(
+            n_samples,
+            n,
+            max_memory_mb=opts.memory_limit_mb / 2,
+            directory=opts.spill_dir,
+            buffer_mb=opts.memory_limit_mb / 8,
+        )
+    held_mb = 0.0
+    if clv_all is not None:
+        held_mb = clv_all.buffer_mb if clv_all.on_disk else n_samples * n * 4 / 2**20
     share_mb = (opts.memory_limit_mb - held_mb) / jobs
     size, block_draws = plan_chunks(n_samples, n, share_mb, opts.chunk_customers)
     settings = {

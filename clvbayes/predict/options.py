@@ -84,7 +84,8 @@ class PredictOptions:
     memory_limit_mb : float
         Cap on the working memory of the scoring (all threads together). The CLV draws
         the ranks need (4 bytes per draw and customer) stay in memory up to half of it
-        and count against it; above that they go to a temporary file in ``spill_dir``.
+        and count against it; above that they go to a temporary file in ``spill_dir``,
+        through a write buffer of an eighth of the cap.
     chunk_customers : int, optional
         Customers per chunk; by default as many as ``memory_limit_mb`` allows.
     n_jobs : int, optional
