@@ -194,7 +194,8 @@ def rank_columns(
     top : iterable of float
         Shares in ``(0, 1]``, e.g. ``0.1`` for the top 10 %.
     block_draws : int, optional
-        Draws read per pass (default: about 16 million values, at least 8).
+        Draws read per pass (default: about 16 million values, and at least 8 per thread:
+        a pass ranks its groups of 8 draws on ``n_jobs`` threads at once).
     n_jobs : int
         Threads ranking draws in parallel (sorting releases the GIL).
 
@@ -212,8 +213,8 @@ def rank_columns(
         if not 0 < k <= 1:
             raise ValueError(f"top shares must be in (0, 1], got {k}")
     n_draws, n = clv.shape
-    if block_draws is None:
-        block_draws = max(_RANK_GROUP, 2**24 // max(n, 1))
+    if block_draws is None:  # (at 10M customers 8 draws were 2**24 values: one thread)
+        block_draws = max(_RANK_GROUP * max(1, int(n_jobs)), 2**24 // max(n, 1))
     block_draws = max(_RANK_GROUP, int(block_draws) // _RANK_GROUP * _RANK_GROUP)
     from clvbayes.math.order import add_draw_ranks
 
