@@ -287,6 +287,10 @@ def predict_customers(
         "block_draws": block_draws,
         "windows": opts.windows,
         "seed": stream_key(root),  # keys each element's stream with its draw and row
+        # the summary needs only the means of these, unless their draws are kept
+        "means_only": ()
+        if stream_to is not None
+        else tuple(k for k in ("p_alive", "expected_purchases") if k not in keep),
     }
     kept = {k: np.empty((n_samples, n), dtype=dtype_of(k)) for k in names if k in keep}
     order = row_order(customers)
@@ -317,9 +321,14 @@ def _summary_rows(
     extra = None
     if "clv_conditional_mean" in draws:
         extra = {"clv_conditional_mean": draws.pop("clv_conditional_mean")}
+    means = {
+        k: draws.pop(f"{k}_mean") for k in ("p_alive", "expected_purchases") if f"{k}_mean" in draws
+    }
     columns = {"customer_id": chunk.ids}
     columns.update(
-        customer_columns(draws, thresholds=opts.thresholds, ci_prob=opts.ci_prob, extra=extra)
+        customer_columns(
+            draws, thresholds=opts.thresholds, ci_prob=opts.ci_prob, extra=extra, means=means
+        )
     )
     return pd.DataFrame(columns, index=part)
 

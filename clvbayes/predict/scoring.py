@@ -251,8 +251,10 @@ def _block(
     design: CovariateDesign | None = None,
     spend_design: CovariateDesign | None = None,
     conditional: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """All draws-level quantities for a block of draws (rows) and customers (columns).
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """All draws-level quantities for a block of draws (rows) and customers (columns):
+    ``(per customer, per unique row, each customer's unique row)``; ``p_alive`` and
+    ``expected_purchases`` are per unique row.
 
     ``draws`` are the block's indices among all posterior draws used and ``seed`` the
     stream seed (:func:`clvbayes.math.kernels.stream_key`): with the customers' positions
@@ -280,8 +282,9 @@ def _block(
         data, window = (rows["x"], *clock.history(rows["t_x"], rows["T"])), clock.window(rows["h"])
     alive_rows = family.p_alive(*params, *data)
     expected = family.expected_purchases(*params, *data, window, alive=alive_rows)
-    out = {"p_alive": alive_rows[:, inv], "expected_purchases": expected[:, inv]}
-    elements = (*out["p_alive"].shape, len(windows))
+    per_row = {"p_alive": alive_rows, "expected_purchases": expected}
+    out: dict[str, np.ndarray] = {}
+    elements = (alive_rows.shape[0], inv.size, len(windows))
     simulate: dict[str, Any] = {"seed": seed, "discount_rate": delta, "margin": margin}
     if clock is not None:
         simulate["clock"] = clock.knots()
@@ -311,7 +314,7 @@ def _block(
         out[f"purchases_{label}"] = simulate["window_count"][..., i]
         if clv is not None:
             out[f"clv_{label}"] = simulate["window_clv"][..., i]
-    return out
+    return out, per_row, inv
 
 
 def _discounted(
@@ -362,20 +365,27 @@ def score_chunk(
     c: Customers,
     *,
     block_draws: int,
+    means_only: tuple[str, ...] = (),
     **options: Any,
 ) -> dict[str, np.ndarray]:
     """Draws ``(sample, customer)`` of one customer chunk, filled block of draws by block,
     and with a spend fit ``clv_conditional_mean`` (one value per customer, the draws
     summed in order).
 
-    ``options`` go to the block (``seed``, ``delta``, ``margin``, ``nodes``, ``family``,
-    ``clock_end``, ``windows``, ``design``, ``spend_design``)."""
+    ``means_only``: of ``p_alive`` and ``expected_purchases``, those for which only each
+    customer's mean over the draws is wanted, returned as ``<name>_mean``: the draws
+    (stored in float32) summed in order once per unique row, the same numbers as
+    :func:`clvbayes.math.order.column_moments` of the customers' draws, without making
+    them. ``options`` go to the block (``seed``, ``delta``, ``margin``, ``nodes``,
+    ``family``, ``clock_end``, ``windows``, ``design``, ``spend_design``)."""
     n_samples = next(iter(theta.values())).shape[0]
     out: dict[str, np.ndarray] = {}
+    sums: dict[str, np.ndarray] = {}
+    inv = np.zeros(0, dtype=np.int64)
     conditional = None if spend is None else np.zeros(len(c))
     for start in range(0, n_samples, block_draws):
         part = slice(start, start + block_draws)
-        block = _block(
+        block, per_row, inv = _block(
             {k: v[part] for k, v in theta.items()},
             None if spend is None else {k: v[part] for k, v in spend.items()},
             c,
@@ -383,10 +393,20 @@ def score_chunk(
             conditional=conditional,
             **options,
         )
-        for name, values in block.items():
+        customers = {}
+        for name, values in per_row.items():
+            if name not in means_only:
+                customers[name] = values[:, inv]
+                continue
+            stored = values.astype(dtype_of(name)).astype(float)  # as the draws are kept
+            previous = sums.get(name, np.zeros((1, stored.shape[1])))  # in order: cumsum
+            sums[name] = np.cumsum(np.concatenate([previous, stored]), axis=0)[-1:]
+        for name, values in {**customers, **block}.items():
             if name not in out:
                 out[name] = np.empty((n_samples, len(c)), dtype=dtype_of(name))
             out[name][part] = values
+    for name, total in sums.items():
+        out[f"{name}_mean"] = total[0, inv] / n_samples
     if conditional is not None:
         out["clv_conditional_mean"] = conditional / n_samples
     return out

@@ -246,6 +246,7 @@ def customer_columns(
     thresholds: Iterable[float] = (),
     ci_prob: float = 0.9,
     extra: Mapping[str, np.ndarray] | None = None,
+    means: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every per-customer column that needs only that customer's draws.
 
@@ -262,6 +263,9 @@ def customer_columns(
     extra : mapping, optional
         Columns placed as they are right after the CLV description (e.g.
         ``clv_conditional_mean``).
+    means : mapping, optional
+        ``p_alive`` or ``expected_purchases`` means already computed (their draws are
+        then not in ``samples``).
 
     Returns
     -------
@@ -274,6 +278,8 @@ def customer_columns(
     for name in ("p_alive", "expected_purchases"):
         if name in samples:
             columns[name] = column_moments(samples[name])[0]
+        elif means and name in means:
+            columns[name] = means[name]
     if "purchases" in samples:
         columns.update(describe("purchases", samples["purchases"], ci_prob=ci_prob))
     if "clv" in samples:
