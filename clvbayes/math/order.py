@@ -23,7 +23,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["add_draw_ranks", "column_moments", "column_order_statistics"]
+__all__ = ["add_draw_ranks", "add_rows_in_order", "column_moments", "column_order_statistics"]
 
 _JIT = {"nogil": True, "cache": True, "fastmath": False}
 
@@ -133,6 +133,20 @@ def _moments(values: Any, moments: Any) -> None:
             square += d * d
         moments[0, j] = mean
         moments[1, j] = math.sqrt(square / (n - 1)) if n > 1 else np.nan
+
+
+@numba.njit(**_JIT)
+def _add_rows(total: Any, values: Any) -> None:
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            total[j] += float(values[i, j])
+
+
+def add_rows_in_order(total: np.ndarray, values: np.ndarray) -> None:
+    """Add the rows of ``values`` ``(draw, column)`` to ``total`` (float64, one per
+    column) one after another, in float64: the running sums of :func:`column_moments`,
+    so a column's sum over blocks of draws is the one it would have over all of them."""
+    _add_rows(total, np.ascontiguousarray(values))
 
 
 def column_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -378,6 +378,8 @@ def score_chunk(
     :func:`clvbayes.math.order.column_moments` of the customers' draws, without making
     them. ``options`` go to the block (``seed``, ``delta``, ``margin``, ``nodes``,
     ``family``, ``clock_end``, ``windows``, ``design``, ``spend_design``)."""
+    from clvbayes.math.order import add_rows_in_order  # (numba: imported when scoring)
+
     n_samples = next(iter(theta.values())).shape[0]
     out: dict[str, np.ndarray] = {}
     sums: dict[str, np.ndarray] = {}
@@ -398,15 +400,14 @@ def score_chunk(
             if name not in means_only:
                 customers[name] = values[:, inv]
                 continue
-            stored = values.astype(dtype_of(name)).astype(float)  # as the draws are kept
-            previous = sums.get(name, np.zeros((1, stored.shape[1])))  # in order: cumsum
-            sums[name] = np.cumsum(np.concatenate([previous, stored]), axis=0)[-1:]
+            total = sums.setdefault(name, np.zeros(values.shape[1]))
+            add_rows_in_order(total, values.astype(dtype_of(name)))  # as the draws are kept
         for name, values in {**customers, **block}.items():
             if name not in out:
                 out[name] = np.empty((n_samples, len(c)), dtype=dtype_of(name))
             out[name][part] = values
     for name, total in sums.items():
-        out[f"{name}_mean"] = total[0, inv] / n_samples
+        out[f"{name}_mean"] = total[inv] / n_samples
     if conditional is not None:
         out["clv_conditional_mean"] = conditional / n_samples
     return out
