@@ -219,24 +219,25 @@ def column_order_statistics(
 def _descending(row: Any, nonzero: int) -> Any:
     """The non-zero values of ``row`` as ``(key << 32) | index`` sorted ascending, where
     ``key`` orders the values descending (float bits made monotone: ``~(bits ^ sign
-    mask)``); LSD radix sort, two passes of 16 bits over the keys."""
+    mask)``); LSD radix sort, two passes of 16 bits over the keys. The sorted values are
+    the first ``nonzero`` entries of the array returned (it has one more)."""
     bits = row.view(np.uint32)
-    packed = np.empty(nonzero, dtype=np.uint64)
+    packed = np.empty(nonzero + 1, dtype=np.uint64)  # + 1: room for the unconditional write
     sign = np.uint32(0x80000000)
     k = 0
-    for i in range(row.shape[0]):
-        if row[i] != 0:
-            b = bits[i]
-            ascending = ~b if b & sign else b | sign
-            packed[k] = (np.uint64(~ascending) << np.uint64(32)) | np.uint64(i)
-            k += 1
+    for i in range(row.shape[0]):  # branch-free (zero or not is a coin flip per customer):
+        b = bits[i]  # every value written, the position advanced if it is not zero
+        ascending = b ^ (np.uint32(0xFFFFFFFF) if b & sign else sign)
+        packed[k] = (np.uint64(~ascending) << np.uint64(32)) | np.uint64(i)
+        k += np.int64(row[i] != 0)
     spare = np.empty_like(packed)
-    counts = np.empty(1 << 16, dtype=np.int64)
     mask = np.uint64(0xFFFF)
-    for shift in (np.uint64(32), np.uint64(48)):
-        counts[:] = 0
-        for i in range(nonzero):
-            counts[(packed[i] >> shift) & mask] += 1
+    digits = np.zeros((2, 1 << 16), dtype=np.int64)  # both digits counted in one sweep
+    for i in range(nonzero):
+        digits[0, (packed[i] >> np.uint64(32)) & mask] += 1
+        digits[1, packed[i] >> np.uint64(48)] += 1
+    for p, shift in enumerate((np.uint64(32), np.uint64(48))):
+        counts = digits[p]
         total = 0
         for d in range(counts.shape[0]):
             c = counts[d]
@@ -303,11 +304,11 @@ def _add_ranks(row: Any, cuts: Any, sums: Any) -> None:
         start = stop
     if zeros:  # the zeros (usually most customers), tied, not sorted
         rank = _group_shares(cuts, wholes, positive, positive + zeros, shares)
-        for c in range(n):
-            if row[c] == 0:
-                sums[c, 0] += rank
-                for j in range(m):
-                    sums[c, 1 + j] += shares[j]
+        for c in range(n):  # branch-free: the others' sums get + 0.0, which leaves them
+            zero = 1.0 if row[c] == 0 else 0.0
+            sums[c, 0] += rank * zero
+            for j in range(m):
+                sums[c, 1 + j] += shares[j] * zero
 
 
 def add_draw_ranks(row: np.ndarray, cuts: np.ndarray, sums: np.ndarray) -> None:
