@@ -18,10 +18,15 @@
 * ``score``: :func:`clvbayes.predict_customers` (BG/NBD + Gamma-Gamma, 52 weeks, 10 %
   annual discount, P(CLV > 100), ranks and P(top 10 %)) on synthetic CDNOW-like
   customers with ``n_draws`` posterior draws, in a fresh interpreter; throughput =
-  customers x draws / second of the call. ``--tree`` points at another checkout (e.g.
-  the code before the compiled kernel) to compare; ``--variants`` splits the cost:
+  customers x draws / second of the call; the process's peak resident memory.
+  ``--tree`` points at another checkout (e.g. the code before the compiled kernel) to
+  compare; ``--variants`` splits the cost:
   ``no-ranks`` leaves out the per-draw ranking (expected rank, P(top 10 %)), ``counts``
   simulates purchases only (no values, no discounting, no thresholds).
+
+* ``ranks``: the rank pass alone (:func:`clvbayes.predict.summaries.rank_columns`,
+  expected rank and P(top 10 %)) on CLV-like draws held in memory (Gamma(0.5, 50),
+  70 % zeros), on one thread and on two: milliseconds per draw; ``--tree`` as above.
 
 * ``gradient``: microseconds per call of the compiled log density and gradient (the
   function nutpie calls once per leapfrog step) of each family on CDNOW master (the
@@ -34,6 +39,7 @@
     python benchmarks/bench_perf.py segments [--groups 1 3 10 50]
     python benchmarks/bench_perf.py score --customers 200000 --draws 500 [--tree DIR]
         [--variants full no-ranks counts]
+    python benchmarks/bench_perf.py ranks --customers 10000000 --draws 64 [--tree DIR]
     python benchmarks/bench_perf.py gradient [--cases BG te-BG ...]
 """
 
@@ -152,9 +158,11 @@ scoring.rank_columns = timed_rank_columns
 start = time.perf_counter()
 res = clvbayes.predict_customers(models["bgnbd"], rfm, **kw)
 seconds = time.perf_counter() - start
+import resource
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 clv = "clv_mean" in res.summary
 print(json.dumps({{"variant": variant, "module": clvbayes.__file__, "seconds": round(seconds, 2), "customers": len(rfm), "draws": {draws},
-                  "rank_pass_seconds": round(sum(rank_seconds), 2),
+                  "rank_pass_seconds": round(sum(rank_seconds), 2), "peak_rss_mb": round(peak_mb),
                   "elements_per_second": round(len(rfm) * {draws} / seconds),
                   "sum_clv_mean": round(float(res.summary["clv_mean"].sum())) if clv else None,
                   "sum_clv_conditional": round(float(res.summary["clv_conditional_mean"].sum())) if clv else None}}))
@@ -224,6 +232,35 @@ def score(customers: int, draws: int, tree: str | None, variant: str = "full") -
         variant=variant,
     )
     result = {"tree": str(root), **_run(code, env, root)}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+_RANKS = """
+import time, json
+import numpy as np
+from clvbayes.predict.summaries import rank_columns
+rng = np.random.default_rng(0)
+n, d = {customers}, {draws}
+clv = np.empty((d, n), np.float32)
+for i in range(d):
+    row = rng.gamma(0.5, 50, n).astype(np.float32)
+    row[rng.random(n) < 0.7] = 0
+    clv[i] = row
+rank_columns(clv[:8, :1000], (0.1,))  # loads the compiled code
+out = {{"customers": n, "draws": d}}
+for jobs in (1, 2):
+    start = time.perf_counter()
+    rank_columns(clv, (0.1,), n_jobs=jobs)
+    out[f"ms_per_draw_{{jobs}}_threads"] = round((time.perf_counter() - start) / d * 1e3, 1)
+print(json.dumps(out))
+"""
+
+
+def ranks(customers: int, draws: int, tree: str | None) -> dict:
+    root = HERE.parent if tree is None else Path(tree).resolve()
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = {"tree": str(root), **_run(_RANKS.format(customers=customers, draws=draws), env, root)}
     print(json.dumps(result), flush=True)
     return result
 
@@ -317,6 +354,10 @@ def main() -> None:
         choices=["full", "no-ranks", "counts"],
         help="what is computed: everything; without the per-draw ranks; purchases only",
     )
+    r = sub.add_parser("ranks")
+    r.add_argument("--customers", type=int, default=10_000_000)
+    r.add_argument("--draws", type=int, default=64)
+    r.add_argument("--tree", default=None, help="checkout whose clvbayes to import")
     d = sub.add_parser("gradient")
     d.add_argument("--cases", nargs="*", default=None, help="default: every case")
     args = parser.parse_args()
@@ -326,6 +367,8 @@ def main() -> None:
         fit(args.anchor, args.repeats)
     elif args.what == "segments":
         segments(args.groups)
+    elif args.what == "ranks":
+        ranks(args.customers, args.draws, args.tree)
     else:
         for variant in args.variants:
             score(args.customers, args.draws, args.tree, variant)
