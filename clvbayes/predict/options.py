@@ -85,7 +85,10 @@ class PredictOptions:
         Cap on the working memory of the scoring (all threads together). The CLV draws
         the ranks need (4 bytes per draw and customer) stay in memory up to half of it
         and count against it; above that they go to a temporary file in ``spill_dir``,
-        through a write buffer of an eighth of the cap.
+        through a write buffer of an eighth of the cap. The rank pass that follows holds,
+        whatever the cap, 8 draws of every customer, their sums and a sort's work arrays
+        per thread (up to about 64 bytes per customer and thread with one top share) and
+        the totals (16 bytes per customer): about 1.4 GB on two threads at 10M customers.
     chunk_customers : int, optional
         Customers per chunk; by default as many as ``memory_limit_mb`` allows.
     n_jobs : int, optional
