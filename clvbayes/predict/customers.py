@@ -259,22 +259,11 @@ def predict_customers(
     clock_end = _add_clock(theta, fit, customers.horizon, root, opts)
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
     jobs = _n_jobs(opts.n_jobs)
-    # the CLV draws of all customers (for the ranks) stay in memory up to half the cap,
-    # else spill to a file through a write buffer of an eighth of the cap (wide blocks:
-    # large reads for the ranks); the chunks' working memory gets the rest of the cap
-    clv_all = None
-    if opts.ranks and spend is not None:
-        clv_all = DrawMatrix(
-            n_samples,
-            n,
-            max_memory_mb=opts.memory_limit_mb / 2,
-            directory=opts.spill_dir,
-            buffer_mb=opts.memory_limit_mb / 8,
-        )
+    clv_all = _rank_matrix(opts, n_samples, n) if opts.ranks and spend is not None else None
     held_mb = 0.0
     if clv_all is not None:
         held_mb = clv_all.buffer_mb if clv_all.on_disk else n_samples * n * 4 / 2**20
-    share_mb = (opts.memory_limit_mb - held_mb) / jobs
+    share_mb = (opts.memory_limit_mb - held_mb) / jobs  # the chunks get the rest of the cap
     size, block_draws = plan_chunks(n_samples, n, share_mb, opts.chunk_customers)
     settings = {
         "delta": opts.discount_rate,
@@ -312,6 +301,19 @@ def predict_customers(
                 column[order] = values
                 summary[name] = column
     return Result(summary, _dataset(kept, coords, customers.ids))
+
+
+def _rank_matrix(opts: PredictOptions, n_samples: int, n: int) -> DrawMatrix:
+    """Room for the CLV draws of all customers (for the ranks): in memory up to half the
+    cap, else in a file written through a buffer of an eighth of the cap (wide blocks:
+    large reads for the ranks)."""
+    return DrawMatrix(
+        n_samples,
+        n,
+        max_memory_mb=opts.memory_limit_mb / 2,
+        directory=opts.spill_dir,
+        buffer_mb=opts.memory_limit_mb / 8,
+    )
 
 
 def _summary_rows(
