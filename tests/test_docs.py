@@ -17,7 +17,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -231,21 +230,25 @@ def websocket_timeout() -> type[Exception]:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed")
-def test_every_page_loads_in_headless_chromium_without_console_errors(site):
+def test_every_page_loads_in_headless_chromium_without_console_errors(site, tmp_path):
     pytest.importorskip("websocket", reason="websocket-client drives Chromium's DevTools")
-    with tempfile.TemporaryDirectory() as profile:
-        browser = _Browser(Path(profile))
-        try:
-            found = {}
-            for page in _pages(site):
-                problems = browser.visit(page.resolve().as_uri())
-                if problems:
-                    found[page.relative_to(site).as_posix()] = problems
-            # the check can fail: a page with a script error is reported
-            bad = site / "_bad_page_for_the_test.html"
-            bad.write_text("<html><body><script>undefinedFunction()</script></body></html>")
-            assert any("undefinedFunction" in p for p in browser.visit(bad.as_uri()))
-            bad.unlink()
-        finally:
-            browser.close()
+    # the profile in pytest's own temporary directory, not removed as the test ends:
+    # Chromium's helper processes can still be writing to it right after it exits (a
+    # TemporaryDirectory's cleanup then failed with "Directory not empty: 'Default'")
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    browser = _Browser(profile)
+    try:
+        found = {}
+        for page in _pages(site):
+            problems = browser.visit(page.resolve().as_uri())
+            if problems:
+                found[page.relative_to(site).as_posix()] = problems
+        # the check can fail: a page with a script error is reported
+        bad = site / "_bad_page_for_the_test.html"
+        bad.write_text("<html><body><script>undefinedFunction()</script></body></html>")
+        assert any("undefinedFunction" in p for p in browser.visit(bad.as_uri()))
+        bad.unlink()
+    finally:
+        browser.close()
     assert not found, json.dumps(found, indent=1)[:5000]
