@@ -244,15 +244,16 @@ def _element(
             break
         count += 1
         weight = 1.0
-        t = exposure - rate_rate
-        if delta > 0.0:  # discounted at the purchase's calendar time
-            weight = math.exp(-delta * (_interp(t, clock_op, clock_cal) if mapped else t))
+        when = exposure - rate_rate
+        if mapped and (delta > 0.0 or win_lo is not None):  # the purchase's calendar time
+            when = _interp(when, clock_op, clock_cal)
+        if delta > 0.0:
+            weight = math.exp(-delta * when)
         if value_shape > 0.0:
             g, values = _gamma(value_shape, values)
             weight = weight * g
         total += weight
         if win_lo is not None:  # (compiled out without windows: see _simulate)
-            when = _interp(t, clock_op, clock_cal) if mapped else t
             for w in range(win_lo.shape[0]):
                 if win_lo[w] < when <= win_hi[w]:
                     win_count[w] += 1
