@@ -102,6 +102,8 @@ __all__ = [
 DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 """Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
 
+_MEANS_ONLY = ("p_alive", "expected_purchases")  # the summary needs only their means
+
 FEW_DRAWS = 10
 """Below this many posterior draws (a MAP fit has one) and without ``n_draws``,
 :func:`predict_customers` warns that its interval columns come from that few simulated
@@ -276,10 +278,10 @@ def predict_customers(
         "block_draws": block_draws,
         "windows": opts.windows,
         "seed": stream_key(root),  # keys each element's stream with its draw and row
-        # the summary needs only the means of these, unless their draws are kept
+        # their draws are made only when they are kept or streamed
         "means_only": ()
         if stream_to is not None
-        else tuple(k for k in ("p_alive", "expected_purchases") if k not in keep),
+        else tuple(k for k in _MEANS_ONLY if k not in keep),
     }
     kept = {k: np.empty((n_samples, n), dtype=dtype_of(k)) for k in names if k in keep}
     order = row_order(customers)
@@ -323,9 +325,7 @@ def _summary_rows(
     extra = None
     if "clv_conditional_mean" in draws:
         extra = {"clv_conditional_mean": draws.pop("clv_conditional_mean")}
-    means = {
-        k: draws.pop(f"{k}_mean") for k in ("p_alive", "expected_purchases") if f"{k}_mean" in draws
-    }
+    means = {k: draws.pop(f"{k}_mean") for k in _MEANS_ONLY if f"{k}_mean" in draws}
     columns = {"customer_id": chunk.ids}
     columns.update(
         customer_columns(
