@@ -452,9 +452,12 @@ def test_draw_matrix_writes_consecutive_blocks_as_one(tmp_path, monkeypatch):
     real = os.pwritev
     monkeypatch.setattr(os, "pwritev", lambda fd, bufs, off: written.append(
         sum(memoryview(b).nbytes for b in bufs)) or real(fd, bufs, off))  # fmt: skip
+    with DrawMatrix(37, 1000, max_memory_mb=1.0, buffer_mb=0.5) as held:  # in memory
+        assert not held.on_disk and held.memory_mb == pytest.approx(37 * 1000 * 4 / 2**20)
     buffer_mb = 37 * 4 * 300 / 2**20  # 300 columns
     with DrawMatrix(37, 1000, max_memory_mb=0.001, directory=tmp_path, buffer_mb=buffer_mb) as disk:
         assert disk.on_disk and disk.buffer_mb == pytest.approx(buffer_mb)
+        assert disk.memory_mb == disk.buffer_mb  # on disk it holds only its buffer
         for start in range(0, 700, 70):  # in order: 4 chunks per write
             disk.write_columns(start, values[:, start : start + 70])
         disk.write_columns(900, values[:, 900:1000])  # out of order

@@ -262,9 +262,7 @@ def predict_customers(
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)
     jobs = _n_jobs(opts.n_jobs)
     clv_all = _rank_matrix(opts, n_samples, n) if opts.ranks and spend is not None else None
-    held_mb = 0.0
-    if clv_all is not None:
-        held_mb = clv_all.buffer_mb if clv_all.on_disk else n_samples * n * 4 / 2**20
+    held_mb = 0.0 if clv_all is None else clv_all.memory_mb
     share_mb = (opts.memory_limit_mb - held_mb) / jobs  # the chunks get the rest of the cap
     size, block_draws = plan_chunks(n_samples, n, share_mb, opts.chunk_customers)
     settings = {

@@ -112,6 +112,12 @@ class DrawMatrix:
         """Memory held by the write buffer (MB)."""
         return 0.0 if self._buffer is None else self._buffer.nbytes / 2**20
 
+    @property
+    def memory_mb(self) -> float:
+        """Memory this matrix holds (MB): all of its values in memory, else its write
+        buffer."""
+        return self._array.nbytes / 2**20 if self._array is not None else self.buffer_mb
+
     def write_columns(self, start: int, values: np.ndarray) -> None:
         """Store ``values`` (``n_rows x k``) as columns ``start .. start+k-1``."""
         values = np.ascontiguousarray(values, dtype=np.float32)
