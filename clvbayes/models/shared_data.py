@@ -197,6 +197,7 @@ class SharedRFM:
         import pymc as pm
         import pytensor
         import pytensor.tensor as pt
+        from pymc.distributions.distribution import SymbolicRandomVariable
         from pytensor.compile.mode import Mode
         from pytensor.graph.basic import Constant
         from pytensor.graph.replace import clone_replace, graph_replace
@@ -215,9 +216,8 @@ class SharedRFM:
         # a random variable's inputs stay as they are: replacing one of their ancestors
         # would clone the variable out of the model (e.g. a hierarchical prior's mean
         # relative to the data's mean spend)
-        rv_inputs = [
-            v for node in nodes if isinstance(node.op, RandomVariable) for v in node.inputs
-        ]
+        random = (RandomVariable, SymbolicRandomVariable)  # e.g. a pm.CustomDist's
+        rv_inputs = [v for node in nodes if isinstance(node.op, random) for v in node.inputs]
         feeds_rvs = set(ancestors(rv_inputs)) if rv_inputs else set()
         # only tensors become inputs: a data-only scalar (e.g. a length as a Scalar type)
         # stays computed from its data-only ancestors, which is equally correct
@@ -250,7 +250,15 @@ class SharedRFM:
             replacements[var] = pt.specify_broadcastable(new, *fixed) if fixed else new
             self._registry[key] = ((), _derived_getter, new)
         self._derived.append((tuple(by_variable[v] for v in used), fn, names))
-        return graph_replace(expression, replacements)
+        # graph_replace rebuilds every node between the replaced variables and the output
+        # that it cannot prove independent of them, and its walk can count a random
+        # variable as dependent when one of its ancestors was reached first by another
+        # path; a rebuilt random variable is a clone outside the model (its likelihood
+        # term then reads a variable with no value: no gradient). Naming each random
+        # variable as replaced by itself keeps it.
+        in_graph = set(ancestors([expression]))
+        keep = {v: v for n in nodes if isinstance(n.op, random) for v in n.outputs if v in in_graph}
+        return graph_replace(expression, {**keep, **replacements})
 
     def inputs(self, data: CompressedRFM) -> dict[str, np.ndarray]:
         """Every input's array for ``data``, by input name.
