@@ -12,6 +12,9 @@ centre (shrinkage); divergences and time.
 
     python benchmarks/study_segment_recovery.py                   # 20 replications
     python benchmarks/study_segment_recovery.py --replications 5 --json out.json
+    # every segment centred (>= 1,000 customers): the marginal form, mu and sigma
+    # integrated out (clvbayes.models.hierarchy.hierarchical_parameter)
+    python benchmarks/study_segment_recovery.py --sizes 1000 2000 5000 10000 20000
 """
 
 from __future__ import annotations
@@ -149,7 +152,11 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write raw results here")
+    parser.add_argument(
+        "--sizes", type=int, nargs=5, default=SIZES, help=f"customers per segment ({SIZES})"
+    )
     args = parser.parse_args()
+    SIZES[:] = args.sizes
     data = datasets(args.replications)
     results = []
     for model in args.models:

@@ -598,9 +598,10 @@ def fit(
     **inference_kwargs
         Passed to :func:`run_inference` (``sampler``, ``target_accept``,
         ``advi_steps``, ``allow_partial``). Partially pooled segmented fits default to
-        ``target_accept=0.995`` and 2,000 tuning steps, or in the marginal form of the
+        ``target_accept=0.995`` and 2,000 tuning steps, or in the marginal forms of the
         hierarchical prior (every segment centred) to the settings of
-        :data:`clvbayes.models.hierarchy.MARGINAL_SAMPLER`.
+        :data:`clvbayes.models.hierarchy.MARGINAL_SAMPLER` (BG/NBD: 0.9 and 600) or
+        :data:`clvbayes.models.hierarchy.MEAN_MARGINAL_SAMPLER`.
 
     Returns
     -------

@@ -203,9 +203,18 @@ def test_hierarchical_model_has_hyperparameters_and_centering(seg_rfm):
     assert model["r_z"].type.shape == (3,)
     centred = BGNBD(segments="channel", centered=True).build(spec.prepare(seg_rfm))
     free = {v.name for v in centred.free_RVs}
-    # the marginal form: mu integrated out of the centred segments, then drawn given them
-    assert {"r_link_mean", "r_link_dev", "r_mu_z", "r_sigma"} <= free
-    assert "r_mu" not in free and "r_mu" in centred.named_vars
+    # the marginal form: mu and sigma integrated out of the centred segments' prior, then
+    # drawn given them
+    assert {"r_link_c", "r_mu_z", "r_sigma_z"} <= free
+    assert not {"r_mu", "r_sigma"} & free
+    assert {"r_mu", "r_sigma"} <= set(centred.named_vars)
+    # a sigma prior the quadrature does not take: only mu is integrated out
+    from pymc_extras.prior import Prior
+
+    halfcauchy = {"r_sigma": Prior("HalfCauchy", beta=0.5)}
+    spec = BGNBD(segments="channel", centered=True, priors=halfcauchy)
+    free = {v.name for v in spec.build(spec.prepare(seg_rfm)).free_RVs}
+    assert {"r_link_mean", "r_link_dev", "r_mu_z", "r_sigma", "purchase_rate_sigma_z"} <= free
 
 
 def test_auto_centering_centres_large_segments_only(seg_rfm):
@@ -290,6 +299,99 @@ def test_marginal_form_keeps_the_hierarchical_prior(spec_class, centered, seg_rf
     assert not failures, failures
 
 
+@pytest.mark.parametrize(
+    "sigma_prior",
+    [
+        ("Gamma", {"alpha": 4.0, "beta": 10.0}),
+        ("HalfNormal", {"sigma": 0.3}),
+        ("Exponential", {"lam": 5.0}),
+        ("LogNormal", {"mu": -1.0, "sigma": 0.7}),
+    ],
+    ids=lambda p: p[0],
+)
+def test_integrated_hierarchical_prior_equals_numerical_integral(sigma_prior, seg_rfm):
+    """Oracle: scipy's adaptive quadrature of ``p(sigma) N(theta | m0 1, sigma^2 I + s0^2
+    11')`` over ``sigma`` (``mu ~ N(m0, s0)`` integrated out in closed form, a
+    multivariate normal). The model's density of the centred link values, with ``mu``
+    and ``sigma`` integrated out on :func:`scale_grid`, must equal it to 1e-8, from
+    nearly equal segments (``sigma`` near 0) to segments far apart."""
+    import pymc as pm
+    from pymc_extras.prior import Prior
+    from scipy import integrate, stats
+
+    from clvbayes.models.hierarchy import scale_grid
+
+    name, params = sigma_prior
+    prior = Prior(name, **params)
+    assert scale_grid(prior) is not None
+    spec = BGNBD(segments="channel", centered=True, priors={"r_sigma": prior})
+    built = spec.build(spec.prepare(seg_rfm), likelihood=False)
+    m0, s0 = spec.priors["r_mu"].parameters["mu"], spec.priors["r_mu"].parameters["sigma"]
+    density = {
+        "Gamma": lambda s: stats.gamma.pdf(s, 4.0, scale=0.1),
+        "HalfNormal": lambda s: stats.halfnorm.pdf(s, scale=0.3),
+        "Exponential": lambda s: stats.expon.pdf(s, scale=0.2),
+        "LogNormal": lambda s: stats.lognorm.pdf(s, 0.7, scale=np.exp(-1.0)),
+    }[name]
+    for theta in ([-0.7, -0.7001, -0.6999], [-0.9, -0.6, -0.5], [-3.0, 0.5, 2.0], [1.0, 1.2, 0.9]):
+        theta = np.asarray(theta)
+        model_logp = pm.logp(built["r_link_c"], theta).eval()
+
+        def integrand(t, d=theta - m0):
+            # on t = log(sigma); N(d | 0, s^2 I + s0^2 11') by Sherman-Morrison
+            s2 = np.exp(2 * t)
+            quad_form = (d @ d - s0**2 * d.sum() ** 2 / (s2 + 3 * s0**2)) / s2
+            log_det = 2 * np.log(s2) + np.log(s2 + 3 * s0**2)
+            log_pdf = -0.5 * (3 * np.log(2 * np.pi) + log_det + quad_form)
+            return density(np.exp(t)) * np.exp(t) * np.exp(log_pdf)
+
+        total, _ = integrate.quad(integrand, -40, 5, epsabs=0, epsrel=1e-12, limit=1000)
+        assert np.isfinite(model_logp)
+        np.testing.assert_allclose(model_logp, np.log(total), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("spec_class", "centered"),
+    [(BGNBD, True), (GammaGamma, True), (GammaGamma, np.array([True, False, True, False, True]))],
+    ids=["bgnbd-centred", "gamma-gamma-centred", "gamma-gamma-mixed"],
+)
+def test_model_on_data_inputs_keeps_the_models_random_variables(
+    spec_class, centered, seg_rfm, monkeypatch
+):
+    """Models built on data inputs hoist their data-only parts
+    (:meth:`SharedRFM.hoist`). The Gamma-Gamma's ``mean_spend`` prior is centred on the
+    data's log mean spend, a data-only ancestor of its hierarchical prior's random
+    variables (the integrated prior's ``pm.CustomDist`` in the marginal form, the
+    centred segments' Normal in the mixed form): hoisting must not clone a random
+    variable out of the model. The clones broke compilation (random generators nutpie
+    cannot take; "no gradient defined for random variables" for any Gamma-Gamma with
+    small and large segments). Every random variable the likelihood reads is one of the
+    model's."""
+    from pymc.distributions.distribution import SymbolicRandomVariable
+    from pytensor.graph.traversal import ancestors
+    from pytensor.tensor.random.op import RandomVariable
+
+    from clvbayes.models import hierarchy
+    from clvbayes.models.shared_data import SharedRFM
+
+    monkeypatch.setattr(
+        hierarchy, "centered_mask", lambda _c, counts: np.resize(centered, len(counts))
+    )
+    five = seg_rfm[seg_rfm["frequency"] > 0].copy()  # five segments: three did not show it
+    five["channel"] = np.resize(list("abcde"), len(five))
+    spec = spec_class(segments="channel")
+    model = spec.build(SharedRFM(spec.prepare(five)))
+    marginal = any(v.name.endswith("_sigma_z") for v in model.free_RVs)
+    assert marginal == bool(np.all(centered))
+    random = (RandomVariable, SymbolicRandomVariable)
+    read = {
+        v
+        for v in ancestors(model.potentials)
+        if v.owner is not None and isinstance(v.owner.op, random)
+    }
+    assert read and read <= set(model.free_RVs)
+
+
 def test_sampler_defaults_follow_the_form_of_the_hierarchical_prior():
     """The marginal form's measured settings (``MARGINAL_SAMPLER``) only where it is
     used and was measured; the cautious settings everywhere else."""
@@ -298,6 +400,7 @@ def test_sampler_defaults_follow_the_form_of_the_hierarchical_prior():
     from clvbayes.models import MBGNBD
     from clvbayes.models.hierarchy import (
         MARGINAL_SAMPLER,
+        MEAN_MARGINAL_SAMPLER,
         PARTIAL_TARGET_ACCEPT,
         PARTIAL_TUNE,
         partial_sampler_defaults,
@@ -306,6 +409,8 @@ def test_sampler_defaults_follow_the_form_of_the_hierarchical_prior():
     big, mixed = np.array([5000, 8000, 9000]), np.array([50, 8000, 9000])
     cautious = (PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE)
     assert partial_sampler_defaults(BGNBD(segments="s"), big) == MARGINAL_SAMPLER["BGNBD"]
+    halfcauchy = BGNBD(segments="s", priors={"r_sigma": Prior("HalfCauchy", beta=0.5)})
+    assert partial_sampler_defaults(halfcauchy, big) == MEAN_MARGINAL_SAMPLER["BGNBD"]
     assert partial_sampler_defaults(GammaGamma(segments="s"), big) == MARGINAL_SAMPLER["GammaGamma"]
     assert partial_sampler_defaults(BGNBD(segments="s"), mixed) == cautious
     assert partial_sampler_defaults(BGNBD(segments="s", centered=False), big) == cautious

@@ -22,8 +22,9 @@ disappears); when a segment's ``theta_s`` is pinned by its data far more tightly
 width changes with ``sigma``). The default ``centered="auto"`` chooses per segment:
 centred for segments with at least :data:`CENTERED_MIN_CUSTOMERS` customers, non-centred
 for smaller ones. When every segment is centred they are sampled in the marginal form
-(``mu`` integrated out of their prior and drawn given them, :func:`hierarchical_parameter`),
-which removes the funnel between ``mu`` and ``sigma`` that few segments leave. Mixed
+(``mu``, and for the usual ``sigma`` priors ``sigma`` too, integrated out of their prior
+and drawn given them, :func:`hierarchical_parameter`), which removes the funnel between
+``mu`` and ``sigma`` that few segments leave. Mixed
 forms sample ``mu`` itself: in the segment recovery study (five segments of 50 to 20,000
 customers) the marginal form left a chain stuck in one of six BG/NBD fits (R-hat 2.2),
 which the plain mixed form did not in twenty. Measured on the CDNOW master acquisition
@@ -53,6 +54,7 @@ __all__ = [
     "CENTERED_MIN_CUSTOMERS",
     "FEW_CUSTOMERS",
     "MARGINAL_SAMPLER",
+    "MEAN_MARGINAL_SAMPLER",
     "MIN_MEAN_CUSTOMERS",
     "PARTIAL_TARGET_ACCEPT",
     "PARTIAL_TUNE",
@@ -66,6 +68,7 @@ __all__ = [
     "normal_hyperprior",
     "partial_sampler_defaults",
     "read_segments",
+    "scale_grid",
     "segment_prior",
     "segment_priors",
     "sum_by_segment",
@@ -93,13 +96,36 @@ nearly coincide (``purchase_rate_sigma`` ~ 0.01: the neck of the centred form); 
 gave none for all five (38-45 leapfrog steps per draw)."""
 
 MARGINAL_SAMPLER: dict[str, tuple[float, int]] = {
+    "BGNBD": (0.9, 600),
+    "GammaGamma": (0.99, 1000),
+}
+"""Default NUTS ``(target_accept, tune)`` of partially pooled fits in the marginal form
+with both hyperparameters integrated out (every segment centred, every ``<name>_mu``
+hyperprior a Normal and every ``<name>_sigma`` hyperprior one of :func:`scale_grid`'s,
+with fixed numbers: the defaults; see :func:`hierarchical_parameter`), per model kind.
+Where only ``<name>_mu`` can be integrated out, :data:`MEAN_MARGINAL_SAMPLER`; other
+kinds and forms keep :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`.
+
+BG/NBD, chosen on the CDNOW master acquisition cohorts and first-purchase-value terciles
+(3 x ~8,000 customers each, 4 x 1000 draws; ``benchmarks/RESULTS.md``, "fourteenth
+session"): at target_accept 0.9 every fit was free of divergences with 1,000 (seeds 1-4),
+800 (1-4), 700 (1-8), 600 (5-8) and 500 (5-8) tuning steps, 48 fits in all, at 7.0
+leapfrog steps per draw, minimum bulk ESS 3,900-5,300 and R-hat at most 1.005 whatever
+the warm-up's length. 600 is one step above the shortest measured; ten segments of
+~2,400 customers (seeds 1-3) sampled without divergences at 14 steps per draw and
+minimum bulk ESS 1,500-2,300 (2,100-2,500 after 1,000 tuning steps). With ``sigma``
+sampled (:data:`MEAN_MARGINAL_SAMPLER`) 1,000 tuning steps left a divergence in about one
+fit in four. The Gamma-Gamma keeps the settings measured with ``sigma`` sampled: in this
+form, 0 divergences for seeds 1-3 on both segmentations at 15.6-16.4 steps per draw."""
+
+MEAN_MARGINAL_SAMPLER: dict[str, tuple[float, int]] = {
     "BGNBD": (0.9, 1500),
     "GammaGamma": (0.99, 1000),
 }
 """Default NUTS ``(target_accept, tune)`` of partially pooled fits in the marginal form
-(every segment centred and every hyperprior on ``<name>_mu`` a Normal with fixed
-numbers, see :func:`hierarchical_parameter`), per model kind; other kinds and forms keep
-:data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`.
+with only ``<name>_mu`` integrated out (every segment centred and every ``<name>_mu``
+hyperprior a Normal with fixed numbers, but a ``<name>_sigma`` hyperprior that
+:func:`scale_grid` does not integrate), per model kind.
 
 Chosen on the CDNOW master acquisition cohorts (3 x ~8,000 customers) and the
 first-purchase-value terciles (3 x ~7,900 customers), 4 x 1000 draws, counting the fits
@@ -280,15 +306,19 @@ def centered_mask(centered: bool | Literal["auto"], counts: np.ndarray) -> np.nd
 
 def partial_sampler_defaults(spec: Any, counts: np.ndarray) -> tuple[float, int]:
     """Default NUTS ``(target_accept, tune)`` of a partially pooled fit of ``spec`` on
-    segments with ``counts`` customers: :data:`MARGINAL_SAMPLER` in the marginal form,
-    else :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`."""
+    segments with ``counts`` customers: :data:`MARGINAL_SAMPLER` in the marginal form with
+    both hyperparameters integrated out, :data:`MEAN_MARGINAL_SAMPLER` with only ``mu``
+    integrated out, else :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`."""
     centered = centered_mask(spec.centered, counts)
-    marginal = all(
-        marginal_form(centered, spec.priors.get(f"{name}_mu") or spec.priors[f"{name}_mu_relative"])
-        for name in spec.segment_links
-    )
-    if marginal and spec.kind in MARGINAL_SAMPLER:
+    marginal, scale = True, True
+    for name in spec.segment_links:
+        mu_prior = spec.priors.get(f"{name}_mu") or spec.priors[f"{name}_mu_relative"]
+        marginal = marginal and marginal_form(centered, mu_prior)
+        scale = scale and scale_grid(spec.priors[f"{name}_sigma"]) is not None
+    if marginal and scale and spec.kind in MARGINAL_SAMPLER:
         return MARGINAL_SAMPLER[spec.kind]
+    if marginal and spec.kind in MEAN_MARGINAL_SAMPLER:
+        return MEAN_MARGINAL_SAMPLER[spec.kind]
     return PARTIAL_TARGET_ACCEPT, PARTIAL_TUNE
 
 
@@ -309,6 +339,131 @@ def normal_hyperprior(prior: Prior) -> tuple[float, float] | None:
     return float(prior.parameters["mu"]), float(prior.parameters["sigma"])
 
 
+SCALE_STEP = 0.05
+"""Spacing of :func:`scale_grid`'s nodes in ``log sigma`` (about 250 nodes for the
+default ``Gamma(4, 10)``). The integrand's width in ``log sigma`` is at least about
+``1 / sqrt(2 (K - 1))`` for ``K`` segments (0.1 for 50), so the trapezoidal rule's error
+(of order ``exp(-2 pi^2 width^2 / step^2)``) stays below 1e-8."""
+
+_SCALE_PRIORS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
+    "Gamma": (("alpha", "beta"), lambda st, alpha, beta: st.gamma(alpha, scale=1.0 / beta)),
+    "HalfNormal": (("sigma",), lambda st, sigma: st.halfnorm(scale=sigma)),
+    "Exponential": (("lam",), lambda st, lam: st.expon(scale=1.0 / lam)),
+    "LogNormal": (("mu", "sigma"), lambda st, mu, sigma: st.lognorm(sigma, scale=np.exp(mu))),
+}
+
+
+def scale_grid(prior: Prior) -> tuple[np.ndarray, np.ndarray] | None:
+    """Quadrature of a between-segment ``sigma`` prior on the log scale, or None.
+
+    For a Gamma, HalfNormal, Exponential or LogNormal prior with fixed numbers: values of
+    ``log sigma`` :data:`SCALE_STEP` apart from a hundredth of the prior's 1e-10 quantile
+    to its ``1 - 1e-12`` quantile, and the log weights ``log(p(sigma) sigma h)`` (prior
+    density, Jacobian of the log, spacing ``h``), so that ``sum(exp(log_w) g(sigma))``
+    approximates ``E[g(sigma)]`` under the prior for smooth ``g`` (the trapezoidal rule,
+    exponentially accurate for smooth integrands that vanish at both ends). The lower end
+    lies two decades below the prior's 1e-10 quantile because ``p(theta | sigma)`` grows
+    like ``sigma^-(K-1)`` as ``sigma`` falls while the segments' values stay apart by
+    more than ``sigma``: nearly equal segments move the posterior of ``sigma`` below
+    where its prior has mass. Below the grid the prior is, in effect, truncated. Other
+    priors (heavy tails, parameters that are themselves random) give None.
+
+    Returns
+    -------
+    log_sigma, log_weight : ndarray, ndarray
+    """
+    known = _SCALE_PRIORS.get(prior.distribution)
+    if known is None or set(prior.parameters) != set(known[0]):
+        return None
+    values = [prior.parameters[k] for k in known[0]]
+    if not all(isinstance(v, int | float | np.number) for v in values):
+        return None
+    from scipy import stats
+
+    dist = known[1](stats, *(float(v) for v in values))
+    low, high = np.log(dist.ppf([1e-10, 1.0 - 1e-12])) + np.array([np.log(0.01), 0.0])
+    nodes = int(np.ceil((high - low) / SCALE_STEP)) + 1
+    log_sigma = np.linspace(low, high, nodes)
+    step = log_sigma[1] - log_sigma[0]
+    log_weight = dist.logpdf(np.exp(log_sigma)) + log_sigma + np.log(step)
+    return log_sigma, log_weight
+
+
+def _marginal_link_logp(theta: Any, centre: Any, s0: float, grid: tuple) -> Any:
+    """Per node of ``grid``: ``log w + log p(theta | sigma)`` with ``theta ~ N(centre,
+    sigma^2 I + s0^2 11')`` (``mu ~ N(centre, s0)`` integrated out), up to the constant
+    ``-(K log(2 pi) + log K) / 2`` (``K`` values)."""
+    import pytensor.tensor as pt
+
+    log_sigma, log_weight = grid
+    k = theta.shape[-1]
+    mean = pt.mean(theta, axis=-1, keepdims=True)
+    spread = pt.sum((theta - mean) ** 2, axis=-1, keepdims=True)
+    var_mean = np.exp(2 * log_sigma) / k + s0**2
+    return (
+        log_weight
+        - 0.5 * (mean - centre) ** 2 / var_mean
+        - 0.5 * pt.log(var_mean)
+        - (k - 1) * log_sigma
+        - 0.5 * spread * np.exp(-2 * log_sigma)
+    )
+
+
+def _scale_marginal_links(
+    name: str, centre: Any, s0: float, sigma_prior: Prior, grid: tuple, k: int
+) -> tuple[Any, Any, Any]:
+    """The marginal form with ``mu`` and ``sigma`` integrated out (see
+    :func:`hierarchical_parameter`): the sampled link values, ``sigma`` and ``mu``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.distributions.shape_utils import rv_size_is_none
+
+    log_sigma, _ = grid
+    step = log_sigma[1] - log_sigma[0]
+    scale_dist = getattr(pm, sigma_prior.distribution)
+    scale_params = {p: float(v) for p, v in sigma_prior.parameters.items()}
+
+    def logp(value: Any, centre: Any, s0_: Any, shape: Any) -> Any:
+        nodes = _marginal_link_logp(value, centre[..., None], s0, grid)
+        return pt.logsumexp(nodes, axis=-1) - 0.5 * (k * np.log(2 * np.pi) + np.log(k))
+
+    def dist(centre: Any, s0_: Any, shape: Any, size: Any) -> Any:
+        # the hierarchical prior drawn directly (prior predictive draws)
+        size = pt.shape(centre) if rv_size_is_none(size) else size
+        sigma = scale_dist.dist(**scale_params, size=size)
+        mu = pm.Normal.dist(centre, s0_, size=size)
+        noise = pm.Normal.dist(0.0, 1.0, size=pt.concatenate([size, pt.shape(shape)[-1:]]))
+        return mu[..., None] + sigma[..., None] * noise
+
+    def support_point(rv: Any, size: Any, centre: Any, s0_: Any, shape: Any) -> Any:
+        return pt.zeros_like(shape) + centre[..., None]
+
+    theta = pm.CustomDist(
+        f"{name}_link_c",
+        centre,
+        s0,
+        np.zeros(k),
+        dist=dist,
+        logp=logp,
+        support_point=support_point,
+        signature="(),(),(k)->(k)",
+    )
+    # sigma given the link values: inverse CDF of its posterior on the grid, at
+    # Phi(sigma_z) with sigma_z ~ N(0, 1) (uniform within a node's cell of width step)
+    nodes = _marginal_link_logp(theta, centre, s0, grid)
+    mass = pt.exp(nodes - pt.max(nodes))
+    cdf = pt.cumsum(mass) / pt.sum(mass)
+    sigma_z = pm.Normal(f"{name}_sigma_z", mu=0.0, sigma=1.0)
+    u = 0.5 * pt.erfc(-sigma_z / np.sqrt(2.0))
+    cell = pt.minimum(pt.sum(pt.lt(cdf, u)), log_sigma.size - 1)
+    cell_mass = mass[cell] / pt.sum(mass)
+    within = pt.clip((u - (cdf[cell] - cell_mass)) / pt.maximum(cell_mass, 1e-300), 0.0, 1.0)
+    sigma = pm.Deterministic(
+        f"{name}_sigma", pt.exp(pt.as_tensor(log_sigma)[cell] + (within - 0.5) * step)
+    )
+    return theta, sigma, pt.mean(theta)
+
+
 def hierarchical_parameter(
     name: str,
     link: Literal["log", "logit", "log_excess"],
@@ -326,19 +481,36 @@ def hierarchical_parameter(
 
     When every segment is centred and ``mu_prior`` is a Normal with fixed numbers
     (the defaults), ``mu`` is integrated out of the centred segments' prior (the
-    marginal form): their link values are sampled as their mean ``<name>_link_mean ~
-    N(m0, sqrt(sigma^2 / K + s0^2))`` plus deviations ``<name>_link_dev ~
-    ZeroSumNormal(sigma)`` (K centred segments, ``mu ~ N(m0, s0)``), and ``mu`` is the
-    deterministic ``post_mean + post_sd * <name>_mu_z`` with ``<name>_mu_z ~ N(0, 1)``
-    and ``post_mean``, ``post_sd`` those of ``mu`` given the centred values and
-    ``sigma``. That is an exact change of variables (the joint distribution of ``mu``,
-    ``sigma`` and every ``theta_s`` is unchanged) that removes the funnel between ``mu``
-    and ``sigma``: with few segments pinned by their data, ``mu``'s spread given
-    ``sigma`` shrinks and grows with ``sigma``. On the CDNOW master cohorts (3 x ~8,000
-    customers, target_accept 0.9, 1,000 tuning steps) it gave 1 divergence at 7.1
-    leapfrog steps per draw against 90 divergences at 13.7 for the plain centred form.
-    Otherwise (some or all segments non-centred, or another hyperprior) ``<name>_mu``
-    is sampled.
+    marginal form), and with it ``sigma`` when :func:`scale_grid` integrates its prior
+    (Gamma, HalfNormal, Exponential or LogNormal with fixed numbers; the default is
+    ``Gamma(4, 10)``):
+
+    - ``mu`` and ``sigma`` integrated out: the ``K`` centred link values
+      ``<name>_link_c`` are sampled under their marginal prior ``p(theta) = ∫ p(sigma)
+      N(theta | m0 1, sigma^2 I + s0^2 11') dsigma`` (``mu ~ N(m0, s0)`` integrated in
+      closed form, ``sigma`` on the grid of :func:`scale_grid`). ``sigma`` is then the
+      deterministic inverse CDF of its posterior given ``theta`` (on the same grid) at
+      ``Phi(<name>_sigma_z)``, ``<name>_sigma_z ~ N(0, 1)``, and ``mu`` is drawn given
+      ``theta`` and ``sigma`` as below. The sampler sees only the link values and two
+      independent standard normals per quantity: no funnel between the link values and
+      ``sigma``. On the CDNOW master cohorts and first-purchase-value terciles (3 x
+      ~8,000 customers each) it sampled without divergences after 500 to 1,000 tuning
+      steps (48 fits, seeds 1-8), where the form below needed 1,500 for that.
+    - ``mu`` integrated out, ``sigma`` sampled: their link values are sampled as their
+      mean ``<name>_link_mean ~ N(m0, sqrt(sigma^2 / K + s0^2))`` plus deviations
+      ``<name>_link_dev ~ ZeroSumNormal(sigma)``.
+
+    In both, ``mu`` is the deterministic ``post_mean + post_sd * <name>_mu_z`` with
+    ``<name>_mu_z ~ N(0, 1)`` and ``post_mean``, ``post_sd`` those of ``mu`` given the
+    centred values and ``sigma``. That is an exact change of variables (the joint
+    distribution of ``mu``, ``sigma`` and every ``theta_s`` is unchanged, up to the
+    quadrature of ``sigma``'s prior on a grid that covers all but 1e-10 of it) that
+    removes the funnel between ``mu`` and ``sigma``: with few segments pinned by their
+    data, ``mu``'s spread given ``sigma`` shrinks and grows with ``sigma``. On the CDNOW
+    master cohorts (3 x ~8,000 customers, target_accept 0.9, 1,000 tuning steps) the
+    second form gave 1 divergence at 7.1 leapfrog steps per draw against 90 divergences
+    at 13.7 for the plain centred form. Otherwise (some or all segments non-centred, or
+    another hyperprior) ``<name>_mu`` and ``<name>_sigma`` are sampled.
 
     Creates the deterministic ``name`` on the natural scale with dims ``("segment",)``:
     ``exp``, ``invlogit`` or ``1 + exp`` (``"log_excess"``, for a parameter that must
@@ -356,15 +528,19 @@ def hierarchical_parameter(
     index_c = np.flatnonzero(centered)
     index_nc = np.flatnonzero(~centered)
     theta = pt.zeros(centered.size)
+    grid = scale_grid(sigma_prior)
     if marginal_form(centered, mu_prior):
-        sigma = sigma_prior.create_variable(f"{name}_sigma")
         m0, s0 = normal_hyperprior(mu_prior)
         centre = m0 if mu_shift is None else mu_shift + m0
         k = index_c.size
-        mean = pm.Normal(f"{name}_link_mean", mu=centre, sigma=pt.sqrt(sigma**2 / k + s0**2))
-        direct = pt.zeros(k) + mean
-        if k > 1:
-            direct = direct + pm.ZeroSumNormal(f"{name}_link_dev", sigma=sigma, shape=k)
+        if grid is not None:
+            direct, sigma, mean = _scale_marginal_links(name, centre, s0, sigma_prior, grid, k)
+        else:
+            sigma = sigma_prior.create_variable(f"{name}_sigma")
+            mean = pm.Normal(f"{name}_link_mean", mu=centre, sigma=pt.sqrt(sigma**2 / k + s0**2))
+            direct = pt.zeros(k) + mean
+            if k > 1:
+                direct = direct + pm.ZeroSumNormal(f"{name}_link_dev", sigma=sigma, shape=k)
         precision = 1.0 / s0**2 + k / sigma**2
         post_mean = (centre / s0**2 + k * mean / sigma**2) / precision
         mu_z = pm.Normal(f"{name}_mu_z", mu=0.0, sigma=1.0)
