@@ -60,6 +60,7 @@ __all__ = [
     "PARTIAL_TUNE",
     "POOLING",
     "PoolingQuantities",
+    "SCALE_STEP",
     "SegmentWarning",
     "by_segment",
     "check_segment_options",
