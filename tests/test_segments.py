@@ -411,6 +411,11 @@ def test_sampler_defaults_follow_the_form_of_the_hierarchical_prior():
     assert partial_sampler_defaults(BGNBD(segments="s"), big) == MARGINAL_SAMPLER["BGNBD"]
     halfcauchy = BGNBD(segments="s", priors={"r_sigma": Prior("HalfCauchy", beta=0.5)})
     assert partial_sampler_defaults(halfcauchy, big) == MEAN_MARGINAL_SAMPLER["BGNBD"]
+    # the short warm-up was measured on segments alone
+    with_te = BGNBD(segments="s", time_effects=True)
+    assert partial_sampler_defaults(with_te, big) == MEAN_MARGINAL_SAMPLER["BGNBD"]
+    with_covariates = BGNBD(segments="s", purchase_covariates=["x"])
+    assert partial_sampler_defaults(with_covariates, big) == MEAN_MARGINAL_SAMPLER["BGNBD"]
     assert partial_sampler_defaults(GammaGamma(segments="s"), big) == MARGINAL_SAMPLER["GammaGamma"]
     assert partial_sampler_defaults(BGNBD(segments="s"), mixed) == cautious
     assert partial_sampler_defaults(BGNBD(segments="s", centered=False), big) == cautious

@@ -103,9 +103,11 @@ MARGINAL_SAMPLER: dict[str, tuple[float, int]] = {
 """Default NUTS ``(target_accept, tune)`` of partially pooled fits in the marginal form
 with both hyperparameters integrated out (every segment centred, every ``<name>_mu``
 hyperprior a Normal and every ``<name>_sigma`` hyperprior one of :func:`scale_grid`'s,
-with fixed numbers: the defaults; see :func:`hierarchical_parameter`), per model kind.
-Where only ``<name>_mu`` can be integrated out, :data:`MEAN_MARGINAL_SAMPLER`; other
-kinds and forms keep :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`.
+with fixed numbers: the defaults; see :func:`hierarchical_parameter`), per model kind,
+for specs without covariates or calendar-time effects (what was measured). Where only
+``<name>_mu`` can be integrated out, or with covariates or time effects,
+:data:`MEAN_MARGINAL_SAMPLER`; other kinds and forms keep :data:`PARTIAL_TARGET_ACCEPT`
+and :data:`PARTIAL_TUNE`.
 
 BG/NBD, chosen on the CDNOW master acquisition cohorts and first-purchase-value terciles
 (3 x ~8,000 customers each, 4 x 1000 draws; ``benchmarks/RESULTS.md``, "fourteenth
@@ -308,15 +310,19 @@ def centered_mask(centered: bool | Literal["auto"], counts: np.ndarray) -> np.nd
 def partial_sampler_defaults(spec: Any, counts: np.ndarray) -> tuple[float, int]:
     """Default NUTS ``(target_accept, tune)`` of a partially pooled fit of ``spec`` on
     segments with ``counts`` customers: :data:`MARGINAL_SAMPLER` in the marginal form with
-    both hyperparameters integrated out, :data:`MEAN_MARGINAL_SAMPLER` with only ``mu``
-    integrated out, else :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`."""
+    both hyperparameters integrated out (for a spec without covariates or calendar-time
+    effects, the fits it was measured on), :data:`MEAN_MARGINAL_SAMPLER` in the marginal
+    forms otherwise, else :data:`PARTIAL_TARGET_ACCEPT` and :data:`PARTIAL_TUNE`."""
     centered = centered_mask(spec.centered, counts)
     marginal, scale = True, True
     for name in spec.segment_links:
         mu_prior = spec.priors.get(f"{name}_mu") or spec.priors[f"{name}_mu_relative"]
         marginal = marginal and marginal_form(centered, mu_prior)
         scale = scale and scale_grid(spec.priors[f"{name}_sigma"]) is not None
-    if marginal and scale and spec.kind in MARGINAL_SAMPLER:
+    # measured on segments alone: with covariates or calendar-time effects (whose own
+    # warm-up diverged when shortened) the longer warm-up of the mu-only form stays
+    alone = not spec.covariates and getattr(spec, "time_effects", None) is None
+    if marginal and scale and alone and spec.kind in MARGINAL_SAMPLER:
         return MARGINAL_SAMPLER[spec.kind]
     if marginal and spec.kind in MEAN_MARGINAL_SAMPLER:
         return MEAN_MARGINAL_SAMPLER[spec.kind]
