@@ -321,7 +321,7 @@ def partial_sampler_defaults(spec: Any, counts: np.ndarray) -> tuple[float, int]
         scale = scale and scale_grid(spec.priors[f"{name}_sigma"]) is not None
     # measured on segments alone: with covariates or calendar-time effects (whose own
     # warm-up diverged when shortened) the longer warm-up of the mu-only form stays
-    alone = not spec.covariates and getattr(spec, "time_effects", None) is None
+    alone = not spec.covariates and spec.time_effects is None
     if marginal and scale and alone and spec.kind in MARGINAL_SAMPLER:
         return MARGINAL_SAMPLER[spec.kind]
     if marginal and spec.kind in MEAN_MARGINAL_SAMPLER:
@@ -535,8 +535,8 @@ def hierarchical_parameter(
     index_c = np.flatnonzero(centered)
     index_nc = np.flatnonzero(~centered)
     theta = pt.zeros(centered.size)
-    grid = scale_grid(sigma_prior)
     if marginal_form(centered, mu_prior):
+        grid = scale_grid(sigma_prior)
         m0, s0 = normal_hyperprior(mu_prior)
         centre = m0 if mu_shift is None else mu_shift + m0
         k = index_c.size

@@ -256,8 +256,8 @@ class SharedRFM:
         # path; a rebuilt random variable is a clone outside the model (its likelihood
         # term then reads a variable with no value: no gradient). Naming each random
         # variable as replaced by itself keeps it.
-        in_graph = set(ancestors([expression]))
-        keep = {v: v for n in nodes if isinstance(n.op, random) for v in n.outputs if v in in_graph}
+        read = {v for node in nodes for v in node.inputs} | {expression}  # the graph's
+        keep = {v: v for n in nodes if isinstance(n.op, random) for v in n.outputs if v in read}
         return graph_replace(expression, {**keep, **replacements})
 
     def inputs(self, data: CompressedRFM) -> dict[str, np.ndarray]:
