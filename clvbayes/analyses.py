@@ -116,6 +116,7 @@ def retention_curve(
     ci_prob: float = 0.9,
     seed: int | None = None,
     chunk_customers: int = 2048,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> Result:
     """Expected share of the customers still alive ``t`` units after the calibration end.
 
@@ -150,6 +151,10 @@ def retention_curve(
         with calendar-time effects).
     chunk_customers : int
         Customers handled at once (memory ``n_draws x chunk x len(times)`` floats).
+    calendar_covariates : DataFrame, optional
+        With known calendar covariates: their values for the forecast periods the fit's
+        ``TimeEffects(covariates=...)`` did not hold (as for
+        :func:`clvbayes.predict_customers`).
 
     Returns
     -------
@@ -167,8 +172,8 @@ def retention_curve(
     ...     # doctest: +SKIP
     """
     family = check_fitted(fit, "fit")
-    rfm = customer_table(rfm)
     check_time_units(fit, rfm)
+    rfm = customer_table(rfm)
     values = check_rfm(rfm, ("frequency", "recency", "T"))
     x, t_x, T = values["frequency"], values["recency"], values["T"]
     times = np.asarray(times, dtype=float)
@@ -178,7 +183,8 @@ def retention_curve(
     rng = np.random.default_rng(seed)
     clock = None
     if getattr(fit, "calendar", None) is not None:  # each draw's operational clock
-        clock = forecast_clock(fit, take, float(np.max(times, initial=0.0)), rng)
+        horizon = float(np.max(times, initial=0.0))
+        clock = forecast_clock(fit, take, horizon, rng, calendar_covariates)
         windows = clock.window(times).T[:, :, None]  # (time, draw, 1)
     sums = np.zeros((take.size, times.size, onehot.shape[1]))
     for start in range(0, x.size, chunk_customers):
@@ -501,6 +507,7 @@ def lapse_risk(
     n_draws: int | None = 200,
     ci_prob: float = 0.9,
     seed: int | None = None,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> Result:
     """Who is likely to lapse in the next window: probably active, probably quiet.
 
@@ -538,6 +545,8 @@ def lapse_risk(
         Mass of the ``p_no_purchase`` interval (equal-tailed).
     seed : int, optional
         For a fit with calendar-time effects: the seed of the future calendar paths.
+    calendar_covariates : DataFrame, optional
+        As for :func:`retention_curve`.
 
     Returns
     -------
@@ -556,7 +565,9 @@ def lapse_risk(
     for name, cut in (("p_no_purchase_above", p_no_purchase_above), ("p_alive_above", p_alive_above)):  # fmt: skip
         if not 0 <= cut <= 1:
             raise ValueError(f"{name} must be a probability in [0, 1], got {cut!r}.")
-    quiet = p_no_purchase(fit, rfm, window, n_draws=n_draws, seed=seed)
+    quiet = p_no_purchase(
+        fit, rfm, window, n_draws=n_draws, seed=seed, calendar_covariates=calendar_covariates
+    )
     alive = p_alive(fit, rfm, n_draws=n_draws)
     rfm = customer_table(rfm)
     table = pd.DataFrame(rfm).reset_index(drop=True)

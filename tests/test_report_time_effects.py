@@ -237,3 +237,23 @@ def test_a_summary_customer_missing_from_the_calendar_is_an_error_not_another_cu
     stranger = rfm.iloc[:3].assign(customer_id=[rfm["customer_id"].iloc[0], -1, -2])
     with pytest.raises(ValueError, match=r"2 customers of the summary .* \(e\.g\. -1\)"):
         _calendar_data(tx, options, cal, obs, stranger)
+
+
+@pytest.mark.parametrize("flaw", ["gap", "blank"])
+def test_calendar_covariates_flaws_found_when_fitting_name_the_file(files, tmp_path, capsys, flaw):
+    """A calibration period without a row, or a blank value: the error names the file
+    (before, only errors of the scoring stage did)."""
+    tx, calendar = files
+    table = pd.read_csv(calendar)
+    if flaw == "gap":
+        table = table.drop(index=10)
+    else:
+        table.loc[10, "holiday"] = np.nan
+    bad = tmp_path / f"{flaw}.csv"
+    table.to_csv(bad, index=False)
+    extra = ["--time-effects", "--calendar-covariates", str(bad)]
+    out = tmp_path / "report"
+    assert main(["report", str(tx), *COLS, *PERIOD, *FAST, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"clvbayes: error: --calendar-covariates {bad}: "), err
+    assert ("missing for 1 period(s)" if flaw == "gap" else "NaN or infinite") in err, err

@@ -31,6 +31,7 @@ import pandas as pd
 from clvbayes.data import validate
 from clvbayes.data.period import parse_period, resolve_period
 from clvbayes.data.rfm import (
+    TIME_UNIT_ATTR,
     customer_col_specs,
     days_sql,
     join_customer_table,
@@ -93,6 +94,13 @@ class CalendarRFM:
 
     def __len__(self) -> int:
         return len(self.customers)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The customer table's ``attrs`` with the calendar's time unit: what a fit records
+        and a prediction checks (:func:`clvbayes.data.rfm.table_time_unit`), as for an
+        :func:`clvbayes.rfm_summary` table."""
+        return {**self.customers.attrs, TIME_UNIT_ATTR: self.time_unit}
 
     def __repr__(self) -> str:
         holdout = self.n_holdout_periods

@@ -315,15 +315,19 @@ class ModelSpec(PoolingQuantities):
 
 def spec_html(spec: ModelSpec) -> str:
     """The HTML card of a model spec (``ModelSpec._repr_html_``): the first line of its
-    docstring, the data columns and parameters, the priors and the segment options;
-    every value escaped."""
+    docstring, the data columns and parameters, the priors, the segment options and the
+    calendar-time effects' options and priors; every value escaped."""
     from clvbayes.display import card, items_table
 
     doc = (type(spec).__doc__ or "").strip().splitlines()
     model = {"data columns": ", ".join(spec.columns), "parameters": ", ".join(spec.params)}
     if spec.segments is not None:
         model.update(segments=spec.segments, pooling=spec.pooling, centered=spec.centered)
+    if spec.time_effects is not None:
+        model["calendar-time effects"] = repr(spec.time_effects)
     priors = {name: str(prior) for name, prior in spec.priors.items()}
+    if spec.time_effects is not None:
+        priors.update({k: str(v) for k, v in spec.time_effects.priors.items()})
     return card(
         f"{type(spec).__name__} (not fitted)",
         ("Model", items_table(model)),

@@ -17,6 +17,7 @@ models each.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import warnings
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvbayes.data.calendar import CalendarGrid
+from clvbayes.data.calendar import CalendarGrid, CalendarRFM
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.rfm import TIME_UNIT_ATTR, table_time_unit
 from clvbayes.data.validate import check_covariates
@@ -46,6 +47,7 @@ __all__ = [
     "FORMAT",
     "FittedModel",
     "ModelKindError",
+    "check_calendar",
     "check_fitted",
     "check_time_units",
     "coefficients_of",
@@ -128,9 +130,12 @@ class FittedModel:
         n = f"{post.sizes['chain']}x{post.sizes['draw']}"
         customers = f"{self.data.n_customers:,}" if self.data is not None else "?"
         means = ", ".join(f"{k}={float(post[k].mean()):.4g}" for k in self.spec.params)
+        grid = self.calendar
+        calendar = "" if grid is None else f", time effects over {grid.n_periods} periods"
         return (
             f"<Fitted {self.kind}: {self.settings.get('method')} {n} draws, "
-            f"{customers} customers, {means}; {len(self.problems)} convergence problem(s)>"
+            f"{customers} customers{calendar}, {means}; {len(self.problems)} convergence "
+            "problem(s)>"
         )
 
     def _repr_html_(self) -> str:
@@ -446,6 +451,13 @@ def fitted_html(fit: FittedModel) -> str:
         data["segments"] = f"{len(fit.segment_levels)} ({fit.spec.segments}, {fit.spec.pooling})"
     if fit.time_unit is not None:
         data["time unit"] = fit.time_unit
+    if fit.calendar is not None:
+        grid = fit.calendar
+        free = f", the first {grid.n_free} free" if grid.n_free else ""
+        known = f"; covariates {', '.join(grid.covariate_names)}" if grid.covariate_names else ""
+        data["calendar-time effects"] = (
+            f"{grid.n_periods} periods of 1 {grid.time_unit} from {grid.origin}{free}{known}"
+        )
     data["data fingerprint"] = fit.fingerprint
     keys = ("method", "sampler", "chains", "draws", "tune", "target_accept", "seed", "seconds")
     settings = {k: fit.settings[k] for k in keys if k in fit.settings}
@@ -547,6 +559,7 @@ def check_time_units(
     """
     fitted = getattr(fit, "time_unit", None)
     table = None if rfm is None else table_time_unit(rfm)
+    check_calendar(fit, rfm)
     if fitted is not None and table is not None and fitted != table:
         raise ValueError(
             f"the RFM table is in {_unit_words(table)} (its attrs[{TIME_UNIT_ATTR!r}] = "
@@ -568,6 +581,58 @@ def check_time_units(
                 )
         return asked
     return fitted if fitted is not None else table
+
+
+def check_calendar(fit: Any, rfm: Any, *, same_origin: bool = False) -> None:
+    """Refuse data a fit with calendar-time effects cannot place on its calendar.
+
+    Its multipliers are known on its own grid, and every customer enters at ``c = G - T``
+    on it. So a :class:`~clvbayes.data.calendar.CalendarRFM` must have the fit's time unit
+    and calibration end (another end would start the forecasts on the wrong day), and no
+    customer may have been first seen before the grid's origin (``T > G``: the path
+    before it is unknown). ``same_origin``: the data's own grid positions are used (the
+    tracking curves), so its origin must be the fit's too. Stationary fits take any data.
+
+    Raises
+    ------
+    ValueError
+        Naming what differs (or how many customers, with an example) and the fix.
+    """
+    grid = getattr(fit, "calendar", None)
+    if grid is None or rfm is None:
+        return
+    if isinstance(rfm, CalendarRFM):
+        fit_end = grid.origin + dt.timedelta(days=round(grid.grid_end * grid.days_per_unit))
+        ours = (grid.time_unit, fit_end, grid.origin)
+        theirs = (rfm.time_unit, rfm.calibration_end, rfm.origin)
+        compared = 3 if same_origin else 2
+        if ours[:compared] != theirs[:compared]:
+            raise ValueError(
+                f"the calendar data (periods of 1 {theirs[0]} from {theirs[2]}, calibration "
+                f"end {theirs[1]}) are not on the {fit.kind} fit's calendar (periods of 1 "
+                f"{ours[0]} from {ours[2]}, calibration end {ours[1]}): a fit with "
+                "calendar-time effects knows its multipliers on its own grid and forecasts "
+                "from its own calibration end. Summarize the log with calendar_rfm(..., "
+                f"calibration_end='{ours[1]}', time_unit='{ours[0]}')"
+                + (" from the fit's first day" if same_origin else "")
+                + ", or refit on these data."
+            )
+    table = rfm.customers if isinstance(rfm, CalendarRFM) else rfm
+    if not hasattr(table, "columns") or "T" not in table.columns:
+        return
+    T = pd.to_numeric(table["T"], errors="coerce").to_numpy(dtype=float)
+    older = T > grid.grid_end + 1e-9
+    if older.any():
+        first = int(np.flatnonzero(older)[0])
+        ids = table["customer_id"] if "customer_id" in table.columns else table.index
+        raise ValueError(
+            f"{int(older.sum())} of {T.size} customers were first seen before the {fit.kind} "
+            f"fit's calendar starts ({grid.origin}): T > {grid.grid_end:g} {grid.time_unit}, "
+            f"e.g. customer {np.asarray(ids)[first].tolist()!r} with T = {T[first]:g}. A fit with "
+            "calendar-time effects knows the multipliers only on its grid; score customers "
+            "first seen since its origin (at its calibration end), or refit on a calendar "
+            "that covers them."
+        )
 
 
 def to_groups(fit: FittedModel, include_data: bool = True) -> dict[str, xr.Dataset]:

@@ -24,7 +24,7 @@ from clvbayes.data.calendar import CalendarGrid, CalendarRFM
 from clvbayes.math.calendar import clock, elapsed, inverse_elapsed, simulate_future
 from clvbayes.math.draws import draw_index
 from clvbayes.models.calendar import covariate_matrix
-from clvbayes.models.fitted import covariates_of, design_of
+from clvbayes.models.fitted import check_calendar, covariates_of, design_of
 
 __all__ = [
     "CALENDAR_VARIABLES",
@@ -169,12 +169,47 @@ def _future_covariates(
     options = fit.spec.time_effects
     if extra is not None:
         base = options.covariates
+        extra = _forecast_rows(grid, base, extra)
         combined = extra if base is None else pd.concat([base, extra])
         # a row of ``extra`` replaces the fit's row of the same period
         combined = combined[~pd.Index(grid.period_of(combined.index)).duplicated(keep="last")]
         options = type(options)(combined, options.seasonality, options.n_free, options.priors)
     _, values = covariate_matrix(grid, options, n_total)
     return values
+
+
+def _forecast_rows(grid: CalendarGrid, base: Any, extra: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``extra`` (a prediction's ``calendar_covariates``) for periods after the
+    calibration. Rows for calibration periods are dropped when they repeat the values the
+    model was fitted with, and refused when they differ: the fit's path was estimated
+    with those values, and changing them would move the latent level the forecast
+    continues from."""
+    period = grid.period_of(extra.index)
+    past = np.asarray(period < grid.n_periods)
+    if not past.any():
+        return extra
+    columns = [] if base is None else list(base.columns)
+    missing = [c for c in columns if c not in extra.columns]
+    if missing:
+        raise ValueError(
+            f"calendar_covariates has no column {missing[0]!r} (the fit's covariates are "
+            f"{columns}); give the same columns as TimeEffects(covariates=...)."
+        )
+    given = extra.loc[past, columns].to_numpy(dtype=float)
+    fitted = grid.covariates[period[past]][:, : len(columns)]
+    differ = ~np.isclose(given, fitted, rtol=1e-12, atol=0.0).all(axis=1)
+    if differ.any():
+        first = int(np.flatnonzero(differ)[0])
+        start = pd.Timestamp(grid.period_start(period[past][first])).date()
+        raise ValueError(
+            f"calendar_covariates: {int(differ.sum())} row(s) for calibration periods differ "
+            f"from the values the model was fitted with, e.g. the period starting {start}: "
+            f"{dict(zip(columns, given[first].tolist(), strict=True))} against "
+            f"{dict(zip(columns, fitted[first].tolist(), strict=True))}. The calibration's "
+            "values are part of the fit; give calendar_covariates for the forecast periods "
+            "only (or refit with the corrected values)."
+        )
+    return extra[~past]
 
 
 def calendar_multipliers(
@@ -325,6 +360,7 @@ def cohort_expectation(
     -------
     ndarray, shape (len(draws), len(positions))
     """
+    check_calendar(fit, data, same_origin=True)
     s = np.asarray(positions, dtype=float).reshape(-1)
     births, counts, params = birth_groups(fit, data.customers, data.first_position, draws)
     theta = {k: v[:, None, :] for k, v in params.items()}

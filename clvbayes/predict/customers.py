@@ -498,6 +498,7 @@ def _analytic(
     n_draws: int | None = None,
     extra: Mapping[str, np.ndarray] | None = None,
     seed: Any = None,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> xr.DataArray:
     """A per-draw analytic quantity of every customer, computed once per distinct row.
 
@@ -507,9 +508,10 @@ def _analytic(
     ``extra`` names and labels the trailing dims. ``n_draws`` thins the draws of each
     chain evenly (:func:`clvbayes.math.draws.draw_index`, no repeats). With calendar-time
     effects ``t_x``, ``T`` and ``h`` are each draw's operational times (its forecast
-    clock drawn with ``seed``).
+    clock drawn with ``seed``, with ``calendar_covariates`` for forecast periods).
     """
     family = check_fitted(fit, "fit")
+    check_time_units(fit, rfm)
     customers = read_customers(customer_table(rfm), horizon, need_spend=False, fit=fit)
     rows, inv = unique_rows(customers)
     codes = rows["s"].astype(np.int64)
@@ -522,7 +524,8 @@ def _analytic(
     window = rows["h"]
     if getattr(fit, "calendar", None) is not None:
         theta: dict[str, np.ndarray] = {}
-        end = _add_clock(theta, fit, rows["h"], np.random.SeedSequence(seed), PredictOptions())
+        opts = PredictOptions(calendar_covariates=calendar_covariates)
+        end = _add_clock(theta, fit, rows["h"], np.random.SeedSequence(seed), opts)
         clock = ForecastClock(theta["clock_f"], end)
 
         def per_draw(v: np.ndarray) -> np.ndarray:
@@ -579,6 +582,7 @@ def expected_purchases(
     *,
     n_draws: int | None = None,
     seed: int | None = None,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> xr.DataArray:
     """Posterior of the expected purchases in ``(T, T+horizon]`` per customer.
 
@@ -595,13 +599,25 @@ def expected_purchases(
     seed : int, optional
         With calendar-time effects: the seed of each draw's future calendar path (the
         expectation is then that of a draw of the posterior predictive calendar).
+    calendar_covariates : DataFrame, optional
+        With known calendar covariates: their values for the forecast periods the fit's
+        ``TimeEffects(covariates=...)`` did not hold (as for
+        :func:`clvbayes.predict_customers`).
 
     Returns
     -------
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``.
     """
-    return _analytic(fit, rfm, horizon, "expected_purchases", n_draws=n_draws, seed=seed)
+    return _analytic(
+        fit,
+        rfm,
+        horizon,
+        "expected_purchases",
+        n_draws=n_draws,
+        seed=seed,
+        calendar_covariates=calendar_covariates,
+    )
 
 
 def p_no_purchase(
@@ -611,6 +627,7 @@ def p_no_purchase(
     *,
     n_draws: int | None = None,
     seed: int | None = None,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> xr.DataArray:
     """Posterior of each customer's probability of no purchase in ``(T, T+window]``.
 
@@ -626,13 +643,23 @@ def p_no_purchase(
         Window length in the model's time unit, one number or one per customer.
     seed : int, optional
         As for :func:`expected_purchases` (fits with calendar-time effects).
+    calendar_covariates : DataFrame, optional
+        As for :func:`expected_purchases`.
 
     Returns
     -------
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``.
     """
-    return _analytic(fit, rfm, window, "p_no_purchase", n_draws=n_draws, seed=seed)
+    return _analytic(
+        fit,
+        rfm,
+        window,
+        "p_no_purchase",
+        n_draws=n_draws,
+        seed=seed,
+        calendar_covariates=calendar_covariates,
+    )
 
 
 def purchase_pmf(
@@ -643,6 +670,7 @@ def purchase_pmf(
     *,
     n_draws: int | None = None,
     seed: int | None = None,
+    calendar_covariates: pd.DataFrame | None = None,
 ) -> xr.DataArray:
     """Posterior of ``P(n purchases in (T, T+window])`` per customer, for ``n`` in ``counts``.
 
@@ -662,6 +690,8 @@ def purchase_pmf(
         bytes.
     seed : int, optional
         As for :func:`expected_purchases` (fits with calendar-time effects).
+    calendar_covariates : DataFrame, optional
+        As for :func:`expected_purchases`.
 
     Returns
     -------
@@ -678,6 +708,7 @@ def purchase_pmf(
         n_draws=n_draws,
         extra={"purchases": n},
         seed=seed,
+        calendar_covariates=calendar_covariates,
     )
 
 

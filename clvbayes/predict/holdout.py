@@ -39,7 +39,7 @@ import pandas as pd
 
 from clvbayes.data.calendar import customer_table
 from clvbayes.data.validate import check_rfm
-from clvbayes.models.fitted import FittedModel
+from clvbayes.models.fitted import FittedModel, check_time_units
 from clvbayes.predict.customers import predict_customers
 from clvbayes.predict.options import PredictOptions
 
@@ -280,6 +280,7 @@ def validate_holdout(
     -------
     HoldoutReport
     """
+    check_time_units(fit, rfm_with_holdout)
     rfm_with_holdout = customer_table(rfm_with_holdout)
     opts = PredictOptions.merge(options, kwargs, "validate_holdout")
     if opts.n_draws is None and fit.n_posterior_draws < HOLDOUT_DRAWS:
@@ -446,6 +447,7 @@ def predict_holdout(
     -------
     HoldoutPrediction
     """
+    check_time_units(fit, rfm_with_holdout)
     rfm_with_holdout = customer_table(rfm_with_holdout)
     values = _holdout_columns(rfm_with_holdout)
     result = predict_customers(

@@ -581,7 +581,28 @@ def _time_effects(options: ReportOptions) -> Any:
 
     if options.calendar_covariates is None:
         return TimeEffects()
-    return TimeEffects(covariates=read_calendar_covariates(options.calendar_covariates))
+    covariates = read_calendar_covariates(options.calendar_covariates)
+    with _naming_calendar_file(options, everything=True):
+        return TimeEffects(covariates=covariates)
+
+
+@contextmanager
+def _naming_calendar_file(
+    options: ReportOptions, note: str = "", *, everything: bool = False
+) -> Iterator[None]:
+    """Prefix a ValueError about the calendar covariates (any, with ``everything``) with
+    the ``--calendar-covariates`` file it came from, and ``note``."""
+    try:
+        yield
+    except ValueError as error:
+        text = str(error)
+        if options.calendar_covariates is None or text.startswith("--calendar-covariates"):
+            raise
+        if not (everything or "calendar covariate" in text):
+            raise
+        raise ValueError(
+            f"--calendar-covariates {options.calendar_covariates}: {text}{note}"
+        ) from None
 
 
 def _fit_kwargs(options: ReportOptions, seed: int, quiet: bool) -> dict[str, Any]:
@@ -1069,7 +1090,7 @@ def build_report(
         how += f", {data.segments.nunique()} segments partially pooled"
     # every transaction model is fitted with the same seed, so its fit does not depend on
     # which one --model chose
-    with stage(f"fit {_family_label(options.model)}", how):
+    with stage(f"fit {_family_label(options.model)}", how), _naming_calendar_file(options):
         fits[options.model] = _fit_transaction_model(
             data.transaction_data, segmented, options, seeds["bgnbd"], quiet, options.model
         )
@@ -1091,16 +1112,15 @@ def build_report(
             comparison = _compare(
                 data, fits, compared, skipped, options, seeds["compare"], progressbar=not quiet
             )
-    with stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"):
-        try:
-            scored = _score(data, fits, options, seeds, progressbar=not quiet)
-        except ValueError as error:  # name the file the command line gave
-            if options.calendar_covariates is None or "calendar covariates" not in str(error):
-                raise
-            raise ValueError(
-                f"--calendar-covariates {options.calendar_covariates}: {error} The file must "
-                f"cover the holdout and the --horizon ({options.horizon:g} {options.time_unit})."
-            ) from None
+    covered = (
+        f" The file must cover the holdout and the --horizon ({options.horizon:g} "
+        f"{options.time_unit})."
+    )
+    with (
+        stage("score", f"{len(data.rfm):,} customers x {options.draws} draws"),
+        _naming_calendar_file(options, covered),
+    ):
+        scored = _score(data, fits, options, seeds, progressbar=not quiet)
     with stage("analyse", "retention, order value, tiers, lapse, segments"):
         content = _analyse(data, fits, scored, options, seeds, source, arguments, comparison,
                            progressbar=not quiet)  # fmt: skip
