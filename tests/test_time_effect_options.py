@@ -162,3 +162,49 @@ def test_a_nat_in_the_index_is_refused_with_its_position(promo):
             ValueError, match=r"1 of 40 rows have no date in the index \(NaT\), e\.g\. row 39"
         ):
             TimeEffects(covariates=frame)
+
+
+# --- 6. seasonality on less than a year ------------------------------------------------
+
+
+def test_seasonality_on_less_than_a_year_warns_and_on_a_year_does_not(sample, transactions):
+    with pytest.warns(UserWarning, match=r"seasonality=2: the calibration covers 273 days") as rec:
+        grid = _grid(BGNBD(time_effects=TimeEffects(seasonality=2)), sample)
+    assert grid.covariate_names[:2] == ("season_sin1", "season_cos1")  # still done
+    assert "use seasonality=0" in _ours(rec, "seasonality=2")[0]
+    year = calendar_rfm(
+        transactions, customer_col="customer_id", date_col="date", calibration_end="1997-12-30"
+    )  # 52 weeks
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        _grid(BGNBD(time_effects=TimeEffects(seasonality=2)), year)
+        _grid(BGNBD(time_effects=True), sample)
+    assert not _ours(rec, "seasonality")
+
+
+# --- 7. rows dated on another weekday than the grid's weeks start ----------------------
+
+
+def test_rows_all_dated_on_another_weekday_warn_and_keep_their_period(sample, promo):
+    """The sample's weeks start on Wednesdays; Sunday rows (CLVTools' week starts) count
+    for the week holding them, with a warning that tells how to shift them."""
+    expected = _grid(BGNBD(time_effects=TimeEffects(covariates=promo)), sample).covariates
+    sundays = promo.set_index(promo.index + pd.Timedelta(days=4))
+    with pytest.warns(
+        UserWarning,
+        match=r"all 78 rows are dated on a Sunday, while the grid's weeks start on a Wednesday",
+    ) as rec:
+        grid = _grid(BGNBD(time_effects=TimeEffects(covariates=sundays)), sample)
+    np.testing.assert_array_equal(grid.covariates, expected)  # the rule is unchanged
+    message = _ours(rec, "dated on a Sunday")[0]
+    assert "the row dated 1997-01-05 counts for the week 1997-01-01 to 1997-01-07" in message
+    assert "frame.index + pd.Timedelta(days=3)" in message
+    thursdays = promo.set_index(promo.index + pd.Timedelta(days=1))
+    with pytest.warns(UserWarning, match=r"frame\.index - pd\.Timedelta\(days=1\)"):
+        _grid(BGNBD(time_effects=TimeEffects(covariates=thursdays)), sample)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        _grid(BGNBD(time_effects=TimeEffects(covariates=promo)), sample)
+        mixed = promo.set_index(promo.index + pd.to_timedelta(np.arange(78) % 2, unit="D"))
+        _grid(BGNBD(time_effects=TimeEffects(covariates=mixed)), sample)
+    assert not _ours(rec, "rows are dated on a")

@@ -156,12 +156,15 @@ class TimeEffects:
         any other: a row counts for the period that holds its date), numeric columns
         (e.g. a holiday dummy, a promotion indicator, a price index). Every calibration
         period needs a row; rows for future periods serve the forecasts (predictions over
-        periods without a row are an error that names them). The options keep a copy of
-        the frame.
+        periods without a row are an error that names them). When the rows of a weekly
+        grid are all dated on one weekday other than the one its weeks start on (e.g.
+        CLVTools' Sunday-dated files), preparing the data warns: week-start dates may then
+        belong to the next period. The options keep a copy of the frame.
     seasonality : int
         Number of yearly Fourier pairs (``sin``/``cos`` of ``2πk`` day-of-year / 365.25 at
         each period's middle day) added as covariates. Identified only with at least a
-        year of calibration; 0 (default) leaves seasons to the latent process.
+        year of calibration (with less, preparing the data warns); 0 (default) leaves
+        seasons to the latent process.
     n_free : int or "auto"
         Periods at the start of the grid whose effects are free instead of following the
         latent process (see the module docstring).
@@ -457,6 +460,9 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
     if options.covariates is not None:
         last = int(grid.period_of(options.covariates.index).max())
         known = max(n_periods, last + 1)
+        _warn_weekday(grid, options.covariates.index)
+    if options.seasonality:
+        _warn_short_seasonality(grid, options.seasonality)
     names, values = covariate_matrix(grid, options, n_periods)
     if known > n_periods:  # future rows as far as the frame reaches without a gap
         _, values = covariate_matrix(grid, options, known, missing="truncate")
@@ -481,6 +487,67 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
                 "their effect cannot be told from alpha; drop them."
             )
     return dataclasses.replace(grid, n_free=n_free, covariate_names=names, covariates=values)
+
+
+_YEAR_DAYS = 365
+
+
+def _warn_short_seasonality(grid: CalendarGrid, seasonality: int) -> None:
+    """Warn when the calibration's periods cover less than a year (up to one period)."""
+    days = grid.n_periods * grid.days_per_unit
+    if days + grid.days_per_unit > _YEAR_DAYS:
+        return
+    end = pd.Timestamp(grid.period_start(grid.n_periods)) - pd.Timedelta(days=1)
+    warnings.warn(
+        f"seasonality={seasonality}: the calibration covers {days:g} days ({grid.n_periods} "
+        f"periods of 1 {grid.time_unit} from {grid.origin} to {end.date()}), less than a "
+        "year, so the yearly Fourier terms are not identified apart from the latent process "
+        "and the forecast extrapolates them into months the calibration never saw; use "
+        "seasonality=0 (the default) unless you mean it, or a calibration of a year or more.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _warn_weekday(grid: CalendarGrid, index: Any) -> None:
+    """Warn when every row of a weekly covariates frame is dated on one weekday that is
+    not the day the grid's weeks start: the dates may be week starts of another
+    convention (CLVTools' files: Sundays), which would land a period early. The rule
+    stays: a row counts for the period that holds its date."""
+    if grid.time_unit != "W":
+        return
+    days = pd.DatetimeIndex(pd.to_datetime(index)).tz_localize(None).normalize()
+    weekday = np.unique(days.day_of_week)
+    start = pd.Timestamp(grid.origin)
+    if days.size < 2 or weekday.size != 1 or int(weekday[0]) == start.day_of_week:
+        return
+    offset = (int(weekday[0]) - start.day_of_week) % 7  # days after its week's start
+    first = days.min()
+    held = pd.Timestamp(grid.period_start(int(grid.period_of([first])[0])))
+    if offset >= 4:  # a week starting on the date overlaps the grid's next week more
+        advice = (
+            f"each row's week overlaps the next grid week more: move them to the grid's week "
+            f"starts with frame.index + pd.Timedelta(days={7 - offset}) (the row of "
+            f"{first.date()} then counts for the week from "
+            f"{(held + pd.Timedelta(days=7)).date()})"
+        )
+    else:
+        advice = (
+            "each row's week overlaps most with the grid week it counts for, and frame.index - "
+            f"pd.Timedelta(days={offset}) puts them on the grid's week starts without "
+            "changing that"
+        )
+    warnings.warn(
+        f"calendar covariates: all {days.size} rows are dated on a {first.day_name()}, "
+        f"while the grid's weeks start on a {start.day_name()} (weeks from {grid.origin}). "
+        f"A row counts for the week that holds its date: the row dated {first.date()} "
+        f"counts for the week {held.date()} to {(held + pd.Timedelta(days=6)).date()}. If "
+        "the dates are the first days of the weeks they describe (as in CLVTools' "
+        f"covariate files), {advice}. Rows indexed by the grid's week starts "
+        "(calendar_rfm(...).periods['start']) raise no warning.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 # --- the PyMC side ---------------------------------------------------------------------
