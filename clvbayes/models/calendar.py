@@ -65,6 +65,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -154,11 +156,15 @@ class TimeEffects:
         any other: a row counts for the period that holds its date), numeric columns
         (e.g. a holiday dummy, a promotion indicator, a price index). Every calibration
         period needs a row; rows for future periods serve the forecasts (predictions over
-        periods without a row are an error that names them).
+        periods without a row are an error that names them). When the rows of a weekly
+        grid are all dated on one weekday other than the one its weeks start on (e.g.
+        CLVTools' Sunday-dated files), preparing the data warns: week-start dates may then
+        belong to the next period. The options keep a copy of the frame.
     seasonality : int
         Number of yearly Fourier pairs (``sin``/``cos`` of ``2πk`` day-of-year / 365.25 at
         each period's middle day) added as covariates. Identified only with at least a
-        year of calibration; 0 (default) leaves seasons to the latent process.
+        year of calibration (with less, preparing the data warns); 0 (default) leaves
+        seasons to the latent process.
     n_free : int or "auto"
         Periods at the start of the grid whose effects are free instead of following the
         latent process (see the module docstring).
@@ -176,10 +182,12 @@ class TimeEffects:
     def __post_init__(self) -> None:
         if self.covariates is not None:
             _check_covariates(self.covariates)
-        if not (isinstance(self.seasonality, int) and self.seasonality >= 0):
-            raise ValueError(f"seasonality must be a whole number >= 0, got {self.seasonality!r}.")
-        if not (self.n_free == "auto" or (isinstance(self.n_free, int) and self.n_free >= 0)):
-            raise ValueError(f"n_free must be 'auto' or a whole number >= 0, got {self.n_free!r}.")
+            # a copy: later edits of the caller's frame must not change validated options
+            # (their hash, or NaN slipped past the check)
+            object.__setattr__(self, "covariates", self.covariates.copy(deep=True))
+        object.__setattr__(self, "seasonality", _whole("seasonality", self.seasonality))
+        if not (isinstance(self.n_free, str) and self.n_free == "auto"):
+            object.__setattr__(self, "n_free", _whole("n_free", self.n_free, "'auto' or "))
         resolved = resolve_priors(
             TIME_EFFECT_PRIORS, self.priors, allowed=frozenset(TIME_EFFECT_PRIORS)
         )
@@ -187,7 +195,8 @@ class TimeEffects:
 
     @classmethod
     def coerce(cls, value: Any) -> TimeEffects | None:
-        """``True`` -> the defaults, ``None``/``False`` -> None, a TimeEffects as it is."""
+        """``True`` -> the defaults, ``None``/``False`` -> None, a TimeEffects as it is, a
+        mapping -> :meth:`from_dict` (e.g. ``{"seasonality": 2, "n_free": 0}``)."""
         if value is None or value is False:
             return None
         if value is True:
@@ -197,7 +206,8 @@ class TimeEffects:
         if isinstance(value, Mapping):
             return cls.from_dict(value)
         raise TypeError(
-            f"time_effects must be True, False, None or a clvbayes.TimeEffects, got "
+            f"time_effects must be True, False, None, a clvbayes.TimeEffects or a mapping "
+            f"of its options (e.g. {{'seasonality': 2}}; keys {list(_OPTION_NAMES)}), got "
             f"{type(value).__name__}."
         )
 
@@ -220,15 +230,23 @@ class TimeEffects:
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> TimeEffects:
-        """Rebuild from :meth:`to_dict`'s output."""
+        """Rebuild from :meth:`to_dict`'s output, or build from a mapping of the options
+        (``covariates`` a DataFrame or :meth:`to_dict`'s form; unknown keys are an error)."""
+        unknown = [str(k) for k in stored if k not in _OPTION_NAMES]
+        if unknown:
+            raise ValueError(
+                f"time_effects: unknown option(s) {unknown}; the options are "
+                f"{list(_OPTION_NAMES)} (e.g. {{'seasonality': 2, 'n_free': 0}})."
+            )
         cov = stored.get("covariates")
-        frame = None
-        if cov is not None:
+        frame = cov
+        if isinstance(cov, Mapping):
             frame = pd.DataFrame(
                 cov["values"], index=pd.to_datetime(cov["index"]), columns=cov["columns"]
             )
-        priors = {k: Prior.from_dict(v) for k, v in (stored.get("priors") or {}).items()}
-        return cls(frame, int(stored.get("seasonality", 0)), stored.get("n_free", "auto"), priors)
+        return cls(
+            frame, stored.get("seasonality", 0), stored.get("n_free", "auto"), stored.get("priors")
+        )
 
     def __repr__(self) -> str:
         cov = None if self.covariates is None else list(self.covariates.columns)
@@ -251,22 +269,70 @@ class TimeEffects:
         return hash(self.json())
 
 
+_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(TimeEffects))
+
+
+def _whole(name: str, value: Any, other: str = "") -> int:
+    """``value`` as an int when it is a whole number >= 0 (numpy integers too; a bool is
+    no count)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise ValueError(f"{name} must be {other}a whole number >= 0, got {value!r}.")
+
+
 def _check_covariates(frame: Any) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(
             f"covariates must be a DataFrame indexed by date (one row per period), got "
             f"{type(frame).__name__}."
         )
+    if len(frame) == 0:
+        raise ValueError(
+            f"covariates has 0 rows (columns {[str(c) for c in frame.columns]}); give one row "
+            "per period (every calibration period and the forecast periods), or leave "
+            "covariates=None for no calendar covariates."
+        )
+    repeated = frame.columns[frame.columns.duplicated()].unique()
+    if repeated.size:
+        raise ValueError(
+            f"covariates: {repeated.size} column name(s) occur more than once, e.g. "
+            f"{[str(c) for c in repeated[:3]]}; give every column its own name (e.g. "
+            "drop the repeated columns: frame.loc[:, ~frame.columns.duplicated()])."
+        )
+    dated = [str(c) for c in frame.columns if _holds_dates(frame[c])]
+    kind = pd.api.types.infer_dtype(frame.index, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
+        shown = ", ".join(str(v) for v in frame.index[:3])
+        column = dated[0] if dated else "date"
+        raise ValueError(
+            f"covariates must be indexed by a date in each period, but its {len(frame)} rows "
+            f"are indexed by numbers ({type(frame.index).__name__}: {shown}, ...), which "
+            f"would be read as dates in 1970; index the frame by date, e.g. "
+            f"frame.set_index({column!r})."
+        )
     try:
-        pd.to_datetime(frame.index)
+        dates = pd.DatetimeIndex(pd.to_datetime(frame.index))
     except (TypeError, ValueError) as err:
         raise ValueError(
             "covariates must be indexed by a date in each period (e.g. its first day, "
             "calendar_rfm(...).periods['start']); the index could not be read as dates."
         ) from err
+    missing = np.flatnonzero(dates.isna())
+    if missing.size:
+        raise ValueError(
+            f"covariates: {missing.size} of {len(frame)} rows have no date in the index "
+            f"(NaT), e.g. row {int(missing[0])} (counted from 0); give every row its "
+            "period's date or drop those rows (frame[frame.index.notna()])."
+        )
     for column in frame.columns:
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values):
+            if str(column) in dated:
+                raise ValueError(
+                    f"covariate column {column!r} holds dates (e.g. {values.iloc[0]!r}), "
+                    "not values; if they date the rows, index the frame by them "
+                    f"(frame.set_index({column!r})), otherwise drop the column."
+                )
             raise ValueError(
                 f"covariate column {column!r} is not numeric (e.g. {values.iloc[0]!r}); "
                 "encode it (e.g. pandas.get_dummies(...).astype(float))."
@@ -277,6 +343,23 @@ def _check_covariates(frame: Any) -> None:
                 f"covariate column {column!r}: {int(bad.sum())} of {bad.size} periods are "
                 f"NaN or infinite (e.g. period {frame.index[np.flatnonzero(bad)[0]]}); fill them."
             )
+
+
+def _holds_dates(values: pd.Series) -> bool:
+    """Whether a column holds dates (datetimes, or strings that all read as dates)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if pd.api.types.is_numeric_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype):
+        return False
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("datetime", "datetime64", "date"):
+        return True
+    if kind != "string":
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read = pd.to_datetime(values.dropna(), errors="coerce", format="mixed")
+    return bool(read.size) and bool(read.notna().all())
 
 
 # --- the grid a model is fitted on -----------------------------------------------------
@@ -377,13 +460,26 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
     if options.covariates is not None:
         last = int(grid.period_of(options.covariates.index).max())
         known = max(n_periods, last + 1)
+        _warn_weekday(grid, options.covariates.index)
+    if options.seasonality:
+        _warn_short_seasonality(grid, options.seasonality)
     names, values = covariate_matrix(grid, options, n_periods)
     if known > n_periods:  # future rows as far as the frame reaches without a gap
         _, values = covariate_matrix(grid, options, known, missing="truncate")
         complete = np.isfinite(values).all(axis=1) if values.size else np.ones(known, bool)
         values = values[: n_periods + int(np.argmin(np.append(complete[n_periods:], False)))]
     if names:
-        varying = values[:n_periods].std(axis=0) > 0
+        calibration = values[:n_periods]
+        bad = ~np.isfinite(calibration)
+        if bad.any():  # NaN (e.g. options.covariates edited after the check) is no "flat"
+            columns = [n for n, b in zip(names, bad.any(axis=0), strict=True) if b]
+            period = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise ValueError(
+                f"calendar covariate(s) {columns} are NaN or infinite in "
+                f"{int(bad.any(axis=1).sum())} calibration period(s), e.g. the period "
+                f"starting {pd.Timestamp(grid.period_start(period)).date()}; fill them."
+            )
+        varying = calibration.std(axis=0) > 0
         if not varying.all():
             flat = [n for n, v in zip(names, varying, strict=True) if not v]
             raise ValueError(
@@ -391,6 +487,67 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
                 "their effect cannot be told from alpha; drop them."
             )
     return dataclasses.replace(grid, n_free=n_free, covariate_names=names, covariates=values)
+
+
+_YEAR_DAYS = 365
+
+
+def _warn_short_seasonality(grid: CalendarGrid, seasonality: int) -> None:
+    """Warn when the calibration's periods cover less than a year (up to one period)."""
+    days = grid.n_periods * grid.days_per_unit
+    if days + grid.days_per_unit > _YEAR_DAYS:
+        return
+    end = pd.Timestamp(grid.period_start(grid.n_periods)) - pd.Timedelta(days=1)
+    warnings.warn(
+        f"seasonality={seasonality}: the calibration covers {days:g} days ({grid.n_periods} "
+        f"periods of 1 {grid.time_unit} from {grid.origin} to {end.date()}), less than a "
+        "year, so the yearly Fourier terms are not identified apart from the latent process "
+        "and the forecast extrapolates them into months the calibration never saw; use "
+        "seasonality=0 (the default) unless you mean it, or a calibration of a year or more.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _warn_weekday(grid: CalendarGrid, index: Any) -> None:
+    """Warn when every row of a weekly covariates frame is dated on one weekday that is
+    not the day the grid's weeks start: the dates may be week starts of another
+    convention (CLVTools' files: Sundays), which would land a period early. The rule
+    stays: a row counts for the period that holds its date."""
+    if grid.time_unit != "W":
+        return
+    days = pd.DatetimeIndex(pd.to_datetime(index)).tz_localize(None).normalize()
+    weekday = np.unique(days.day_of_week)
+    start = pd.Timestamp(grid.origin)
+    if days.size < 2 or weekday.size != 1 or int(weekday[0]) == start.day_of_week:
+        return
+    offset = (int(weekday[0]) - start.day_of_week) % 7  # days after its week's start
+    first = days.min()
+    held = pd.Timestamp(grid.period_start(int(grid.period_of([first])[0])))
+    if offset >= 4:  # a week starting on the date overlaps the grid's next week more
+        advice = (
+            f"each row's week overlaps the next grid week more: move them to the grid's week "
+            f"starts with frame.index + pd.Timedelta(days={7 - offset}) (the row of "
+            f"{first.date()} then counts for the week from "
+            f"{(held + pd.Timedelta(days=7)).date()})"
+        )
+    else:
+        advice = (
+            "each row's week overlaps most with the grid week it counts for, and frame.index - "
+            f"pd.Timedelta(days={offset}) puts them on the grid's week starts without "
+            "changing that"
+        )
+    warnings.warn(
+        f"calendar covariates: all {days.size} rows are dated on a {first.day_name()}, "
+        f"while the grid's weeks start on a {start.day_name()} (weeks from {grid.origin}). "
+        f"A row counts for the week that holds its date: the row dated {first.date()} "
+        f"counts for the week {held.date()} to {(held + pd.Timedelta(days=6)).date()}. If "
+        "the dates are the first days of the weeks they describe (as in CLVTools' "
+        f"covariate files), {advice}. Rows indexed by the grid's week starts "
+        "(calendar_rfm(...).periods['start']) raise no warning.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 # --- the PyMC side ---------------------------------------------------------------------
