@@ -527,7 +527,8 @@ def _warn_weekday(grid: CalendarGrid, index: Any) -> None:
     if offset >= 4:  # a week starting on the date overlaps the grid's next week more
         advice = (
             f"each row's week overlaps the next grid week more: move them to the grid's week "
-            f"starts with frame.index + pd.Timedelta(days={7 - offset}) (the row of "
+            f"starts with frame.index + pd.Timedelta(days={7 - offset}) (in a file: every "
+            f"date {7 - offset} day(s) later; the row of "
             f"{first.date()} then counts for the week from "
             f"{(held + pd.Timedelta(days=7)).date()})"
         )
