@@ -299,55 +299,232 @@ def test_marginal_form_keeps_the_hierarchical_prior(spec_class, centered, seg_rf
     assert not failures, failures
 
 
+_SCIPY_SCALE_PRIORS = {
+    "Gamma": lambda p, st: st.gamma(p["alpha"], scale=1.0 / p["beta"]),
+    "HalfNormal": lambda p, st: st.halfnorm(scale=p["sigma"]),
+    "Exponential": lambda p, st: st.expon(scale=1.0 / p["lam"]),
+    "LogNormal": lambda p, st: st.lognorm(p["sigma"], scale=np.exp(p["mu"])),
+}
+
+
+def _integrated_logp_oracle(theta, m0, s0, sigma_dist):
+    """``log ∫ p(sigma) N(theta | m0 1, sigma^2 I + s0^2 11') dsigma`` (``mu ~ N(m0, s0)``
+    integrated out in closed form, a multivariate normal) by scipy's adaptive quadrature
+    on ``t = log(sigma)`` over ``[-40, 5]``, in pieces half a unit long (so that narrow
+    peaks are not missed) and scaled by the integrand's largest value."""
+    from itertools import pairwise
+
+    from scipy import integrate
+
+    d = np.asarray(theta, dtype=float) - m0
+    k, dd, total = d.size, d @ d, d.sum()
+
+    def log_integrand(t):
+        # N(d | 0, s^2 I + s0^2 11') by Sherman-Morrison
+        s2 = np.exp(2 * t)
+        quad_form = (dd - s0**2 * total**2 / (s2 + k * s0**2)) / s2
+        log_det = (k - 1) * np.log(s2) + np.log(s2 + k * s0**2)
+        with np.errstate(divide="ignore"):
+            log_prior = sigma_dist.logpdf(np.exp(t))
+        return log_prior + t - 0.5 * (k * np.log(2 * np.pi) + log_det + quad_form)
+
+    top = np.max(log_integrand(np.linspace(-40, 5, 90_001)))
+    pieces = np.arange(-40.0, 5.5, 0.5)
+    value = sum(
+        integrate.quad(
+            lambda t: np.exp(log_integrand(t) - top), a, b, epsabs=1e-15, epsrel=1e-12, limit=200
+        )[0]
+        for a, b in pairwise(pieces)
+    )
+    return top + np.log(value)
+
+
 @pytest.mark.parametrize(
     "sigma_prior",
     [
-        ("Gamma", {"alpha": 4.0, "beta": 10.0}),
-        ("HalfNormal", {"sigma": 0.3}),
-        ("Exponential", {"lam": 5.0}),
-        ("LogNormal", {"mu": -1.0, "sigma": 0.7}),
+        pytest.param(("Gamma", {"alpha": 4.0, "beta": 10.0}), id="Gamma"),
+        pytest.param(("HalfNormal", {"sigma": 0.3}), id="HalfNormal"),
+        pytest.param(("Exponential", {"lam": 5.0}), id="Exponential"),
+        pytest.param(("LogNormal", {"mu": -1.0, "sigma": 0.7}), id="LogNormal"),
+        # segments far apart for the prior: sigma's posterior lies above the prior's
+        # 1 - 1e-12 quantile (the grid's former upper end)
+        pytest.param(("HalfNormal", {"sigma": 0.05}), id="HalfNormal-tight"),
+        # narrower than SCALE_STEP on the log scale
+        pytest.param(("Gamma", {"alpha": 2500.0, "beta": 25000.0}), id="Gamma-tight"),
+        pytest.param(("LogNormal", {"mu": -1.2, "sigma": 0.02}), id="LogNormal-tight"),
     ],
-    ids=lambda p: p[0],
 )
 def test_integrated_hierarchical_prior_equals_numerical_integral(sigma_prior, seg_rfm):
     """Oracle: scipy's adaptive quadrature of ``p(sigma) N(theta | m0 1, sigma^2 I + s0^2
-    11')`` over ``sigma`` (``mu ~ N(m0, s0)`` integrated out in closed form, a
-    multivariate normal). The model's density of the centred link values, with ``mu``
-    and ``sigma`` integrated out on :func:`scale_grid`, must equal it to 1e-8, from
-    nearly equal segments (``sigma`` near 0) to segments far apart."""
+    11')`` over ``sigma`` (:func:`_integrated_logp_oracle`). The model's density of the
+    centred link values, with ``mu`` and ``sigma`` integrated out on :func:`scale_grid`,
+    must equal it to 1e-8, from nearly equal segments (``sigma`` near 0) to segments far
+    apart, for priors of ordinary width, priors narrower than :data:`SCALE_STEP` and a
+    tight prior the segments' spread conflicts with."""
     import pymc as pm
     from pymc_extras.prior import Prior
-    from scipy import integrate, stats
+    from scipy import stats
 
     from clvbayes.models.hierarchy import scale_grid
 
     name, params = sigma_prior
     prior = Prior(name, **params)
-    assert scale_grid(prior) is not None
+    assert scale_grid(prior, 3) is not None
     spec = BGNBD(segments="channel", centered=True, priors={"r_sigma": prior})
     built = spec.build(spec.prepare(seg_rfm), likelihood=False)
     m0, s0 = spec.priors["r_mu"].parameters["mu"], spec.priors["r_mu"].parameters["sigma"]
-    density = {
-        "Gamma": lambda s: stats.gamma.pdf(s, 4.0, scale=0.1),
-        "HalfNormal": lambda s: stats.halfnorm.pdf(s, scale=0.3),
-        "Exponential": lambda s: stats.expon.pdf(s, scale=0.2),
-        "LogNormal": lambda s: stats.lognorm.pdf(s, 0.7, scale=np.exp(-1.0)),
-    }[name]
+    sigma_dist = _SCIPY_SCALE_PRIORS[name](params, stats)
     for theta in ([-0.7, -0.7001, -0.6999], [-0.9, -0.6, -0.5], [-3.0, 0.5, 2.0], [1.0, 1.2, 0.9]):
         theta = np.asarray(theta)
         model_logp = pm.logp(built["r_link_c"], theta).eval()
-
-        def integrand(t, d=theta - m0):
-            # on t = log(sigma); N(d | 0, s^2 I + s0^2 11') by Sherman-Morrison
-            s2 = np.exp(2 * t)
-            quad_form = (d @ d - s0**2 * d.sum() ** 2 / (s2 + 3 * s0**2)) / s2
-            log_det = 2 * np.log(s2) + np.log(s2 + 3 * s0**2)
-            log_pdf = -0.5 * (3 * np.log(2 * np.pi) + log_det + quad_form)
-            return density(np.exp(t)) * np.exp(t) * np.exp(log_pdf)
-
-        total, _ = integrate.quad(integrand, -40, 5, epsabs=0, epsrel=1e-12, limit=1000)
         assert np.isfinite(model_logp)
-        np.testing.assert_allclose(model_logp, np.log(total), rtol=0, atol=1e-8)
+        expected = _integrated_logp_oracle(theta, m0, s0, sigma_dist)
+        np.testing.assert_allclose(model_logp, expected, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("k", [500, 1000])
+def test_integrated_prior_with_many_segments_equals_numerical_integral(k):
+    """With ``K`` centred segments the conditional of ``log sigma`` is ~``1 / sqrt(2 (K -
+    1))`` wide; the grid's step follows it, so the model's density of ``K`` link values
+    drawn from the hierarchical prior still equals scipy's quadrature to 1e-8 (with the
+    fixed step 0.05 the error was 8e-4 at 500 segments and 0.04 at 1,000). Far more
+    segments than the node cap allows: ``sigma`` is sampled."""
+    import pymc as pm
+    from pymc_extras.prior import Prior
+    from scipy import stats
+
+    from clvbayes.models.hierarchy import hierarchical_parameter
+
+    mu_prior, sigma_prior = (
+        Prior("Normal", mu=-0.7, sigma=1.5),
+        Prior("Gamma", alpha=4.0, beta=10.0),
+    )
+    rng = np.random.default_rng(k)
+    sigma_dist = stats.gamma(4.0, scale=0.1)
+    with pm.Model(coords={"segment": np.arange(k)}) as model:
+        hierarchical_parameter("r", "log", mu_prior, sigma_prior, np.ones(k, dtype=bool))
+    logp = model.compile_fn(pm.logp(model["r_link_c"], model.rvs_to_values[model["r_link_c"]]))
+    for sigma in (0.05, 0.4, 1.5):
+        theta = rng.normal(-0.5, 1.0) + sigma * rng.standard_normal(k)
+        model_logp = logp({"r_link_c": theta})
+        expected = _integrated_logp_oracle(theta, -0.7, 1.5, sigma_dist)
+        np.testing.assert_allclose(model_logp, expected, rtol=0, atol=1e-8)
+    with pm.Model(coords={"segment": np.arange(5000)}) as many:
+        hierarchical_parameter("r", "log", mu_prior, sigma_prior, np.ones(5000, dtype=bool))
+    assert "r_sigma" in {v.name for v in many.free_RVs}
+
+
+def test_scale_grid_stays_finite_fine_enough_and_bounded():
+    """Every grid :func:`scale_grid` returns, over priors from very vague to very tight
+    and 1 to 5,000 segments: finite nodes within ``|log sigma| <= SCALE_LOG_BOUND`` (the
+    log density overflows to NaN beyond ~355), at most ``SCALE_MAX_NODES`` of them, a
+    step no wider than ``SCALE_STEP``, ``0.5 / sqrt(2 (K - 1))`` and half the prior's
+    log-scale width, and weights that integrate the prior (sum 1; priors narrower than
+    the fixed step summed to 0.27-1.04). Vague priors whose quantiles underflow to 0
+    (``Gamma(0.01, 0.01)`` crashed with an OverflowError) or whose grid would pass the
+    bound or the cap give None: ``sigma`` is sampled."""
+    from pymc_extras.prior import Prior
+    from scipy import stats
+
+    from clvbayes.models.hierarchy import SCALE_LOG_BOUND, SCALE_MAX_NODES, SCALE_STEP, scale_grid
+
+    for name, params in [
+        ("Gamma", {"alpha": 0.01, "beta": 0.01}),
+        ("Gamma", {"alpha": 0.001, "beta": 0.001}),
+        ("Gamma", {"alpha": 0.05, "beta": 0.05}),
+        ("LogNormal", {"mu": 0.0, "sigma": 60.0}),
+        ("LogNormal", {"mu": 0.0, "sigma": 100.0}),
+        ("HalfNormal", {"sigma": 1e-140}),
+    ]:
+        assert scale_grid(Prior(name, **params), 3) is None, (name, params)
+    cases = [
+        *(("Gamma", {"alpha": a, "beta": a * 10}) for a in (0.3, 0.5, 4.0, 400.0, 2500.0, 1e4)),
+        ("Gamma", {"alpha": 2.0, "beta": 1e-6}),
+        *(("HalfNormal", {"sigma": s}) for s in (1e-6, 0.05, 1e6)),
+        *(("Exponential", {"lam": lam}) for lam in (1e-8, 5.0, 1e8)),
+        *(("LogNormal", {"mu": -1.0, "sigma": s}) for s in (0.005, 0.02, 0.7, 5.0, 10.0)),
+    ]
+    integrated = 0
+    for name, params in cases:
+        dist = _SCIPY_SCALE_PRIORS[name](params, stats)
+        q16, q84 = np.log(dist.ppf([0.15865525393145707, 0.8413447460685429]))
+        for k in (1, 3, 50, 500, 5000):
+            grid = scale_grid(Prior(name, **params), k)
+            if grid is None:
+                continue
+            integrated += 1
+            log_sigma, log_weight = grid
+            step = np.diff(log_sigma)
+            assert np.isfinite(log_sigma).all() and np.isfinite(log_weight).all()
+            assert np.abs(log_sigma).max() <= SCALE_LOG_BOUND
+            assert log_sigma.size <= SCALE_MAX_NODES
+            np.testing.assert_allclose(step, step[0], rtol=1e-6)
+            bound = min(SCALE_STEP, (q84 - q16) / 4, 0.5 / np.sqrt(2 * max(k - 1, 1)))
+            assert step[0] <= bound * (1 + 1e-9), (name, params, k)
+            np.testing.assert_allclose(np.exp(log_weight).sum(), 1.0, atol=1e-9)
+    assert integrated > 3 * len(cases)  # most of them are integrated
+
+
+def test_vague_sigma_prior_samples_sigma_with_finite_gradient(seg_rfm):
+    """A vague ``Gamma(0.05, 0.05)`` prior put the grid down to ``log sigma = -463``,
+    where ``exp(-2 log sigma)`` overflows: the model's log density and gradient were NaN
+    at ordinary link values. Now ``sigma`` is sampled, and both are finite."""
+    from pymc_extras.prior import Prior
+
+    spec = BGNBD(
+        segments="channel", centered=True, priors={"r_sigma": Prior("Gamma", alpha=0.05, beta=0.05)}
+    )
+    model = spec.build(spec.prepare(seg_rfm), likelihood=False)
+    assert "r_sigma" in {v.name for v in model.free_RVs}
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    assert np.isfinite(model.compile_dlogp()(point)).all()
+
+
+def test_tight_sigma_prior_keeps_its_prior_draws(seg_rfm):
+    """Oracle: scipy's ``Gamma(2500, 25000)`` (a prior 0.02 wide on the log scale,
+    narrower than ``SCALE_STEP``). Prior draws of the integrated form's ``r_sigma`` (the
+    inverse CDF on the grid) must follow it: one-sample KS test."""
+    import pymc as pm
+    from pymc_extras.prior import Prior
+    from scipy import stats
+
+    prior = Prior("Gamma", alpha=2500.0, beta=25000.0)
+    spec = BGNBD(segments="channel", centered=True, priors={"r_sigma": prior})
+    model = spec.build(spec.prepare(seg_rfm), likelihood=False)
+    assert "r_sigma_z" in {v.name for v in model.free_RVs}  # integrated
+    draws = pm.sample_prior_predictive(
+        draws=4000, model=model, random_seed=1, var_names=["r_sigma"]
+    )
+    sigma = draws["prior"]["r_sigma"].to_numpy().ravel()
+    assert stats.kstest(sigma, stats.gamma(2500.0, scale=1 / 25000.0).cdf).pvalue > 1e-3
+
+
+def test_transformed_hyperpriors_are_honoured_not_integrated(seg_rfm):
+    """Oracle: the transformed priors' own distributions (scipy). A ``transform`` on the
+    ``sigma`` prior (``1 / Gamma(3, 1)``: an inverse gamma) or on the ``mu`` prior
+    (``-N(0.7, 0.1)``) was ignored by the integrated form; those hyperpriors (and any with
+    dims) are now sampled, and prior draws follow the transformed distributions."""
+    import pymc as pm
+    from pymc_extras.prior import Prior
+    from scipy import stats
+
+    from clvbayes.models.hierarchy import normal_hyperprior, scale_grid
+
+    reciprocal = Prior("Gamma", alpha=3.0, beta=1.0, transform="reciprocal")
+    negative = Prior("Normal", mu=0.7, sigma=0.1, transform="neg")
+    assert scale_grid(reciprocal, 3) is None and normal_hyperprior(negative) is None
+    assert scale_grid(Prior("Gamma", alpha=4.0, beta=10.0, dims="segment"), 3) is None
+    assert normal_hyperprior(Prior("Normal", mu=0.0, sigma=1.0, dims="segment")) is None
+    for key, prior, oracle in [
+        ("r_sigma", reciprocal, stats.invgamma(3.0, scale=1.0)),
+        ("r_mu", negative, stats.norm(-0.7, 0.1)),
+    ]:
+        spec = BGNBD(segments="channel", centered=True, priors={key: prior})
+        model = spec.build(spec.prepare(seg_rfm), likelihood=False)
+        draws = pm.sample_prior_predictive(draws=2000, model=model, random_seed=2, var_names=[key])
+        values = draws["prior"][key].to_numpy().ravel()
+        assert stats.kstest(values, oracle.cdf).pvalue > 1e-3, key
 
 
 @pytest.mark.parametrize(

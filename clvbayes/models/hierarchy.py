@@ -59,6 +59,8 @@ __all__ = [
     "PARTIAL_TARGET_ACCEPT",
     "PARTIAL_TUNE",
     "POOLING",
+    "SCALE_LOG_BOUND",
+    "SCALE_MAX_NODES",
     "SCALE_STEP",
     "PoolingQuantities",
     "SegmentWarning",
@@ -318,7 +320,7 @@ def partial_sampler_defaults(spec: Any, counts: np.ndarray) -> tuple[float, int]
     for name in spec.segment_links:
         mu_prior = spec.priors.get(f"{name}_mu") or spec.priors[f"{name}_mu_relative"]
         marginal = marginal and marginal_form(centered, mu_prior)
-        scale = scale and scale_grid(spec.priors[f"{name}_sigma"]) is not None
+        scale = scale and scale_grid(spec.priors[f"{name}_sigma"], len(counts)) is not None
     # measured on segments alone: with covariates or calendar-time effects (whose own
     # warm-up diverged when shortened) the longer warm-up of the mu-only form stays
     alone = not spec.covariates and spec.time_effects is None
@@ -337,7 +339,13 @@ def marginal_form(centered: np.ndarray, mu_prior: Prior) -> bool:
 
 
 def normal_hyperprior(prior: Prior) -> tuple[float, float] | None:
-    """``(mu, sigma)`` of a Normal prior with fixed numbers, else None."""
+    """``(mu, sigma)`` of a Normal prior with fixed numbers, else None.
+
+    A prior with a ``transform`` or ``dims`` also gives None: the marginal form integrates
+    ``mu`` out as a plain scalar Normal and would ignore them; the forms that sample
+    ``mu`` (``prior.create_variable``) honour them."""
+    if prior.transform is not None or prior.dims:
+        return None
     if prior.distribution != "Normal" or set(prior.parameters) != {"mu", "sigma"}:
         return None
     values = prior.parameters.values()
@@ -347,10 +355,31 @@ def normal_hyperprior(prior: Prior) -> tuple[float, float] | None:
 
 
 SCALE_STEP = 0.05
-"""Spacing of :func:`scale_grid`'s nodes in ``log sigma`` (about 250 nodes for the
-default ``Gamma(4, 10)``). The integrand's width in ``log sigma`` is at least about
-``1 / sqrt(2 (K - 1))`` for ``K`` segments (0.1 for 50), so the trapezoidal rule's error
-(of order ``exp(-2 pi^2 width^2 / step^2)``) stays below 1e-8."""
+"""Largest spacing of :func:`scale_grid`'s nodes in ``log sigma`` (357 nodes for the
+default ``Gamma(4, 10)`` with up to 51 centred segments). The spacing is also at most
+half the prior's own width in ``log sigma`` and ``0.5 / sqrt(2 (K - 1))`` for ``K``
+centred segments (the width of ``p(theta | sigma)`` in ``log sigma``), so the integrand
+spans at least two nodes per unit of its width and the trapezoidal rule's error (of
+order ``exp(-2 pi^2 width^2 / step^2)``) stays below 1e-8 (see :func:`scale_grid`)."""
+
+SCALE_MAX_NODES = 2000
+"""Most nodes :func:`scale_grid` builds; a prior that would need more gets None (``sigma``
+is then sampled). 2,000 nodes at :data:`SCALE_STEP` span 100 units of ``log sigma`` (43
+decades): a prior whose 1e-10 to ``1 - 1e-12`` quantiles lie more than ~90 units apart
+(``Gamma(alpha, ...)`` with ``alpha`` below ~0.3, ``LogNormal`` with ``sigma`` above ~7)
+is so vague on the log scale that integrating it gains nothing over sampling. The cap also
+bounds the finer steps: priors narrower than ~0.01 in ``log sigma`` (standard deviation)
+and, with the default ``Gamma(4, 10)``, more than ~1,600 centred segments are sampled
+too. Below the cap the nodes cost little: each is a few operations per evaluation of the
+log density and its gradient, against the likelihood's thousands of rows."""
+
+SCALE_LOG_BOUND = 300.0
+"""The nodes of :func:`scale_grid` lie within ``|log sigma| <= 300``, else it gives None.
+The integrated density evaluates ``exp(-2 log sigma)`` (times the link values' spread,
+and ``K / sigma^2`` in ``mu``'s conditional) and ``exp(2 log sigma)``, which overflow
+double precision beyond ``|log sigma| = 354.9`` (an infinite term times a zero weight:
+NaN log densities and gradients). 300 leaves a factor ``exp(109)`` (1e47) for what
+multiplies them."""
 
 _SCALE_PRIORS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
     "Gamma": (("alpha", "beta"), lambda st, alpha, beta: st.gamma(alpha, scale=1.0 / beta)),
@@ -360,36 +389,90 @@ _SCALE_PRIORS: dict[str, tuple[tuple[str, ...], Callable[..., Any]]] = {
 }
 
 
-def scale_grid(prior: Prior) -> tuple[np.ndarray, np.ndarray] | None:
+def scale_grid(prior: Prior, k: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Quadrature of a between-segment ``sigma`` prior on the log scale, or None.
 
-    For a Gamma, HalfNormal, Exponential or LogNormal prior with fixed numbers: values of
-    ``log sigma`` :data:`SCALE_STEP` apart from a hundredth of the prior's 1e-10 quantile
-    to its ``1 - 1e-12`` quantile, and the log weights ``log(p(sigma) sigma h)`` (prior
-    density, Jacobian of the log, spacing ``h``), so that ``sum(exp(log_w) g(sigma))``
+    For a Gamma, HalfNormal, Exponential or LogNormal prior with fixed numbers (no
+    ``transform``, no ``dims``), for ``k`` centred segments: equally spaced values of
+    ``log sigma`` from a hundredth of the prior's 1e-10 quantile to a hundred times its
+    ``1 - 1e-12`` quantile, and the log weights ``log(p(sigma) sigma h)`` (prior density,
+    Jacobian of the log, spacing ``h``), so that ``sum(exp(log_w) g(sigma))``
     approximates ``E[g(sigma)]`` under the prior for smooth ``g`` (the trapezoidal rule,
-    exponentially accurate for smooth integrands that vanish at both ends). The lower end
-    lies two decades below the prior's 1e-10 quantile because ``p(theta | sigma)`` grows
-    like ``sigma^-(K-1)`` as ``sigma`` falls while the segments' values stay apart by
-    more than ``sigma``: nearly equal segments move the posterior of ``sigma`` below
-    where its prior has mass. Below the grid the prior is, in effect, truncated. Other
-    priors (heavy tails, parameters that are themselves random) give None.
+    exponentially accurate for smooth integrands that vanish at both ends, once ``h`` is
+    a fraction of the integrand's width).
+
+    Spacing. ``h`` is the smallest of :data:`SCALE_STEP`, half the prior's width in
+    ``log sigma`` (half the distance from its 16th to its 84th percentile, which is the
+    standard deviation for a LogNormal) and ``0.5 / sqrt(2 (k - 1))``: ``p(theta |
+    sigma)`` for ``k`` values spread by ``S`` (their sum of squared deviations from
+    their mean) behaves like ``sigma^-(k-1) exp(-S / (2 sigma^2))``, whose width in
+    ``log sigma`` at its peak is ``1 / sqrt(2 (k - 1))``. The integrand is the product
+    of the two, no narrower than about ``1 / sqrt(2)`` of the narrower factor, so it
+    spans more than a node; its log density then equals scipy's adaptive quadrature to
+    1e-8 (``tests/test_segments.py``; the fixed step 0.05 gave errors of 2e-8 at 200
+    segments, 8e-4 at 500). The error grows where the integrand is narrower than both
+    factors: under strong prior-data conflict (link values spread far beyond where the
+    prior puts ``sigma``), where both factors are steep where they meet.
+
+    Ends. The lower end lies two decades below the prior's 1e-10 quantile because
+    ``p(theta | sigma)`` grows like ``sigma^-(k-1)`` as ``sigma`` falls while the
+    segments' values stay apart by more than ``sigma``: nearly equal segments move the
+    posterior of ``sigma`` below where its prior has mass. Below the grid the prior is,
+    in effect, truncated. The upper end lies two decades above the ``1 - 1e-12``
+    quantile because segments spread by more than the prior allows move the posterior
+    above it, as far as the prior's tail lets them: above the top node ``sigma_top``,
+    ``p(theta | sigma)`` is at most ``exp(|theta - m0|^2 / (2 sigma_top^2))`` times its
+    value at ``sigma_top`` (``m0`` the prior mean of ``mu``, ``|.|`` the Euclidean norm
+    over the ``k`` values; the ``sigma^-(k-1)`` factor and ``mu``'s variance only shrink
+    it, the two exponents gain at most that together). So the part of the integral above
+    the grid is at most ``P(sigma > sigma_top) exp(|theta - m0|^2 / (2 sigma_top^2))
+    p(theta | sigma_top)``, a vanishing fraction unless ``|theta - m0|`` approaches
+    ``sigma_top sqrt(2 log(1 / P(sigma > sigma_top)))``: 31,000 on the link scale for
+    the default ``Gamma(4, 10)``, 25,000 for ``HalfNormal(0.05)``, 70,000 for
+    ``LogNormal(-1, 0.7)``. That is what remains truncated. At the ``1 - 1e-12`` quantile
+    itself (the grid's former upper end) these were 27, 2.7 and 380: a tight prior on
+    ``sigma`` with segments a few units apart lost most of the integral.
+
+    Returns None for other priors (heavy tails, parameters that are themselves random, a
+    transform or dims, which the integrated form would ignore), when the quantiles are
+    not finite or the grid reaches beyond ``|log sigma|`` = :data:`SCALE_LOG_BOUND`, or
+    when it needs more than :data:`SCALE_MAX_NODES` nodes: ``sigma`` is then sampled.
+
+    Parameters
+    ----------
+    prior : Prior
+        The ``sigma`` hyperprior.
+    k : int
+        The number of centred segments whose link values the grid integrates over.
 
     Returns
     -------
     log_sigma, log_weight : ndarray, ndarray
     """
+    if prior.transform is not None or prior.dims:
+        return None
     known = _SCALE_PRIORS.get(prior.distribution)
     if known is None or set(prior.parameters) != set(known[0]):
         return None
-    values = [prior.parameters[k] for k in known[0]]
+    values = [prior.parameters[key] for key in known[0]]
     if not all(isinstance(v, int | float | np.number) for v in values):
         return None
     from scipy import stats
 
     dist = known[1](stats, *(float(v) for v in values))
-    low, high = np.log(dist.ppf([1e-10, 1.0 - 1e-12])) + np.array([np.log(0.01), 0.0])
-    nodes = int(np.ceil((high - low) / SCALE_STEP)) + 1
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        # ppf(1 - p) rounds for p below 1e-16; isf keeps the upper tail's precision
+        low, high = np.log([dist.ppf(1e-10), dist.isf(1e-12)]) + np.log([0.01, 100.0])
+        q16, q84 = np.log(dist.ppf([0.5 - 0.3413447460685429, 0.5 + 0.3413447460685429]))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    if low < -SCALE_LOG_BOUND or high > SCALE_LOG_BOUND:
+        return None
+    widths = [SCALE_STEP, 0.5 * (q84 - q16) / 2.0, 0.5 / np.sqrt(2.0 * max(k - 1, 1))]
+    step = min(w for w in widths if np.isfinite(w) and w > 0)
+    nodes = int(np.ceil((high - low) / step)) + 1
+    if nodes > SCALE_MAX_NODES:
+        return None
     log_sigma = np.linspace(low, high, nodes)
     step = log_sigma[1] - log_sigma[0]
     log_weight = dist.logpdf(np.exp(log_sigma)) + log_sigma + np.log(step)
@@ -486,11 +569,12 @@ def hierarchical_parameter(
     and ``<name>_mu = mu_shift + <name>_mu_relative``). Segments flagged in ``centered``
     are centred, the others non-centred: ``mu + sigma * <name>_z``.
 
-    When every segment is centred and ``mu_prior`` is a Normal with fixed numbers
-    (the defaults), ``mu`` is integrated out of the centred segments' prior (the
-    marginal form), and with it ``sigma`` when :func:`scale_grid` integrates its prior
-    (Gamma, HalfNormal, Exponential or LogNormal with fixed numbers; the default is
-    ``Gamma(4, 10)``):
+    When every segment is centred and ``mu_prior`` is a Normal with fixed numbers, no
+    transform and no dims (the defaults), ``mu`` is integrated out of the centred
+    segments' prior (the marginal form), and with it ``sigma`` when :func:`scale_grid`
+    integrates its prior (Gamma, HalfNormal, Exponential or LogNormal with fixed numbers,
+    no transform or dims, neither extremely vague nor extremely tight on the log scale,
+    and up to ~1,600 centred segments for the default ``Gamma(4, 10)``):
 
     - ``mu`` and ``sigma`` integrated out: the ``K`` centred link values
       ``<name>_link_c`` are sampled under their marginal prior ``p(theta) = ∫ p(sigma)
@@ -536,10 +620,10 @@ def hierarchical_parameter(
     index_nc = np.flatnonzero(~centered)
     theta = pt.zeros(centered.size)
     if marginal_form(centered, mu_prior):
-        grid = scale_grid(sigma_prior)
+        k = index_c.size
+        grid = scale_grid(sigma_prior, k)
         m0, s0 = normal_hyperprior(mu_prior)
         centre = m0 if mu_shift is None else mu_shift + m0
-        k = index_c.size
         if grid is not None:
             direct, sigma, mean = _scale_marginal_links(name, centre, s0, sigma_prior, grid, k)
         else:
