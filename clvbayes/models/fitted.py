@@ -618,17 +618,23 @@ def check_calendar(fit: Any, rfm: Any, *, same_origin: bool = False) -> None:
                 + ", or refit on these data."
             )
     table = rfm.customers if isinstance(rfm, CalendarRFM) else rfm
-    if not hasattr(table, "columns") or "T" not in table.columns:
+    if not hasattr(table, "__contains__") or "T" not in table:
+        return  # check_rfm names what is missing
+    try:  # a table or a mapping of columns; what is not numeric check_rfm refuses later
+        T = np.asarray(table["T"], dtype=float).reshape(-1)
+    except (TypeError, ValueError):
         return
-    T = pd.to_numeric(table["T"], errors="coerce").to_numpy(dtype=float)
     older = T > grid.grid_end + 1e-9
     if older.any():
         first = int(np.flatnonzero(older)[0])
-        ids = table["customer_id"] if "customer_id" in table.columns else table.index
+        if "customer_id" in table:
+            ids = np.asarray(table["customer_id"])
+        else:
+            ids = np.asarray(getattr(table, "index", np.arange(T.size)))
         raise ValueError(
             f"{int(older.sum())} of {T.size} customers were first seen before the {fit.kind} "
             f"fit's calendar starts ({grid.origin}): T > {grid.grid_end:g} {grid.time_unit}, "
-            f"e.g. customer {np.asarray(ids)[first].tolist()!r} with T = {T[first]:g}. A fit with "
+            f"e.g. customer {ids[first].tolist()!r} with T = {T[first]:g}. A fit with "
             "calendar-time effects knows the multipliers only on its grid; score customers "
             "first seen since its origin (at its calibration end), or refit on a calendar "
             "that covers them."
