@@ -158,6 +158,30 @@ def postgres_url():
 
 
 @pytest.fixture(scope="session")
+def cdnow_sample_log() -> pd.DataFrame:
+    """The CDNOW sample's transactions (``load_cdnow("sample")``); not to be modified."""
+    from clvbayes.datasets import load_cdnow
+
+    return load_cdnow("sample")
+
+
+@pytest.fixture(scope="session")
+def cdnow_sample_calendar(cdnow_sample_log):
+    """CDNOW sample with the papers' split (39 calibration weeks from Wednesday
+    1997-01-01, holdout to 1998-06-30), as a calendar summary (``calendar_rfm``)."""
+    from clvbayes.data.calendar import calendar_rfm
+
+    return calendar_rfm(
+        cdnow_sample_log,
+        customer_col="customer_id",
+        date_col="date",
+        value_col="value",
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+    )
+
+
+@pytest.fixture(scope="session")
 def sample_holdout_rfm() -> pd.DataFrame:
     """400 customers of the bundled CDNOW sample log, calibration to 1997-09-30 and
     holdout to 1998-06-30 (with the holdout columns); copy before changing it."""

@@ -12,20 +12,19 @@ import pytest
 
 import clvbayes
 from clvbayes import BGNBD, TimeEffects, calendar_rfm
-from clvbayes.datasets import load_cdnow
 
 KW = dict(customer_col="customer_id", date_col="date", value_col="value")
 PERIOD = dict(calibration_end="1997-09-30", observation_end="1998-06-30")
 
 
 @pytest.fixture(scope="module")
-def log() -> pd.DataFrame:
-    return load_cdnow("sample")
+def log(cdnow_sample_log) -> pd.DataFrame:
+    return cdnow_sample_log
 
 
 @pytest.fixture(scope="module")
-def weekly(log):
-    return calendar_rfm(log, **KW, **PERIOD)
+def weekly(cdnow_sample_calendar):
+    return cdnow_sample_calendar
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +50,13 @@ def covariate_fit(weekly, holidays):
         return spec.fit(weekly, method="map", seed=1, progressbar=False)
 
 
-def test_a_fit_on_calendar_data_records_its_time_unit(weekly, fit):
+def test_a_fit_on_calendar_data_records_its_time_unit(cdnow_sample_log, weekly, fit):
     """It was None, so a table in another unit passed unchecked (issue 16 hardening)."""
     assert weekly.attrs["time_unit"] == "W"
     assert fit.time_unit == "W"
     stationary = BGNBD().fit(weekly, method="map", seed=1, progressbar=False)
     assert stationary.time_unit == "W"
-    daily = calendar_rfm(load_cdnow("sample"), **KW, **PERIOD, time_unit="D")
+    daily = calendar_rfm(cdnow_sample_log, **KW, **PERIOD, time_unit="D")
     with pytest.raises(ValueError, match="days"):
         clvbayes.validate_holdout(stationary, daily, seed=1, n_draws=10)
 

@@ -10,26 +10,12 @@ import pandas as pd
 import pytest
 
 from clvbayes.data.calendar import calendar_rfm
-from clvbayes.datasets import load_cdnow
 from clvbayes.models import BGNBD, TimeEffects
 
 
 @pytest.fixture(scope="module")
-def transactions():
-    return load_cdnow("sample")
-
-
-@pytest.fixture(scope="module")
-def sample(transactions):
-    """CDNOW sample with the papers' split (39 calibration weeks from Wednesday
-    1997-01-01), as a calendar summary."""
-    return calendar_rfm(
-        transactions,
-        customer_col="customer_id",
-        date_col="date",
-        calibration_end="1997-09-30",
-        observation_end="1998-06-30",
-    )
+def sample(cdnow_sample_calendar):
+    return cdnow_sample_calendar
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +153,13 @@ def test_a_nat_in_the_index_is_refused_with_its_position(promo):
 # --- 6. seasonality on less than a year ------------------------------------------------
 
 
-def test_seasonality_on_less_than_a_year_warns_and_on_a_year_does_not(sample, transactions):
+def test_seasonality_on_less_than_a_year_warns_and_on_a_year_does_not(sample, cdnow_sample_log):
     with pytest.warns(UserWarning, match=r"seasonality=2: the calibration covers 273 days") as rec:
         grid = _grid(BGNBD(time_effects=TimeEffects(seasonality=2)), sample)
     assert grid.covariate_names[:2] == ("season_sin1", "season_cos1")  # still done
     assert "use seasonality=0" in _ours(rec, "seasonality=2")[0]
     year = calendar_rfm(
-        transactions, customer_col="customer_id", date_col="date", calibration_end="1997-12-30"
+        cdnow_sample_log, customer_col="customer_id", date_col="date", calibration_end="1997-12-30"
     )  # 52 weeks
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")

@@ -26,16 +26,9 @@ THETA = {"r": 0.25, "alpha": 4.8, "a": 0.72, "b": 2.16}
 
 
 @pytest.fixture(scope="module")
-def sample():
+def sample(cdnow_sample_calendar):
     """CDNOW sample with the papers' split, as a calendar summary."""
-    return calendar_rfm(
-        load_cdnow("sample"),
-        customer_col="customer_id",
-        date_col="date",
-        value_col="value",
-        calibration_end="1997-09-30",
-        observation_end="1998-06-30",
-    )
+    return cdnow_sample_calendar
 
 
 # --- the clock -------------------------------------------------------------------------
