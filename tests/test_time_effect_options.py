@@ -158,6 +158,8 @@ def test_seasonality_on_less_than_a_year_warns_and_on_a_year_does_not(sample, cd
         grid = _grid(BGNBD(time_effects=TimeEffects(seasonality=2)), sample)
     assert grid.covariate_names[:2] == ("season_sin1", "season_cos1")  # still done
     assert "use seasonality=0" in _ours(rec, "seasonality=2")[0]
+    # it names the caller's line, not the package's
+    assert [r.filename for r in rec if "seasonality=2" in str(r.message)] == [__file__]
     year = calendar_rfm(
         cdnow_sample_log, customer_col="customer_id", date_col="date", calibration_end="1997-12-30"
     )  # 52 weeks

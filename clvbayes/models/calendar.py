@@ -69,6 +69,7 @@ import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -491,6 +492,9 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
 
 _YEAR_DAYS = 365
 
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
+"""The package's folder: the two warnings below name the caller's line outside it."""
+
 
 def _warn_short_seasonality(grid: CalendarGrid, seasonality: int) -> None:
     """Warn when the calibration's periods cover less than a year (up to one period)."""
@@ -505,7 +509,7 @@ def _warn_short_seasonality(grid: CalendarGrid, seasonality: int) -> None:
         "and the forecast extrapolates them into months the calibration never saw; use "
         "seasonality=0 (the default) unless you mean it, or a calibration of a year or more.",
         UserWarning,
-        stacklevel=3,
+        skip_file_prefixes=(_PACKAGE,),
     )
 
 
@@ -547,7 +551,7 @@ def _warn_weekday(grid: CalendarGrid, index: Any) -> None:
         f"covariate files), {advice}. Rows indexed by the grid's week starts "
         "(calendar_rfm(...).periods['start']) raise no warning.",
         UserWarning,
-        stacklevel=3,
+        skip_file_prefixes=(_PACKAGE,),
     )
 
 
