@@ -63,6 +63,7 @@ from typing import Any, Literal
 import numpy as np
 import pymc as pm
 import xarray as xr
+from pytensor import config as pytensor_config
 
 from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.rfm import time_unit_of
@@ -494,7 +495,11 @@ def run_inference(
         seed = int(np.random.default_rng().integers(2**31))
     start = time.perf_counter()
     used = method
-    with _watch_interrupts() as interrupts:
+    # IEEE arithmetic in every compiled function (PyTensor's numba default is fast-math):
+    # with fast-math a kernel compiled fresh and the same kernel read from numba's disk
+    # cache can differ in the last bits, so the same seed gave another MAP optimum on the
+    # first run of a machine (customers.csv differing in the 7th digit) than on later ones
+    with _watch_interrupts() as interrupts, pytensor_config.change_flags(numba__fastmath=False):
         if method == "nuts":
             tree, used = _nuts(
                 model,
