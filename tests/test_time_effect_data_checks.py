@@ -158,3 +158,24 @@ def test_spec_and_fit_displays_show_the_time_effects(weekly, fit, covariate_fit)
     assert "time effects" not in repr(BGNBD().fit(weekly, method="map", seed=1))
     page = covariate_fit._repr_html_()
     assert "39 periods of 1 W from 1997-01-01" in page and "covariates holiday" in page
+
+
+def test_purchases_on_the_last_day_of_a_daily_grid_count_for_the_period_before(
+    cdnow_sample_log, weekly
+):
+    """On a daily grid ``G`` is the start of the last calibration day, so that day's
+    period has no exposure; its purchases (at ``G``) made that day's effect unbounded
+    (115 divergences and a forecast that never ended). They count for the day before."""
+    daily = calendar_rfm(cdnow_sample_log, **KW, **PERIOD, time_unit="D")
+    calibration = daily.periods[daily.periods["calibration"]]
+    assert calibration["exposure"].iloc[-1] == 0 and calibration["repeat_purchases"].iloc[-1] > 0
+    grid = daily.grid()
+    table = calibration["repeat_purchases"].to_numpy(dtype=float)
+    assert grid.counts[-1] == 0 and grid.counts.sum() == table.sum()
+    np.testing.assert_array_equal(grid.counts[:-2], table[:-2])
+    assert grid.counts[-2] == table[-2] + table[-1]
+    per_customer = np.bincount(grid.purchases[1], grid.purchases[2], grid.n_periods)
+    np.testing.assert_array_equal(per_customer, grid.counts)
+    # a weekly grid's last period has exposure (G inside it): nothing moves
+    calibration = weekly.periods[weekly.periods["calibration"]]
+    np.testing.assert_array_equal(weekly.grid().counts, calibration["repeat_purchases"])

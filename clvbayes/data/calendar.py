@@ -224,6 +224,13 @@ class CalendarRFM:
 
         ``customers`` (a boolean mask or positions) restricts the per-customer purchases
         to the customers a model is fitted on (positions then refer to them).
+
+        A purchase counts for the period that holds it, except a purchase on the
+        calibration's last day when ``G`` falls on a period boundary (daily grids): it lies
+        at ``G`` itself, the end of the observed window, and counts for the period before,
+        whose multiplier is in force up to ``G``. The period starting at ``G`` has no
+        exposure, and a purchase counted in it made its effect's likelihood grow without
+        bound (a fit whose last daily effect and noise scale ran away).
         """
         ids = self.customers["customer_id"].to_numpy()
         keep = np.arange(ids.size) if customers is None else np.asarray(customers)
@@ -231,10 +238,11 @@ class CalendarRFM:
             keep = np.flatnonzero(keep)
         position = pd.Series(np.arange(keep.size), index=ids[keep])
         rows = self.purchases[self.purchases["customer_id"].isin(position.index)]
+        last = max(math.ceil(self.grid_end) - 1, 0)  # the last period with exposure
         purchases = np.vstack(
             [
                 position.loc[rows["customer_id"]].to_numpy(),
-                rows["period"].to_numpy(),
+                np.minimum(rows["period"].to_numpy(), last),
                 rows["repeat_purchases"].to_numpy(),
             ]
         ).astype(np.int64)
