@@ -179,3 +179,16 @@ def test_purchases_on_the_last_day_of_a_daily_grid_count_for_the_period_before(
     # a weekly grid's last period has exposure (G inside it): nothing moves
     calibration = weekly.periods[weekly.periods["calibration"]]
     np.testing.assert_array_equal(weekly.grid().counts, calibration["repeat_purchases"])
+
+
+def test_the_multipliers_forecast_of_a_map_fit_has_a_band(fit):
+    """A MAP fit has one draw; its forecast used one future path, shown as a line with a
+    band of width 0 (the report's multiplier plot and table)."""
+    table = clvbayes.calendar_multipliers(fit, horizon=13, seed=1)
+    future = table[~table["calibration"]]
+    assert len(future) == 13
+    assert (future["multiplier_high"] > future["multiplier_low"]).all()
+    calibration = table[table["calibration"]]
+    np.testing.assert_allclose(calibration["multiplier_low"], calibration["multiplier_high"])
+    again = clvbayes.calendar_multipliers(fit, horizon=13, seed=1)
+    pd.testing.assert_frame_equal(table, again)

@@ -28,6 +28,7 @@ from clvbayes.models.fitted import check_calendar, covariates_of, design_of
 
 __all__ = [
     "CALENDAR_VARIABLES",
+    "FORECAST_PATHS",
     "ForecastClock",
     "birth_groups",
     "calendar_multipliers",
@@ -212,6 +213,12 @@ def _forecast_rows(grid: CalendarGrid, base: Any, extra: pd.DataFrame) -> pd.Dat
     return extra[~past]
 
 
+FORECAST_PATHS = 500
+"""Future paths :func:`calendar_multipliers` draws at least when the fit has fewer
+posterior draws and ``n_draws`` is not given (a MAP fit has one draw: one path would show
+an uncertain forecast as a line without a band)."""
+
+
 def calendar_multipliers(
     fit: Any,
     *,
@@ -238,7 +245,9 @@ def calendar_multipliers(
     ci_prob : float
         Mass of the central band.
     n_draws : int, optional
-        Posterior draws used (thinned evenly); None uses all.
+        Posterior draws used (thinned evenly; more than the fit has repeat them, each
+        with its own future path); None uses all, and at least :data:`FORECAST_PATHS`
+        future paths when ``horizon > 0``.
     seed : int, optional
         Stream of the future paths.
     calendar_covariates : DataFrame, optional
@@ -257,7 +266,11 @@ def calendar_multipliers(
         raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be a finite number >= 0; got {horizon!r}.")
-    take = draw_index(fit.n_posterior_draws, n_draws, cycle=False)
+    wanted = n_draws
+    if horizon > 0 and wanted is None and fit.n_posterior_draws < FORECAST_PATHS:
+        wanted = FORECAST_PATHS  # a point estimate (MAP) still has uncertain futures
+    # the future paths are random given a draw: more than the draws repeat them
+    take = draw_index(fit.n_posterior_draws, wanted, cycle=horizon > 0)
     rng = np.random.default_rng(seed)
     f = forecast_clock(fit, take, float(horizon), rng, calendar_covariates).f
     tail = (1.0 - ci_prob) / 2.0
