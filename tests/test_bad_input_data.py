@@ -432,3 +432,12 @@ def test_missing_main_column_names_only_its_own_option():
     message = str(exc.value)
     assert "value_col= (--value-col on the command line)" in message
     assert "--customer-col" not in message
+
+
+def test_a_missing_customer_level_column_names_the_command_line_options():
+    """The report's per-customer columns come from --covariates/--segment-col (or a
+    --customer-table); the message named only the Python keyword."""
+    from clvbayes.data.source import check_columns
+
+    with pytest.raises(ValueError, match="--covariates or --segment-col on the command line"):
+        check_columns(["customer_id", "date"], [("customer_cols", "gender")])

@@ -186,6 +186,11 @@ def check_columns(
             where = f"{argument}="
             if argument.endswith("_col"):
                 where += f" ({'--' + argument.replace('_', '-')} on the command line)"
+            elif argument == "customer_cols":  # the report's customer-level columns
+                where += (
+                    " (--covariates or --segment-col on the command line; columns of a "
+                    "separate per-customer file go with --customer-table)"
+                )
             raise ValueError(
                 f"column {column!r} not found in {subject} (columns: {have}); "
                 f"pass the right name with {where}."
