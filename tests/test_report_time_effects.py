@@ -257,3 +257,20 @@ def test_calendar_covariates_flaws_found_when_fitting_name_the_file(files, tmp_p
     err = capsys.readouterr().err
     assert err.startswith(f"clvbayes: error: --calendar-covariates {bad}: "), err
     assert ("missing for 1 period(s)" if flaw == "gap" else "NaN or infinite") in err, err
+
+
+def test_a_calendar_file_dated_off_the_week_starts_is_warned_in_the_report(files, tmp_path):
+    """The warning names the caller's line (outside the package), and the report still
+    records it in summary.json (it was printed only, as a raw Python warning)."""
+    tx, calendar = files
+    table = pd.read_csv(calendar)
+    table["week"] = (pd.to_datetime(table["week"]) + pd.Timedelta(days=4)).dt.date  # Sundays
+    sundays = tmp_path / "sundays.csv"
+    table.to_csv(sundays, index=False)
+    extra = ["--time-effects", "--calendar-covariates", str(sundays)]
+    out = tmp_path / "report"
+    with pytest.warns(UserWarning, match="dated on a Sunday"):
+        code = main(["report", str(tx), *COLS, *PERIOD, *FAST, *extra, "--out", str(out)])
+    assert code == 0
+    recorded = json.loads((out / "summary.json").read_text())["warnings"]
+    assert any("dated on a Sunday" in w for w in recorded), recorded

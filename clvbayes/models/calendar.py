@@ -92,6 +92,7 @@ __all__ = [
     "FREE_SHARE",
     "PATH_UNIT",
     "TIME_EFFECT_PRIORS",
+    "CalendarWarning",
     "TimeEffects",
     "attach_calendar",
     "check_time_effects",
@@ -492,6 +493,13 @@ def prepare_grid(grid: CalendarGrid, options: TimeEffects, first: np.ndarray) ->
 
 _YEAR_DAYS = 365
 
+
+class CalendarWarning(UserWarning):
+    """Calendar-time options that may not mean what they say (seasonality on less than a
+    year; covariate rows dated off the grid's week starts). A clvbayes warning, so the
+    report records it, though it names the caller's line."""
+
+
 _PACKAGE = str(Path(__file__).resolve().parent.parent)
 """The package's folder: the two warnings below name the caller's line outside it."""
 
@@ -508,7 +516,7 @@ def _warn_short_seasonality(grid: CalendarGrid, seasonality: int) -> None:
         "year, so the yearly Fourier terms are not identified apart from the latent process "
         "and the forecast extrapolates them into months the calibration never saw; use "
         "seasonality=0 (the default) unless you mean it, or a calibration of a year or more.",
-        UserWarning,
+        CalendarWarning,
         skip_file_prefixes=(_PACKAGE,),
     )
 
@@ -550,7 +558,7 @@ def _warn_weekday(grid: CalendarGrid, index: Any) -> None:
         "the dates are the first days of the weeks they describe (as in CLVTools' "
         f"covariate files), {advice}. Rows indexed by the grid's week starts "
         "(calendar_rfm(...).periods['start']) raise no warning.",
-        UserWarning,
+        CalendarWarning,
         skip_file_prefixes=(_PACKAGE,),
     )
 

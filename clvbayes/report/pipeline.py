@@ -323,11 +323,14 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 
 def _reported(record: warnings.WarningMessage) -> bool:
     """Whether a warning belongs in ``summary.json``'s ``warnings``: clvbayes's own
-    (issued from its code), except convergence warnings (the report's ``problems``)."""
+    (issued from its code, or of a clvbayes warning class, which may name the caller's
+    line), except convergence warnings (the report's ``problems``)."""
     from clvbayes.diagnostics import ConvergenceWarning
 
     if issubclass(record.category, ConvergenceWarning):
         return False
+    if record.category.__module__.startswith("clvbayes."):  # e.g. CalendarWarning
+        return True
     return Path(record.filename).resolve().is_relative_to(_PACKAGE)
 
 
