@@ -129,3 +129,16 @@ def test_summary_json_rebuilds_the_same_report_byte_for_byte(tmp_path):
         "web": 20.0,
         "store": 35.5,
     }
+
+
+@pytest.mark.parametrize("cost", ["-5", "nan", "0"])
+def test_a_bad_acquisition_cost_is_refused_before_fitting(tmp_path, capsys, cost):
+    """It was refused only at the analysis stage, after every model had been fitted."""
+    log = tmp_path / "log.csv"
+    log.write_text("id,date,value\n1,2020-01-01,5\n1,2020-02-01,6\n2,2020-01-15,7\n")
+    args = ["report", str(log), "--customer-col", "id", "--date-col", "date",
+            "--value-col", "value", f"--cac={cost}", "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--cac: acquisition costs must be positive numbers" in err, err
+    assert "fit" not in err.split("clvbayes: error:")[0]  # nothing was fitted first
