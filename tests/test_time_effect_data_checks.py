@@ -192,3 +192,24 @@ def test_the_multipliers_forecast_of_a_map_fit_has_a_band(fit):
     np.testing.assert_allclose(calibration["multiplier_low"], calibration["multiplier_high"])
     again = clvbayes.calendar_multipliers(fit, horizon=13, seed=1)
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_calendar_covariates_of_a_prediction_are_checked_like_the_fits(
+    weekly, holidays, covariate_fit
+):
+    """A frame without a date index gave a raw IndexError (its 1970 'dates' indexed the
+    fit's covariates from the end); rows before the grid are ignored, as in the fit."""
+    numbered = holidays.iloc[weekly.n_periods :].reset_index(drop=True)
+    with pytest.raises(ValueError, match="calendar_covariates: covariates must be indexed by"):
+        clvbayes.calendar_multipliers(
+            covariate_fit, horizon=13, seed=1, calendar_covariates=numbered
+        )
+    future = holidays.iloc[weekly.n_periods :]
+    early = pd.DataFrame({"holiday": [7.0]}, index=[holidays.index[0] - pd.Timedelta(days=30)])
+    kw = dict(horizon=13, seed=1)
+    with_early = clvbayes.calendar_multipliers(
+        covariate_fit, **kw, calendar_covariates=pd.concat([early, future])
+    )
+    pd.testing.assert_frame_equal(
+        with_early, clvbayes.calendar_multipliers(covariate_fit, **kw, calendar_covariates=future)
+    )

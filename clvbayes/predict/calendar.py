@@ -169,6 +169,10 @@ def _future_covariates(
         return have[:n_total]
     options = fit.spec.time_effects
     if extra is not None:
+        try:  # the checks of TimeEffects(covariates=...): a date index, numbers, no NaT
+            extra = type(options)(covariates=extra).covariates
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"calendar_covariates: {err}") from None
         base = options.covariates
         extra = _forecast_rows(grid, base, extra)
         combined = extra if base is None else pd.concat([base, extra])
@@ -186,6 +190,8 @@ def _forecast_rows(grid: CalendarGrid, base: Any, extra: pd.DataFrame) -> pd.Dat
     with those values, and changing them would move the latent level the forecast
     continues from."""
     period = grid.period_of(extra.index)
+    extra = extra[period >= 0]  # before the grid: no period, as in the fit
+    period = period[period >= 0]
     past = np.asarray(period < grid.n_periods)
     if not past.any():
         return extra
