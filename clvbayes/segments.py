@@ -29,6 +29,7 @@ computed draw by draw from a segmented fit (``BGNBD(segments=...)``; see
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ from clvbayes.predict.summaries import eti, stacked_draws
 __all__ = [
     "ALL",
     "acquisition_segments",
+    "check_acquisition_costs",
     "clv_cac",
     "contrasts",
     "existing_customer_value",
@@ -608,6 +610,28 @@ def segment_contrasts(
     return Result(contrasts(means, pairs, ci_prob=ci_prob), means)
 
 
+def check_acquisition_costs(cac: Any, argument: str = "cac") -> None:
+    """Refuse acquisition costs that are not finite numbers above 0 (one, or a mapping of
+    segment to cost; a bool is no cost).
+
+    Raises
+    ------
+    ValueError
+        Naming ``argument`` (e.g. ``"clv_cac"``, ``"--cac"``) and the first bad cost.
+    """
+    costs = cac.values() if isinstance(cac, Mapping) else [cac]
+    for cost in costs:
+        try:
+            number = float(cost)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(cost, bool) or not (math.isfinite(number) and number > 0):
+            raise ValueError(
+                f"{argument}: acquisition costs must be positive numbers, got {cost!r}; give "
+                "one cost for all customers or one per segment."
+            )
+
+
 def clv_cac(
     clv: Result | xr.Dataset | xr.DataArray,
     cac: float | Mapping[str, float],
@@ -656,10 +680,8 @@ def clv_cac(
     >>> res = predict_customers(bg, rfm, horizon=52, spend_fit=gg, seed=1)  # doctest: +SKIP
     >>> clv_cac(res, 20.0, segments=rfm["channel"]).summary  # doctest: +SKIP
     """
+    check_acquisition_costs(cac, "clv_cac")
     given = dict(cac) if isinstance(cac, Mapping) else {ALL: cac}
-    values = np.array([float(v) for v in given.values()])
-    if not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"clv_cac: acquisition costs must be positive numbers, got {cac!r}.")
     if isinstance(clv, Result):
         clv = clv.draws
     if isinstance(clv, xr.Dataset):

@@ -52,7 +52,12 @@ from clvbayes.analyses import (
 )
 from clvbayes.covariates import covariate_effects
 from clvbayes.report.content import CUSTOMER_COLUMNS, ReportContent, build_content
-from clvbayes.segments import clv_cac, segment_contrasts, segment_summary
+from clvbayes.segments import (
+    check_acquisition_costs,
+    clv_cac,
+    segment_contrasts,
+    segment_summary,
+)
 
 __all__ = [
     "CalendarSection",
@@ -193,13 +198,7 @@ class ReportOptions:
                 "cost, and CLV needs a value column."
             )
         if self.cac is not None:  # checked before fitting, not after
-            costs = self.cac.values() if isinstance(self.cac, Mapping) else [self.cac]
-            bad = [c for c in costs if not _positive_number(c)]
-            if bad:
-                raise ValueError(
-                    f"--cac: acquisition costs must be positive numbers, got {bad[0]!r}; give "
-                    "one cost (e.g. --cac 25) or a CSV of segment,cost rows."
-                )
+            check_acquisition_costs(self.cac, "--cac")
 
     def _check_models(self) -> None:
         from clvbayes.math.family import model_names
@@ -327,17 +326,6 @@ class _Stages:
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def _positive_number(value: Any) -> bool:
-    """Whether ``value`` is a finite number > 0 (not a bool)."""
-    if isinstance(value, bool):
-        return False
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(number) and number > 0
 
 
 def _reported(record: warnings.WarningMessage) -> bool:
