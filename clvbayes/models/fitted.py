@@ -535,7 +535,9 @@ def check_time_units(
     prediction option; a code, a name or a number of days). A weekly fit's rates are per
     week, so a table in days, or a horizon and discount rate in days, would silently give
     wrong predictions (expected purchases 56.7 instead of 344). Fits and tables without a
-    recorded unit (older files, tables built by hand) are taken as they are.
+    recorded unit (older files, tables built by hand) are taken as they are. A fit with
+    calendar-time effects also needs ``rfm`` on its calendar (:func:`check_calendar`), so
+    every prediction that checks the units checks that too.
 
     Parameters
     ----------
