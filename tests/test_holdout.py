@@ -241,14 +241,28 @@ def test_holdout_on_cdnow_sample_with_nuts_fit(sample_rfm):
     assert (report.coverage["difference"].abs() <= 0.03).all(), report.coverage
 
 
-def test_predict_customers_warns_that_a_map_fits_intervals_are_one_simulation(sample_rfm, map_fits):
+def test_predict_customers_samples_a_map_fits_predictive_distribution_by_default(
+    sample_rfm, map_fits
+):
+    """A MAP fit has one draw. predict_customers used it for one simulated future per
+    customer (with a warning): every interval a point, purchases_mean 0 against an
+    expected 1.6, purchases_sd NaN, every rank tied. Without n_draws it now repeats the
+    draw PREDICTIVE_DRAWS times, as validate_holdout and calendar_multipliers do."""
     from clvbayes.predict import predict_customers
+    from clvbayes.predict.options import PREDICTIVE_DRAWS
 
-    bg, _ = map_fits
-    with pytest.warns(UserWarning, match=r"1 posterior draw\(s\).*pass n_draws=1000"):
-        one = predict_customers(bg, sample_rfm, horizon=39, seed=1)
-    assert (one.summary["purchases_q05"] == one.summary["purchases_q95"]).all()
+    bg, gg = map_fits
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        many = predict_customers(bg, sample_rfm, horizon=39, seed=1, n_draws=1000)
-    assert (many.summary["purchases_q05"] < many.summary["purchases_q95"]).any()
+        default = predict_customers(bg, sample_rfm, horizon=39, spend_fit=gg, seed=1)
+    given = predict_customers(
+        bg, sample_rfm, horizon=39, spend_fit=gg, seed=1, n_draws=PREDICTIVE_DRAWS
+    )
+    pd.testing.assert_frame_equal(default.summary, given.summary)
+    summary = default.summary
+    assert default.draws["purchases"].shape[:2] == (1, PREDICTIVE_DRAWS)
+    assert np.isfinite(summary["purchases_sd"]).all() and np.isfinite(summary["clv_sd"]).all()
+    assert (summary["purchases_q05"] < summary["purchases_q95"]).any()
+    relative = abs(summary["purchases_mean"].sum() / summary["expected_purchases"].sum() - 1)
+    assert relative < 0.02, relative
+    assert summary["expected_rank"].nunique() > len(summary) // 2

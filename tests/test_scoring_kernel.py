@@ -215,8 +215,9 @@ def rfm(small_rfm):
 def test_the_conditional_mean_clv_is_margin_discounted_purchases_times_expected_spend(fits, rfm):
     bg, gg = fits["BGNBD"], fits["spend"]
     res = predict_customers(
-        bg, rfm, horizon=52, spend_fit=gg, annual_discount=0.1, margin=0.4, seed=1, ranks=False
-    )
+        bg, rfm, horizon=52, spend_fit=gg, annual_discount=0.1, margin=0.4, seed=1, ranks=False,
+        n_draws=bg.n_posterior_draws,  # each draw once (by default they are repeated to 500)
+    )  # fmt: skip
     theta = {k: v.reshape(-1, 1) for k, v in bg.params().items()}
     spend = {k: v.reshape(-1, 1) for k, v in gg.params().items()}
     x, t_x, T, z = (rfm[c].to_numpy(float) for c in ("frequency", "recency", "T", "monetary_value"))

@@ -25,10 +25,10 @@ from clvbayes.math.calendar import clock, elapsed, inverse_elapsed, simulate_fut
 from clvbayes.math.draws import draw_index
 from clvbayes.models.calendar import covariate_matrix
 from clvbayes.models.fitted import check_calendar, covariates_of, design_of
+from clvbayes.predict.options import PREDICTIVE_DRAWS, predictive_draws
 
 __all__ = [
     "CALENDAR_VARIABLES",
-    "FORECAST_PATHS",
     "ForecastClock",
     "birth_groups",
     "calendar_multipliers",
@@ -219,12 +219,6 @@ def _forecast_rows(grid: CalendarGrid, base: Any, extra: pd.DataFrame) -> pd.Dat
     return extra[~past]
 
 
-FORECAST_PATHS = 500
-"""Future paths :func:`calendar_multipliers` draws at least when the fit has fewer
-posterior draws and ``n_draws`` is not given (a MAP fit has one draw: one path would show
-an uncertain forecast as a line without a band)."""
-
-
 def calendar_multipliers(
     fit: Any,
     *,
@@ -252,8 +246,10 @@ def calendar_multipliers(
         Mass of the central band.
     n_draws : int, optional
         Posterior draws used (thinned evenly; more than the fit has repeat them, each
-        with its own future path); None uses all, and at least :data:`FORECAST_PATHS`
-        future paths when ``horizon > 0``.
+        with its own future path); None uses all, and at least
+        :data:`~clvbayes.predict.options.PREDICTIVE_DRAWS` future paths when
+        ``horizon > 0`` (a MAP fit has one draw: one path would show an uncertain
+        forecast as a line without a band).
     seed : int, optional
         Stream of the future paths.
     calendar_covariates : DataFrame, optional
@@ -273,8 +269,8 @@ def calendar_multipliers(
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be a finite number >= 0; got {horizon!r}.")
     wanted = n_draws
-    if horizon > 0 and wanted is None and fit.n_posterior_draws < FORECAST_PATHS:
-        wanted = FORECAST_PATHS  # a point estimate (MAP) still has uncertain futures
+    if horizon > 0 and wanted is None and fit.n_posterior_draws < PREDICTIVE_DRAWS:
+        wanted = predictive_draws(fit.n_posterior_draws)  # a MAP fit has uncertain futures
     # the future paths are random given a draw: more than the draws repeat them
     take = draw_index(fit.n_posterior_draws, wanted, cycle=horizon > 0)
     rng = np.random.default_rng(seed)

@@ -88,7 +88,6 @@ from clvbayes.progress import progress_bar
 
 __all__ = [
     "DRAW_VARIABLES",
-    "FEW_DRAWS",
     "Result",
     "dert",
     "draw_variables",
@@ -103,11 +102,6 @@ DRAW_VARIABLES = ("p_alive", "expected_purchases", "purchases", "clv")
 """Variables of :attr:`Result.draws` (``clv`` only with a spend fit)."""
 
 _MEANS_ONLY = ("p_alive", "expected_purchases")  # the summary needs only their means
-
-FEW_DRAWS = 10
-"""Below this many posterior draws (a MAP fit has one) and without ``n_draws``,
-:func:`predict_customers` warns that its interval columns come from that few simulated
-futures."""
 
 
 class _ParquetSink:
@@ -137,20 +131,6 @@ class _ParquetSink:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def _warn_if_few_draws(n_samples: int) -> None:
-    """Warn that a fit's few posterior draws (MAP: one) make the interval columns that
-    few simulated futures (``predict_customers`` without ``n_draws``)."""
-    if n_samples < FEW_DRAWS:
-        warnings.warn(
-            f"predict_customers: the fit has {n_samples} posterior draw(s) (e.g. "
-            "method='map'), so each customer's interval, quantile and probability columns "
-            f"come from {n_samples} simulated future(s); pass n_draws=1000 to sample the "
-            "predictive distribution at these parameters (the draws are repeated).",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def predict_customers(
@@ -244,6 +224,7 @@ def predict_customers(
         )
     rfm = customer_table(rfm)
     n = len(rfm)
+    opts = opts.simulated(fit.n_posterior_draws)
     names = draw_variables(opts, spend=spend_fit is not None)
     keep = _default_keep(keep_draws, n, opts.n_draws, fit, opts.memory_limit_mb, names)
     unknown = set(keep) - set(DRAW_VARIABLES) - set(names)
@@ -255,8 +236,6 @@ def predict_customers(
     _check_windows(opts, customers.horizon)
     theta, coords = population_draws(fit, opts.n_draws)
     n_samples = next(iter(theta.values())).shape[0]
-    if opts.n_draws is None:
-        _warn_if_few_draws(n_samples)
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     clock_end = _add_clock(theta, fit, customers.horizon, root, opts)
     spend = None if spend_fit is None else spend_draws(spend_fit, n_samples)

@@ -51,6 +51,7 @@ __all__ = [
     "coverage_table",
     "error_metrics",
     "holdout_html",
+    "holdout_streams",
     "p_zero_table",
     "pit_table",
     "predict_holdout",
@@ -63,6 +64,20 @@ HOLDOUT_COLUMNS = ("holdout_frequency", "holdout_duration")
 HOLDOUT_DRAWS = 500
 """Predictive draws per customer of :func:`predict_holdout` and
 :func:`clvbayes.comparison.holdout_comparison` unless ``n_draws`` or ``options`` say otherwise."""
+
+
+def holdout_streams(
+    seed: int | np.random.SeedSequence | None,
+) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    """The random streams of a holdout check with ``seed``: the simulation's and the
+    randomized PIT's.
+
+    :func:`validate_holdout` and :func:`clvbayes.comparison.holdout_comparison` (with
+    ``seed={model: seed}``) simulate a model's holdout from the first, so with the same
+    seed and options they draw the same holdout purchases.
+    """
+    simulation, pit = np.random.SeedSequence(seed).spawn(2)
+    return simulation, pit
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,9 +280,10 @@ def validate_holdout(
         Seed of the simulation and of the PIT randomization.
     options : PredictOptions, optional
         As for :func:`clvbayes.predict_customers` (``n_draws``: predictive draws per
-        customer, by default every posterior draw, and :data:`HOLDOUT_DRAWS` when the fit
-        has fewer, e.g. a MAP fit's one, whose draw is then repeated so that the
-        customer-level predictive distribution is sampled; memory, threads); fields may
+        customer, by default every posterior draw, and
+        :data:`~clvbayes.predict.options.PREDICTIVE_DRAWS` when the fit has fewer, e.g.
+        a MAP fit's one, whose draw is then repeated so that the customer-level
+        predictive distribution is sampled; memory, threads); fields may
         be passed as keyword arguments. Holdout spend is compared undiscounted and
         before margin, so the discount, margin, threshold and rank options are ignored
         here.
@@ -283,9 +299,6 @@ def validate_holdout(
     check_time_units(fit, rfm_with_holdout)
     rfm_with_holdout = customer_table(rfm_with_holdout)
     opts = PredictOptions.merge(options, kwargs, "validate_holdout")
-    if opts.n_draws is None and fit.n_posterior_draws < HOLDOUT_DRAWS:
-        # a MAP fit has one draw: one simulated holdout would make every interval a point
-        opts = opts.replace(n_draws=HOLDOUT_DRAWS)
     opts = opts.replace(
         annual_discount=0.0,
         continuous_discount=None,
@@ -299,7 +312,7 @@ def validate_holdout(
     duration = values["holdout_duration"]
     if spend_fit is not None:
         actual["spend"] = values["holdout_value"]
-    simulation_seed, pit_seed = np.random.SeedSequence(seed).spawn(2)
+    simulation_seed, pit_seed = holdout_streams(seed)
     result = predict_customers(
         fit,
         rfm_with_holdout,

@@ -26,7 +26,33 @@ import pandas as pd
 
 from clvbayes.math.clv import days_per_unit, resolve_discount
 
-__all__ = ["PredictOptions"]
+__all__ = ["PREDICTIVE_DRAWS", "PredictOptions", "predictive_draws"]
+
+PREDICTIVE_DRAWS = 500
+"""Fewest predictive draws a simulated prediction uses when ``n_draws`` is not given:
+every posterior draw, repeated up to this many when the fit has fewer (a MAP fit has one
+draw, and one simulated future would make every interval a point and every customer's
+rank a tie)."""
+
+
+def predictive_draws(n_posterior_draws: int) -> int:
+    """Draws a simulated prediction uses by default: every posterior draw, each repeated
+    the same number of times to reach at least :data:`PREDICTIVE_DRAWS` (equal weights,
+    so posterior means are unchanged).
+
+    Parameters
+    ----------
+    n_posterior_draws : int
+        The fit's draws (chains x draws; a MAP fit has 1).
+
+    Returns
+    -------
+    int
+        A multiple of ``n_posterior_draws``.
+    """
+    n = max(int(n_posterior_draws), 1)
+    return n * max(math.ceil(PREDICTIVE_DRAWS / n), 1)
+
 
 # Old keyword names still accepted (with a DeprecationWarning), and their new names.
 _RENAMED = {"hdi_prob": "ci_prob"}
@@ -77,7 +103,10 @@ class PredictOptions:
     n_draws : int, optional
         Number of posterior draws to use (spread evenly over chains, thinned evenly
         within each). More than available repeats the draws cyclically, so a MAP fit
-        (one draw) still gives the customer-level predictive distribution.
+        (one draw) still gives the customer-level predictive distribution. Default: every
+        posterior draw, repeated to at least :data:`PREDICTIVE_DRAWS` in simulated predictions
+        (:func:`clvbayes.predict_customers`, :func:`clvbayes.validate_holdout`,
+        :func:`clvbayes.calendar_multipliers`).
     discount_nodes : int, optional
         Gauss-Legendre nodes of the conditional-mean CLV's discounting; by default chosen
         per customer for ~1e-8 relative accuracy.
@@ -237,6 +266,14 @@ class PredictOptions:
             )
         base = options if options is not None else cls()
         return base.replace(**changes) if changes else base
+
+    def simulated(self, n_posterior_draws: int) -> PredictOptions:
+        """These options for a simulated prediction from a fit with ``n_posterior_draws``
+        draws: without ``n_draws``, :func:`predictive_draws` (every draw, repeated up to at
+        least :data:`PREDICTIVE_DRAWS`)."""
+        if self.n_draws is None and n_posterior_draws < PREDICTIVE_DRAWS:
+            return self.replace(n_draws=predictive_draws(n_posterior_draws))
+        return self
 
 
 def _check_intervals(intervals: Any) -> tuple[tuple[float, float], ...]:
