@@ -42,6 +42,7 @@ from clvbayes.predict.holdout import (
     conditional_expectations,
     coverage_table,
     error_metrics,
+    holdout_streams,
     predict_holdout,
 )
 from clvbayes.predict.options import PredictOptions
@@ -414,7 +415,7 @@ def holdout_comparison(
     models: Mapping[str, FittedModel],
     rfm_with_holdout: Any,
     *,
-    seed: int | None = None,
+    seed: int | Mapping[str, int] | None = None,
     max_count: int = 7,
     ci_probs: Sequence[float] = (0.5, 0.9),
     options: PredictOptions | None = None,
@@ -428,8 +429,12 @@ def holdout_comparison(
         Transaction models fitted on the calibration period of ``rfm_with_holdout``.
     rfm_with_holdout : DataFrame
         Calibration RFM with ``holdout_frequency`` and ``holdout_duration``.
-    seed : int, optional
-        Seed; each model gets its own stream from it.
+    seed : int or mapping of str to int, optional
+        Seed; each model gets its own stream from it. Or one seed per model (every name
+        of ``models``): a model's holdout draws are then those of
+        :func:`~clvbayes.predict.validate_holdout` with that seed and the same options
+        (:func:`~clvbayes.predict.holdout.holdout_streams`), so a report's comparison
+        and its holdout section show the same interval for the same model.
     max_count : int
         Pooled frequency of :func:`~clvbayes.predict.holdout.conditional_expectations`.
     ci_probs : sequence of float
@@ -445,7 +450,7 @@ def holdout_comparison(
     """
     if not models:
         raise ValueError("holdout_comparison: give at least one fitted model.")
-    seeds = np.random.SeedSequence(seed).spawn(len(models))
+    seeds = _model_streams(models, seed)
     predictions, metrics, bins, coverage = {}, [], [], []
     for (name, fitted), child in zip(models.items(), seeds, strict=True):
         pred = predict_holdout(fitted, rfm_with_holdout, seed=child, options=options, **kwargs)
@@ -467,6 +472,22 @@ def holdout_comparison(
         coverage=pd.concat(coverage, ignore_index=True),
         predictions=predictions,
     )
+
+
+def _model_streams(
+    models: Mapping[str, Any], seed: int | Mapping[str, int] | None
+) -> list[np.random.SeedSequence]:
+    """One simulation stream per model: spawned from one seed, or each model's own
+    seed's holdout simulation stream (as :func:`~clvbayes.predict.validate_holdout`)."""
+    if not isinstance(seed, Mapping):
+        return np.random.SeedSequence(seed).spawn(len(models))
+    missing = [name for name in models if name not in seed]
+    if missing:
+        raise ValueError(
+            f"holdout_comparison: seed is a mapping but has no seed for model(s) {missing} "
+            f"(it has {sorted(seed)}); give one seed per model, or one int for all."
+        )
+    return [holdout_streams(seed[name])[0] for name in models]
 
 
 def _k_counts(pareto_k: np.ndarray, counts: np.ndarray, good_k: float) -> dict[str, int]:

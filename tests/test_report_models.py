@@ -62,6 +62,11 @@ def _seeds(seed: int) -> dict[str, int]:
     return {k: int(s.generate_state(1)[0]) for k, s in zip(NAMES, spawned, strict=True)}
 
 
+def _spawned(seed: int, n: int) -> list[int]:
+    """``n`` seeds spawned from one, as the report spawns them."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
 def _rfm(transactions) -> pd.DataFrame:
     return clvbayes.rfm_summary(
         transactions, customer_col="customer_id", date_col="date", value_col="value",
@@ -138,11 +143,17 @@ def test_compare_fits_every_transaction_model_and_tables_their_holdout(few, tmp_
     assert table["chosen"].tolist() == [n == "pareto-nbd" for n in table.index]
     rfm = _rfm(few)
     models = {n: report.fits[n] for n in sorted(model_names())}
-    holdout = holdout_comparison(
-        models, rfm, seed=_seeds(3)["compare"], options=report.options.predict_options()
-    )
+    # the chosen model's holdout is the holdout section's (its seed), the others' are
+    # spawned from the comparison's seed
+    seeds = dict(zip(models, _spawned(_seeds(3)["compare"], len(models)), strict=True))
+    seeds["pareto-nbd"] = _seeds(3)["validate"]
+    holdout = holdout_comparison(models, rfm, seed=seeds, options=report.options.predict_options())
     expected = comparison_table(None, holdout)
     pd.testing.assert_frame_equal(table[expected.columns], expected, check_exact=True)
+    # so the chosen model shows one interval, not two differing in Monte Carlo error
+    shown = report.content.holdout_totals.set_index("quantity").loc["purchases"]
+    assert table.loc["pareto-nbd", "total_low"] == shown["predicted_q05"]
+    assert table.loc["pareto-nbd", "total_high"] == shown["predicted_q95"]
     assert any("PSIS-LOO needs posterior draws" in n for n in report.content.notes)
     # the chosen model scores the customers; every model's figures are in summary.json
     write_report(report, tmp_path / "report")

@@ -184,12 +184,17 @@ def test_compare_with_time_effects_sets_the_stationary_models_beside_it(
         tx, customer_col="customer_id", date_col="date", value_col="value",
         calibration_end="1997-09-30", observation_end="1998-06-30",
     )  # fmt: skip
+    per_model = dict(zip(models, _seeds(seed["compare"], len(models)), strict=True))
+    per_model["bgnbd"] = seed["validate"]  # the holdout section's: one interval, not two
     expected = comparison_table(
         None,
-        holdout_comparison(models, data, seed=seed["compare"], options=options.predict_options()),
+        holdout_comparison(models, data, seed=per_model, options=options.predict_options()),
     )
     shown = table.drop(columns=["label", "chosen"])
     pd.testing.assert_frame_equal(shown, expected.loc[shown.index], check_exact=False)
+    totals = report.content.holdout_totals.set_index("quantity").loc["purchases"]
+    assert table.loc["bgnbd", "total_low"] == totals["predicted_q05"]
+    assert table.loc["bgnbd", "total_high"] == totals["predicted_q95"]
     from clvbayes.report import write_report
 
     write_report(report, tmp_path / "report")

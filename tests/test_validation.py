@@ -255,3 +255,27 @@ def test_pareto_and_mbgnbd_future_simulators_agree_with_the_cohort_process():
     diff = a.mean() - b.count.mean()
     se = np.sqrt(a.var() / a.size + b.count.var() / a.size)
     assert abs(diff) < 4.5 * se
+
+
+def test_holdout_comparison_with_a_seed_per_model_draws_validate_holdouts_holdout():
+    """``seed={model: seed}``: a model's holdout draws are validate_holdout's with that seed
+    (a report's comparison had shown the chosen model's interval a second time, from
+    another seed, e.g. 1,567-1,798 beside 1,570-1,802); a mapping without a model is a
+    clear error."""
+    from clvbayes.predict import validate_holdout
+
+    rfm = _simulated_cohort("MBGNBD", n=400)
+    fits = {
+        "bg": point_fit(BGNBD(), {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+        "mbg": point_fit(MBGNBD(), MBG),
+    }
+    result = holdout_comparison(fits, rfm, seed={"bg": 11, "mbg": 12}, n_draws=300)
+    for name, seed in (("bg", 11), ("mbg", 12)):
+        totals = validate_holdout(fits[name], rfm, seed=seed, n_draws=300).totals.iloc[0]
+        metrics = result.metrics.loc[name]
+        assert (metrics["total_low"], metrics["total_high"]) == (
+            totals["predicted_q05"],
+            totals["predicted_q95"],
+        )
+    with pytest.raises(ValueError, match=r"no seed for model\(s\) \['mbg'\]"):
+        holdout_comparison(fits, rfm, seed={"bg": 11}, n_draws=300)

@@ -538,11 +538,13 @@ class Comparison:
 
 def _compare(
     data: _Data, fits: dict[str, Any], names: list[str], skipped: list[str],
-    options: ReportOptions, seed: int, progressbar: bool = False,
+    options: ReportOptions, seed: int, chosen_seed: int, progressbar: bool = False,
 ) -> Comparison:  # fmt: skip
     """PSIS-LOO (with posterior draws) and holdout errors and totals (with a holdout) of the
     transaction models ``names``, fitted on the same calibration data (``progressbar``:
-    the holdout predictions' bars, off with ``--quiet``)."""
+    the holdout predictions' bars, off with ``--quiet``). The chosen model's holdout is
+    simulated with ``chosen_seed``, the holdout section's seed, so both show the same
+    interval; the others' with seeds spawned from ``seed``."""
     from clvbayes.comparison import compare, comparison_table, holdout_comparison
 
     models = {n: fits[n] for n in names}
@@ -561,7 +563,9 @@ def _compare(
         )
     if data.holdout_end is not None:
         predict = options.predict_options().replace(progressbar=progressbar)
-        holdout = holdout_comparison(models, data.transaction_data, seed=seed, options=predict)
+        seeds = dict(zip(names, _seeds(seed, len(names)), strict=True))
+        seeds[options.model] = chosen_seed
+        holdout = holdout_comparison(models, data.transaction_data, seed=seeds, options=predict)
     else:
         notes.append("Without --holdout-end the models are compared by PSIS-LOO only.")
     table = comparison_table(compared, holdout)
@@ -1120,8 +1124,9 @@ def build_report(
         compared = sorted([options.model, *others])
         with stage("compare", ", ".join(_family_label(n) for n in compared)):
             comparison = _compare(
-                data, fits, compared, skipped, options, seeds["compare"], progressbar=not quiet
-            )
+                data, fits, compared, skipped, options, seeds["compare"], seeds["validate"],
+                progressbar=not quiet,
+            )  # fmt: skip
     covered = (
         f" The file must cover the holdout and the --horizon ({options.horizon:g} "
         f"{options.time_unit})."
