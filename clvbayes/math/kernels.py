@@ -37,6 +37,14 @@ Compiled in, even never run, it made every element about 40 % slower (112 -> 69 
 element of a CDNOW-like chunk with values and discounting; 91 -> 51 ns for counts only),
 with the same numbers.
 
+Absurd rates. The loop runs once per purchase, so before it :func:`simulate_alive_future`
+checks (vectorised, in numpy) that no customer alive at the window's start is expected to
+buy more than :data:`~clvbayes.math.processes.MAX_EXPECTED_PURCHASES` times in its window
+under any draw, and raises :class:`~clvbayes.math.processes.TooManyPurchasesError`
+naming the draw and customer otherwise (a rate of ``1e12`` per time unit would otherwise
+run for days). A count that still reaches ``2^31 - 1`` (the int32 output's limit, a
+draw from a far tail) stops the element and raises the same error after the loop.
+
 numba is imported when this module is (it is not imported by ``import clvbayes.math``).
 """
 
@@ -48,7 +56,12 @@ from typing import Any
 import numba
 import numpy as np
 
-from clvbayes.math.processes import AliveProcess
+from clvbayes.math.processes import (
+    MAX_EXPECTED_PURCHASES,
+    AliveProcess,
+    TooManyPurchasesError,
+    expected_alive_purchases,
+)
 
 __all__ = ["element_uniforms", "simulate_alive_future", "stream_key"]
 
@@ -58,6 +71,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_53 = 1.0 / 9007199254740992.0
 _VALUES = np.uint64(0x5BD1E9955BD1E995)  # salt of an element's second stream (values)
 _JIT = {"nogil": True, "cache": True, "fastmath": False}
+_MAX_COUNT = 2**31 - 1  # an element's purchases stop here (the int32 count's limit)
 
 
 def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -243,6 +257,8 @@ def _element(
         if not exposure - rate_rate <= window:
             break
         count += 1
+        if count >= _MAX_COUNT:  # only from a far tail: simulate_alive_future raises
+            break
         weight = 1.0
         when = exposure - rate_rate
         if mapped and (delta > 0.0 or win_lo is not None):  # the purchase's calendar time
@@ -464,12 +480,14 @@ def simulate_alive_future(
         clv is not None and window_clv.shape != (*elements, n_windows)
     ):
         raise ValueError(f"window outputs must be shaped {(*elements, n_windows)}")
+    horizon, rows = np.asarray(horizon, dtype=float), np.asarray(rows, dtype=np.int64)
+    check_expected_purchases(AliveProcess(*fields), rows, horizon, (clock_op, clock_cal))
     _simulate(
         np.uint64(seed),
         np.asarray(draws, dtype=np.int64),
         np.asarray(customers, dtype=np.int64),
-        np.asarray(rows, dtype=np.int64),
-        np.asarray(horizon, dtype=float),
+        rows,
+        horizon,
         *fields,
         float(discount_rate),
         clv is not None,
@@ -490,7 +508,114 @@ def simulate_alive_future(
         window_count,
         window_clv,
     )
+    if count.size and count.max() >= _MAX_COUNT:
+        i, j = np.unravel_index(int(np.argmax(count)), count.shape)
+        raise TooManyPurchasesError(
+            f"draw {i}, customer {j} of this call: the simulation reached {_MAX_COUNT:,} "
+            "purchases in the window (the most a count can hold); its purchase rate "
+            f"Gamma(shape {fields[1][i, rows[j]]:.4g}, rate {fields[2][i, rows[j]]:.4g}) is "
+            "not plausible for customer data.",
+            draw=int(i),
+            customer=int(j),
+            expected=float("nan"),
+            window=float(horizon[j]),
+        )
     return count, clv
+
+
+def check_expected_purchases(
+    process: AliveProcess,
+    rows: np.ndarray,
+    horizon: np.ndarray,
+    clock: tuple[np.ndarray, np.ndarray],
+    cap: float = MAX_EXPECTED_PURCHASES,
+) -> None:
+    """Raise :class:`~clvbayes.math.processes.TooManyPurchasesError` if a customer alive at
+    its window's start is expected to buy more than ``cap`` times in the window under a
+    draw (:func:`~clvbayes.math.processes.expected_alive_purchases`).
+
+    First a bound of every ``(draw, row)``, ``E[λ]`` times the longest window, which is
+    all that normal inputs cost (two array operations per draw and row); only the pairs
+    above ``cap`` get the exact windows of their row's customers and the dropout coin's
+    and lifetime's reductions. Elements that cannot be alive (``P(alive) = 0``) pass.
+
+    Parameters
+    ----------
+    process : AliveProcess
+        Fields shaped ``(n_draws, n_rows)``.
+    rows, horizon : ndarray
+        Each customer's unique row and calendar window.
+    clock : (operational knots, calendar knots)
+        ``(n_draws or 1, K)``, as :func:`simulate_alive_future` passes them to the loop.
+    cap : float
+        The most expected purchases allowed.
+    """
+    if not horizon.size:
+        return
+    rows = np.asarray(rows, dtype=np.int64)
+    fields = [np.atleast_2d(np.asarray(f, dtype=float)) for f in process]
+    process = AliveProcess(*np.broadcast_arrays(*fields))
+    op, cal = clock
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate_mean = process.rate_shape / process.rate_rate
+    longest = _operational(np.full((op.shape[0], 1), horizon.max()), op, cal)
+    suspect = np.argwhere(rate_mean * longest > cap)  # NaN compares False
+    if not suspect.size:
+        return
+    longest_row = np.full(rate_mean.shape[1], -np.inf)
+    np.maximum.at(longest_row, rows, horizon)
+    d, r = suspect[:, 0], suspect[:, 1]
+    knots = np.minimum(d, op.shape[0] - 1)
+    window = _operational(longest_row[r][:, None], op[knots], cal[knots])[:, 0]
+    fields = AliveProcess(*(f[d, r] for f in process))
+    expected = np.where(fields.p_alive > 0.0, expected_alive_purchases(fields, window), 0.0)
+    worst = int(np.argmax(np.where(np.isnan(expected), -np.inf, expected)))
+    if not expected[worst] > cap:
+        return
+    i, row = int(d[worst]), int(r[worst])
+    mine = np.flatnonzero(rows == row)
+    j = int(mine[np.argmax(horizon[mine])])
+    raise TooManyPurchasesError(
+        _too_many_message(fields, worst, i, j, float(expected[worst]), horizon[j], cap),
+        draw=i,
+        customer=j,
+        expected=float(expected[worst]),
+        window=float(window[worst]),
+    )
+
+
+def _too_many_message(
+    fields: AliveProcess, k: int, i: int, j: int, expected: float, horizon: float, cap: float
+) -> str:
+    """The message of :func:`check_expected_purchases` for entry ``k`` of ``fields``."""
+    shape, rate = fields.rate_shape[k], fields.rate_rate[k]
+    details = [f"purchase rate Gamma(shape {shape:.4g}, rate {rate:.4g}), mean {shape / rate:.4g}"]
+    if fields.dropout_a[k] > 0.0:
+        details.append(f"dropout Beta({fields.dropout_a[k]:.4g}, {fields.dropout_b[k]:.4g})")
+    if fields.life_shape[k] > 0.0:
+        details.append(
+            f"lifetime Lomax(shape {fields.life_shape[k]:.4g}, scale {fields.life_rate[k]:.4g})"
+        )
+    return (
+        f"draw {i}, customer {j} of this call: if alive, the customer is expected to make "
+        f"{expected:.4g} purchases in its window of {horizon:g} time units ("
+        + "; ".join(details)
+        + f"); forecasts simulate each purchase and refuse more than {cap:,.0f} expected "
+        "purchases per customer and draw (clvbayes.math.processes.MAX_EXPECTED_PURCHASES), "
+        "which no customer data comes near."
+    )
+
+
+def _operational(h: np.ndarray, op: np.ndarray, cal: np.ndarray) -> np.ndarray:
+    """Operational times of calendar times ``h`` ``(n, m)`` under clocks ``(n or 1, K)``
+    (knots as in the loop's ``_interp``: linear beyond the last knot; one knot: the
+    identity)."""
+    if op.shape[1] < 2:
+        return h
+    j = 1 + np.sum(cal[:, None, 1:-1] < h[..., None], axis=-1)
+    x0, x1 = np.take_along_axis(cal, j - 1, 1), np.take_along_axis(cal, j, 1)
+    y0, y1 = np.take_along_axis(op, j - 1, 1), np.take_along_axis(op, j, 1)
+    return y0 + (y1 - y0) * (h - x0) / (x1 - x0)
 
 
 def element_uniforms(seed: int, draw: int, customer: int, n: int) -> np.ndarray:
