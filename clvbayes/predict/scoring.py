@@ -31,6 +31,7 @@ from clvbayes.math.clv import discounted_expectation
 from clvbayes.math.covariates import CovariateDesign
 from clvbayes.math.draws import draw_index
 from clvbayes.math.family import TransactionFamily
+from clvbayes.math.processes import MAX_EXPECTED_PURCHASES, TooManyPurchasesError
 from clvbayes.models.fitted import FittedModel, check_time_units, coefficients_of, covariates_of
 from clvbayes.predict.calendar import ForecastClock
 
@@ -456,11 +457,49 @@ def simulate_future(
     """
     from clvbayes.math.kernels import simulate_alive_future
 
-    return simulate_alive_future(
-        family.alive_process(*params, *data, alive=alive),
-        inverse,
-        customers.position,
-        draws,
-        customers.horizon,
-        **options,
+    try:
+        return simulate_alive_future(
+            family.alive_process(*params, *data, alive=alive),
+            inverse,
+            customers.position,
+            draws,
+            customers.horizon,
+            **options,
+        )
+    except TooManyPurchasesError as err:
+        raise _named(err, family, params, inverse, customers, draws) from err
+
+
+def _named(
+    err: TooManyPurchasesError,
+    family: TransactionFamily,
+    params: tuple[np.ndarray, ...],
+    inverse: np.ndarray,
+    customers: Customers,
+    draws: np.ndarray,
+) -> TooManyPurchasesError:
+    """``err`` of the compiled simulation, told with the customer's id and data and the
+    draw's parameters (the kernel knows only positions and its process's fields)."""
+    i, j = err.draw, err.customer
+    row = inverse[j]
+    at = [np.atleast_2d(p) for p in params]  # (draws or 1, rows or 1)
+    values = ", ".join(
+        f"{name}={v[min(i, v.shape[0] - 1), min(row, v.shape[1] - 1)]:.4g}"
+        for name, v in zip(family.params, at, strict=True)
+    )
+    customer_id = np.asarray(customers.ids)[j : j + 1].tolist()[0]
+    message = (
+        f"customer {customer_id!r} (frequency {customers.x[j]:g}, recency "
+        f"{customers.t_x[j]:g}, T {customers.T[j]:g}), posterior draw {int(draws[i])} "
+        f"({values}): if alive, the customer is expected to make {err.expected:.4g} "
+        f"purchases in the forecast window of {customers.horizon[j]:g} time units. The "
+        "forecast simulates each purchase and refuses more than "
+        f"{MAX_EXPECTED_PURCHASES:,} expected purchases per customer and draw: such a "
+        "rate is not plausible for customer data. Check that the horizon and the data "
+        "are in the fit's time unit, that the fit converged (summary(), diagnostics()) or "
+        "that parameters given by hand are in that unit, and that this customer's "
+        "frequency, recency and T are right."
+    )
+    return TooManyPurchasesError(
+        message, draw=i, customer=j, expected=err.expected, window=err.window
     )
