@@ -559,9 +559,11 @@ def check_expected_purchases(
     with np.errstate(divide="ignore", invalid="ignore"):
         rate_mean = process.rate_shape / process.rate_rate
     longest = _operational(np.full((op.shape[0], 1), horizon.max()), op, cal)
-    suspect = np.argwhere(rate_mean * longest > cap)  # NaN compares False
-    if not suspect.size:
+    with np.errstate(divide="ignore"):
+        above = rate_mean > cap / longest  # NaN compares False
+    if not above.any():  # (normal inputs: a division and a comparison per draw and row)
         return
+    suspect = np.argwhere(above)
     longest_row = np.full(rate_mean.shape[1], -np.inf)
     np.maximum.at(longest_row, rows, horizon)
     d, r = suspect[:, 0], suspect[:, 1]
