@@ -20,7 +20,7 @@ import pandas as pd
 from clvbayes import plots
 from clvbayes.report.content import ReportContent
 
-__all__ = ["figures", "render_html"]
+__all__ = ["FLAGS", "MISSING", "figures", "plain_text", "render_html"]
 
 Column = tuple[str, str, str]  # (column, header, format: "text", "int", "money", ...)
 
@@ -34,11 +34,55 @@ def _environment() -> jinja2.Environment:
     )
 
 
+MISSING = "–"
+"""How every table of the page shows a missing value (None, NaN, an empty list)."""
+
+FLAGS = ("no", "yes")
+"""How every table of the page shows a flag (False, True)."""
+
+
+def _missing(value: Any) -> bool:
+    """Whether ``value`` is a missing cell: None, ``pd.NA``, ``NaT`` or a non-finite float."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and not np.isfinite(value)
+
+
+def plain_text(value: Any) -> str:
+    """A value as a reader of the page reads it, never as a Python repr.
+
+    Flags are :data:`FLAGS` (``"yes"``/``"no"``), missing values :data:`MISSING`, numpy
+    scalars their Python value, lists their items joined by commas and mappings
+    ``key: value`` pairs (an empty one is missing).
+
+    Parameters
+    ----------
+    value : Any
+        A cell or an argument of the report.
+
+    Returns
+    -------
+    str
+    """
+    if _missing(value):
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return FLAGS[bool(value)]
+    if isinstance(value, dict):
+        items = [f"{k}: {plain_text(v)}" for k, v in value.items()]
+        return ", ".join(items) or MISSING
+    if isinstance(value, list | tuple):
+        return ", ".join(plain_text(v) for v in value) or MISSING
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
 def _format(value: Any, kind: str) -> str:
-    if value is None or (isinstance(value, float | np.floating) and not np.isfinite(value)):
-        return "–"
+    if _missing(value) or isinstance(value, bool | np.bool_):
+        return plain_text(value)
     if kind == "text":
-        return str(value)
+        return plain_text(value)
     if kind == "int":
         return f"{int(value):,}"
     if kind == "money":
@@ -52,7 +96,7 @@ def _format(value: Any, kind: str) -> str:
             return f"{int(value):,}"
         if isinstance(value, float | np.floating):
             return f"{float(value):,.2f}" if abs(value) >= 100 else f"{float(value):.4g}"
-        return str(value)
+        return plain_text(value)
     return f"{float(value):{kind}}"
 
 
@@ -348,18 +392,14 @@ def _frames(content: ReportContent, timings: dict[str, float]) -> dict[str, pd.D
         "risk": content.at_risk,
         "lapse": content.lapse,
         "thresholds": content.thresholds,
-        "comparison": None
-        if content.comparison is None
-        else content.comparison.assign(
-            chosen=content.comparison["chosen"].map({True: "yes", False: ""})
-        ),
+        "comparison": content.comparison,
         "cac": content.cac,
         "contrasts": content.contrasts,
         "effects": content.covariate_effects,
         "coefficients": content.covariate_coefficients,
         "totals": content.holdout_totals,
         "coverage": content.holdout_coverage,
-        "arguments": _items({k: str(v) for k, v in content.arguments.items()}),
+        "arguments": _items({k: plain_text(v) for k, v in content.arguments.items()}),
         "versions": _items(content.versions),
         "timings": _items(timings),
     }

@@ -1,0 +1,148 @@
+"""The words and cells of the report page: what a CRM reader sees.
+
+Oracles: the page's own tables, read back with Python's ``html.parser`` (no cell shows a
+Python repr: ``True``/``False``, ``None``, ``nan``, ``np.float64(...)``, ``[]``) and the
+report's ``summary.json`` (the flags behind the page's yes/no). One MAP report with ``--compare``, segments,
+CAC and a holdout on 200 CDNOW-sample customers (slow: it fits three transaction models).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvbayes.datasets import load_cdnow
+from clvbayes.report import ReportOptions, build_report, write_report
+
+REPR = re.compile(r"^(True|False|None|nan|NaN|inf|-inf|<NA>|NaT|\[\]|\{\})$|\bnp\.\w+\(|\bnumpy\.")
+
+
+class _Tables(HTMLParser):
+    """Every table of a page (headers and rows of cell text), with the section (``h2``
+    id) it is in, and the paragraphs of each section."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[dict] = []
+        self.paragraphs: dict[str, list[str]] = {}
+        self.section = ""
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._para: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h2":
+            self.section = dict(attrs).get("id", "")
+        elif tag == "table":
+            self.tables.append({"section": self.section, "headers": [], "rows": []})
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "p":
+            self._para = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            table = self.tables[-1]
+            if table["headers"]:
+                table["rows"].append(self._row)
+            else:
+                table["headers"] = self._row
+            self._row = None
+        elif tag == "p" and self._para is not None:
+            self.paragraphs.setdefault(self.section, []).append("".join(self._para))
+            self._para = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._para is not None:
+            self._para.append(data)
+
+
+def _read(page: Path) -> _Tables:
+    parser = _Tables()
+    parser.feed(page.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+def _column(table: dict, header: str) -> list[str]:
+    i = table["headers"].index(header)
+    return [row[i] for row in table["rows"]]
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory) -> Path:
+    """A MAP report with --compare, segments, CAC and a holdout (200 customers, one of
+    them buying on the holdout's last day)."""
+    tx = load_cdnow("sample")
+    tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:400])].copy()
+    tx["channel"] = np.where(tx["customer_id"] % 2 == 0, "web", "store")
+    ids = tx["customer_id"].unique()
+    late = tx.loc[tx["date"] == tx["date"].max(), "customer_id"]
+    few = tx[tx["customer_id"].isin({*ids[:199], late.iloc[0]})]
+    options = ReportOptions(
+        customer_col="customer_id", date_col="date", value_col="value",
+        calibration_end="1997-09-30", holdout_end="1998-06-30", method="map", draws=60,
+        chains=1, seed=3, compare=True, segment_col="channel", cac=25.0,
+    )  # fmt: skip
+    out = tmp_path_factory.mktemp("text") / "report"
+    write_report(build_report(few, options, log=None), out)
+    return out
+
+
+@pytest.mark.slow
+def test_no_cell_of_the_page_shows_a_python_repr(report_dir):
+    page = _read(report_dir / "index.html")
+    assert len(page.tables) >= 15
+    shown = [
+        (t["section"], h, cell)
+        for t in page.tables
+        for row in t["rows"]
+        for h, cell in zip(t["headers"], row, strict=True)
+        if REPR.search(cell)
+    ]
+    assert shown == []
+
+
+@pytest.mark.slow
+def test_flags_read_yes_or_no_and_agree_with_summary_json(report_dir):
+    page = _read(report_dir / "index.html")
+    summary = json.loads((report_dir / "summary.json").read_text())
+    (totals,) = [t for t in page.tables if "inside 90%" in t["headers"]]
+    expected = ["yes" if r["in_interval"] else "no" for r in summary["validation"]["totals"]]
+    assert _column(totals, "inside 90%") == expected
+    (comparison,) = [t for t in page.tables if t["section"] == "comparison"]
+    chosen = ["yes" if r["chosen"] else "no" for r in summary["comparison"]]
+    assert _column(comparison, "in this report") == chosen and chosen.count("yes") == 1
+    (arguments,) = [t for t in page.tables if t["headers"] == ["argument", "value"]]
+    values = dict(arguments["rows"])
+    assert values["compare"] == "yes" and values["time_effects"] == "no"
+    assert values["holdout_end"] == "1998-06-30" and values["tune"] == "–"
+    assert values["covariates"] == "–"  # none given: not "[]"
+
+
+def test_cells_render_flags_and_missing_values_as_words():
+    from clvbayes.report.html import _format, plain_text
+
+    assert [_format(v, "text") for v in (True, False, np.True_, np.bool_(False))] == [
+        "yes", "no", "yes", "no",
+    ]  # fmt: skip
+    assert _format(True, "int") == "yes"  # a flag is never 1
+    for missing in (None, np.nan, np.float64("nan"), pd.NA, pd.NaT, float("inf")):
+        assert _format(missing, "money") == "–" and _format(missing, "text") == "–"
+    assert plain_text(np.float64(2.5)) == "2.5" and plain_text(np.int64(3)) == "3"
+    assert plain_text([]) == "–" and plain_text(["gender", "channel"]) == "gender, channel"
+    assert plain_text({"web": 20.0, "store": np.float64(30.0)}) == "web: 20.0, store: 30.0"
+    assert plain_text([np.float64(1.0), None]) == "1.0, –"
