@@ -1,8 +1,10 @@
 """The words and cells of the report page: what a CRM reader sees.
 
 Oracles: the page's own tables, read back with Python's ``html.parser`` (no cell shows a
-Python repr: ``True``/``False``, ``None``, ``nan``, ``np.float64(...)``, ``[]``) and the
-report's ``summary.json`` (the flags behind the page's yes/no). One MAP report with ``--compare``, segments,
+Python repr: ``True``/``False``, ``None``, ``nan``, ``np.float64(...)``, ``[]``), the
+report's ``summary.json`` (the holdout flags behind the page's yes/no), and the
+comparison table's columns (every column the comparison's text describes is in it, and
+it describes no column that is absent). One MAP report with ``--compare``, segments,
 CAC and a holdout on 200 CDNOW-sample customers (slow: it fits three transaction models).
 """
 
@@ -21,6 +23,16 @@ from clvbayes.datasets import load_cdnow
 from clvbayes.report import ReportOptions, build_report, write_report
 
 REPR = re.compile(r"^(True|False|None|nan|NaN|inf|-inf|<NA>|NaT|\[\]|\{\})$|\bnp\.\w+\(|\bnumpy\.")
+
+# phrase of the comparison's text -> the column it describes
+DESCRIBED = {
+    "ELPD": "ELPD (LOO)",
+    "stacking weights": "stacking weight",
+    "Pareto k": "customers with k in (0.7, 1]",
+    "mean absolute": "holdout MAE",
+    "root-mean-square": "holdout RMSE",
+    "90% predictive interval": "actual holdout purchases",
+}
 
 
 class _Tables(HTMLParser):
@@ -131,6 +143,36 @@ def test_flags_read_yes_or_no_and_agree_with_summary_json(report_dir):
     assert values["compare"] == "yes" and values["time_effects"] == "no"
     assert values["holdout_end"] == "1998-06-30" and values["tune"] == "–"
     assert values["covariates"] == "–"  # none given: not "[]"
+
+
+@pytest.mark.slow
+def test_map_comparison_text_names_only_the_columns_of_its_table(report_dir):
+    page = _read(report_dir / "index.html")
+    (comparison,) = [t for t in page.tables if t["section"] == "comparison"]
+    text = " ".join(page.paragraphs["comparison"])
+    assert "ELPD (LOO)" not in comparison["headers"]  # point estimates: no LOO
+    for phrase, header in DESCRIBED.items():
+        assert (phrase in text) == (header in comparison["headers"]), phrase
+    assert "PSIS-LOO" in text and "holdout only" in text  # why there is no ELPD
+    assert 'marked "yes"' in text
+
+
+def test_comparison_text_follows_the_columns_present():
+    from clvbayes.report.content import comparison_explanation
+
+    loo = pd.DataFrame(
+        columns=["label", "chosen", "elpd_loo", "se", "elpd_diff", "dse", "weight", "k_bad"]
+    )
+    held = pd.DataFrame(columns=["label", "chosen", "mae", "rmse", "actual_total", "total_low"])
+    both = pd.concat([loo, held], axis=1)
+    for table, has_loo, has_holdout in ((loo, True, False), (held, False, True),
+                                        (both, True, True)):  # fmt: skip
+        text = comparison_explanation(table)
+        assert ("ELPD (LOO) is" in text) == has_loo
+        assert ("stacking weights" in text) == has_loo
+        assert ("mean absolute" in text) == has_holdout
+        assert ("compared on the holdout only" in text) == (not has_loo)
+        assert ("compared by PSIS-LOO only" in text) == (not has_holdout)
 
 
 def test_cells_render_flags_and_missing_values_as_words():

@@ -28,6 +28,7 @@ __all__ = [
     "NO_VALUE_NOTE",
     "ReportContent",
     "build_content",
+    "comparison_explanation",
     "versions",
 ]
 
@@ -245,6 +246,12 @@ class ReportContent:
         """``"week"`` for ``"W"`` and so on."""
         return unit_name(self.arguments["time_unit"])
 
+    @property
+    def comparison_explanation(self) -> str | None:
+        """What the comparison table's columns mean: :func:`comparison_explanation` of
+        :attr:`comparison` (None without ``--compare``)."""
+        return None if self.comparison is None else comparison_explanation(self.comparison)
+
     def summary(self) -> dict[str, Any]:
         """The deterministic content of ``summary.json`` (everything but the timings)."""
         out: dict[str, Any] = {
@@ -303,6 +310,54 @@ class ReportContent:
         if self.comparison is not None:
             out["comparison"] = _records(self.comparison, index="model")
         return jsonable(out)
+
+
+def comparison_explanation(table: pd.DataFrame) -> str:
+    """The sentences that explain a report's model comparison table, naming only the
+    columns it has.
+
+    PSIS-LOO needs posterior draws (a point-estimate fit, ``--method map``, has none) and
+    the holdout errors need a holdout period (``--holdout-end``), so a table may have the
+    ELPD columns, the holdout columns or both; the text says which and why.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :attr:`ReportContent.comparison`: :func:`clvbayes.comparison.comparison_table`
+        with ``label`` and ``chosen`` columns.
+
+    Returns
+    -------
+    str
+    """
+    loo, held = "elpd_loo" in table.columns, "mae" in table.columns
+    text = ["The transaction models fitted on the same calibration data."]
+    if loo:
+        text.append(
+            "ELPD (LOO) is the expected log predictive density of each customer's history, "
+            "left out in turn (PSIS-LOO, higher is better; a difference of a few SEs is "
+            "meaningful), with the stacking weights that would mix the models best and the "
+            "number of customers whose left-out estimate is unreliable (Pareto k above 0.7)."
+        )
+    else:
+        text.append(
+            "The fits are point estimates without posterior draws, so PSIS-LOO cannot be "
+            "computed and the models are compared on the holdout only (--method nuts adds "
+            "it)."
+        )
+    if held:
+        text.append(
+            "The holdout columns compare each model's predictions with what happened after "
+            "calibration: the mean absolute and root-mean-square error of the customers' "
+            "holdout purchases, and the total with its 90% predictive interval against the "
+            "actual total."
+        )
+    else:
+        text.append(
+            "Without a holdout period (--holdout-end) the models are compared by PSIS-LOO only."
+        )
+    text.append('This report\'s customers.csv and analyses come from the model marked "yes".')
+    return " ".join(text)
 
 
 def jsonable(value: Any) -> Any:
