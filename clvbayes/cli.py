@@ -330,7 +330,9 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--holdout-end",
         metavar="DATE",
-        help="last day of the holdout period: adds the holdout validation",
+        help="last day of the holdout period: adds the holdout validation; customers.csv's "
+        "expected_purchases and purchases_q05/q50/q95 then cover the holdout window, not "
+        "--horizon (the CLV columns always cover --horizon)",
     )
     p.add_argument(
         "--segment-col",

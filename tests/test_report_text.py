@@ -188,3 +188,51 @@ def test_cells_render_flags_and_missing_values_as_words():
     assert plain_text([]) == "–" and plain_text(["gender", "channel"]) == "gender, channel"
     assert plain_text({"web": 20.0, "store": np.float64(30.0)}) == "web: 20.0, store: 30.0"
     assert plain_text([np.float64(1.0), None]) == "1.0, –"
+
+
+@pytest.mark.slow
+def test_customers_csv_purchase_columns_cover_the_holdout_window_as_described(report_dir):
+    """With --holdout-end, expected_purchases is the model's expectation over the holdout
+    window (39 weeks: 1997-09-30 to 1998-06-30), not over the 52-week --horizon of the CLV
+    columns; the page and summary.json describe each column so."""
+    import clvbayes
+
+    customers = pd.read_csv(report_dir / "customers.csv")
+    fit = clvbayes.load(report_dir / "posterior.nc")["bgnbd"]
+    rfm = customers[["customer_id", "segment", "frequency", "recency", "T"]]
+    holdout_weeks = (pd.Timestamp("1998-06-30") - pd.Timestamp("1997-09-30")).days / 7
+    over = {
+        h: clvbayes.expected_purchases(fit, rfm, horizon=h).mean(("chain", "draw")).to_numpy()
+        for h in (holdout_weeks, 52.0)
+    }
+    actual = customers["expected_purchases"].to_numpy()
+    np.testing.assert_allclose(actual, over[holdout_weeks], rtol=1e-6)  # float32 draws
+    assert not np.allclose(actual, over[52.0], rtol=1e-3)
+    described = json.loads((report_dir / "summary.json").read_text())["customers_columns"]
+    assert list(described) == list(customers.columns)
+    for col in ("expected_purchases", "purchases_q05", "purchases_q50", "purchases_q95"):
+        assert "the holdout window, after 1997-09-30 up to 1998-06-30" in described[col]
+        assert "not the --horizon" in described[col]
+    for col in ("clv_mean", "clv_sd", "clv_q05", "clv_q50", "clv_q95", "p_top_decile"):
+        assert "the 52 weeks after 1997-09-30 (--horizon)" in described[col]
+    page = _read(report_dir / "index.html")
+    (table,) = [t for t in page.tables if t["section"] == "columns"]
+    assert dict(table["rows"]) == described
+
+
+def test_customer_column_descriptions_without_a_holdout_cover_the_horizon():
+    import datetime as dt
+
+    from clvbayes.report.content import CUSTOMER_COLUMNS, customer_column_descriptions
+
+    columns = [c for c in CUSTOMER_COLUMNS if not c.startswith("holdout_")]
+    table = customer_column_descriptions(
+        columns, calibration_end=dt.date(1997, 9, 30), holdout_end=None, horizon=26.0,
+        time_unit="W", annual_discount=0.1, margin=0.3,
+    )  # fmt: skip
+    text = dict(zip(table["column"], table["description"], strict=True))
+    assert list(text) == columns
+    for col in ("expected_purchases", "purchases_q50", "clv_mean", "p_top_decile"):
+        assert "the 26 weeks after 1997-09-30 (--horizon)" in text[col]
+        assert "holdout" not in text[col]
+    assert "10.0% a year, times margin 0.3" in text["clv_q95"]

@@ -29,6 +29,7 @@ __all__ = [
     "ReportContent",
     "build_content",
     "comparison_explanation",
+    "customer_column_descriptions",
     "versions",
 ]
 
@@ -55,7 +56,9 @@ CUSTOMER_COLUMNS = (
 )
 """Columns of ``customers.csv`` in order. Always: ``customer_id``, ``frequency``,
 ``recency``, ``T``, ``p_alive``, ``expected_purchases`` and ``purchases_q05/q50/q95``
-(over the holdout window with a holdout, else over the horizon). ``segment`` only with
+(over the holdout window with a holdout, else over the horizon; the CLV columns and
+``p_top_decile`` always over the horizon: :func:`customer_column_descriptions` says it
+per column, and the report writes it in ``index.html`` and ``summary.json``). ``segment`` only with
 segments; ``holdout_frequency`` only with a holdout. The value and CLV columns
 (:data:`CLV_COLUMNS`: ``monetary_value``, ``clv_*``, ``p_top_decile`` and, with a holdout,
 ``holdout_value``) only with a value column: CLV needs one."""
@@ -184,6 +187,9 @@ class ReportContent:
         Its window, in the model's time unit.
     thresholds : DataFrame
         :func:`clvbayes.analyses.p_alive_thresholds` (``summary``).
+    customer_columns : DataFrame or None
+        ``column, description`` of every column of ``customers.csv``
+        (:func:`customer_column_descriptions`: which window each covers).
     comparison : DataFrame or None
         With ``--compare``: :func:`clvbayes.comparison.comparison_table` of the transaction
         models (indexed by model name, with ``label`` and ``chosen``).
@@ -235,6 +241,7 @@ class ReportContent:
     calendar_periods: pd.DataFrame | None = None
     calendar_verdict: str | None = None
     holdout_inside: bool | None = None
+    customer_columns: pd.DataFrame | None = None
 
     @property
     def has_clv(self) -> bool:
@@ -305,6 +312,9 @@ class ReportContent:
                 "coverage": _records(self.holdout_coverage),
                 "tracking_end": _records(self.tracking.tail(1)),
             }
+        if self.customer_columns is not None:
+            table = self.customer_columns
+            out["customers_columns"] = dict(zip(table["column"], table["description"], strict=True))
         out["lapse"] = {"window": self.lapse_window, "n_customers": self.n_lapse}
         out["p_alive_thresholds"] = _records(self.thresholds)
         if self.comparison is not None:
@@ -358,6 +368,91 @@ def comparison_explanation(table: pd.DataFrame) -> str:
         )
     text.append('This report\'s customers.csv and analyses come from the model marked "yes".')
     return " ".join(text)
+
+
+def customer_column_descriptions(
+    columns: Any,
+    *,
+    calibration_end: dt.date,
+    holdout_end: dt.date | None,
+    horizon: float,
+    time_unit: str,
+    annual_discount: float,
+    margin: float,
+) -> pd.DataFrame:
+    """What each column of ``customers.csv`` holds, and over which window.
+
+    With a holdout (``--holdout-end``) ``expected_purchases`` and ``purchases_q05/q50/q95``
+    cover the holdout window, from the day after ``calibration_end`` through
+    ``holdout_end`` (so they compare with ``holdout_frequency``), not the ``--horizon``;
+    without one they cover the horizon. The CLV columns and ``p_top_decile`` always cover
+    the horizon after ``calibration_end``; ``p_alive`` is at ``calibration_end``.
+
+    Parameters
+    ----------
+    columns : iterable of str
+        The columns of ``customers.csv`` (a subset of :data:`CUSTOMER_COLUMNS`).
+    calibration_end, holdout_end : date
+        The calibration's last day, the holdout's (None without a holdout).
+    horizon : float
+        The CLV horizon, in ``time_unit``.
+    time_unit : str
+        The time unit (``"W"``, ``"D"``, ...).
+    annual_discount, margin : float
+        The CLV's discount rate and margin.
+
+    Returns
+    -------
+    DataFrame
+        ``column, description``, one row per column, in the order of ``columns``.
+    """
+    unit = unit_name(time_unit, plural=True)
+    cal = calibration_end.isoformat()
+    ahead = f"the {horizon:g} {unit} after {cal} (--horizon)"
+    if holdout_end is None:
+        window = ahead
+    else:
+        window = (
+            f"the holdout window, after {cal} up to {holdout_end.isoformat()}, not the "
+            "--horizon; compare with holdout_frequency"
+        )
+    clv = f"CLV over {ahead}, discounted at {annual_discount:.1%} a year, times margin {margin:g}"
+    text = {
+        "customer_id": "the customer's id in the log",
+        "segment": "the segment of the customer's first transaction (--segment-col)",
+        "frequency": f"repeat purchases (purchase days after the first) up to {cal}",
+        "recency": f"{unit} from the first purchase to the last repeat purchase up to {cal}",
+        "T": f"{unit} from the first purchase to {cal}",
+        "monetary_value": f"average value of a repeat purchase day up to {cal}",
+        "p_alive": f"probability that the customer is still active at {cal}",
+        "expected_purchases": f"expected repeat purchases over {window}",
+        "clv_mean": f"expected {clv}",
+        "clv_sd": f"standard deviation of the {clv}",
+        "p_top_decile": f"probability of being among the 10% with the highest {clv}",
+        "holdout_frequency": f"actual repeat purchase days after {cal} up to {holdout_end}",
+        "holdout_value": f"actual total value of the purchase days after {cal} up to {holdout_end}",
+    }
+    for q, name in (("05", "5%"), ("50", "50%"), ("95", "95%")):
+        text[f"purchases_q{q}"] = f"{name} quantile of the repeat purchases over {window}"
+        text[f"clv_q{q}"] = f"{name} quantile of the {clv}"
+    columns = list(columns)
+    return pd.DataFrame({"column": columns, "description": [text[c] for c in columns]})
+
+
+def _column_descriptions(
+    customers: pd.DataFrame,
+    calibration_end: dt.date,
+    holdout_end: dt.date | None,
+    options: dict[str, Any],
+) -> pd.DataFrame:
+    """:func:`customer_column_descriptions` of ``customers.csv`` with the report's options."""
+    keys = ("horizon", "time_unit", "annual_discount", "margin")
+    return customer_column_descriptions(
+        customers.columns,
+        calibration_end=calibration_end,
+        holdout_end=holdout_end,
+        **{k: options[k] for k in keys},
+    )
 
 
 def jsonable(value: Any) -> Any:
@@ -551,4 +646,5 @@ def build_content(
         holdout_inside=_field(calendar, "holdout_inside"),
         covariate_effects=_field(covariate_effects, "summary"),
         covariate_coefficients=_field(covariate_effects, "groups"),
+        customer_columns=_column_descriptions(customers, calibration_end, holdout_end, options),
     )
