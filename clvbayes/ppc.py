@@ -18,6 +18,7 @@ from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
 from clvbayes.models.fitted import check_fitted, check_time_units
 from clvbayes.predict.calendar import birth_groups, cohort_expectation
+from clvbayes.predict.options import PREDICTIVE_DRAWS, predictive_draws
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
@@ -183,7 +184,9 @@ def tracking_curve(
         Repeat purchases indexed by time
         (:func:`clvbayes.data.rfm.repeat_purchase_times`): adds their cumulative count.
     n_draws : int, optional
-        Posterior draws used (thinned evenly); None uses all.
+        Posterior draws used (thinned evenly); None uses all. With calendar-time effects
+        each draw has its own future path, and fewer draws than ``n_draws`` (a MAP fit's
+        one) are repeated, each with another path.
     ci_prob : float
         Mass of the band.
     seed : int, optional
@@ -218,6 +221,7 @@ def tracking_curve(
     total = int(chains * draws)
     take = draw_index(total, n_draws, cycle=False)
     if getattr(fit, "calendar", None) is not None:
+        take = _path_draws(total, n_draws)
         totals = cohort_expectation(
             fit, calendar_data, calendar_data.grid_end + times, take,
             np.random.default_rng(seed), calendar_covariates,
@@ -289,7 +293,9 @@ def period_tracking(
         The customers and their calendar (:func:`clvbayes.calendar_rfm`), with the
         holdout periods to forecast.
     n_draws : int, optional
-        Posterior draws used (thinned evenly); None uses all.
+        Posterior draws used (thinned evenly); None uses all. Fewer draws than
+        ``n_draws`` (a MAP fit's one) are repeated, each with its own future path and
+        Poisson counts.
     ci_prob : float
         Mass of the band.
     seed : int, optional
@@ -309,7 +315,7 @@ def period_tracking(
         raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
     rng = np.random.default_rng(seed)
     chains, draws = next(iter(fit.params().values())).shape[:2]
-    take = draw_index(int(chains * draws), n_draws, cycle=False)
+    take = _path_draws(int(chains * draws), n_draws)
     first_day = (pd.to_datetime(periods["start"]) - pd.Timestamp(data.origin)).dt.days
     unit = data.days_per_unit
     last_day = first_day + periods["days"].to_numpy()
@@ -330,6 +336,16 @@ def period_tracking(
             "predicted_high": np.quantile(counts, 1.0 - tail, axis=0),
         }
     )
+
+
+def _path_draws(total: int, n_draws: int | None) -> np.ndarray:
+    """The draws of a quantity that is random given a draw (future calendar paths,
+    Poisson counts): ``n_draws`` of the ``total`` (None: all, and at least
+    :func:`~clvbayes.predict.options.predictive_draws`), repeated when there are fewer,
+    so that a MAP fit's one draw still gets a band (it had one path: a band of width 0)."""
+    if n_draws is None and total < PREDICTIVE_DRAWS:
+        n_draws = predictive_draws(total)
+    return draw_index(total, n_draws, cycle=True)
 
 
 def _calendar_periods(data: Any, caller: str) -> pd.DataFrame:

@@ -213,3 +213,22 @@ def test_calendar_covariates_of_a_prediction_are_checked_like_the_fits(
     pd.testing.assert_frame_equal(
         with_early, clvbayes.calendar_multipliers(covariate_fit, **kw, calendar_covariates=future)
     )
+
+
+def test_the_tracking_bands_of_a_map_fit_hold_its_future_paths_and_counts(weekly, fit):
+    """A MAP fit has one draw, and the tracking functions took one draw without
+    repeating it: one future path and one Poisson count per period, so every band had
+    width 0 and often missed its own mean (e.g. mean 1.76, band 0 to 0)."""
+    from clvbayes.ppc import period_tracking, tracking_curve
+
+    table = period_tracking(fit, weekly, seed=1)
+    assert (table["predicted_high"] > table["predicted_low"]).all()
+    inside = (table["predicted_low"] <= table["predicted_mean"]) & (
+        table["predicted_mean"] <= table["predicted_high"]
+    )
+    assert inside.all()
+    curve = tracking_curve(fit, weekly, seed=1)
+    holdout = curve[curve["period"] == "holdout"]
+    assert (holdout["predicted_high"] > holdout["predicted_low"]).all()
+    calibration = curve[curve["period"] == "calibration"]  # the fitted multipliers: known
+    np.testing.assert_allclose(calibration["predicted_low"], calibration["predicted_high"])
