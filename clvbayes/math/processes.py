@@ -11,11 +11,13 @@ Simulating one purchase at a time takes as long as there are purchases, so a for
 refuses parameters under which a customer alive at the window's start is expected to buy
 more than :data:`MAX_EXPECTED_PURCHASES` times in the window
 (:func:`expected_alive_purchases`, :class:`TooManyPurchasesError`), instead of running
-for hours or for ever.
+for hours or for ever; the numpy simulators refuse the same way before simulating
+(:func:`check_simulated_purchases`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,6 +31,7 @@ __all__ = [
     "BetaDropout",
     "FuturePurchases",
     "TooManyPurchasesError",
+    "check_simulated_purchases",
     "expected_alive_purchases",
     "generator",
     "simulate_future_purchases",
@@ -138,6 +141,83 @@ def expected_alive_purchases(process: AliveProcess, window: Any) -> np.ndarray:
         lived = np.where(s > 0.0, np.where(c > 0.0, np.minimum(lived, span), 0.0), span)
         n = np.where(rate_mean > 0.0, rate_mean * lived, 0.0)
     return np.where(a > 0.0, _coin_bound(n, a, b), n)
+
+
+def check_simulated_purchases(
+    function: str,
+    process: AliveProcess,
+    window: Any,
+    params: Mapping[str, Any],
+    *,
+    cap: float = MAX_EXPECTED_PURCHASES,
+) -> None:
+    """Refuse, before simulating, a simulation in which a customer alive at its window's
+    start is expected to make more than ``cap`` purchases in the window.
+
+    The numpy simulators draw purchases one after another (or the purchase times of all
+    of them), so their work grows with the busiest customer's purchases; this is the rule
+    of the compiled forecast (:func:`expected_alive_purchases` against
+    :data:`MAX_EXPECTED_PURCHASES`) applied to their inputs. It consumes no random
+    numbers. Normal inputs cost a division, a product and two comparisons per element:
+    ``E[λ]`` times the window bounds the expectation (a dropout coin and a lifetime only
+    lower it), and only elements above ``cap`` get the exact expectation.
+
+    Parameters
+    ----------
+    function : str
+        The public name of the simulator, for the message (e.g. ``"simulate_bgnbd"``).
+    process : AliveProcess
+        The process each element simulates (its ``p_alive`` > 0: the element may buy).
+    window : array_like
+        Each element's window, broadcast against the fields.
+    params : mapping of str to array_like
+        The caller's inputs by name, broadcast like the fields, quoted in the message at
+        the refused element.
+    cap : float
+        The most expected purchases allowed.
+
+    Raises
+    ------
+    TooManyPurchasesError
+        Naming ``function``, the element's position (``customer``, the flat position in
+        the broadcast shape), its inputs, its expected purchases and ``cap``.
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(f, dtype=float) for f in (*process, window)))
+    fields, span = AliveProcess(*arrays[:-1]), arrays[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        above = (fields.p_alive > 0.0) & (fields.rate_shape / fields.rate_rate * span > cap)
+    if not above.any():  # normal inputs (NaN compares False)
+        return
+    suspect = np.flatnonzero(above)
+    flat = AliveProcess(*(f.reshape(-1)[suspect] for f in fields))
+    expected = expected_alive_purchases(flat, span.reshape(-1)[suspect])
+    worst = int(np.argmax(np.where(np.isnan(expected), -np.inf, expected)))
+    if not expected[worst] > cap:
+        return
+    k = int(suspect[worst])
+    where = np.unravel_index(k, span.shape)
+    values = ", ".join(
+        f"{name}={np.broadcast_to(np.asarray(v, dtype=float), span.shape)[where]:.4g}"
+        for name, v in params.items()
+    )
+    position = f"customer {k}" + (
+        f" (index {tuple(int(i) for i in where)})" if span.ndim > 1 else ""
+    )
+    raise TooManyPurchasesError(
+        f"{function}: {position} of {span.size} ({values}) would be expected to make "
+        f"{expected[worst]:.4g} purchases in its window of {span.reshape(-1)[k]:g} time "
+        f"units if alive (purchase rate mean {flat.rate_shape[worst] / flat.rate_rate[worst]:.4g}"
+        " per time unit). The simulation draws each purchase and refuses more than "
+        f"{cap:,.0f} expected purchases per customer "
+        "(clvbayes.math.processes.MAX_EXPECTED_PURCHASES): such a rate is not plausible "
+        "for customer data. Check that the parameters are in the time unit of the ages and "
+        "windows (e.g. not a rate per day against weeks), that parameter draws come from a "
+        "converged fit (summary(), diagnostics()) and that the windows are right.",
+        draw=0,
+        customer=k,
+        expected=float(expected[worst]),
+        window=float(span.reshape(-1)[k]),
+    )
 
 
 def _coin_bound(n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
