@@ -46,6 +46,7 @@ from clvbayes.math.ops import (
 from clvbayes.math.processes import (
     AliveProcess,
     BetaDropout,
+    check_simulated_purchases,
     generator,
     simulate_future_purchases,
 )
@@ -884,9 +885,23 @@ def simulate(
         - ``T``: age of the customer;
         - ``lam``, ``p_drop``: the latent purchase rate and dropout probability;
         - ``alive`` (bool): whether the customer is still alive at ``T``.
+
+    Raises
+    ------
+    TooManyPurchasesError
+        Before simulating, if a customer would be expected to make more than
+        :data:`~clvbayes.math.processes.MAX_EXPECTED_PURCHASES` repeat purchases in
+        ``(0, T]`` (:func:`~clvbayes.math.processes.check_simulated_purchases`): the
+        simulation draws one purchase at a time.
     """
     rng = generator(rng)
     params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b, T)))
+    check_simulated_purchases(
+        "simulate_mbgnbd" if modified else "simulate_bgnbd",
+        AliveProcess(1.0, *params[:4]),  # MBG/NBD: its first coin only lowers the bound
+        params[4],
+        dict(zip(("r", "alpha", "a", "b", "T"), params, strict=True)),
+    )
     shape = params[0].shape
     r, alpha, a, b, T = (v.ravel() for v in params)
     n = r.size

@@ -67,6 +67,7 @@ from clvbayes.math.ops import (
 from clvbayes.math.processes import (
     AliveProcess,
     FuturePurchases,
+    check_simulated_purchases,
     generator,
     simulate_future_purchases,
 )
@@ -757,9 +758,23 @@ def simulate(
         All of the broadcast shape of the inputs: ``frequency`` (int64), ``recency``,
         ``T``, the latent ``lam``, ``mu`` and ``lifetime`` (``τ``), and ``alive``
         (``τ > T``).
+
+    Raises
+    ------
+    TooManyPurchasesError
+        Before simulating, if a customer would be expected to make more than
+        :data:`~clvbayes.math.processes.MAX_EXPECTED_PURCHASES` repeat purchases in
+        ``(0, T]`` (:func:`~clvbayes.math.processes.check_simulated_purchases`): the
+        simulation draws one purchase at a time.
     """
     rng = generator(rng)
     params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, s, beta, T)))
+    check_simulated_purchases(
+        "simulate_pareto_nbd",
+        AliveProcess(1.0, params[0], params[1], life_shape=params[2], life_rate=params[3]),
+        params[4],
+        dict(zip(("r", "alpha", "s", "beta", "T"), params, strict=True)),
+    )
     shape = params[0].shape
     r, alpha, s, beta, T = (v.ravel() for v in params)
     n = r.size
