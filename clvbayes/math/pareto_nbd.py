@@ -837,11 +837,26 @@ def simulate_future(
     Returns
     -------
     FuturePurchases
+
+    Raises
+    ------
+    TooManyPurchasesError
+        As :func:`~clvbayes.math.processes.simulate_future_purchases`, before the
+        lifetimes are drawn: ``lam * horizon`` against
+        :data:`~clvbayes.math.processes.MAX_EXPECTED_PURCHASES` (a known ``mu`` is not
+        credited).
     """
     rng = generator(rng)
     lam, mu, alive, horizon = np.broadcast_arrays(
         *(np.asarray(w, dtype=float) for w in (lam, mu, alive, horizon))
     )
+    if breaks is not None or np.any(discount_rate):
+        check_simulated_purchases(
+            "simulate_future_pareto_nbd",
+            AliveProcess(alive != 0, lam, 1.0),
+            horizon,
+            {"lam": lam, "mu": mu, "horizon": horizon},
+        )
     with np.errstate(divide="ignore", over="ignore"):
         lifetime = rng.standard_exponential(lam.shape) / mu
     return simulate_future_purchases(

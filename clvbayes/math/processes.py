@@ -330,12 +330,23 @@ def simulate_future_purchases(
     -------
     FuturePurchases
         Arrays of the broadcast shape of the inputs.
+
+    Raises
+    ------
+    TooManyPurchasesError
+        Before simulating, when purchase times are drawn (discounting or ``breaks``) and
+        an alive element would be expected to buy more than
+        :data:`MAX_EXPECTED_PURCHASES` times (:func:`check_simulated_purchases`; a fixed
+        ``p_drop`` is not credited, so the bound is ``lam * horizon``, a
+        :class:`BetaDropout`'s is). Counts alone cost the same whatever the rate.
     """
     rng = generator(rng)
     marks = value_shape is not None
     if marks != (value_rate is not None):
         raise ValueError("pass both value_shape and value_rate, or neither")
     lazy = isinstance(p_drop, BetaDropout)
+    if breaks is not None or np.any(discount_rate):
+        _check_timed("simulate_future_purchases", lam, p_drop, alive, horizon)
     inputs = [lam, alive, horizon, discount_rate, *(p_drop if lazy else (p_drop,))]
     if marks:
         inputs += [value_shape, value_rate]
@@ -393,6 +404,17 @@ def simulate_future_purchases(
         discounted.reshape(shape),
         None if value is None else value.reshape(shape),
         *(() if bins is None else bins.result(shape, marks)),
+    )
+
+
+def _check_timed(function: str, lam: Any, p_drop: Any, alive: Any, horizon: Any) -> None:
+    """:func:`check_simulated_purchases` of :func:`simulate_future_purchases`' inputs."""
+    coin = p_drop if isinstance(p_drop, BetaDropout) else (0.0, 0.0)  # a fixed p: no credit
+    names = {"lam": lam, "horizon": horizon}
+    if isinstance(p_drop, BetaDropout):
+        names.update(p_drop_a=p_drop.a, p_drop_b=p_drop.b)
+    check_simulated_purchases(
+        function, AliveProcess(np.not_equal(alive, 0), lam, 1.0, *coin), horizon, names
     )
 
 
