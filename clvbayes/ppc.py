@@ -16,6 +16,7 @@ import pandas as pd
 
 from clvbayes.data.validate import check_rfm
 from clvbayes.math.draws import draw_index
+from clvbayes.math.processes import TooManyPurchasesError
 from clvbayes.models.fitted import check_fitted, check_time_units
 from clvbayes.predict.calendar import birth_groups, cohort_expectation
 from clvbayes.predict.options import PREDICTIVE_DRAWS, predictive_draws
@@ -113,10 +114,26 @@ def frequency_histogram_check(
     rng = np.random.default_rng(seed)
     sims = np.empty((take.size, max_count + 1))
     for row, i in enumerate(take):
-        sim = simulate_bgnbd(flat["r"][i], flat["alpha"][i], flat["a"][i], flat["b"][i], T, rng=rng)
+        draw = [flat[k][i] for k in ("r", "alpha", "a", "b")]
+        try:
+            sim = simulate_bgnbd(*draw, T, rng=rng)
+        except TooManyPurchasesError as err:
+            raise _at_draw(err, "frequency_histogram_check", int(i)) from err
         sims[row] = _histogram(sim["frequency"], max_count)
     observed = _histogram(values["frequency"], max_count)
     return _bin_table(observed, sims, ci_prob, pd.Index(_bins(max_count), name="repeat_purchases"))
+
+
+def _at_draw(err: TooManyPurchasesError, caller: str, draw: int) -> TooManyPurchasesError:
+    """``err`` of a simulator, told with the parameter draw it was simulating."""
+    return TooManyPurchasesError(
+        f"{caller}, parameter draw {draw} (its position in the flattened chain x draw "
+        f"arrays): {err}",
+        draw=draw,
+        customer=err.customer,
+        expected=err.expected,
+        window=err.window,
+    )
 
 
 def _bin_table(
@@ -449,7 +466,10 @@ def predictive_histogram_check(
     rng = np.random.default_rng(seed)
     sims = np.empty((take.size, size))
     for row, i in enumerate(take):
-        sim = simulate_transaction_model(model, {k: v[i] for k, v in flat.items()}, T, rng=rng)
+        try:
+            sim = simulate_transaction_model(model, {k: v[i] for k, v in flat.items()}, T, rng=rng)
+        except TooManyPurchasesError as err:
+            raise _at_draw(err, "predictive_histogram_check", int(i)) from err
         sims[row] = np.bincount(binning(sim["frequency"], sim["recency"]), minlength=size)
     observed = np.bincount(binning(values["frequency"], values["recency"]), minlength=size)
     return _bin_table(observed, sims, ci_prob, pd.Index(labels, name=statistic))
