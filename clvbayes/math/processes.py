@@ -200,11 +200,11 @@ def check_simulated_purchases(
         f"{name}={np.broadcast_to(np.asarray(v, dtype=float), span.shape)[where]:.4g}"
         for name, v in params.items()
     )
-    position = f"customer {k}" + (
-        f" (index {tuple(int(i) for i in where)})" if span.ndim > 1 else ""
-    )
+    position = f"customer {k} of {span.size}" if span.ndim else "every customer"
+    if span.ndim > 1:
+        position += f" (index {tuple(int(i) for i in where)})"
     raise TooManyPurchasesError(
-        f"{function}: {position} of {span.size} ({values}) would be expected to make "
+        f"{function}: {position} ({values}) would be expected to make "
         f"{expected[worst]:.4g} purchases in its window of {span.reshape(-1)[k]:g} time "
         f"units if alive (purchase rate mean {flat.rate_shape[worst] / flat.rate_rate[worst]:.4g}"
         " per time unit). The simulation draws each purchase and refuses more than "
