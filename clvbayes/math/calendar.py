@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from clvbayes.math.ops import is_tensor, ops_for
+from clvbayes.math.processes import AliveProcess, check_simulated_purchases
 
 __all__ = [
     "GridPositions",
@@ -456,6 +457,14 @@ def simulate_customers(
     Returns
     -------
     CalendarSample
+
+    Raises
+    ------
+    TooManyPurchasesError
+        Before simulating, if a customer acquired at the start of ``acquisition`` would be
+        expected to make more than
+        :data:`~clvbayes.math.processes.MAX_EXPECTED_PURCHASES` purchases (``E[λ] H``,
+        no credit for the dropout: every one of the ``N`` purchase times is drawn).
     """
     f = np.asarray(f, dtype=float)
     rng = np.random.default_rng(rng)
@@ -466,6 +475,13 @@ def simulate_customers(
             f"observation_end <= len(f) = {f.size}; got acquisition={acquisition}, "
             f"calibration_end={calibration_end}, observation_end={observation_end}."
         )
+    longest = elapsed(f, acquisition[0], end - acquisition[0])  # the earliest customer's
+    check_simulated_purchases(
+        "simulate_calendar",
+        AliveProcess(1.0, r, alpha),
+        longest,
+        {"r": r, "alpha": alpha, "a": a, "b": b, "operational window": longest},
+    )
     first = rng.uniform(acquisition[0], acquisition[1], size=n)
     if resolution is not None:
         first = np.floor(first / resolution) * resolution
