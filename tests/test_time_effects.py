@@ -99,25 +99,73 @@ def test_the_sampled_path_keeps_the_local_level_prior(sample):
     process's: given the two scales, the walk's change over the calibration,
     (f_last - f_first) / sqrt(n sigma_level^2 + 2 sigma_noise^2), and the difference of
     two free periods over free_sigma sqrt(2) are standard normal (two-sample KS against
-    exact normal draws)."""
+    exact normal draws). The scales are sampled in polar coordinates (a potential, no
+    forward draws): the path is drawn at fixed scales, one pair at the priors' support
+    points and one an order of magnitude apart from them."""
     import pymc as pm
+    import pytensor.tensor as pt
+    from pytensor.graph.replace import clone_replace
+
+    from clvbayes.math.calendar import polar_start
 
     spec = BGNBD(time_effects=True)
     data = spec.prepare(sample)
     grid = data.extras["calendar"]
     assert grid.n_free >= 2
     model = spec.build(data)
-    names = ["level_sigma", "noise_sigma", "free_sigma", "time_effect"]
-    sl, sn, sf, f = pm.draw([model[n] for n in names], draws=4000, random_seed=5)
     n_diff = grid.n_periods - grid.n_free - 1
-    walk = (f[:, -1] - f[:, grid.n_free]) / np.sqrt(n_diff * sl**2 + 2 * sn**2)
-    free = (f[:, 0] - f[:, 1]) / (np.sqrt(2) * sf)
     reference = np.random.default_rng(6).standard_normal(4000)
-    for pivot in (walk, free):
-        assert stats.ks_2samp(pivot, reference).pvalue > 1e-3
-        assert abs(pivot.std() - 1) < 0.06
-    # the sd criterion is 5 standard errors wide: a 10 % error in a scale fails it
-    assert abs((1.1 * walk).std() - 1) > 0.06 and abs((0.9 * free).std() - 1) > 0.06
+    for sl, sn in ((0.05, 0.3), (0.4, 0.03)):
+        radius, angle = polar_start(sl, sn)
+        given = {
+            model["time_effect_scale_radius"]: pt.constant(radius),
+            model["time_effect_scale_angle"]: pt.constant(angle),
+        }
+        names = ["level_sigma", "noise_sigma", "free_sigma", "time_effect"]
+        outputs = clone_replace([model[n] for n in names], replace=given)
+        level, noise, sf, f = pm.draw(outputs, draws=4000, random_seed=5)
+        np.testing.assert_allclose([level[0], noise[0]], [sl, sn], rtol=1e-10)
+        walk = (f[:, -1] - f[:, grid.n_free]) / np.sqrt(n_diff * sl**2 + 2 * sn**2)
+        free = (f[:, 0] - f[:, 1]) / (np.sqrt(2) * sf)
+        for pivot in (walk, free):
+            assert stats.ks_2samp(pivot, reference).pvalue > 1e-3
+            assert abs(pivot.std() - 1) < 0.06
+        # the sd criterion is 5 standard errors wide: a 10 % error in a scale fails it
+        assert abs((1.1 * walk).std() - 1) > 0.06 and abs((0.9 * free).std() - 1) > 0.06
+
+
+def test_the_scales_polar_coordinates_keep_their_halfnormal_priors(sample):
+    """level_sigma and noise_sigma are sampled as (log radius, logit angle): the model's
+    log density of those coordinates is the two HalfNormal priors' (per week: 0.05 and
+    0.3) plus the log-determinant of the map's Jacobian, here by finite differences,
+    at points from the neck of either scale to far in their tails."""
+    import pytensor
+
+    from clvbayes.math.calendar import polar_scales, polar_start
+
+    spec = BGNBD(time_effects=True)
+    model = spec.build(spec.prepare(sample))
+    radius, angle = model["time_effect_scale_radius"], model["time_effect_scale_angle"]
+    values = [model.rvs_to_values[radius], model.rvs_to_values[angle]]
+    potential = model.replace_rvs_by_values([model["time_effect_scales_prior"]])[0]
+    density = pytensor.function(values, potential)
+
+    def scales(x):
+        return np.array(polar_scales(x[0], x[1])[:2])
+
+    for sl, sn in ((0.05, 0.3), (1e-4, 0.2), (0.2, 1e-4), (0.01, 0.01), (0.3, 1.5)):
+        x = np.array(polar_start(sl, sn))
+        np.testing.assert_allclose(scales(x), [sl, sn], rtol=1e-12)
+        step = 1e-6
+        jacobian = np.column_stack(
+            [(scales(x + step * e) - scales(x - step * e)) / (2 * step) for e in np.eye(2)]
+        )
+        expected = (
+            stats.halfnorm(scale=0.05).logpdf(sl)
+            + stats.halfnorm(scale=0.3).logpdf(sn)
+            + np.log(abs(np.linalg.det(jacobian)))
+        )
+        assert float(density(*x)) == pytest.approx(expected, rel=1e-7, abs=1e-7)
 
 
 def test_last_level_equals_gaussian_conditioning_with_a_flat_first_level():
@@ -970,8 +1018,9 @@ def test_a_single_cohort_whose_free_week_has_no_repeat_purchase_samples():
 
 
 def test_the_path_and_its_scales_start_at_the_support_point_the_rest_jittered(sample):
-    """NUTS starts the calendar path's coordinates and the walk's scales without jitter
-    (their posterior is far narrower than the U(-1, 1) jitter); r, alpha, the dropout
+    """NUTS starts the calendar path's coordinates and the walk's scales (their polar
+    coordinates) without jitter (their posterior is far narrower than the U(-1, 1)
+    jitter), the scales at their priors' support points; r, alpha, the dropout
     parameters and free_sigma are jittered, so chains still start apart (free_sigma: see
     test_a_single_cohort_whose_free_week_has_no_repeat_purchase_samples)."""
     from clvbayes.models.compiled import compile_model
@@ -986,7 +1035,9 @@ def test_the_path_and_its_scales_start_at_the_support_point_the_rest_jittered(sa
         for v in model.free_RVs
     ]
     edges = np.cumsum([0, *sizes])
-    unjittered = {"time_effect_z", "free_effect", "level_sigma", "noise_sigma"}
+    unjittered = {
+        "time_effect_z", "free_effect", "time_effect_scale_radius", "time_effect_scale_angle"
+    }  # fmt: skip
     assert unjittered | {"free_sigma"} <= set(names)
     for name, lo, hi in zip(names, edges[:-1], edges[1:], strict=True):
         same = np.array_equal(starts[0][lo:hi], starts[1][lo:hi])
