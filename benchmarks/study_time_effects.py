@@ -14,7 +14,7 @@ acquired uniformly over weeks 0-12, 39 calibration and 39 holdout weeks, purchas
 day grid, parameters near CDNOW's (r 0.25, alpha 4.8, a 0.72, b 2.16). Common shocks are
 the local level plus white noise with scales drawn per data set from the ranges the
 calibration data of real logs show (level 0-0.05 a week, noise 0.05-0.25). Fits: NUTS,
-2 chains of ``--draws`` after as many tuning steps, one compilation per scenario
+2 chains of ``--draws`` after the models' default tuning steps (1,000; 600 with time effects) or ``--tune``, one compilation per scenario
 (``fit_many``); the time-effect and the stationary BG/NBD on the same data.
 """
 
@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--draws", type=int, default=300)
     parser.add_argument(
-        "--tune", type=int, default=1000, help="tuning steps (default: the models')"
+        "--tune", type=int, default=None, help="tuning steps (default: the models')"
     )
     parser.add_argument(
         "--level-prior", default="", help="e.g. HalfNormal:0.05 (default: the package's)"

@@ -254,8 +254,8 @@ def _add_model_options(p: argparse.ArgumentParser, *, out_required: bool = True)
         "--tune",
         type=int,
         metavar="N",
-        help="NUTS tuning steps per chain (default: 1000; 2000 for the partially pooled "
-        "fits of --segment-col)",
+        help="NUTS tuning steps per chain (default: 1000; 600 with --time-effects; "
+        "the partially pooled fits of --segment-col choose their own)",
     )
     p.add_argument("--chains", type=int, metavar="N", help="chains (default: 4)")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")

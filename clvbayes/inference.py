@@ -69,6 +69,7 @@ from clvbayes.data.compress import CompressedRFM
 from clvbayes.data.rfm import time_unit_of
 from clvbayes.diagnostics import diagnose, warn_problems
 from clvbayes.imports import import_nutpie
+from clvbayes.models.calendar import TIME_EFFECT_TUNE
 from clvbayes.models.compiled import compile_model
 from clvbayes.models.fitted import FittedModel
 from clvbayes.models.hierarchy import centered_mask, partial_sampler_defaults
@@ -587,8 +588,9 @@ def fit(
     method : {"nuts", "map", "advi", "pathfinder"}
         Inference method (see the module docstring for when to use each).
     draws, tune, chains : int
-        Posterior draws per chain, NUTS tuning steps (default 1,000; partially pooled
-        segmented fits: :func:`clvbayes.models.hierarchy.partial_sampler_defaults`),
+        Posterior draws per chain, NUTS tuning steps (default 1,000; with calendar-time
+        effects :data:`~clvbayes.models.calendar.TIME_EFFECT_TUNE`, 600; partially
+        pooled segmented fits: :func:`clvbayes.models.hierarchy.partial_sampler_defaults`),
         chains.
     seed : int, optional
         Random seed; the same seed gives identical draws.
@@ -783,7 +785,7 @@ def _fit_built(
     built on :class:`~clvbayes.models.shared_data.SharedRFM`); ``compiled_from``: where
     :func:`build_compiled` found it (recorded in the settings). ``time_unit``: the data's
     unit, recorded in the settings (if known)."""
-    default_tune = 1000
+    default_tune = 1000 if spec.time_effects is None else TIME_EFFECT_TUNE
     if spec.partially_pooled:
         target_accept, default_tune = partial_sampler_defaults(spec, data.segment_counts())
         if method == "nuts":

@@ -99,7 +99,8 @@ class ReportOptions:
     draws, tune, chains : int
         Posterior draws per chain, tuning steps and chains of each fit; the predictions
         use ``draws`` posterior draws in all (thinned evenly over the chains). ``tune``
-        None: the models' default (1,000; 2,000 for partially pooled segment fits).
+        None: the models' default (1,000; 600 with ``--time-effects``; partially pooled
+        segment fits: :func:`clvbayes.models.hierarchy.partial_sampler_defaults`).
     seed : int
         Seed of everything random.
     method : {"nuts", "map", "advi", "pathfinder"}
