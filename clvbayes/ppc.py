@@ -19,7 +19,7 @@ from clvbayes.math.draws import draw_index
 from clvbayes.math.processes import TooManyPurchasesError
 from clvbayes.models.fitted import check_fitted, check_time_units
 from clvbayes.predict.calendar import birth_groups, cohort_expectation
-from clvbayes.predict.options import PREDICTIVE_DRAWS, predictive_draws
+from clvbayes.predict.options import predictive_draws
 from clvbayes.simulate import simulate_bgnbd, simulate_transaction_model
 
 __all__ = [
@@ -236,14 +236,15 @@ def tracking_curve(
     times = np.asarray(times, dtype=float).reshape(-1)
     chains, draws = next(iter(fit.params().values())).shape[:2]
     total = int(chains * draws)
-    take = draw_index(total, n_draws, cycle=False)
     if getattr(fit, "calendar", None) is not None:
-        take = _path_draws(total, n_draws)
+        # each draw's future path is random: a MAP fit's one draw is repeated
+        take = draw_index(total, predictive_draws(total, n_draws), cycle=True)
         totals = cohort_expectation(
             fit, calendar_data, calendar_data.grid_end + times, take,
             np.random.default_rng(seed), calendar_covariates,
         )  # fmt: skip
         return _tracking_table(times, totals, ci_prob, actual)
+    take = draw_index(total, n_draws, cycle=False)
     # one term per distinct (segment, covariates, birth): a segmented fit's customers use
     # their segment's parameters, a fit with covariates their own
     births, counts, params = birth_groups(fit, rfm, T, take)
@@ -332,7 +333,9 @@ def period_tracking(
         raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}.")
     rng = np.random.default_rng(seed)
     chains, draws = next(iter(fit.params().values())).shape[:2]
-    take = _path_draws(int(chains * draws), n_draws)
+    total = int(chains * draws)
+    # each draw's future path and counts are random: a MAP fit's one draw is repeated
+    take = draw_index(total, predictive_draws(total, n_draws), cycle=True)
     first_day = (pd.to_datetime(periods["start"]) - pd.Timestamp(data.origin)).dt.days
     unit = data.days_per_unit
     last_day = first_day + periods["days"].to_numpy()
@@ -353,16 +356,6 @@ def period_tracking(
             "predicted_high": np.quantile(counts, 1.0 - tail, axis=0),
         }
     )
-
-
-def _path_draws(total: int, n_draws: int | None) -> np.ndarray:
-    """The draws of a quantity that is random given a draw (future calendar paths,
-    Poisson counts): ``n_draws`` of the ``total`` (None: all, and at least
-    :func:`~clvbayes.predict.options.predictive_draws`), repeated when there are fewer,
-    so that a MAP fit's one draw still gets a band (it had one path: a band of width 0)."""
-    if n_draws is None and total < PREDICTIVE_DRAWS:
-        n_draws = predictive_draws(total)
-    return draw_index(total, n_draws, cycle=True)
 
 
 def _calendar_periods(data: Any, caller: str) -> pd.DataFrame:

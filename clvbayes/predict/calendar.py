@@ -25,7 +25,7 @@ from clvbayes.math.calendar import clock, elapsed, inverse_elapsed, simulate_fut
 from clvbayes.math.draws import draw_index
 from clvbayes.models.calendar import covariate_matrix
 from clvbayes.models.fitted import check_calendar, covariates_of, design_of
-from clvbayes.predict.options import PREDICTIVE_DRAWS, predictive_draws
+from clvbayes.predict.options import predictive_draws
 
 __all__ = [
     "CALENDAR_VARIABLES",
@@ -269,8 +269,8 @@ def calendar_multipliers(
     if not np.isfinite(horizon) or horizon < 0:
         raise ValueError(f"horizon must be a finite number >= 0; got {horizon!r}.")
     wanted = n_draws
-    if horizon > 0 and wanted is None and fit.n_posterior_draws < PREDICTIVE_DRAWS:
-        wanted = predictive_draws(fit.n_posterior_draws)  # a MAP fit has uncertain futures
+    if horizon > 0:  # a point estimate (MAP) still has uncertain futures
+        wanted = predictive_draws(fit.n_posterior_draws, n_draws)
     # the future paths are random given a draw: more than the draws repeat them
     take = draw_index(fit.n_posterior_draws, wanted, cycle=horizon > 0)
     rng = np.random.default_rng(seed)

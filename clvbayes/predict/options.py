@@ -35,23 +35,28 @@ draw, and one simulated future would make every interval a point and every custo
 rank a tie)."""
 
 
-def predictive_draws(n_posterior_draws: int) -> int:
-    """Draws a simulated prediction uses by default: every posterior draw, each repeated
-    the same number of times to reach at least :data:`PREDICTIVE_DRAWS` (equal weights,
-    so posterior means are unchanged).
+def predictive_draws(n_posterior_draws: int, n_draws: int | None = None) -> int | None:
+    """The ``n_draws`` a simulated prediction uses: the caller's ``n_draws`` if given;
+    else every posterior draw (None), each repeated the same number of times to reach at
+    least :data:`PREDICTIVE_DRAWS` when the fit has fewer (equal weights, so posterior
+    means are unchanged).
 
     Parameters
     ----------
     n_posterior_draws : int
         The fit's draws (chains x draws; a MAP fit has 1).
+    n_draws : int, optional
+        The caller's choice, which wins.
 
     Returns
     -------
-    int
-        A multiple of ``n_posterior_draws``.
+    int or None
+        ``n_draws``, a multiple of ``n_posterior_draws``, or None (all draws once).
     """
+    if n_draws is not None or n_posterior_draws >= PREDICTIVE_DRAWS:
+        return n_draws
     n = max(int(n_posterior_draws), 1)
-    return n * max(math.ceil(PREDICTIVE_DRAWS / n), 1)
+    return n * math.ceil(PREDICTIVE_DRAWS / n)
 
 
 # Old keyword names still accepted (with a DeprecationWarning), and their new names.
@@ -271,9 +276,8 @@ class PredictOptions:
         """These options for a simulated prediction from a fit with ``n_posterior_draws``
         draws: without ``n_draws``, :func:`predictive_draws` (every draw, repeated up to at
         least :data:`PREDICTIVE_DRAWS`)."""
-        if self.n_draws is None and n_posterior_draws < PREDICTIVE_DRAWS:
-            return self.replace(n_draws=predictive_draws(n_posterior_draws))
-        return self
+        wanted = predictive_draws(n_posterior_draws, self.n_draws)
+        return self if wanted == self.n_draws else self.replace(n_draws=wanted)
 
 
 def _check_intervals(intervals: Any) -> tuple[tuple[float, float], ...]:
