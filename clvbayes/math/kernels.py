@@ -60,7 +60,7 @@ from clvbayes.math.processes import (
     MAX_EXPECTED_PURCHASES,
     AliveProcess,
     TooManyPurchasesError,
-    expected_alive_purchases,
+    most_expected_purchases,
 )
 
 __all__ = ["element_uniforms", "simulate_alive_future", "stream_key"]
@@ -570,18 +570,17 @@ def check_expected_purchases(
     knots = np.minimum(d, op.shape[0] - 1)
     window = _operational(longest_row[r][:, None], op[knots], cal[knots])[:, 0]
     fields = AliveProcess(*(f[d, r] for f in process))
-    expected = np.where(fields.p_alive > 0.0, expected_alive_purchases(fields, window), 0.0)
-    worst = int(np.argmax(np.where(np.isnan(expected), -np.inf, expected)))
-    if not expected[worst] > cap:
+    worst, expected = most_expected_purchases(fields, window)
+    if not expected > cap:
         return
     i, row = int(d[worst]), int(r[worst])
     mine = np.flatnonzero(rows == row)
     j = int(mine[np.argmax(horizon[mine])])
     raise TooManyPurchasesError(
-        _too_many_message(fields, worst, i, j, float(expected[worst]), horizon[j], cap),
+        _too_many_message(fields, worst, i, j, expected, horizon[j], cap),
         draw=i,
         customer=j,
-        expected=float(expected[worst]),
+        expected=expected,
         window=float(window[worst]),
     )
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_simulated_purchases",
     "expected_alive_purchases",
     "generator",
+    "most_expected_purchases",
     "simulate_future_purchases",
 ]
 
@@ -143,6 +144,33 @@ def expected_alive_purchases(process: AliveProcess, window: Any) -> np.ndarray:
     return np.where(a > 0.0, _coin_bound(n, a, b), n)
 
 
+def most_expected_purchases(process: AliveProcess, window: Any) -> tuple[int, float]:
+    """The element with the most :func:`expected_alive_purchases` and that number, among
+    elements that may be alive (``p_alive > 0``; the others and NaN count as -inf).
+
+    The second step of both refusals of absurd rates (the compiled forecast's
+    :func:`clvbayes.math.kernels.check_expected_purchases` and
+    :func:`check_simulated_purchases`), on the few elements a cheap bound flagged.
+
+    Parameters
+    ----------
+    process : AliveProcess
+        Fields of one dimension (the flagged elements).
+    window : array_like
+        Their windows in operational time.
+
+    Returns
+    -------
+    position, expected : int, float
+    """
+    expected = np.where(
+        np.asarray(process.p_alive) > 0.0, expected_alive_purchases(process, window), -np.inf
+    )
+    expected = np.where(np.isnan(expected), -np.inf, expected)
+    worst = int(np.argmax(expected))
+    return worst, float(expected[worst])
+
+
 def check_simulated_purchases(
     function: str,
     process: AliveProcess,
@@ -190,9 +218,8 @@ def check_simulated_purchases(
         return
     suspect = np.flatnonzero(above)
     flat = AliveProcess(*(f.reshape(-1)[suspect] for f in fields))
-    expected = expected_alive_purchases(flat, span.reshape(-1)[suspect])
-    worst = int(np.argmax(np.where(np.isnan(expected), -np.inf, expected)))
-    if not expected[worst] > cap:
+    worst, expected = most_expected_purchases(flat, span.reshape(-1)[suspect])
+    if not expected > cap:
         return
     k = int(suspect[worst])
     where = np.unravel_index(k, span.shape)
@@ -205,7 +232,7 @@ def check_simulated_purchases(
         position += f" (index {tuple(int(i) for i in where)})"
     raise TooManyPurchasesError(
         f"{function}: {position} ({values}) would be expected to make "
-        f"{expected[worst]:.4g} purchases in its window of {span.reshape(-1)[k]:g} time "
+        f"{expected:.4g} purchases in its window of {span.reshape(-1)[k]:g} time "
         f"units if alive (purchase rate mean {flat.rate_shape[worst] / flat.rate_rate[worst]:.4g}"
         " per time unit). The simulation draws each purchase and refuses more than "
         f"{cap:,.0f} expected purchases per customer "
@@ -215,7 +242,7 @@ def check_simulated_purchases(
         "converged fit (summary(), diagnostics()) and that the windows are right.",
         draw=0,
         customer=k,
-        expected=float(expected[worst]),
+        expected=expected,
         window=float(span.reshape(-1)[k]),
     )
 
